@@ -1,0 +1,169 @@
+"""Device profile: a reusable description of one device type (its register map or OPC UA nodes).
+
+A profile is written once per device model (e.g. ``device_profiles/generic-3ph-meter.yaml``) and referenced by
+name from site files. Addresses are written as in the vendor's manual; ``address_base`` says whether that manual
+counts registers from 0 or from 1 (there is no default: technicians must say which).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from agent.config.base import StrictModel
+from agent.model import Role
+
+
+class RegisterKind(StrEnum):
+    COIL = "coil"  # function code 1, bits
+    DISCRETE_INPUT = "discrete_input"  # function code 2, bits
+    HOLDING_REGISTER = "holding_register"  # function code 3, 16-bit words
+    INPUT_REGISTER = "input_register"  # function code 4, 16-bit words
+
+    @property
+    def is_bit(self) -> bool:
+        return self in (RegisterKind.COIL, RegisterKind.DISCRETE_INPUT)
+
+
+class DataType(StrEnum):
+    BOOL = "bool"  # a coil or discrete input
+    BIT = "bit"  # one bit of a register; needs ``bit``
+    INT8_HIGH = "int8_high"
+    INT8_LOW = "int8_low"
+    UINT8_HIGH = "uint8_high"
+    UINT8_LOW = "uint8_low"
+    INT16 = "int16"
+    UINT16 = "uint16"
+    INT32 = "int32"
+    UINT32 = "uint32"
+    INT64 = "int64"
+    UINT64 = "uint64"
+    FLOAT16 = "float16"
+    FLOAT32 = "float32"
+    FLOAT64 = "float64"
+    STRING = "string"  # needs ``length`` (in registers, two characters each)
+
+    def registers(self, length: int | None = None) -> int:
+        """How many 16-bit registers (or bits, for BOOL) one value occupies."""
+        if self is DataType.STRING:
+            if length is None:
+                raise ValueError("string needs a length")
+            return length
+        return _WIDTH[self]
+
+
+_WIDTH: dict[DataType, int] = {
+    DataType.BOOL: 1,
+    DataType.BIT: 1,
+    DataType.INT8_HIGH: 1,
+    DataType.INT8_LOW: 1,
+    DataType.UINT8_HIGH: 1,
+    DataType.UINT8_LOW: 1,
+    DataType.INT16: 1,
+    DataType.UINT16: 1,
+    DataType.FLOAT16: 1,
+    DataType.INT32: 2,
+    DataType.UINT32: 2,
+    DataType.FLOAT32: 2,
+    DataType.INT64: 4,
+    DataType.UINT64: 4,
+    DataType.FLOAT64: 4,
+}
+
+
+class ByteOrder(StrEnum):
+    """Byte and word order of multi-register values, in the letters vendors' manuals use.
+
+    ABCD: big-endian words, most significant word first (Modbus default).
+    CDAB: big-endian words, least significant word first ("word swap").
+    BADC: bytes swapped inside each word, most significant word first ("byte swap").
+    DCBA: fully little-endian.
+    For 64-bit values the same rule extends over four words.
+    """
+
+    ABCD = "ABCD"
+    CDAB = "CDAB"
+    BADC = "BADC"
+    DCBA = "DCBA"
+
+
+class PointConfig(StrictModel):
+    """One value the device exposes."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="Point name, unique in the profile")
+    unit: str = Field("", description="Engineering unit after scale and offset, e.g. kWh, kW, t/h, °C")
+    kind: RegisterKind = Field(description="Modbus table the point lives in")
+    address: int = Field(ge=0, le=65536, description="Address as written in the manual (see address_base)")
+    type: DataType = Field(description="Data type of the raw value")
+    order: ByteOrder | None = Field(None, description="Byte/word order; defaults to the profile's byte_order")
+    length: int | None = Field(None, ge=1, le=125, description="String length in registers")
+    bit: int | None = Field(None, ge=0, le=15, description="Bit number (0 = least significant) for type bit")
+    scale: float = Field(1.0, description="value = raw * scale + offset")
+    offset: float = 0.0
+    range: tuple[float, float] | None = Field(
+        None, description="Plausible [min, max] after scaling; values outside are flagged uncertain"
+    )
+    role: Role | None = Field(None, description="What the KPI engine uses this point for")
+    description: str = ""
+
+    @model_validator(mode="after")
+    def _check_type_fits(self) -> PointConfig:
+        if self.kind.is_bit and self.type is not DataType.BOOL:
+            raise ValueError(f"a {self.kind.value} holds single bits: use type bool, not {self.type.value}")
+        if not self.kind.is_bit and self.type is DataType.BOOL:
+            raise ValueError(
+                f"type bool is for coils and discrete inputs; for one bit of a {self.kind.value} use type bit"
+            )
+        if self.type is DataType.STRING and self.length is None:
+            raise ValueError("a string needs length: the number of registers it spans (two characters each)")
+        if self.type is not DataType.STRING and self.length is not None:
+            raise ValueError("length is only for type string")
+        if self.type is DataType.BIT and self.bit is None:
+            raise ValueError("type bit needs bit: the bit number 0..15 (0 = least significant)")
+        if self.type is not DataType.BIT and self.bit is not None:
+            raise ValueError("bit is only for type bit")
+        if self.range is not None and self.range[0] > self.range[1]:
+            raise ValueError(f"range must be [min, max], got [{self.range[0]}, {self.range[1]}]")
+        return self
+
+
+class SourceDocument(StrictModel):
+    """Where the register map comes from, so a technician can check it."""
+
+    document: str = Field(description="Vendor document name, e.g. 'DTSU666 user manual'")
+    version: str = Field("", description="Document version or date")
+    url: str = ""
+    notes: str = Field("", description="What is uncertain or was not confirmed in the document")
+
+
+class ProfileConfig(StrictModel):
+    """A device profile file."""
+
+    profile: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$", description="Profile name used by site files")
+    description: str = ""
+    vendor: str = ""
+    model: str = ""
+    category: Literal[
+        "energy_meter",
+        "vfd",
+        "motor",
+        "boiler",
+        "kiln",
+        "compressor",
+        "transformer",
+        "production_counter",
+        "flow_meter",
+        "pump",
+        "fan",
+        "furnace",
+        "other",
+    ] = "other"
+    source: SourceDocument | None = None
+    protocol: Literal["modbus"] = "modbus"
+    address_base: Literal[0, 1] = Field(description="0 if the manual numbers registers from 0, 1 if from 1")
+    byte_order: ByteOrder = Field(ByteOrder.ABCD, description="Default order for multi-register points")
+    max_registers_per_request: int = Field(125, ge=1, le=125)
+    max_gap: int = Field(8, ge=0, le=124, description="Unused registers a coalesced read may span")
+    points: list[PointConfig] = Field(min_length=1)

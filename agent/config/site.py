@@ -1,0 +1,97 @@
+"""Site file: one per gateway. Lists the plant's devices, the buses they hang on, and (in their own sections)
+MQTT publishing, the spool, KPIs and OPC UA endpoints.
+
+Each section's model lives in its own module (``mqtt.py``, ``spool.py``, ``kpi.py``, ``opcua.py``); this module
+only puts them together.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, model_validator
+
+from agent.config.base import StrictModel
+from agent.config.kpi import KpiSectionConfig
+from agent.config.mqtt import MqttConfig
+from agent.config.opcua import OpcuaDeviceConfig
+from agent.config.spool import SpoolConfig
+
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"  # no '/', '+', '#': names become MQTT topic levels
+
+
+class SerialBusConfig(StrictModel):
+    """An RS-485 port on this gateway; devices on it are polled one request at a time."""
+
+    name: str = Field(pattern=NAME_PATTERN)
+    transport: Literal["rtu"] = "rtu"
+    port: str = Field(description="Serial device, e.g. /dev/ttyUSB0")
+    baudrate: int = Field(9600, ge=300, le=921600)
+    parity: Literal["N", "E", "O"] = "N"
+    stopbits: Literal[1, 2] = 1
+    bytesize: Literal[7, 8] = 8
+    pause_ms: float = Field(20.0, ge=0, le=10000, description="Pause between two requests on this bus")
+
+
+class TcpGatewayConfig(StrictModel):
+    """A serial device server or Modbus gateway reached over TCP; its devices share one connection and are
+    polled one request at a time. ``framing: rtu`` is RTU-over-TCP (raw RTU frames with CRC in TCP);
+    ``framing: tcp`` is a Modbus TCP gateway routing by unit id."""
+
+    name: str = Field(pattern=NAME_PATTERN)
+    transport: Literal["tcp_gateway"] = "tcp_gateway"
+    host: str
+    port: int = Field(502, ge=1, le=65535)
+    framing: Literal["tcp", "rtu"] = "tcp"
+    pause_ms: float = Field(0.0, ge=0, le=10000)
+
+
+BusConfig = Annotated[SerialBusConfig | TcpGatewayConfig, Field(discriminator="transport")]
+
+
+class ModbusDeviceConfig(StrictModel):
+    """One Modbus device. Either ``host`` (its own Modbus TCP connection) or ``bus`` (a serial bus or TCP
+    gateway declared under ``buses``)."""
+
+    name: str = Field(pattern=NAME_PATTERN)
+    protocol: Literal["modbus"] = "modbus"
+    profile: str = Field(description="Name of a profile in the profile folders")
+    host: str | None = None
+    port: int = Field(502, ge=1, le=65535)
+    bus: str | None = Field(None, description="Name of an entry under buses")
+    unit_id: int = Field(1, ge=0, le=255)
+    interval_s: float = Field(1.0, gt=0, le=86400)
+    timeout_ms: float = Field(1000.0, gt=0, le=60000)
+    retries: int = Field(0, ge=0, le=5)
+    max_registers_per_request: int | None = Field(None, ge=1, le=125, description="Overrides the profile")
+    max_gap: int | None = Field(None, ge=0, le=124, description="Overrides the profile")
+    enabled: bool = True
+    renewable: bool = Field(False, description="This meter measures renewable supply (PV, wind, green power)")
+    tags: dict[str, str] = Field(default_factory=dict, description="e.g. line: kiln1, area: raw-mill")
+
+    @model_validator(mode="after")
+    def _one_transport(self) -> ModbusDeviceConfig:
+        if (self.host is None) == (self.bus is None):
+            raise ValueError("give either host (Modbus TCP) or bus (a serial bus or TCP gateway), not both")
+        return self
+
+
+DeviceConfig = Annotated[ModbusDeviceConfig | OpcuaDeviceConfig, Field(discriminator="protocol")]
+
+
+class SiteConfig(StrictModel):
+    """The site file for one gateway."""
+
+    site: str = Field(pattern=NAME_PATTERN, description="Plant or site name")
+    gateway: str = Field(pattern=NAME_PATTERN, description="This gateway's name, unique in the site")
+    timezone: str = Field("Asia/Shanghai", description="IANA zone for shifts and calendar days")
+    profile_dirs: list[str] = Field(
+        default_factory=list,
+        description="Folders with device profiles, relative to this file; the shipped library is searched last",
+    )
+    state_dir: str = Field("/var/lib/energy-agent", description="Spool and state; systemd's StateDirectory")
+    buses: list[BusConfig] = Field(default_factory=list)
+    devices: list[DeviceConfig] = Field(default_factory=list)
+    mqtt: MqttConfig | None = None
+    spool: SpoolConfig = Field(default_factory=lambda: SpoolConfig())
+    kpi: KpiSectionConfig | None = None

@@ -1,0 +1,158 @@
+"""Data that flows through the pipeline: samples from sources, KPI values from the engine.
+
+Frozen, slotted dataclasses; standard library only. Timestamps are UNIX seconds (UTC) as floats.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+Value = float | int | bool | str | None
+
+
+class Quality(StrEnum):
+    """Quality of one reading.
+
+    good: read now and decoded without complaint.
+    uncertain: read now, but suspicious (e.g. outside the point's plausible range); not used for KPIs.
+    bad: no valid value (read failed, decode failed, device answered an exception); ``value`` is None.
+    stale: the source could not refresh the value in time; never presented as fresh.
+    """
+
+    GOOD = "good"
+    UNCERTAIN = "uncertain"
+    BAD = "bad"
+    STALE = "stale"
+
+
+class Role(StrEnum):
+    """What a point means to the KPI engine. The suffix is the unit the point must be delivered in.
+
+    Counters (cumulative totals) end in ``_total`` semantics and are listed in ``COUNTER_ROLES``.
+    """
+
+    # electricity
+    ENERGY_IMPORT_KWH = "energy_import_kwh"
+    ENERGY_EXPORT_KWH = "energy_export_kwh"
+    REACTIVE_ENERGY_KVARH = "reactive_energy_kvarh"
+    ACTIVE_POWER_KW = "active_power_kw"
+    REACTIVE_POWER_KVAR = "reactive_power_kvar"
+    APPARENT_POWER_KVA = "apparent_power_kva"
+    POWER_FACTOR = "power_factor"
+    VOLTAGE_V = "voltage_v"
+    CURRENT_A = "current_a"
+    FREQUENCY_HZ = "frequency_hz"
+    # production
+    PRODUCTION_T = "production_t"
+    PRODUCTION_RATE_TPH = "production_rate_tph"
+    # fuels
+    COAL_T = "coal_t"
+    COAL_FEED_TPH = "coal_feed_tph"
+    GAS_M3 = "gas_m3"
+    GAS_FLOW_M3H = "gas_flow_m3h"
+    # steam and heat
+    STEAM_T = "steam_t"
+    STEAM_FLOW_TPH = "steam_flow_tph"
+    STEAM_PRESSURE_MPA = "steam_pressure_mpa"
+    STEAM_TEMPERATURE_C = "steam_temperature_c"
+    FEEDWATER_TEMPERATURE_C = "feedwater_temperature_c"
+    HEAT_RECOVERED_GJ = "heat_recovered_gj"
+    # water
+    WATER_M3 = "water_m3"
+    WATER_FLOW_M3H = "water_flow_m3h"
+    # machines
+    SPEED_RPM = "speed_rpm"
+    SHAFT_POWER_KW = "shaft_power_kw"
+    AIR_FLOW_M3MIN = "air_flow_m3min"
+    DISCHARGE_PRESSURE_MPA = "discharge_pressure_mpa"
+    FLOW_M3H = "flow_m3h"
+    HEAD_M = "head_m"
+    RUN_HOURS_H = "run_hours_h"
+    TEMPERATURE_C = "temperature_c"
+
+    @property
+    def is_counter(self) -> bool:
+        return self in COUNTER_ROLES
+
+
+COUNTER_ROLES: frozenset[Role] = frozenset(
+    {
+        Role.ENERGY_IMPORT_KWH,
+        Role.ENERGY_EXPORT_KWH,
+        Role.REACTIVE_ENERGY_KVARH,
+        Role.PRODUCTION_T,
+        Role.COAL_T,
+        Role.GAS_M3,
+        Role.STEAM_T,
+        Role.HEAT_RECOVERED_GJ,
+        Role.WATER_M3,
+        Role.RUN_HOURS_H,
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """One reading of one point of one device.
+
+    ``ts`` is the acquisition time (when the agent got the reply); ``source_ts`` is the device's own timestamp
+    where the protocol has one (OPC UA). ``reason`` says why quality is not good, e.g. "ILLEGAL DATA ADDRESS",
+    "timeout after 1000 ms", "out of range: 812.0 > 600.0", "BadSensorFailure".
+    """
+
+    device: str
+    point: str
+    value: Value
+    unit: str
+    quality: Quality
+    ts: float
+    reason: str = ""
+    role: Role | None = None
+    source_ts: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PollResult:
+    """What one poll of one device produced: every configured point exactly once, good or not."""
+
+    device: str
+    ts: float
+    duration_s: float
+    samples: tuple[Sample, ...]
+    requests: int
+    errors: tuple[str, ...] = ()
+
+
+class Grade(StrEnum):
+    """Where a KPI stands against China's national energy-efficiency levels (lower energy is better)."""
+
+    BENCHMARK = "benchmark"  # at or better than the benchmark level (标杆)
+    BETWEEN = "between"  # between benchmark and baseline
+    BELOW_BASELINE = "below_baseline"  # worse than the baseline level (基准)
+
+
+@dataclass(frozen=True, slots=True)
+class KpiValue:
+    """One KPI over one window.
+
+    ``coverage`` is the share (0..1) of the window with good input data; ``quality`` is good only when coverage
+    reached the KPI's minimum. ``grade`` and ``distance`` (in the KPI's unit, positive = worse than the level it
+    is compared with) are set for KPIs graded against benchmark/baseline levels; ``reference`` names the row
+    used (edition, source, verification status).
+    """
+
+    name: str
+    scope: str  # process line or device the KPI belongs to
+    value: float | None
+    unit: str
+    window: str  # e.g. "15m", "1h", "shift", "day"
+    window_start: float
+    window_end: float
+    coverage: float
+    quality: Quality
+    ts: float
+    grade: Grade | None = None
+    distance: float | None = None
+    reference: str = ""
+    detail: dict[str, float] = field(default_factory=dict)

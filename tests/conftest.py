@@ -1,0 +1,1 @@
+"""Shared fixtures. Server helpers live in tests/servers/."""
