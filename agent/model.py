@@ -156,3 +156,16 @@ class KpiValue:
     distance: float | None = None
     reference: str = ""
     detail: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceHealth:
+    """Self-monitoring figures of one device, as its source saw them (published on the status topic)."""
+
+    device: str
+    state: str  # "ok", "failed" (consecutive failures past the threshold), "disabled"
+    last_success_ts: float | None
+    consecutive_failures: int
+    last_poll_duration_s: float | None
+    requests: int
+    errors_by_kind: dict[str, int] = field(default_factory=dict)
