@@ -79,6 +79,15 @@ class ModbusDeviceConfig(StrictModel):
 DeviceConfig = Annotated[ModbusDeviceConfig | OpcuaDeviceConfig, Field(discriminator="protocol")]
 
 
+class MonitoringConfig(StrictModel):
+    """Self-monitoring: health on the status topic, and optionally Prometheus text on a local port."""
+
+    status_interval_s: float = Field(30.0, ge=1, le=3600, description="How often health goes to the status topic")
+    prometheus_port: int | None = Field(None, ge=0, le=65535, description="Serve /metrics here; unset = off")
+    prometheus_host: str = Field("127.0.0.1", description="Listen address for /metrics; keep it on loopback")
+    failure_threshold: int = Field(3, ge=1, le=1000, description="Consecutive failed polls before 'failed'")
+
+
 class SiteConfig(StrictModel):
     """The site file for one gateway."""
 
@@ -95,3 +104,4 @@ class SiteConfig(StrictModel):
     mqtt: MqttConfig | None = None
     spool: SpoolConfig = Field(default_factory=lambda: SpoolConfig())
     kpi: KpiSectionConfig | None = None
+    monitoring: MonitoringConfig = Field(default_factory=lambda: MonitoringConfig())
