@@ -7,9 +7,10 @@ only puts them together.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from collections.abc import Callable
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Discriminator, Field, Tag, model_validator
 
 from agent.config.base import StrictModel
 from agent.config.kpi import KpiSectionConfig
@@ -46,7 +47,22 @@ class TcpGatewayConfig(StrictModel):
     pause_ms: float = Field(0.0, ge=0, le=10000)
 
 
-BusConfig = Annotated[SerialBusConfig | TcpGatewayConfig, Field(discriminator="transport")]
+def _tag_or_default(field: str, default: str) -> Callable[[Any], Any]:
+    """Discriminator that lets the tag key be omitted (its model default applies), which ``Field(discriminator=)``
+    does not allow."""
+
+    def tag(value: Any) -> Any:
+        if isinstance(value, dict):
+            return value.get(field, default)
+        return getattr(value, field, None)
+
+    return tag
+
+
+BusConfig = Annotated[
+    Annotated[SerialBusConfig, Tag("rtu")] | Annotated[TcpGatewayConfig, Tag("tcp_gateway")],
+    Discriminator(_tag_or_default("transport", "rtu")),
+]
 
 
 class ModbusDeviceConfig(StrictModel):
@@ -76,7 +92,10 @@ class ModbusDeviceConfig(StrictModel):
         return self
 
 
-DeviceConfig = Annotated[ModbusDeviceConfig | OpcuaDeviceConfig, Field(discriminator="protocol")]
+DeviceConfig = Annotated[
+    Annotated[ModbusDeviceConfig, Tag("modbus")] | Annotated[OpcuaDeviceConfig, Tag("opcua")],
+    Discriminator(_tag_or_default("protocol", "modbus")),
+]
 
 
 class MonitoringConfig(StrictModel):
