@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Install the agent on a gateway: a venv under /opt/energy-agent, the device profile library, the site file under
+# /etc/energy-agent, and the hardened systemd unit (DynamicUser, StateDirectory=/var/lib/energy-agent).
+#
+#   sudo deploy/install.sh [--site SITE.yaml] [--root DIR] [--no-start]
+#
+# --site      the gateway's site file (validated before anything is installed); without it an example is copied
+#             and the service is not started.
+# --root DIR  install below DIR instead of / (packaging and tests); implies --no-start.
+# Serial ports named in the site file's buses are granted with a drop-in (DeviceAllow, SupplementaryGroups=dialout).
+# An MQTT password in /etc/energy-agent/credentials/mqtt-password is passed as a systemd credential
+# (site file: mqtt.password_file: /run/credentials/energy-agent.service/mqtt-password).
+set -euo pipefail
+here="$(cd "$(dirname "$0")/.." && pwd)"
+root=""; site=""; start=1
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --site) site="$(realpath "$2")"; shift 2 ;;
+    --root) root="$(realpath -m "$2")"; start=0; shift 2 ;;
+    --no-start) start=0; shift ;;
+    *) echo "install.sh: unknown option $1" >&2; exit 2 ;;
+  esac
+done
+[ -n "$root" ] || [ "$(id -u)" -eq 0 ] || { echo "install.sh: run as root (or give --root DIR)" >&2; exit 1; }
+
+opt="$root/opt/energy-agent"; etc="$root/etc/energy-agent"; units="$root/etc/systemd/system"
+mkdir -p "$opt" "$etc/credentials" "$units/energy-agent.service.d"
+chmod 0750 "$etc"; chmod 0700 "$etc/credentials"
+
+echo "installing the agent into $opt/venv"
+[ -x "$opt/venv/bin/python" ] || python3 -m venv "$opt/venv"
+"$opt/venv/bin/python" -m pip install -q --upgrade pip >/dev/null
+"$opt/venv/bin/python" -m pip install -q "$here"
+rm -rf "$opt/device_profiles"; cp -r "$here/device_profiles" "$opt/device_profiles"
+cp "$here/README.md" "$opt/README.md"
+
+if [ -n "$site" ]; then
+  ENERGY_AGENT_PROFILES="$opt/device_profiles" "$opt/venv/bin/energy-agent" validate --quiet "$site"
+  install -m 0640 "$site" "$etc/site.yaml"
+elif [ ! -f "$etc/site.yaml" ]; then
+  install -m 0640 "$here/deploy/site.example.yaml" "$etc/site.yaml"
+  start=0
+  echo "no --site given: installed an example at $etc/site.yaml; edit it, then: systemctl enable --now energy-agent"
+fi
+
+install -m 0644 "$here/deploy/systemd/energy-agent.service" "$units/energy-agent.service"
+# Serial ports: DevicePolicy=closed in the unit; grant exactly the configured ports.
+ports="$(ENERGY_AGENT_PROFILES="$opt/device_profiles" "$opt/venv/bin/python" - "$etc/site.yaml" <<'PY'
+import sys
+from pathlib import Path
+from agent.config.load import load_site
+from agent.config.site import SerialBusConfig
+loaded = load_site(Path(sys.argv[1]))
+print(" ".join(b.port for b in loaded.site.buses if isinstance(b, SerialBusConfig)))
+PY
+)"
+dropin="$units/energy-agent.service.d/serial.conf"
+if [ -n "$ports" ]; then
+  {
+    echo "# Written by install.sh from the site file's serial buses."
+    echo "[Service]"
+    echo "SupplementaryGroups=dialout"
+    # The serial device's group (dialout) must stay effective, which a private user namespace would hide.
+    echo "PrivateUsers=no"
+    for p in $ports; do echo "DeviceAllow=$p rw"; done
+  } > "$dropin"
+else
+  rm -f "$dropin"
+fi
+cred="$units/energy-agent.service.d/credentials.conf"
+if [ -f "$etc/credentials/mqtt-password" ]; then
+  printf '[Service]\nLoadCredential=mqtt-password:/etc/energy-agent/credentials/mqtt-password\n' > "$cred"
+else
+  rm -f "$cred"
+fi
+
+if [ -z "$root" ] && [ -d /run/systemd/system ]; then
+  systemctl daemon-reload
+  if [ "$start" -eq 1 ]; then systemctl enable --now energy-agent.service; fi
+  systemd-analyze security energy-agent.service --no-pager | tail -1 || true
+fi
+echo "installed"

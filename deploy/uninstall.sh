@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Remove the agent: stop and disable the unit, remove it and /opt/energy-agent. The site file
+# (/etc/energy-agent) and the spool (/var/lib/energy-agent) stay unless --purge is given: the spool may still
+# hold messages the broker has not acknowledged.
+#   sudo deploy/uninstall.sh [--purge] [--root DIR]
+set -euo pipefail
+root=""; purge=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --purge) purge=1; shift ;;
+    --root) root="$(realpath -m "$2")"; shift 2 ;;
+    *) echo "uninstall.sh: unknown option $1" >&2; exit 2 ;;
+  esac
+done
+[ -n "$root" ] || [ "$(id -u)" -eq 0 ] || { echo "uninstall.sh: run as root (or give --root DIR)" >&2; exit 1; }
+if [ -z "$root" ] && [ -d /run/systemd/system ]; then
+  systemctl disable --now energy-agent.service 2>/dev/null || true
+fi
+rm -rf "$root/etc/systemd/system/energy-agent.service" "$root/etc/systemd/system/energy-agent.service.d" \
+       "$root/opt/energy-agent"
+if [ "$purge" -eq 1 ]; then
+  rm -rf "$root/etc/energy-agent" "$root/var/lib/energy-agent" "$root/var/lib/private/energy-agent"
+fi
+if [ -z "$root" ] && [ -d /run/systemd/system ]; then systemctl daemon-reload; fi
+echo "uninstalled"
