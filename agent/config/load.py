@@ -1,0 +1,286 @@
+"""Load a site file and its device profiles into validated models, or fail with every problem at once.
+
+Public API::
+
+    load_profile(path) -> ProfileConfig              ConfigError with all issues of that file
+    load_profile_checked(path) -> (ProfileConfig, warnings)
+    load_site(path) -> LoadedSite                    ConfigError with all issues of the site AND its profiles
+    shipped_profile_dir() -> Path                    the repo's device_profiles/, or $ENERGY_AGENT_PROFILES
+
+A ``ConfigError`` carries errors and warnings together, sorted; a successful load returns the warnings in
+``LoadedSite.warnings``. File names in messages are as the caller gave the site path, with profile folders
+joined to its folder, so ``energy-agent validate site.yaml`` prints ``profiles/acme.yaml:12:5: ...``.
+
+Profile lookup: a device's ``profile: <name>`` is searched in the site's ``profile_dirs`` (relative to the site
+file, in order) and then in the shipped library; the first folder that has the name wins, so a site can override
+a shipped profile. A profile's name is its ``profile:`` key (files are conventionally ``<name>.yaml``); every
+``*.yaml`` in those folders is indexed, and two files in one folder claiming a name the site uses is an error.
+
+Section hooks: after the site and its profiles validated and the built-in cross-checks ran without errors, each
+of ``agent.config.kpi``, ``agent.config.mqtt``, ``agent.config.spool``, ``agent.config.opcua`` (and
+``agent.config.monitoring`` if present) that defines
+
+    def check(site: SiteConfig, profiles: Mapping[str, ProfileConfig]) -> list[tuple[tuple[str | int, ...], str]]
+
+is called; each ``(path, message)`` becomes an error positioned at that path of the site file (path as pydantic
+gives it, without union tags, e.g. ``("mqtt", "tls", "ca_file")``; the nearest written ancestor is used when the
+key itself is absent). Messages should be one sentence saying how to fix it. A hook must not do I/O.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.util
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+import agent
+from agent.config.bus_time import check_bus_times
+from agent.config.checks import check_profile, check_site
+from agent.config.diagnostics import did_you_mean, issues_from_validation
+from agent.config.profile import ProfileConfig
+from agent.config.site import SiteConfig
+from agent.config.yaml_source import PathKey, YamlDocument, load_yaml
+from agent.errors import ConfigError, ConfigIssue
+
+ENV_PROFILES = "ENERGY_AGENT_PROFILES"
+SECTION_MODULES = (
+    "agent.config.kpi",
+    "agent.config.mqtt",
+    "agent.config.spool",
+    "agent.config.opcua",
+    "agent.config.monitoring",
+)
+_NAME_LINE = re.compile(r"""^profile:[ \t]*(['"]?)([^'"\s#]+)\1[ \t]*(?:#.*)?$""", re.MULTILINE)
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedSite:
+    """A valid site with the profiles its devices use."""
+
+    path: Path
+    site: SiteConfig
+    profiles: Mapping[str, ProfileConfig]  # by profile name: those the site uses
+    profile_paths: Mapping[str, Path]
+    warnings: tuple[ConfigIssue, ...]
+    config_hash: str  # sha256 hex over the site file and the used profiles, stable across runs
+    _site_doc: YamlDocument = field(repr=False, compare=False)
+    _profile_docs: Mapping[str, YamlDocument] = field(repr=False, compare=False)
+
+    def position(self, path: PathKey) -> tuple[str, int, int]:
+        """(file, line, col) of the value at ``path`` in the site file, or of its nearest written ancestor."""
+        line, col = self._site_doc.value_position(path)
+        return self._site_doc.file, line, col
+
+    def profile_position(self, profile: str, path: PathKey) -> tuple[str, int, int]:
+        """(file, line, col) of the value at ``path`` (e.g. ``("points", 3, "address")``) in a used profile."""
+        doc = self._profile_docs[profile]
+        line, col = doc.value_position(path)
+        return doc.file, line, col
+
+    def issue(self, path: PathKey, message: str, severity: str = "error") -> ConfigIssue:
+        """A ConfigIssue positioned at ``path`` of the site file."""
+        return self._site_doc.issue(path, message, severity=severity)
+
+    def profile_issue(self, profile: str, path: PathKey, message: str, severity: str = "error") -> ConfigIssue:
+        """A ConfigIssue positioned at ``path`` of a used profile."""
+        return self._profile_docs[profile].issue(path, message, severity=severity)
+
+
+def shipped_profile_dir() -> Path:
+    """The profile library shipped with the agent, or the folder named by $ENERGY_AGENT_PROFILES."""
+    override = os.environ.get(ENV_PROFILES)
+    if override:
+        return Path(override)
+    return Path(agent.__file__).resolve().parent.parent / "device_profiles"
+
+
+def load_profile(path: Path) -> ProfileConfig:
+    """Load and check one profile file; raise ConfigError with every issue found."""
+    return load_profile_checked(path)[0]
+
+
+def load_profile_checked(path: Path) -> tuple[ProfileConfig, tuple[ConfigIssue, ...]]:
+    """Like ``load_profile``, also returning the warnings of a valid profile."""
+    profile, _doc, issues = _read_profile(path, str(path))
+    if profile is None or _has_errors(issues):
+        raise ConfigError(issues)
+    return profile, tuple(issues)
+
+
+def load_site(path: Path) -> LoadedSite:
+    """Load a site file and every profile its devices use; raise ConfigError with every issue of all files."""
+    doc = load_yaml(path, str(path))
+    issues: list[ConfigIssue] = []
+    site: SiteConfig | None = None
+    try:
+        site = SiteConfig.model_validate(doc.data)
+    except ValidationError as e:
+        issues += issues_from_validation(e, doc, SiteConfig)
+    profiles, profile_docs, profile_paths = _load_used_profiles(path, doc, issues)
+    if site is not None:
+        issues += check_site(site, doc)
+        issues += check_bus_times(site, profiles, doc)
+        if not _has_errors(issues):
+            issues += _section_hooks(site, profiles, doc)
+    if site is None or _has_errors(issues):
+        raise ConfigError(issues)
+    return LoadedSite(
+        path=path,
+        site=site,
+        profiles=profiles,
+        profile_paths=profile_paths,
+        warnings=tuple(sorted(issues, key=lambda i: (i.file, i.line, i.col, i.path))),
+        config_hash=_hash(doc, profile_docs),
+        _site_doc=doc,
+        _profile_docs=profile_docs,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Found:
+    path: Path
+    display: str
+    line: int
+    col: int
+
+
+def _load_used_profiles(
+    site_path: Path, doc: YamlDocument, issues: list[ConfigIssue]
+) -> tuple[dict[str, ProfileConfig], dict[str, YamlDocument], dict[str, Path]]:
+    index = _index_profiles(_profile_folders(site_path, doc, issues))
+    profiles: dict[str, ProfileConfig] = {}
+    docs: dict[str, YamlDocument] = {}
+    paths: dict[str, Path] = {}
+    for i, name in _used_profile_names(doc.data):
+        found = index.get(name)
+        if not found:
+            where = ("devices", i, "profile")
+            hint = did_you_mean(name, sorted(index))
+            issues.append(doc.issue(where, f"no profile named '{name}' in the profile folders{hint}"))
+            continue
+        if name in paths:
+            continue
+        first = found[0]
+        issues += [
+            ConfigIssue(
+                other.display,
+                other.line,
+                other.col,
+                "profile",
+                f"profile '{name}' is also defined in {first.display}; rename one of them",
+            )
+            for other in found[1:]
+        ]
+        paths[name] = first.path
+        profile, pdoc, pissues = _read_profile(first.path, first.display)
+        issues += pissues
+        if profile is not None and pdoc is not None and not _has_errors(pissues):
+            profiles[name] = profile
+            docs[name] = pdoc
+    return profiles, docs, paths
+
+
+def _profile_folders(site_path: Path, doc: YamlDocument, issues: list[ConfigIssue]) -> list[list[tuple[Path, str]]]:
+    """Folders to search, in order; each as the list of (*.yaml file, display name) it holds."""
+    folders: list[list[tuple[Path, str]]] = []
+    raw = doc.data.get("profile_dirs") if isinstance(doc.data, dict) else None
+    for i, entry in enumerate(raw if isinstance(raw, list) else []):
+        if not isinstance(entry, str):
+            continue  # the model reports it
+        folder = site_path.parent / entry
+        if not folder.is_dir():
+            issues.append(doc.issue(("profile_dirs", i), f"profile folder '{entry}' not found next to the site file"))
+            continue
+        shown = os.path.normpath(Path(str(site_path.parent)) / entry)
+        folders.append([(f, os.path.join(shown, f.name)) for f in _yaml_files(folder)])
+    shipped = shipped_profile_dir()
+    if shipped.is_dir():
+        folders.append([(f, str(f)) for f in _yaml_files(shipped)])
+    return folders
+
+
+def _yaml_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
+
+
+def _index_profiles(folders: list[list[tuple[Path, str]]]) -> dict[str, list[_Found]]:
+    """Profile name -> files claiming it: all from the first folder that has the name."""
+    index: dict[str, list[_Found]] = {}
+    for folder in folders:
+        here: dict[str, list[_Found]] = {}
+        for path, display in folder:
+            name, line, col = _profile_name(path)
+            here.setdefault(name, []).append(_Found(path, display, line, col))
+        for name, found in here.items():
+            index.setdefault(name, found)
+    return index
+
+
+def _profile_name(path: Path) -> tuple[str, int, int]:
+    """The ``profile:`` key's value and position, read without a full parse (the stem if it is not there)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return path.stem, 1, 1
+    match = _NAME_LINE.search(text)
+    if match is None:
+        return path.stem, 1, 1
+    line_start = text.rfind("\n", 0, match.start()) + 1
+    return match.group(2), text.count("\n", 0, match.start()) + 1, match.start(2) - line_start + 1
+
+
+def _used_profile_names(data: Any) -> list[tuple[int, str]]:
+    """(device index, profile name) of each Modbus device, read from the raw data so a site with errors still
+    gets its profiles checked."""
+    devices = data.get("devices") if isinstance(data, dict) else None
+    out: list[tuple[int, str]] = []
+    for i, device in enumerate(devices if isinstance(devices, list) else []):
+        if isinstance(device, dict) and device.get("protocol", "modbus") == "modbus":
+            name = device.get("profile")
+            if isinstance(name, str):
+                out.append((i, name))
+    return out
+
+
+def _read_profile(path: Path, display: str) -> tuple[ProfileConfig | None, YamlDocument | None, list[ConfigIssue]]:
+    try:
+        doc = load_yaml(path, display)
+    except ConfigError as e:
+        return None, None, list(e.issues)
+    try:
+        profile = ProfileConfig.model_validate(doc.data)
+    except ValidationError as e:
+        return None, doc, issues_from_validation(e, doc, ProfileConfig)
+    return profile, doc, check_profile(profile, doc)
+
+
+def _section_hooks(site: SiteConfig, profiles: Mapping[str, ProfileConfig], doc: YamlDocument) -> list[ConfigIssue]:
+    issues: list[ConfigIssue] = []
+    for name in SECTION_MODULES:
+        if importlib.util.find_spec(name) is None:
+            continue
+        check = getattr(importlib.import_module(name), "check", None)
+        if callable(check):
+            for path, message in check(site, profiles):
+                issues.append(doc.issue(tuple(path), message))
+    return issues
+
+
+def _has_errors(issues: list[ConfigIssue]) -> bool:
+    return any(i.severity == "error" for i in issues)
+
+
+def _hash(site: YamlDocument, profiles: Mapping[str, YamlDocument]) -> str:
+    digest = hashlib.sha256()
+    for name, source in [("", site.source), *sorted((n, d.source) for n, d in profiles.items())]:
+        digest.update(f"{name}\0{len(source)}\0".encode())
+        digest.update(source)
+    return digest.hexdigest()
