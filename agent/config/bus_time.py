@@ -84,8 +84,10 @@ def _planned_requests(profile: ProfileConfig, device: ModbusDeviceConfig) -> lis
         count = _first_int(request, ("count", "quantity", "length", "size"))
         if count is None:
             return None
-        kind = getattr(request, "kind", None)
-        out.append(RequestSize(count, bool(getattr(kind, "is_bit", False))))
+        bits = getattr(request, "function", None) in (1, 2) or bool(
+            getattr(getattr(request, "kind", None), "is_bit", 0)
+        )
+        out.append(RequestSize(count, bits))
     return out
 
 
