@@ -1,0 +1,197 @@
+"""``center.yaml``: the energy-centre ingestor's config, validated by pydantic, errors positioned ``file:line:col``.
+
+Example::
+
+    mqtt:
+      host: broker.plant.example
+      port: 8883
+      tls: {ca_file: /etc/energy-center/ca.crt}
+      username: center
+      password_file: /etc/energy-center/mqtt.pass
+      client_id: center-1          # stable per ingestor: its persistent session holds un-acked messages
+      group: center                # the shared-subscription group ($share/center/...)
+      topic_prefix: plant
+    influx:
+      kind: v1                     # v1: POST /write (InfluxDB 1.x); v2: influxdb-client (2.x, 3.x, Cloud)
+      url: http://127.0.0.1:8086
+      database: energy
+    dead_letter:
+      file: /var/lib/energy-center/dead-letter.jsonl
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import MarkedYAMLError
+
+from agent.errors import ConfigError, ConfigIssue
+
+_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+
+
+class StrictModel(BaseModel):
+    """Same contract as agent.config.base.StrictModel (unknown keys are errors, frozen); agent/center imports only
+    agent.model, agent.errors and agent.wire, so it is restated here rather than imported."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=False)
+
+
+class TlsConfig(StrictModel):
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+    insecure_skip_verify: bool = False
+
+
+class CenterMqttConfig(StrictModel):
+    host: str = "127.0.0.1"
+    port: int = Field(1883, ge=1, le=65535)
+    tls: TlsConfig | None = None
+    username: str | None = None
+    password_file: str | None = None
+    password_env: str | None = None
+    client_id: str = Field("energy-center-1", pattern=_NAME)
+    group: str = Field("energy-center", pattern=_NAME)
+    topic_prefix: str = "plant"
+    keepalive_s: int = Field(30, ge=5, le=3600)
+    session_expiry_s: int = Field(
+        7 * 24 * 3600, ge=60, description="How long the broker keeps this ingestor's queue while it is down"
+    )
+    receive_maximum: int = Field(
+        2000, ge=1, le=65535, description="Un-acked messages the broker may send us: the back-pressure window"
+    )
+    reconnect_max_s: float = Field(30.0, gt=0)
+
+    def password(self) -> str | None:
+        if self.password_file:
+            return Path(self.password_file).read_text().strip()
+        if self.password_env:
+            return os.environ.get(self.password_env)
+        return None
+
+
+class InfluxConfig(StrictModel):
+    kind: Literal["v1", "v2"] = "v1"
+    url: str = "http://127.0.0.1:8086"
+    # v1
+    database: str | None = None
+    retention_policy: str | None = None
+    username: str | None = None
+    password_file: str | None = None
+    # v2
+    org: str | None = None
+    bucket: str | None = None
+    token_file: str | None = None
+    token_env: str | None = None
+    # both
+    precision: Literal["ns", "us", "ms", "s"] = "ns"
+    batch_points: int = Field(5000, ge=1, le=1_000_000)
+    flush_interval_ms: int = Field(500, ge=1)
+    timeout_ms: int = Field(10_000, ge=100)
+    retry_initial_ms: int = Field(500, ge=1)
+    retry_max_ms: int = Field(30_000, ge=1)
+    extra_tags: list[str] = Field(default_factory=list, description="Device tags written as InfluxDB tags")
+
+    @model_validator(mode="after")
+    def _target(self) -> InfluxConfig:
+        if self.kind == "v1" and not self.database:
+            raise ValueError("kind v1 needs 'database'")
+        if self.kind == "v2" and not (self.org and self.bucket):
+            raise ValueError("kind v2 needs 'org' and 'bucket'")
+        return self
+
+    def secret(self) -> str | None:
+        """v1 password or v2 token, read when needed and never logged."""
+        path = self.token_file if self.kind == "v2" else self.password_file
+        if path:
+            return Path(path).read_text().strip()
+        if self.kind == "v2" and self.token_env:
+            return os.environ.get(self.token_env)
+        return None
+
+
+class DeadLetterConfig(StrictModel):
+    file: str | None = None
+    topic: str | None = None
+
+
+class GapConfig(StrictModel):
+    reorder_timeout_s: float = Field(5.0, gt=0)
+    share_interval_s: float = Field(1.0, gt=0, description="How often group members tell each other what they saw")
+
+
+class CenterConfig(StrictModel):
+    mqtt: CenterMqttConfig = Field(default_factory=CenterMqttConfig)  # type: ignore[arg-type]  # reason: all fields have defaults
+    influx: InfluxConfig
+    dead_letter: DeadLetterConfig = Field(default_factory=DeadLetterConfig)
+    gaps: GapConfig = Field(default_factory=GapConfig)  # type: ignore[arg-type]  # reason: all fields have defaults
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+def load(path: str | Path) -> CenterConfig:
+    """Read and validate; raise ConfigError with every problem, each as ``file:line:col: path: message``."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError([ConfigIssue(str(path), 0, 0, "", f"cannot read: {exc.strerror}")]) from exc
+    yaml = YAML(typ="rt")
+    yaml.allow_duplicate_keys = False
+    try:
+        data = yaml.load(text)
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        line, col = (mark.line + 1, mark.column + 1) if mark is not None else (0, 0)
+        raise ConfigError([ConfigIssue(str(path), line, col, "", str(exc.problem or exc))]) from exc
+    if not isinstance(data, dict):
+        raise ConfigError([ConfigIssue(str(path), 1, 1, "", "expected a mapping with 'mqtt' and 'influx'")])
+    try:
+        return CenterConfig.model_validate(_plain(data))
+    except ValidationError as exc:
+        issues = []
+        for err in exc.errors():
+            loc = tuple(err["loc"])
+            line, col = _position(data, loc)
+            issues.append(ConfigIssue(str(path), line, col, _dotted(loc), err["msg"]))
+        raise ConfigError(issues) from exc
+
+
+def _plain(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {str(k): _plain(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_plain(v) for v in node]
+    return node
+
+
+def _position(data: Any, loc: tuple[int | str, ...]) -> tuple[int, int]:
+    """Line and column (1-based) of the deepest node of ``loc`` that exists in the YAML."""
+    line, col = 1, 1
+    node = data
+    for part in loc:
+        if isinstance(node, CommentedMap) and part in node:
+            pos = node.lc.key(part)
+            line, col = pos[0] + 1, pos[1] + 1
+            node = node[part]
+        elif isinstance(node, CommentedSeq) and isinstance(part, int) and part < len(node):
+            pos = node.lc.item(part)
+            line, col = pos[0] + 1, pos[1] + 1
+            node = node[part]
+        else:
+            if isinstance(node, CommentedMap) and node.lc.line is not None:
+                line, col = node.lc.line + 1, node.lc.col + 1
+            break
+    return line, col
+
+
+def _dotted(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out

@@ -1,0 +1,148 @@
+"""The InfluxDB schema: which measurement, tags, fields and timestamp each wire message becomes.
+
+Idempotence is the design rule: a point is identified by measurement + tag set + timestamp, so every tag and the
+timestamp come from the message itself (never from the arrival time, never boot/seq). A redelivered message writes
+the same keys and overwrites the same points with the same values. Tags are only names with few values (site,
+gateway, device, point, unit, role; KPI scope, name, window, unit), plus the device tags an operator allows with
+``influx.extra_tags``; everything that varies per reading is a field. deploy/center/README.md documents it.
+
+=============== ============================================ ====================================================
+measurement     tags                                         fields
+=============== ============================================ ====================================================
+sample          site gateway device point [unit role extra]  value (float; bools as 1.0/0.0) or value_str,
+                                                             quality, reason, source_ts (UNIX s);
+                                                             time = acquisition ts
+kpi             site gateway scope name window [unit]        value, coverage, quality, window_start (UNIX s),
+                                                             grade, grade_level (0 benchmark, 1 between,
+                                                             2 below baseline), distance, reference, detail_<key>;
+                                                             time = window_end
+gateway_status  site gateway                                 state, online (0/1), boot, version, config_hash,
+                                                             health_<key>; time = status ts
+device_health   site gateway device                          the device's scalar health figures; time = status ts
+gap             site gateway                                 boot, first_seq, last_seq, missing;
+                                                             time = ts of the message after the gap
+=============== ============================================ ====================================================
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterator
+from typing import Any
+
+from agent.center.lineproto import FieldValue, Precision, line, timestamp
+from agent.wire import KpiMessage, SamplesMessage, StatusMessage
+
+SAMPLE = "sample"
+KPI = "kpi"
+GATEWAY_STATUS = "gateway_status"
+DEVICE_HEALTH = "device_health"
+GAP = "gap"
+
+GRADE_LEVEL = {"benchmark": 0, "between": 1, "below_baseline": 2}
+
+
+def sample_lines(msg: SamplesMessage, precision: Precision, extra_tags: Collection[str] = ()) -> Iterator[str]:
+    base = {"site": msg.site, "gateway": msg.gateway, "device": msg.device}
+    for key in extra_tags:
+        if key in msg.tags and key not in base:
+            base[key] = msg.tags[key]
+    for s in msg.samples:
+        tags = dict(base, point=s.point, unit=s.unit, role=s.role or "")
+        fields: dict[str, FieldValue | None] = {"quality": s.quality.value}
+        v = s.value
+        if isinstance(v, str):
+            fields["value_str"] = v
+        elif v is not None:
+            fields["value"] = float(v)
+        if s.reason:
+            fields["reason"] = s.reason
+        if s.source_ts is not None:
+            fields["source_ts"] = s.source_ts
+        text = line(SAMPLE, tags, fields, timestamp(s.ts, precision))
+        if text is not None:
+            yield text
+
+
+def kpi_lines(msg: KpiMessage, precision: Precision) -> Iterator[str]:
+    for k in msg.kpis:
+        tags = {
+            "site": msg.site,
+            "gateway": msg.gateway,
+            "scope": k.scope,
+            "name": k.name,
+            "window": k.window,
+            "unit": k.unit,
+        }
+        fields: dict[str, FieldValue | None] = {
+            "value": k.value,
+            "coverage": float(k.coverage),
+            "quality": k.quality.value,
+            "window_start": float(k.window_start),
+        }
+        if k.grade is not None:
+            fields["grade"] = k.grade.value
+            fields["grade_level"] = GRADE_LEVEL[k.grade.value]
+            fields["distance"] = k.distance
+        if k.reference:
+            fields["reference"] = k.reference
+        for key, value in k.detail.items():
+            fields[f"detail_{key}"] = float(value)
+        text = line(KPI, tags, fields, timestamp(k.window_end, precision))
+        if text is not None:
+            yield text
+
+
+def status_lines(msg: StatusMessage, precision: Precision, received_ts: float) -> Iterator[str]:
+    """A status message without a ts (a bare Last Will) is stamped with the time it was received."""
+    ts = timestamp(msg.ts or received_ts, precision)
+    tags = {"site": msg.site, "gateway": msg.gateway}
+    fields: dict[str, FieldValue | None] = {
+        "state": msg.state,
+        "online": 1 if msg.state == "online" else 0,
+        "boot": msg.boot or None,
+        "version": msg.version or None,
+        "config_hash": msg.config_hash or None,
+    }
+    for key, value in msg.health.items():
+        if isinstance(value, dict):
+            yield from _device_health(msg, key, value, ts)
+        else:
+            fields[f"health_{key}"] = _scalar(value)
+    text = line(GATEWAY_STATUS, tags, fields, ts)
+    if text is not None:
+        yield text
+
+
+def _device_health(msg: StatusMessage, key: str, value: dict[str, Any], ts: int) -> Iterator[str]:
+    """``health`` may hold one mapping per device (``{"devices": {name: {...}}}`` or ``{name: {...}}``)."""
+    if all(isinstance(v, dict) for v in value.values()) and value:
+        for name, figures in value.items():
+            yield from _device_health(msg, name, figures, ts)
+        return
+    device = str(value.get("device", key))
+    fields = {k: _scalar(v) for k, v in value.items() if k != "device"}
+    text = line(DEVICE_HEALTH, {"site": msg.site, "gateway": msg.gateway, "device": device}, fields, ts)
+    if text is not None:
+        yield text
+
+
+def gap_line(site: str, gateway: str, boot: str, first_seq: int, last_seq: int, ts: float, precision: Precision) -> str:
+    text = line(
+        GAP,
+        {"site": site, "gateway": gateway},
+        {"boot": boot, "first_seq": first_seq, "last_seq": last_seq, "missing": last_seq - first_seq + 1},
+        timestamp(ts, precision),
+    )
+    assert text is not None  # four fields are always present
+    return text
+
+
+def _scalar(value: Any) -> FieldValue | None:
+    """Health figures: numbers as floats (one field type forever), strings as strings, the rest left out."""
+    if isinstance(value, bool):
+        return 1.0 if value else 0.0
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        return value
+    return None
