@@ -1,0 +1,212 @@
+"""Turn readings into segments of energy (or mass, volume, time-weighted value) over an interval.
+
+Every input of the KPI engine becomes a stream of :class:`Segment` ``(t0, t1, amount, covered)``: the amount of a
+quantity attributed to the interval ``[t0, t1]``. Three trackers produce them, one per kind of point:
+
+- :class:`CounterTracker`: cumulative counters (kWh, t, m3). Deltas with rollover at the register width, meter
+  reset or replacement confirmed by a second reading, implausible jumps rejected by a maximum rate, duplicate and
+  out-of-order readings ignored. Energy is never negative and never counted twice.
+- :class:`RateIntegrator`: a rate (kW, t/h, m3/h) integrated over time with the trapezoid rule; a gap longer than
+  ``max_gap_s`` is a gap (no segment), not bridged.
+- :class:`LevelIntegrator`: an instantaneous value (power factor, pressure) as its time integral, so windows can
+  take time-weighted means.
+
+All trackers are pure and O(1) per reading. A reading is ``(ts, value)``; callers pass good readings only.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """``amount`` of a quantity attributed uniformly to ``[t0, t1]``. ``covered`` says whether the interval counts
+    as good data for coverage (a counter delta across a long outage is counted but not covered)."""
+
+    t0: float
+    t1: float
+    amount: float
+    covered: bool = True
+
+
+@dataclass(slots=True)
+class CounterStats:
+    """What a tracker saw, for the KPI detail and for tests."""
+
+    accepted: int = 0
+    duplicates: int = 0  # same or older timestamp than the last accepted reading
+    invalid: int = 0  # NaN, inf
+    wraps: int = 0
+    resets: int = 0  # confirmed resets or meter replacements
+    glitches: int = 0  # a single implausible reading, ignored
+    rejected_jumps: int = 0  # increments over the maximum rate
+    lost: int = 0  # rebases where the amount before a replacement meter's first reading is unknown
+
+
+@dataclass(slots=True)
+class CounterTracker:
+    """Deltas of one cumulative counter.
+
+    ``modulus`` is where the counter wraps in engineering units (2**bits * scale), or None for counters that never
+    wrap (floats, 64-bit). ``max_rate_per_h`` is the largest plausible increase per hour; increments above it are
+    not counted. ``bridge_max_s`` is the longest interval a delta is counted as covered (the amount is always
+    counted: the counter is the authority on totals).
+
+    A backward step is not trusted at once: it becomes *pending* and the next reading decides. If the next reading
+    continues from the old value, the backward one was a glitch (e.g. a meter answering 0 while it restarts). If it
+    continues from the pending one, the meter was reset or replaced; the pending value itself is counted as the
+    amount since the reset when that is plausible (a reset to zero), else it is lost and counted in
+    ``stats.lost`` as unknown.
+    """
+
+    modulus: float | None = None
+    max_rate_per_h: float | None = None
+    bridge_max_s: float = 3600.0
+    stats: CounterStats = field(default_factory=CounterStats)
+    _last_ts: float | None = None
+    _last_value: float = 0.0
+    _pending: tuple[float, float] | None = None
+
+    @property
+    def last_ts(self) -> float | None:
+        return self._last_ts
+
+    def update(self, ts: float, value: float) -> list[Segment]:
+        if not math.isfinite(value) or not math.isfinite(ts):
+            self.stats.invalid += 1
+            return []
+        newest = self._last_ts if self._pending is None else self._pending[0]
+        if newest is not None and ts <= newest:
+            self.stats.duplicates += 1
+            return []
+        self.stats.accepted += 1
+        if self._last_ts is None:
+            self._last_ts, self._last_value = ts, value
+            return []
+        if self._pending is not None:
+            return self._resolve_pending(ts, value)
+        step, kind = self._forward_step(self._last_ts, self._last_value, ts, value)
+        if step is not None:
+            self._count(kind)
+            return self._advance(ts, value, step)
+        self._count(kind)
+        self._pending = (ts, value)  # a backward step or a jump: the next reading decides
+        return []
+
+    def _plausible(self, amount: float, dt: float) -> bool:
+        return self.max_rate_per_h is None or amount <= self.max_rate_per_h * dt / 3600.0 + 1e-9
+
+    def _forward_step(self, t0: float, v0: float, t1: float, v1: float) -> tuple[float | None, str]:
+        """The increment from (t0, v0) to (t1, v1) if it is a plausible forward step (possibly over a wrap), with
+        what it was: "step", "wrap", "jump" (over the maximum rate) or "back" (a backward step)."""
+        delta = v1 - v0
+        if delta < 0 and self.modulus is not None:
+            wrapped = delta + self.modulus
+            # a wrap goes from near the top to near the bottom: less than half the range in one step
+            if 0 <= wrapped < self.modulus / 2 and self._plausible(wrapped, t1 - t0):
+                return wrapped, "wrap"
+            return None, "back"
+        if delta < 0:
+            return None, "back"
+        if not self._plausible(delta, t1 - t0):
+            return None, "jump"
+        return delta, "step"
+
+    def _count(self, kind: str) -> None:
+        if kind == "wrap":
+            self.stats.wraps += 1
+        elif kind == "jump":
+            self.stats.rejected_jumps += 1
+
+    def _advance(self, ts: float, value: float, amount: float) -> list[Segment]:
+        assert self._last_ts is not None
+        seg = Segment(self._last_ts, ts, amount, covered=ts - self._last_ts <= self.bridge_max_s)
+        self._last_ts, self._last_value = ts, value
+        return [seg]
+
+    def _resolve_pending(self, ts: float, value: float) -> list[Segment]:
+        assert self._pending is not None and self._last_ts is not None
+        p_ts, p_value = self._pending
+        step, kind = self._forward_step(self._last_ts, self._last_value, ts, value)
+        if step is not None:  # the pending reading was a glitch: continue from the old value
+            self._count(kind)
+            self.stats.glitches += 1
+            self._pending = None
+            return self._advance(ts, value, step)
+        step, kind = self._forward_step(p_ts, p_value, ts, value)
+        if step is None:  # neither continues: the newer reading becomes the candidate
+            self.stats.glitches += 1
+            self._pending = (ts, value)
+            return []
+        self._count(kind)
+        self.stats.resets += 1
+        self._pending = None
+        out: list[Segment] = []
+        if p_value >= 0 and self._plausible(p_value, p_ts - self._last_ts):
+            out.append(Segment(self._last_ts, p_ts, p_value, covered=p_ts - self._last_ts <= self.bridge_max_s))
+        else:  # replaced by a meter that did not start at zero: the amount before its first reading is unknown
+            self.stats.lost += 1
+            out.append(Segment(self._last_ts, p_ts, 0.0, covered=False))
+        self._last_ts, self._last_value = p_ts, p_value
+        out.extend(self._advance(ts, value, step))
+        return out
+
+
+@dataclass(slots=True)
+class RateIntegrator:
+    """Trapezoid integral of a rate given per hour (kW -> kWh, t/h -> t). ``per_s`` divides by 3600; a rate per
+    minute (m3/min) uses ``per_s = 60``. Intervals longer than ``max_gap_s`` are gaps: nothing is bridged."""
+
+    max_gap_s: float = 60.0
+    per_s: float = 3600.0
+    _last: tuple[float, float] | None = None
+    gaps: int = 0
+    duplicates: int = 0
+    invalid: int = 0
+
+    def update(self, ts: float, value: float) -> list[Segment]:
+        if not math.isfinite(value) or not math.isfinite(ts):
+            self.invalid += 1
+            return []
+        last = self._last
+        if last is not None and ts <= last[0]:
+            self.duplicates += 1
+            return []
+        self._last = (ts, value)
+        if last is None:
+            return []
+        dt = ts - last[0]
+        if dt > self.max_gap_s:
+            self.gaps += 1
+            return []
+        return [Segment(last[0], ts, (last[1] + value) / 2.0 * dt / self.per_s)]
+
+
+@dataclass(slots=True)
+class LevelIntegrator:
+    """Time integral (value x seconds) of an instantaneous value, for time-weighted means. Each reading holds from
+    the previous reading's time (trapezoid); gaps longer than ``max_gap_s`` are not bridged."""
+
+    max_gap_s: float = 60.0
+    _last: tuple[float, float] | None = None
+    duplicates: int = 0
+    invalid: int = 0
+
+    def update(self, ts: float, value: float) -> list[Segment]:
+        if not math.isfinite(value) or not math.isfinite(ts):
+            self.invalid += 1
+            return []
+        last = self._last
+        if last is not None and ts <= last[0]:
+            self.duplicates += 1
+            return []
+        self._last = (ts, value)
+        if last is None or ts - last[0] > self.max_gap_s:
+            return []
+        return [Segment(last[0], ts, (last[1] + value) / 2.0 * (ts - last[0]))]
+
+    @property
+    def last(self) -> tuple[float, float] | None:
+        return self._last
