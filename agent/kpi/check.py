@@ -1,0 +1,215 @@
+"""Checks of the site file's ``kpi:`` section against the site's devices, their profiles, the level table, the
+factor table and the KPI names the section declares. Called through ``agent.config.kpi.check``."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Mapping
+
+from agent.config.kpi import (
+    BaselineConfig,
+    EquipmentConfig,
+    FuelConfig,
+    Issue,
+    KpiSectionConfig,
+    Path,
+    PointRefConfig,
+    declared_kpis,
+)
+from agent.config.profile import ProfileConfig
+from agent.config.site import SiteConfig
+from agent.kpi.benchmarks import load_levels
+from agent.kpi.factors import load_factors
+from agent.kpi.formula import parse, references
+from agent.kpi.windows import check_window_name
+
+
+def check_section(site: SiteConfig, section: KpiSectionConfig, profiles: Mapping[str, ProfileConfig]) -> list[Issue]:
+    return _Checker(site, section, profiles).run()
+
+
+class _Checker:
+    def __init__(self, site: SiteConfig, section: KpiSectionConfig, profiles: Mapping[str, ProfileConfig]) -> None:
+        self.site = site
+        self.section = section
+        self.devices = {d.name: d for d in site.devices}
+        self.profiles = profiles
+        self.issues: list[Issue] = []
+
+    def run(self) -> list[Issue]:
+        s = self.section
+        factors = load_factors()
+        levels = load_levels()
+        indicators = levels.indicators() | {lv.indicator for lv in s.levels}
+        self.windows(("kpi", "windows"), s.windows)
+        if (
+            s.factors.grid_tco2_per_mwh is None
+            and factors.grid_factor(s.factors.grid_year, s.factors.grid_scope) is None
+        ):
+            known = sorted({f"{g.year}/{g.scope}" for g in factors.grid})
+            self.add(
+                ("kpi", "factors", "grid_scope"),
+                f"no grid factor for {s.factors.grid_year}/{s.factors.grid_scope}; known: {', '.join(known)}",
+            )
+        for i, line in enumerate(s.lines):
+            at: Path = ("kpi", "lines", i)
+            if line.indicator is not None:
+                editions = {r.edition for r in levels.rows if r.indicator == line.indicator}
+                editions |= {lv.edition for lv in s.levels if lv.indicator == line.indicator}
+                if line.indicator not in indicators:
+                    self.add(
+                        (*at, "indicator"),
+                        f"unknown indicator '{line.indicator}'{_suggest(line.indicator, indicators)}",
+                    )
+                elif line.level_edition is not None and line.level_edition not in editions:
+                    self.add(
+                        (*at, "level_edition"),
+                        f"indicator '{line.indicator}' has no edition {line.level_edition}; has {', '.join(sorted(editions))}",
+                    )
+            for field in ("production", "electricity", "water", "waste_heat"):
+                self.refs((*at, field), getattr(line, field))
+            self.fuels((*at, "fuels"), line.fuels)
+            self.windows((*at, "windows"), line.windows)
+            if line.baseline is not None:
+                self.baseline((*at, "baseline"), line.baseline)
+        for i, eq in enumerate(s.equipment):
+            self.equipment(("kpi", "equipment", i), eq)
+        for i, d in enumerate(s.demand):
+            self.refs(("kpi", "demand", i, "meters"), d.meters)
+            self.windows(("kpi", "demand", i, "windows"), d.windows)
+        for i, pf in enumerate(s.power_factor):
+            self.refs(("kpi", "power_factor", i, "active"), pf.active)
+            self.refs(("kpi", "power_factor", i, "reactive"), pf.reactive)
+        for i, r in enumerate(s.renewable):
+            self.refs(("kpi", "renewable", i, "total"), r.total)
+            if r.renewable is not None:
+                self.refs(("kpi", "renewable", i, "renewable"), r.renewable)
+            elif not any(getattr(d, "renewable", False) for d in self.site.devices):
+                self.add(("kpi", "renewable", i), "no renewable meters: list them or flag devices renewable: true")
+        for i, b in enumerate(s.balance):
+            self.refs(("kpi", "balance", i, "main"), [b.main], index=False)
+            self.refs(("kpi", "balance", i, "subs"), b.subs)
+        self.names()
+        self.custom()
+        return sorted(self.issues, key=lambda it: tuple(str(p) for p in it[0]))
+
+    def add(self, path: Path, message: str) -> None:
+        self.issues.append((path, message))
+
+    def windows(self, path: Path, names: list[str] | None) -> None:
+        for i, n in enumerate(names or []):
+            why = check_window_name(n)
+            if why:
+                self.add((*path, i), why)
+
+    def ref(self, path: Path, ref: PointRefConfig) -> None:
+        dev = self.devices.get(ref.device)
+        if dev is None:
+            self.add((*path, "device"), f"unknown device '{ref.device}'{_suggest(ref.device, self.devices)}")
+            return
+        profile = self.profiles.get(getattr(dev, "profile", "") or "")
+        if profile is None:
+            return
+        if ref.point is not None:
+            names = {p.name for p in profile.points}
+            if ref.point not in names:
+                self.add(
+                    (*path, "point"),
+                    f"device '{ref.device}' (profile {profile.profile}) has no point '{ref.point}'{_suggest(ref.point, names)}",
+                )
+        elif ref.role is not None and ref.role not in {p.role for p in profile.points}:
+            roles = sorted(p.role.value for p in profile.points if p.role is not None)
+            self.add(
+                (*path, "role"),
+                f"device '{ref.device}' (profile {profile.profile}) has no point with role {ref.role.value}; "
+                f"its roles: {', '.join(roles) or 'none'}",
+            )
+
+    def refs(self, path: Path, refs: list[PointRefConfig], *, index: bool = True) -> None:
+        for i, r in enumerate(refs):
+            self.ref((*path, i) if index else path, r)
+
+    def fuels(self, path: Path, fuels: list[FuelConfig]) -> None:
+        table = load_factors()
+        for i, f in enumerate(fuels):
+            self.ref((*path, i), f)
+            if f.carrier not in table.carriers:
+                self.add((*path, i, "carrier"), f"unknown carrier '{f.carrier}'{_suggest(f.carrier, table.carriers)}")
+            if f.co2_fuel is not None and f.co2_fuel not in table.fuels:
+                self.add((*path, i, "co2_fuel"), f"unknown fuel '{f.co2_fuel}'{_suggest(f.co2_fuel, table.fuels)}")
+
+    def baseline(self, path: Path, b: BaselineConfig) -> None:
+        why = check_window_name(b.period)
+        if why:
+            self.add((*path, "period"), why)
+        for i, v in enumerate(b.variables):
+            if v.point is not None:
+                self.ref((*path, "variables", i, "point"), v.point)
+        if b.coefficients is not None:
+            want = {"intercept"} | {v.name for v in b.variables}
+            if set(b.coefficients) != want:
+                self.add((*path, "coefficients"), f"coefficients must be exactly: {', '.join(sorted(want))}")
+
+    def equipment(self, path: Path, eq: EquipmentConfig) -> None:
+        if eq.device not in self.devices:
+            self.add((*path, "device"), f"unknown device '{eq.device}'{_suggest(eq.device, self.devices)}")
+            return
+        self.windows((*path, "windows"), eq.windows)
+        for field, value in eq:
+            if isinstance(value, FuelConfig):
+                self.fuels_one((*path, field), value)
+            elif isinstance(value, PointRefConfig):
+                self.ref((*path, field), value)
+            elif isinstance(value, list) and value and isinstance(value[0], FuelConfig):
+                self.fuels((*path, field), value)
+
+    def fuels_one(self, path: Path, fuel: FuelConfig) -> None:
+        table = load_factors()
+        self.ref(path, fuel)
+        if fuel.carrier not in table.carriers:
+            self.add((*path, "carrier"), f"unknown carrier '{fuel.carrier}'{_suggest(fuel.carrier, table.carriers)}")
+
+    def names(self) -> None:
+        seen: dict[str, Path] = {}
+        groups: list[tuple[str, list[str]]] = [
+            ("lines", [x.name for x in self.section.lines]),
+            ("equipment", [x.name for x in self.section.equipment]),
+            ("demand", [x.name for x in self.section.demand]),
+            ("power_factor", [x.name for x in self.section.power_factor]),
+            ("renewable", [x.name for x in self.section.renewable]),
+            ("balance", [x.name for x in self.section.balance]),
+        ]
+        for group, names in groups:
+            for i, n in enumerate(names):
+                path: Path = ("kpi", group, i, "name")
+                if n in seen and seen[n][1] == group:
+                    self.add(path, f"'{n}' is declared twice in {group} (also at index {seen[n][2]})")
+                seen.setdefault(n, path)
+
+    def custom(self) -> None:
+        known = declared_kpis(self.section)
+        for i, c in enumerate(self.section.custom):
+            kpis, points = references(parse(c.formula))
+            for k in kpis:
+                if k not in known:
+                    self.add(("kpi", "custom", i, "formula"), f"unknown KPI '{k}'{_suggest(k, known)}")
+            for p in points:
+                dev = self.devices.get(p.device)
+                if dev is None:
+                    self.add(("kpi", "custom", i, "formula"), f"unknown device '{p.device}' in {p.fn}()")
+                    continue
+                profile = self.profiles.get(getattr(dev, "profile", "") or "")
+                if profile is not None:
+                    names = {pt.name for pt in profile.points} | {pt.role.value for pt in profile.points if pt.role}
+                    if p.point not in names:
+                        self.add(
+                            ("kpi", "custom", i, "formula"),
+                            f"device '{p.device}' has no point or role '{p.point}'{_suggest(p.point, names)}",
+                        )
+            self.windows(("kpi", "custom", i, "windows"), c.windows)
+
+
+def _suggest(word: str, options: Iterable[str]) -> str:
+    names = [str(o) for o in options]
+    close = difflib.get_close_matches(word, names, n=1)
+    return f" (did you mean '{close[0]}'?)" if close else ""
