@@ -113,6 +113,7 @@ class PlantModel:
         self._silent_until: dict[str, float] = {}
         self._events: dict[str, list[dict[str, Any]]] = {}
         self._writer: GroundTruthWriter | None = None
+        self.revision = 0  # changes whenever any shown value may have changed (a step or a fault)
 
     # --- time ---------------------------------------------------------------------------------------------------
 
@@ -132,6 +133,7 @@ class PlantModel:
     def _step(self) -> None:
         old = self._rates
         self._k += 1
+        self.revision += 1
         new = self.process.sample(self.now)
         half = 0.5 * self.step_s
         for device, counters in self._counters.items():
@@ -223,6 +225,7 @@ class PlantModel:
         else:
             raise ValueError(f"unknown fault {fault!r}; known: {', '.join(FAULTS)}")
         self._events.setdefault(device, []).append(event)
+        self.revision += 1
         if self._writer is not None:
             self._writer.write(self.now, device, self.values(device), [event], self._true(device))
             self._writer.flush()

@@ -1,0 +1,42 @@
+"""Process-wide record of the Modbus function codes every simulator served, for the suite's read-only check.
+
+The agent must never write to plant equipment. Every simulator in this process records each request's function
+code here (and in its own ``served`` counter); simulators started as child processes (``python -m simulators``)
+append write codes to the file named by ``$SIMULATORS_WRITES_FILE``. ``tests/conftest.py`` fails the run at session end if any write
+function code was ever served.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from pathlib import Path
+
+WRITE_FUNCTION_CODES = frozenset({5, 6, 15, 16, 22, 23})
+SERVED_FILE_ENV = "SIMULATORS_WRITES_FILE"  # simulators in child processes append write codes to this file
+
+SERVED: Counter[int] = Counter()
+
+
+def record(function_code: int) -> None:
+    SERVED[function_code] += 1
+    if function_code in WRITE_FUNCTION_CODES and (path := os.environ.get(SERVED_FILE_ENV)):
+        with Path(path).open("a", encoding="ascii") as f:
+            f.write(f"{function_code} {os.getpid()}\n")
+
+
+def writes_in_file(path: str | Path) -> dict[int, int]:
+    """Write function codes that simulators in other processes appended to ``path``."""
+    counts: Counter[int] = Counter()
+    p = Path(path)
+    if p.exists():
+        for line in p.read_text(encoding="ascii").splitlines():
+            if line.strip():
+                counts[int(line.split()[0])] += 1
+    return dict(sorted(counts.items()))
+
+
+def writes_served(served: Counter[int] | None = None) -> dict[int, int]:
+    """Write function codes in ``served`` (default: the whole process) with how often each was served."""
+    counts = SERVED if served is None else served
+    return {fc: n for fc, n in sorted(counts.items()) if fc in WRITE_FUNCTION_CODES and n > 0}
