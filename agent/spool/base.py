@@ -1,0 +1,89 @@
+"""The Spool protocol: a durable FIFO of ready-to-publish MQTT messages.
+
+Lifecycle: ``open`` (recovers whatever a crash left), any number of ``append`` / ``read`` / ``ack``, ``close``.
+Concurrency: one event-loop thread; calls are synchronous and short (one SQLite transaction each), never awaited.
+
+Contract:
+- ``append`` stores topic and payload bytes as given and returns the record id; ids grow strictly, so reading by
+  id is reading oldest first. A record is readable as soon as ``append`` returned.
+- ``ack`` deletes records (after their PUBACK). Acking an id that is gone (dropped, already acked) is a no-op.
+- The store is bounded by bytes and by age. When an append does not fit, the oldest ``status`` records go first,
+  then the oldest ``samples``, then the oldest ``kpi``; every drop is counted (persisted with the deletion, in
+  the same transaction) and each episode is logged once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+Kind = Literal["samples", "kpi", "status"]
+KINDS: tuple[Kind, ...] = ("samples", "kpi", "status")
+DROP_ORDER: tuple[Kind, ...] = ("status", "samples", "kpi")  # first dropped first
+RECORD_OVERHEAD_BYTES = 64  # accounted per record on top of topic and payload (row, index entries)
+
+
+@dataclass(frozen=True, slots=True)
+class SpooledRecord:
+    id: int
+    topic: str
+    payload: bytes
+    kind: Kind
+    seq: int | None
+    ts: float  # the message's time (UNIX s); age and expiry count from it
+
+
+@dataclass(frozen=True, slots=True)
+class SpoolStats:
+    path: str
+    depth: int
+    bytes: int
+    max_bytes: int
+    oldest_ts: float | None
+    oldest_age_s: float | None
+    depth_by_kind: dict[str, int] = field(default_factory=dict)
+    dropped_full: dict[str, int] = field(default_factory=dict)  # per kind, dropped because the spool was full
+    dropped_expired: dict[str, int] = field(default_factory=dict)  # per kind, dropped because older than max_age
+    fsync: str = ""
+
+    @property
+    def dropped_total(self) -> int:
+        return sum(self.dropped_full.values()) + sum(self.dropped_expired.values())
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "path": self.path,
+            "depth": self.depth,
+            "bytes": self.bytes,
+            "max_bytes": self.max_bytes,
+            "oldest_ts": self.oldest_ts,
+            "oldest_age_s": self.oldest_age_s,
+            "depth_by_kind": dict(self.depth_by_kind),
+            "dropped_full": dict(self.dropped_full),
+            "dropped_expired": dict(self.dropped_expired),
+            "dropped_total": self.dropped_total,
+            "fsync": self.fsync,
+        }
+
+
+class Spool(Protocol):
+    def append(self, topic: str, payload: bytes, kind: Kind, seq: int | None = None, ts: float | None = None) -> int:
+        """Store one message durably (per the fsync policy) and return its id."""
+        ...
+
+    def read(self, after_id: int, limit: int, upto_id: int | None = None) -> list[SpooledRecord]:
+        """Up to ``limit`` records with ``after_id < id <= upto_id``, oldest first."""
+        ...
+
+    def last_id(self) -> int:
+        """The id of the newest record ever appended (0 if none); survives restarts."""
+        ...
+
+    def ack(self, ids: Iterable[int]) -> None:
+        """Delete these records: the broker has acknowledged them."""
+        ...
+
+    def stats(self) -> SpoolStats: ...
+
+    def close(self) -> None: ...
