@@ -1,0 +1,244 @@
+"""One device's poll: run its read plan over a link and turn every configured point into exactly one Sample.
+
+Outcome per request:
+- reply: each point decoded (good, uncertain when outside its range, bad "not a number");
+- exception reply: its points bad with the exception's name; ILLEGAL DATA ADDRESS on a request of several points
+  splits it (``plan.split_request``) and the parts are read at once; the split is kept for the device's lifetime.
+  A single-point request that still answers ILLEGAL DATA ADDRESS marks the point bad with that reason every poll
+  but is only sent again every ``RETRY_ILLEGAL_EVERY`` polls (the bad sample is still emitted on the others),
+  so a firmware fix or a corrected map is noticed without hammering a bad address;
+- timeout, connection lost, or gateway exceptions (0x0A, 0x0B): the device is unreachable; the remaining requests
+  of this poll are not sent (a silent device costs its own timeout once per poll) and all their points are bad
+  with the same reason;
+- a malformed reply (wrong byte count, CRC, wrong function code): that request's points are bad, the rest go on.
+A poll *fails* when no request got any reply. State changes are logged once: "<device>: failed: <reason> reading
+<table a..b> (unit U, endpoint)" and "<device>: recovered after N failed polls".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from agent.config.site import ModbusDeviceConfig
+from agent.errors import ConnectionLost, DeviceException, DeviceTimeout, FrameError, SourceError
+from agent.model import DeviceHealth, PollResult, Quality, Role, Sample
+from agent.sources.modbus.codec import swap_bytes
+from agent.sources.modbus.link import ModbusLink
+from agent.sources.modbus.plan import ReadPlan, ReadRequest, split_request
+
+log = logging.getLogger("agent.sources.modbus")
+
+RETRY_ILLEGAL_EVERY = 10
+ILLEGAL_DATA_ADDRESS = 2
+_UNREACHABLE_CODES = frozenset({0x0A, 0x0B})  # the gateway says the device behind it did not answer
+
+
+@dataclass(slots=True)
+class _Slot:
+    """A request of the plan and what we learned about it."""
+
+    request: ReadRequest
+    illegal: bool = False  # a single point answering ILLEGAL DATA ADDRESS
+    skip: int = 0  # polls left before the illegal point is tried again
+
+
+Wait = Callable[[], Awaitable[None]]
+
+
+class DevicePoller:
+    """Polls one device. Not thread-safe; used by the one task of its source."""
+
+    def __init__(
+        self,
+        device: ModbusDeviceConfig,
+        plan: ReadPlan,
+        endpoint: str,
+        now: Callable[[], float],
+        failure_threshold: int = 3,
+    ) -> None:
+        self.config = device
+        self.name = device.name
+        self.plan = plan
+        self.endpoint = endpoint
+        self.interval_s = device.interval_s
+        self.timeout_s = device.timeout_ms / 1000.0
+        self._now = now
+        self.failure_threshold = failure_threshold  # consecutive failed polls before health says "failed"
+        self._slots = [_Slot(r) for r in plan.requests]
+        self._meta: dict[str, tuple[str, Role | None]] = {}
+        for request in plan.requests:
+            for p in request.points:
+                self._meta[p.name] = (p.config.unit, p.config.role)
+        self.consecutive_failures = 0
+        self.last_success_ts: float | None = None
+        self.last_duration_s: float | None = None
+        self.requests = 0
+        self.errors_by_kind: dict[str, int] = {}
+        self.raw: dict[str, bytes] = {}  # last raw bytes per point, kept only when capture_raw is set
+        self.capture_raw = False
+
+    @property
+    def slots(self) -> list[ReadRequest]:
+        return [s.request for s in self._slots]
+
+    def count(self, kind: str, n: int = 1) -> None:
+        self.errors_by_kind[kind] = self.errors_by_kind.get(kind, 0) + n
+
+    def health(self) -> DeviceHealth:
+        state = (
+            "disabled"
+            if not self.config.enabled
+            else ("failed" if self.consecutive_failures >= self.failure_threshold else "ok")
+        )
+        return DeviceHealth(
+            self.name,
+            state,
+            self.last_success_ts,
+            self.consecutive_failures,
+            self.last_duration_s,
+            self.requests,
+            dict(self.errors_by_kind),
+        )
+
+    def _where(self, request: ReadRequest) -> str:
+        return f"reading {request.describe()} (unit {self.config.unit_id}, {self.endpoint})"
+
+    async def poll(self, link: ModbusLink, before_request: Wait) -> PollResult:
+        """One poll over ``link``; ``before_request`` is awaited before every request (bus pause)."""
+        started = time.perf_counter()
+        ts0 = self._now()
+        samples: dict[str, Sample] = {}
+        errors: list[str] = []
+        unreachable: str | None = None
+        answered = attempted = False
+        sent = 0
+        queue = list(self._slots)
+        kept: list[_Slot] = []
+        while queue:
+            slot = queue.pop(0)
+            request = slot.request
+            kept.append(slot)
+            if unreachable is not None:
+                self._bad(samples, request, unreachable, ts0)
+                continue
+            if slot.illegal and slot.skip > 0:
+                slot.skip -= 1
+                self._bad(samples, request, "ILLEGAL DATA ADDRESS", ts0)
+                continue
+            await before_request()
+            attempted = True
+            sent += 1
+            try:
+                data = await self._read(link, request)
+            except DeviceException as exc:
+                ts = self._now()
+                self.count(exc.code_name)
+                if exc.code in _UNREACHABLE_CODES:
+                    unreachable = exc.code_name
+                    errors.append(f"{exc.code_name} {self._where(request)}")
+                    self._bad(samples, request, exc.code_name, ts)
+                    continue
+                answered = True
+                if exc.code == ILLEGAL_DATA_ADDRESS and len(request.points) > 1:
+                    parts = split_request(request)
+                    kept.pop()
+                    queue[:0] = [_Slot(p) for p in parts]
+                    self.count("split")
+                    log.warning(
+                        "%s: ILLEGAL DATA ADDRESS %s: split into %d requests",
+                        self.name,
+                        self._where(request),
+                        len(parts),
+                    )
+                    continue
+                if exc.code == ILLEGAL_DATA_ADDRESS:
+                    if not slot.illegal:
+                        log.warning(
+                            "%s: point %s: ILLEGAL DATA ADDRESS %s",
+                            self.name,
+                            request.points[0].name,
+                            self._where(request),
+                        )
+                    slot.illegal, slot.skip = True, RETRY_ILLEGAL_EVERY - 1
+                errors.append(f"{exc.code_name} {self._where(request)}")
+                self._bad(samples, request, exc.code_name, ts)
+                continue
+            except (DeviceTimeout, ConnectionLost) as exc:
+                self.count("timeout" if isinstance(exc, DeviceTimeout) else "connection")
+                unreachable = str(exc)
+                errors.append(f"{exc} {self._where(request)}")
+                self._bad(samples, request, unreachable, self._now())
+                continue
+            except FrameError as exc:
+                self.count("frame")
+                errors.append(f"{exc} {self._where(request)}")
+                self._bad(samples, request, str(exc), self._now())
+                continue
+            answered = True
+            if slot.illegal:
+                slot.illegal = False
+                log.warning("%s: point %s readable again", self.name, request.points[0].name)
+            self._decode(samples, request, data, self._now())
+        self._slots = kept
+        self.requests += sent
+        duration = time.perf_counter() - started
+        self.last_duration_s = duration
+        self._account(attempted, answered, errors, ts0)
+        ordered = tuple(samples[name] for name in self.plan.point_names)
+        return PollResult(self.name, ts0, duration, ordered, sent, tuple(errors))
+
+    async def _read(self, link: ModbusLink, request: ReadRequest) -> bytes:
+        retries = self.config.retries
+        while True:
+            try:
+                return await link.read(
+                    self.config.unit_id, request.function, request.start, request.count, self.timeout_s
+                )
+            except DeviceTimeout:
+                if retries <= 0:
+                    raise
+                retries -= 1
+                self.count("retry")
+
+    def _account(self, attempted: bool, answered: bool, errors: list[str], ts: float) -> None:
+        if answered:
+            if self.consecutive_failures:
+                log.warning("%s: recovered after %d failed polls", self.name, self.consecutive_failures)
+            self.consecutive_failures = 0
+            self.last_success_ts = ts
+        elif attempted:
+            if self.consecutive_failures == 0:
+                log.warning("%s: failed: %s", self.name, errors[0] if errors else "no reply")
+            self.consecutive_failures += 1
+
+    def _bad(self, samples: dict[str, Sample], request: ReadRequest, reason: str, ts: float) -> None:
+        name = self.name
+        for p in request.points:
+            unit, role = self._meta[p.name]
+            samples[p.name] = Sample(name, p.name, None, unit, Quality.BAD, ts, reason, role)
+
+    def _decode(self, samples: dict[str, Sample], request: ReadRequest, data: bytes, ts: float) -> None:
+        swapped = swap_bytes(data) if request.needs_swapped else None
+        name = self.name
+        meta = self._meta
+        for p in request.points:
+            quality, value, reason = p.codec.decode(data, swapped, p.offset)
+            unit, role = meta[p.name]
+            samples[p.name] = Sample(name, p.name, value, unit, quality, ts, reason, role)
+        if self.capture_raw:
+            for p in request.points:
+                if request.is_bits:
+                    self.raw[p.name] = bytes([(data[p.offset >> 3] >> (p.offset & 7)) & 1])
+                else:
+                    self.raw[p.name] = data[p.offset * 2 : (p.offset + p.codec.width) * 2]
+
+
+async def no_wait() -> None:
+    await asyncio.sleep(0)
+
+
+__all__ = ["RETRY_ILLEGAL_EVERY", "DevicePoller", "SourceError", "no_wait"]

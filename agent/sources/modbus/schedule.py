@@ -1,0 +1,69 @@
+"""When each device is polled: wall-clock aligned slots, skipped (and counted) slots, capped exponential backoff.
+
+Slots: a device with ``interval_s = i`` is polled at the multiples of ``i`` in UNIX time (next = ceil(now / i) * i),
+so devices with equal intervals poll together and readings line up across gateways. A poll that overruns one or
+more slots does not cause a burst of catch-up polls: the missed slots are skipped and counted.
+
+Backoff: after ``BACKOFF_AFTER`` consecutive failed polls (no reply at all) the device is polled only every
+``2**k`` slots (k = 1, 2, ...), capped at ``BACKOFF_CAP_S`` (or one interval, if longer), so a dead device on a
+shared bus costs at most one timeout per backoff period and never starves the others. Slots skipped by backoff are
+counted separately (``backoff_skipped``), not as missed.
+
+The clock is injected (``Clock``): tests use a virtual clock whose ``sleep_until`` returns at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from dataclasses import dataclass
+from typing import Protocol
+
+BACKOFF_AFTER = 3
+BACKOFF_CAP_S = 300.0
+
+
+class Clock(Protocol):
+    def now(self) -> float:
+        """UNIX time in seconds (UTC)."""
+        ...
+
+    async def sleep_until(self, t: float) -> None:
+        """Return once ``now() >= t``."""
+        ...
+
+
+class SystemClock:
+    def now(self) -> float:
+        return time.time()
+
+    async def sleep_until(self, t: float) -> None:
+        delay = t - time.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+
+def first_slot(now: float, interval_s: float) -> float:
+    return math.ceil(now / interval_s) * interval_s
+
+
+@dataclass(frozen=True, slots=True)
+class NextSlot:
+    at: float
+    missed: int  # slots that passed while polling (overrun)
+    backoff_skipped: int  # slots deliberately left out by backoff
+
+
+def next_slot(previous: float, now: float, interval_s: float, consecutive_failures: int) -> NextSlot:
+    """The slot after ``previous`` (the slot just polled) given the poll finished at ``now``."""
+    earliest = first_slot(now, interval_s)
+    if earliest <= previous:
+        earliest = previous + interval_s
+    missed = max(0, round((earliest - previous) / interval_s) - 1)
+    if consecutive_failures < BACKOFF_AFTER:
+        return NextSlot(earliest, missed, 0)
+    delay = min(interval_s * 2 ** (consecutive_failures - BACKOFF_AFTER + 1), max(BACKOFF_CAP_S, interval_s))
+    at = max(earliest, first_slot(previous + delay, interval_s))
+    skipped = max(0, round((at - earliest) / interval_s))
+    return NextSlot(at, missed, skipped)

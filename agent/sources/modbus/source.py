@@ -1,0 +1,191 @@
+"""ModbusSource: the runtime unit for Modbus, one per TCP device and one per serial bus or TCP gateway.
+
+A source owns one ``ModbusLink`` and polls its devices one request at a time (a bus's ``pause_ms`` between any
+two requests; on a serial bus at least 3.5 character times). Devices keep their own wall-clock aligned schedule
+(``schedule.py``); when several are due, the earliest slot goes first. Each poll's ``PollResult`` is handed to
+``emit`` before the next poll starts (back-pressure reaches the bus, never piles up in memory).
+
+Lifecycle: ``run(emit)`` connects on first use and polls until cancelled; it closes the link on the way out.
+Device faults never raise out of ``run`` (they become bad samples, counters and one log line per state change).
+``health()`` may be called from the same event loop at any time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Protocol
+
+from agent.config.profile import ProfileConfig
+from agent.config.site import ModbusDeviceConfig, SerialBusConfig, SiteConfig, TcpGatewayConfig
+from agent.model import DeviceHealth, PollResult
+from agent.sources.base import Emit
+from agent.sources.modbus.device import DevicePoller
+from agent.sources.modbus.link import ModbusLink
+from agent.sources.modbus.plan import build_read_plan
+from agent.sources.modbus.schedule import Clock, SystemClock, first_slot, next_slot
+
+
+class LoadedSiteLike(Protocol):
+    """What we need of agent.config.load.LoadedSite (written elsewhere)."""
+
+    @property
+    def site(self) -> SiteConfig: ...
+
+    @property
+    def profiles(self) -> Mapping[str, ProfileConfig]: ...
+
+
+class ModbusSource:
+    """Polls the devices behind one link. Build with ``build_modbus_sources``."""
+
+    def __init__(
+        self,
+        name: str,
+        pollers: Sequence[DevicePoller],
+        link_factory: Callable[[], ModbusLink],
+        pause_s: float,
+        clock: Clock,
+        fingerprint: str,
+    ) -> None:
+        self._name = name
+        self.pollers = list(pollers)
+        self._link_factory = link_factory
+        self.pause_s = pause_s
+        self.clock = clock
+        self._fingerprint = fingerprint
+        self.link: ModbusLink | None = None
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def fingerprint(self) -> str:
+        return self._fingerprint
+
+    @property
+    def devices(self) -> tuple[str, ...]:
+        return tuple(p.name for p in self.pollers)
+
+    def health(self) -> list[DeviceHealth]:
+        result = []
+        late = self.link.stats.late_by_unit if self.link is not None else {}
+        for poller in self.pollers:
+            h = poller.health()
+            n = late.get(poller.config.unit_id, 0)
+            if n:  # a late reply carries the unit id of the device that answered too late
+                h.errors_by_kind["late_reply"] = n
+            result.append(h)
+        return result
+
+    async def _before_request(self) -> None:
+        if self.pause_s > 0 and self.link is not None:
+            wait = self.link.idle_since + self.pause_s - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+
+    def _link(self) -> ModbusLink:
+        if self.link is None:
+            self.link = self._link_factory()
+        return self.link
+
+    async def poll_once(self, poller: DevicePoller) -> PollResult:
+        """Poll one device now (the probe command, tests)."""
+        return await self._link_poll(poller)
+
+    async def _link_poll(self, poller: DevicePoller) -> PollResult:
+        return await poller.poll(self._link(), self._before_request)
+
+    async def run(self, emit: Emit) -> None:
+        link = self._link()
+        now = self.clock.now()
+        due = {p.name: first_slot(now, p.interval_s) for p in self.pollers}
+        order = {p.name: i for i, p in enumerate(self.pollers)}
+        try:
+            while True:
+                poller = min(self.pollers, key=lambda p: (due[p.name], order[p.name]))
+                slot = due[poller.name]
+                await self.clock.sleep_until(slot)
+                result = await poller.poll(link, self._before_request)
+                await emit(result)
+                step = next_slot(slot, self.clock.now(), poller.interval_s, poller.consecutive_failures)
+                if step.missed:
+                    poller.count("missed_slot", step.missed)
+                if step.backoff_skipped:
+                    poller.count("backoff_skipped", step.backoff_skipped)
+                due[poller.name] = step.at
+        finally:
+            await link.close()
+
+
+def _fingerprint(*parts: str) -> str:
+    h = hashlib.sha256()
+    for part in parts:
+        h.update(part.encode())
+        h.update(b"\0")
+    return h.hexdigest()[:16]
+
+
+def _rtu_silence_s(bus: SerialBusConfig) -> float:
+    bits = 1 + bus.bytesize + (0 if bus.parity == "N" else 1) + bus.stopbits
+    return 3.5 * bits / bus.baudrate if bus.baudrate <= 19200 else 0.00175
+
+
+def build_modbus_sources(loaded: LoadedSiteLike, clock: Clock | None = None) -> list[ModbusSource]:
+    """One source per Modbus TCP device (``host``) and one per bus or gateway (``bus``) with its enabled devices.
+    Raises ConfigError when a read plan cannot be built."""
+    clock = clock or SystemClock()
+    site = loaded.site
+    threshold = site.monitoring.failure_threshold
+    buses = {b.name: b for b in site.buses}
+    sources: list[ModbusSource] = []
+    by_bus: dict[str, list[ModbusDeviceConfig]] = {}
+    for device in site.devices:
+        if not isinstance(device, ModbusDeviceConfig) or not device.enabled:
+            continue
+        if device.host is not None:
+            profile = loaded.profiles[device.profile]
+            endpoint = f"{device.host}:{device.port}"
+            poller = DevicePoller(device, build_read_plan(profile, device), endpoint, clock.now, threshold)
+            host, port = device.host, device.port
+            sources.append(
+                ModbusSource(
+                    device.name,
+                    [poller],
+                    lambda host=host, port=port: ModbusLink.tcp(host, port),  # type: ignore[misc]
+                    0.0,
+                    clock,
+                    _fingerprint(device.model_dump_json(), profile.model_dump_json()),
+                )
+            )
+        else:
+            assert device.bus is not None
+            by_bus.setdefault(device.bus, []).append(device)
+    for bus_name, devices in by_bus.items():
+        bus = buses[bus_name]
+        parts = [bus.model_dump_json()]
+        pollers = []
+        for device in devices:
+            profile = loaded.profiles[device.profile]
+            parts += [device.model_dump_json(), profile.model_dump_json()]
+            endpoint = bus.port if isinstance(bus, SerialBusConfig) else f"{bus.host}:{bus.port}"
+            pollers.append(DevicePoller(device, build_read_plan(profile, device), endpoint, clock.now, threshold))
+        sources.append(
+            ModbusSource(bus_name, pollers, _bus_link_factory(bus), _bus_pause_s(bus), clock, _fingerprint(*parts))
+        )
+    return sources
+
+
+def _bus_pause_s(bus: SerialBusConfig | TcpGatewayConfig) -> float:
+    if isinstance(bus, SerialBusConfig):
+        return max(bus.pause_ms / 1000.0, _rtu_silence_s(bus))
+    return bus.pause_ms / 1000.0
+
+
+def _bus_link_factory(bus: SerialBusConfig | TcpGatewayConfig) -> Callable[[], ModbusLink]:
+    if isinstance(bus, SerialBusConfig):
+        return lambda: ModbusLink.serial(bus.port, bus.baudrate, bus.parity, bus.stopbits, bus.bytesize)
+    return lambda: ModbusLink.tcp(bus.host, bus.port, bus.framing)
