@@ -1,16 +1,226 @@
-"""OPC UA devices in the site file. Owned by the OPC UA work (issue 3)."""
+"""OPC UA devices in the site file. Owned by the OPC UA work (issue 3).
+
+One entry under ``devices`` with ``protocol: opcua`` is one session to one server endpoint. Its points are written
+inline in the site file (there is no OPC UA profile type yet: node ids are specific to one server's address space,
+so a reusable profile buys little). Example::
+
+    - name: kiln1
+      protocol: opcua
+      endpoint: opc.tcp://10.0.0.5:4840
+      security: {policy: Aes256_Sha256_RsaPss, mode: SignAndEncrypt}
+      auth: {type: username, username: energy, password_file: secrets/kiln1.pw}
+      client_cert: pki/agent-cert.der
+      client_key: pki/agent-key.pem
+      trust_dir: pki/trusted
+      interval_s: 1
+      points:
+        - {name: coal_feed, browse_path: Kiln1/CoalFeed, namespace_uri: "urn:plant:kiln", unit: t/h,
+           role: coal_feed_tph, deadband: {type: absolute, value: 0.05}}
+        - {name: energy, node_id: "nsu=urn:plant:kiln;s=Kiln1.Energy", unit: kWh, role: energy_import_kwh}
+
+Relative file paths (certificates, keys, trust folder, password file) are relative to the site file's folder.
+Security policy None is refused unless ``security.allow_none: true`` is written in the site file.
+"""
 
 from __future__ import annotations
 
-from typing import Literal
+import re
+from enum import StrEnum
+from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from agent.config.base import StrictModel
+from agent.model import Role
+
+_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+_NS_INDEX = re.compile(r"^ns=(\d+);")
+
+
+class SecurityPolicy(StrEnum):
+    """Security policies we accept. Basic128Rsa15 and Basic256 (SHA-1) are deprecated and refused."""
+
+    NONE = "None"
+    BASIC256SHA256 = "Basic256Sha256"
+    AES128_SHA256_RSAOAEP = "Aes128_Sha256_RsaOaep"
+    AES256_SHA256_RSAPSS = "Aes256_Sha256_RsaPss"
+
+
+class SecurityMode(StrEnum):
+    NONE = "None"
+    SIGN = "Sign"
+    SIGN_AND_ENCRYPT = "SignAndEncrypt"
+
+
+class OpcuaSecurityConfig(StrictModel):
+    """Message security of the secure channel."""
+
+    policy: SecurityPolicy = SecurityPolicy.BASIC256SHA256
+    mode: SecurityMode = SecurityMode.SIGN_AND_ENCRYPT
+    allow_none: bool = Field(
+        default=False, description="Must be true to use policy None (testing and isolated networks)"
+    )
+
+    @model_validator(mode="after")
+    def _check_none(self) -> OpcuaSecurityConfig:
+        none_policy = self.policy is SecurityPolicy.NONE
+        none_mode = self.mode is SecurityMode.NONE
+        if none_policy != none_mode:
+            raise ValueError("policy None goes with mode None, and a real policy with mode Sign or SignAndEncrypt")
+        if none_policy and not self.allow_none:
+            raise ValueError(
+                "security policy None sends everything in clear text; write allow_none: true to accept that"
+            )
+        return self
+
+
+class AnonymousAuthConfig(StrictModel):
+    type: Literal["anonymous"] = "anonymous"
+
+
+class UsernameAuthConfig(StrictModel):
+    """User name and password; the password comes from a file or an environment variable, never the site file."""
+
+    type: Literal["username"] = "username"
+    username: str = Field(min_length=1)
+    password_file: str | None = Field(default=None, description="File holding the password (first line), mode 0600")
+    password_env: str | None = Field(
+        default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="Environment variable"
+    )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> UsernameAuthConfig:
+        if (self.password_file is None) == (self.password_env is None):
+            raise ValueError("give either password_file or password_env for the password, not both")
+        return self
+
+
+class CertificateAuthConfig(StrictModel):
+    """User identity by an X.509 certificate (may be the application certificate)."""
+
+    type: Literal["certificate"] = "certificate"
+    cert_file: str
+    key_file: str
+
+
+AuthConfig = Annotated[AnonymousAuthConfig | UsernameAuthConfig | CertificateAuthConfig, Field(discriminator="type")]
+
+
+class DeadbandConfig(StrictModel):
+    """Data-change filter: absolute (in the point's unit) or percent of the node's EURange."""
+
+    type: Literal["absolute", "percent"]
+    value: float = Field(ge=0)
+
+    @model_validator(mode="after")
+    def _percent_range(self) -> DeadbandConfig:
+        if self.type == "percent" and self.value > 100:
+            raise ValueError(f"a percent deadband is 0..100, got {self.value}")
+        return self
+
+
+class OpcuaPointConfig(StrictModel):
+    """One variable node. Address it by ``node_id`` or by ``browse_path`` from the Objects folder.
+
+    ``node_id`` is an OPC UA NodeId string: ``nsu=<uri>;s=Name`` (namespace by URI: preferred), ``s=Name`` or
+    ``i=123`` together with ``namespace_uri``, or ``ns=<index>;...`` (fragile: indexes can change when the server
+    restarts). ``browse_path`` is ``Kiln1/CoalFeed``: browse names below Objects, each in ``namespace_uri`` unless
+    written ``0:Name`` (the OPC UA standard namespace). Namespace URIs are resolved to indexes at every connect.
+    """
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    node_id: str | None = None
+    browse_path: str | None = None
+    namespace_uri: str | None = None
+    unit: str = ""
+    role: Role | None = None
+    range: tuple[float, float] | None = Field(default=None, description="Plausible [min, max]; outside is uncertain")
+    sampling_interval_ms: float | None = Field(
+        default=None, ge=0, le=3_600_000, description="Server sampling; defaults to the device interval"
+    )
+    queue_size: int = Field(default=1, ge=1, le=10_000, description="Server-side queue of the monitored item")
+    deadband: DeadbandConfig | None = None
+    description: str = ""
+
+    @model_validator(mode="after")
+    def _one_address(self) -> OpcuaPointConfig:
+        if (self.node_id is None) == (self.browse_path is None):
+            raise ValueError("give either node_id or browse_path, not both")
+        if self.browse_path is not None and self.namespace_uri is None:
+            raise ValueError("a browse_path needs namespace_uri: the URI of the namespace its names are in")
+        if self.node_id is not None and self.namespace_uri is not None and self.node_id.startswith(("ns=", "nsu=")):
+            raise ValueError("node_id already names its namespace; drop namespace_uri or the ns=/nsu= prefix")
+        if self.range is not None and self.range[0] > self.range[1]:
+            raise ValueError(f"range must be [min, max], got [{self.range[0]}, {self.range[1]}]")
+        return self
 
 
 class OpcuaDeviceConfig(StrictModel):
-    """Placeholder until OPC UA acquisition lands."""
+    """One OPC UA server endpoint read as one device (one session)."""
 
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+    name: str = Field(pattern=_NAME)
     protocol: Literal["opcua"] = "opcua"
+    endpoint: str = Field(pattern=r"^opc\.tcp://[^/\s]+(:\d+)?(/\S*)?$", description="opc.tcp://host:port[/path]")
+    security: OpcuaSecurityConfig = Field(default_factory=lambda: OpcuaSecurityConfig())
+    auth: AuthConfig = Field(default_factory=lambda: AnonymousAuthConfig())
+    client_cert: str | None = Field(default=None, description="Application instance certificate (DER or PEM)")
+    client_key: str | None = Field(default=None, description="Its private key (PEM), mode 0600")
+    trust_dir: str | None = Field(default=None, description="Folder of trusted server (or CA) certificates")
+    interval_s: float = Field(default=1.0, gt=0, le=86400, description="Publishing / polling interval")
+    timeout_ms: float = Field(default=4000.0, gt=0, le=60000, description="Per-request timeout")
+    session_timeout_s: float = Field(
+        default=30.0, ge=5, le=3600, description="Server drops an orphaned session (and its subscriptions) after this"
+    )
+    mode: Literal["subscribe", "poll"] = Field(default="subscribe", description="Subscriptions, or polled reads")
+    points: list[OpcuaPointConfig] = Field(min_length=1)
+    enabled: bool = True
+    renewable: bool = Field(default=False, description="This meter measures renewable supply (PV, wind, green power)")
+    tags: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _check_files(self) -> OpcuaDeviceConfig:
+        secure = self.security.policy is not SecurityPolicy.NONE
+        if secure and (self.client_cert is None or self.client_key is None):
+            raise ValueError(
+                f"security policy {self.security.policy.value} needs client_cert and client_key "
+                "(make them with: energy-agent opcua cert)"
+            )
+        if secure and self.trust_dir is None:
+            raise ValueError("a secure endpoint needs trust_dir: the folder of trusted server certificates")
+        if isinstance(self.auth, CertificateAuthConfig) and not secure:
+            raise ValueError("certificate authentication needs a signing security policy, not None")
+        return self
+
+
+def check(site: Any, profiles: Any) -> list[tuple[str, str]]:
+    """Rules across points of OPC UA devices, as (path, message) for the config loader to position.
+
+    ``site`` is the validated ``SiteConfig``; ``profiles`` is unused (OPC UA points are inline).
+    """
+    issues: list[tuple[str, str]] = []
+    for d, device in enumerate(getattr(site, "devices", [])):
+        if not isinstance(device, OpcuaDeviceConfig):
+            continue
+        seen: dict[str, int] = {}
+        addresses: dict[str, int] = {}
+        for p, point in enumerate(device.points):
+            path = f"devices[{d}].points[{p}]"
+            if point.name in seen:
+                issues.append(
+                    (f"{path}.name", f"duplicate point name {point.name!r} (also points[{seen[point.name]}])")
+                )
+            seen.setdefault(point.name, p)
+            address = f"{point.namespace_uri}|{point.node_id or point.browse_path}"
+            if address in addresses:
+                issues.append((path, f"reads the same node as points[{addresses[address]}]"))
+            addresses.setdefault(address, p)
+            match = _NS_INDEX.match(point.node_id or "")
+            if match and match.group(1) != "0":
+                issues.append(
+                    (
+                        f"{path}.node_id",
+                        f"namespace index {match.group(1)} can change when the server restarts; "
+                        "write nsu=<namespace URI>;... or give namespace_uri",
+                    )
+                )
+    return issues

@@ -1,0 +1,407 @@
+"""One OPC UA session to one endpoint: security and trust, authentication, node resolution, reads and one
+subscription. asyncua exceptions are mapped into ``agent.errors`` here, at one boundary.
+
+Lifecycle: ``async with OpcuaSession(plan) as s`` connects (GetEndpoints over an unsecured discovery channel, trust
+check of the server certificate against ``trust_dir``, secure channel pinned to that certificate, CreateSession,
+ActivateSession, namespace URIs resolved to today's indexes, every node checked); leaving the block deletes the
+subscription and closes the session when the server is still reachable, so nothing is left on the server. The
+session never writes to the server. asyncua's own auto-reconnect is off: ``OpcuaSource`` supervises.
+Concurrency: one task reads or consumes notifications; ``lost`` is set from asyncua's callbacks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import os
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+from asyncua import ua
+from asyncua.client.client import Client
+from asyncua.common.subscription import DataChangeEvent, StatusChangeEvent, Subscription
+from asyncua.crypto import security_policies
+from asyncua.ua.attribute_ids import AttributeIds
+from asyncua.ua.object_ids import ObjectIds
+from asyncua.ua.status_codes import StatusCodes
+from asyncua.ua.uaerrors import UaError, UaStatusCodeError
+from cryptography import x509
+
+from agent.config.opcua import SecurityMode, SecurityPolicy
+from agent.errors import ConnectionLost, DeviceException, DeviceTimeout, SecurityError, SourceError
+from agent.sources.opcua import pki
+from agent.sources.opcua.plan import BrowseRef, DevicePlan, NodeRef, node_id_for, relative_path_for
+from agent.sources.opcua.status import status_name
+
+log = logging.getLogger("agent.sources.opcua")
+
+_POLICY_CLASS: dict[SecurityPolicy, type[security_policies.SecurityPolicy]] = {
+    SecurityPolicy.NONE: security_policies.SecurityPolicyNone,
+    SecurityPolicy.BASIC256SHA256: security_policies.SecurityPolicyBasic256Sha256,
+    SecurityPolicy.AES128_SHA256_RSAOAEP: security_policies.SecurityPolicyAes128Sha256RsaOaep,
+    SecurityPolicy.AES256_SHA256_RSAPSS: security_policies.SecurityPolicyAes256Sha256RsaPss,
+}
+_MODE: dict[SecurityMode, ua.MessageSecurityMode] = {
+    SecurityMode.NONE: ua.MessageSecurityMode.None_,
+    SecurityMode.SIGN: ua.MessageSecurityMode.Sign,
+    SecurityMode.SIGN_AND_ENCRYPT: ua.MessageSecurityMode.SignAndEncrypt,
+}
+_SECURITY_STATUS = ("BadUser", "BadIdentity", "BadCertificate", "BadSecurity", "BadNoValidCertificates")
+_CHUNK = 500  # nodes per Read / CreateMonitoredItems request
+
+
+def map_error(device: str, endpoint: str, exc: BaseException) -> SourceError:
+    """The one place asyncua / socket exceptions become our exception tree; messages start with the device."""
+    if isinstance(exc, SourceError):
+        return exc
+    if isinstance(exc, UaStatusCodeError):
+        name = status_name(exc.code)
+        if name.startswith(_SECURITY_STATUS):
+            return SecurityError(f"{device}: {endpoint} refused the connection: {name}")
+        return DeviceException(f"{device}: {endpoint} answered {name}", exc.code, name)
+    if isinstance(exc, TimeoutError):
+        return DeviceTimeout(f"{device}: no answer from {endpoint} in time")
+    if isinstance(exc, ConnectionRefusedError):
+        return ConnectionLost(f"{device}: {endpoint} refused the TCP connection")
+    if isinstance(exc, OSError | ConnectionError | EOFError):
+        return ConnectionLost(f"{device}: connection to {endpoint} failed: {exc or type(exc).__name__}")
+    if isinstance(exc, UaError):
+        return ConnectionLost(f"{device}: {endpoint}: {exc}")
+    raise exc  # a bug: let it propagate
+
+
+def read_password(plan: DevicePlan) -> str:
+    """The password from its file (first line) or environment variable. Never logged."""
+    auth = plan.auth
+    if auth.password_file is not None:
+        try:
+            text = auth.password_file.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise SecurityError(f"{plan.device}: cannot read password file {auth.password_file}: {exc}") from None
+        return text.splitlines()[0] if text else ""
+    assert auth.password_env is not None
+    value = os.environ.get(auth.password_env)
+    if value is None:
+        raise SecurityError(f"{plan.device}: environment variable {auth.password_env} (the password) is not set")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedPoint:
+    index: int
+    node_id: ua.NodeId
+
+
+async def server_certificate(endpoint: str, policy: SecurityPolicy, mode: SecurityMode, timeout_s: float) -> bytes:
+    """The certificate the server shows for (policy, mode), asked over an unsecured discovery channel.
+
+    Nothing is trusted here: the caller checks the bytes against the trust list.
+    """
+    probe = Client(endpoint, timeout=timeout_s)
+    endpoints = await asyncio.wait_for(probe.connect_and_get_server_endpoints(), timeout_s * 2)
+    uri = _POLICY_CLASS[policy].URI
+    for ep in endpoints:
+        if ep.SecurityPolicyUri == uri and ep.SecurityMode == _MODE[mode]:
+            if not ep.ServerCertificate:
+                raise SecurityError(f"{endpoint} offers {policy.value}/{mode.value} without a certificate")
+            der: bytes = ep.ServerCertificate
+            length = int.from_bytes(der[2:4], "big") + 4  # first certificate of a chain
+            return der[:length]
+    offered = sorted({f"{ep.SecurityPolicyUri.rsplit('#', 1)[-1]}/{ep.SecurityMode.name}" for ep in endpoints})
+    raise SecurityError(f"{endpoint} offers no endpoint {policy.value}/{mode.value}; it offers {', '.join(offered)}")
+
+
+class OpcuaSession:
+    def __init__(self, plan: DevicePlan) -> None:
+        self.plan = plan
+        self.client: Client | None = None
+        self.lost = asyncio.Event()
+        self.lost_reason = ""
+        self.resolved: dict[int, ua.NodeId] = {}
+        self.point_errors: dict[int, str] = {}
+        self.subscription: Subscription | None = None
+        self.requests = 0
+
+    def _fail(self, exc: BaseException) -> SourceError:
+        return map_error(self.plan.device, self.plan.endpoint, exc)
+
+    def mark_lost(self, reason: str) -> None:
+        if not self.lost.is_set():
+            self.lost_reason = reason
+            self.lost.set()
+
+    async def _on_connection_lost(self, exc: Exception) -> None:
+        self.mark_lost(str(exc) or type(exc).__name__)
+
+    async def _configure_security(self, client: Client) -> None:
+        plan = self.plan
+        if not plan.secure:
+            return
+        assert plan.client_cert is not None and plan.client_key is not None and plan.trust_dir is not None
+        der = await server_certificate(plan.endpoint, plan.policy, plan.mode, plan.timeout_s)
+        cert = x509.load_der_x509_certificate(der)
+        decision = pki.check_trusted(cert, plan.trust_dir)
+        if not decision.trusted:
+            raise SecurityError(
+                f"{plan.device}: server certificate of {plan.endpoint} is not trusted: {decision.why}; "
+                f"it is {pki.describe(cert)}; check it and pin it with: energy-agent opcua trust {plan.endpoint} "
+                f"--trust-dir {plan.trust_dir}"
+            )
+        try:
+            own = pki.load_certificate(plan.client_cert)
+        except (OSError, ValueError) as exc:
+            raise SecurityError(f"{plan.device}: cannot load client certificate {plan.client_cert}: {exc}") from None
+        client.application_uri = pki.application_uri_of(own) or client.application_uri
+        pinned = der
+
+        async def validate(server_cert: Any, _app: ua.ApplicationDescription) -> None:
+            if pki.der_of(server_cert) != pinned:  # the session must be with the certificate we checked
+                raise UaStatusCodeError(StatusCodes.BadCertificateUntrusted)  # type: ignore[no-untyped-call]  # unannotated in asyncua
+
+        client.certificate_validator = validate
+        try:
+            await client.set_security(
+                _POLICY_CLASS[plan.policy],
+                str(plan.client_cert),
+                str(plan.client_key),
+                server_certificate=der,
+                mode=_MODE[plan.mode],
+            )
+        except (OSError, ValueError) as exc:
+            raise SecurityError(f"{plan.device}: cannot load client certificate or key: {exc}") from None
+
+    async def _configure_auth(self, client: Client) -> None:
+        auth = self.plan.auth
+        if auth.kind == "username":
+            assert auth.username is not None
+            client.set_user(auth.username)
+            client.set_password(read_password(self.plan))
+        elif auth.kind == "certificate":
+            assert auth.cert_file is not None and auth.key_file is not None
+            try:
+                await client.load_client_certificate(str(auth.cert_file))
+                await client.load_private_key(auth.key_file)
+            except (OSError, ValueError) as exc:
+                raise SecurityError(f"{self.plan.device}: cannot load user certificate or key: {exc}") from None
+
+    async def __aenter__(self) -> OpcuaSession:
+        plan = self.plan
+        client = Client(plan.endpoint, timeout=plan.timeout_s, watchdog_intervall=min(1.0, plan.interval_s))
+        client.name = client.description = f"energy-agent {plan.device}"
+        client.session_timeout = int(plan.session_timeout_s * 1000)
+        client.connection_lost_callback = self._on_connection_lost
+        try:
+            await self._configure_security(client)
+            await self._configure_auth(client)
+            await asyncio.wait_for(client.connect(auto_reconnect=False), plan.timeout_s * 3)
+            self.client = client
+            await self._resolve()
+        except BaseException as exc:
+            await self._close(client)
+            self.client = None
+            if isinstance(exc, Exception):
+                raise self._fail(exc) from exc
+            raise
+        return self
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        client, self.client = self.client, None
+        if client is not None:
+            await self._close(client)
+
+    async def _close(self, client: Client) -> None:
+        """Delete the subscription and close the session if the server still answers; never raise."""
+        sub, self.subscription = self.subscription, None
+        if sub is not None and not self.lost.is_set():
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(sub.delete(), self.plan.timeout_s)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(client.disconnect(), self.plan.timeout_s)
+        with contextlib.suppress(Exception):
+            client.disconnect_socket()
+
+    async def _resolve(self) -> None:
+        """Namespace URIs -> today's indexes, browse paths -> node ids, and every node checked to exist."""
+        client = self.client
+        assert client is not None
+        plan = self.plan
+        array: list[str] = await client.get_namespace_array()
+        namespaces = {uri: i for i, uri in enumerate(array)}
+        browse: list[tuple[int, BrowseRef]] = []
+        for i, point in enumerate(plan.points):
+            address = point.address
+            try:
+                if isinstance(address, NodeRef):
+                    self.resolved[i] = node_id_for(address, namespaces)
+                else:
+                    relative_path_for(address, namespaces)
+                    browse.append((i, address))
+            except KeyError as missing:
+                self.point_errors[i] = (
+                    f"{plan.device}: point {point.name}: namespace {missing.args[0]} is not on {plan.endpoint}"
+                )
+        for start in range(0, len(browse), _CHUNK):
+            chunk = browse[start : start + _CHUNK]
+            paths = [relative_path_for(ref, namespaces) for _, ref in chunk]
+            results = await client.translate_browsepaths(ua.NodeId.from_string(f"i={ObjectIds.ObjectsFolder}"), paths)
+            self.requests += 1
+            for (i, ref), result in zip(chunk, results, strict=True):
+                if result.StatusCode.is_good() and result.Targets:
+                    target = result.Targets[0].TargetId
+                    self.resolved[i] = ua.NodeId(target.Identifier, target.NamespaceIndex, target.NodeIdType)
+                else:
+                    self.point_errors[i] = (
+                        f"{plan.device}: point {plan.points[i].name}: browse path {ref.text()} not found on "
+                        f"{plan.endpoint} ({status_name(result.StatusCode.value)})"
+                    )
+        await self._check_nodes()
+
+    async def _check_nodes(self) -> None:
+        items = sorted(self.resolved.items())
+        for start in range(0, len(items), _CHUNK):
+            chunk = items[start : start + _CHUNK]
+            values = await self._read([n for _, n in chunk], AttributeIds.NodeClass)
+            for (i, node_id), dv in zip(chunk, values, strict=True):
+                point = self.plan.points[i]
+                code = dv.StatusCode.value if dv.StatusCode is not None else 0
+                if code & 0x80000000:
+                    self.point_errors[i] = (
+                        f"{self.plan.device}: point {point.name}: node {point.address.text()} "
+                        f"({node_id.to_string()}) does not exist on {self.plan.endpoint} ({status_name(code)})"
+                    )
+                elif dv.Value is not None and dv.Value.Value != ua.NodeClass.Variable:
+                    self.point_errors[i] = (
+                        f"{self.plan.device}: point {point.name}: node {point.address.text()} is not a variable"
+                    )
+        for i in self.point_errors:
+            self.resolved.pop(i, None)
+
+    async def _read(self, nodes: list[ua.NodeId], attribute: AttributeIds) -> list[ua.DataValue]:
+        assert self.client is not None
+        params = ua.ReadParameters()
+        params.TimestampsToReturn = ua.TimestampsToReturn.Both
+        for node_id in nodes:
+            rv = ua.ReadValueId()
+            rv.NodeId = node_id
+            rv.AttributeId = attribute
+            params.NodesToRead.append(rv)
+        self.requests += 1
+        result: list[ua.DataValue] = await asyncio.wait_for(self.client.uaclient.read(params), self.plan.timeout_s)
+        return result
+
+    async def read_values(self) -> dict[int, ua.DataValue]:
+        """One polled read of every resolved point (in chunks). Raises SourceError."""
+        items = sorted(self.resolved.items())
+        out: dict[int, ua.DataValue] = {}
+        try:
+            for start in range(0, len(items), _CHUNK):
+                chunk = items[start : start + _CHUNK]
+                values = await self._read([n for _, n in chunk], AttributeIds.Value)
+                out.update((i, dv) for (i, _), dv in zip(chunk, values, strict=True))
+        except Exception as exc:
+            raise self._fail(exc) from exc
+        return out
+
+    def _subscription_parameters(self) -> ua.CreateSubscriptionParameters:
+        interval_ms = self.plan.interval_s * 1000.0
+        keepalive_s = max(self.plan.interval_s, 2.0)
+        params = ua.CreateSubscriptionParameters()
+        params.RequestedPublishingInterval = interval_ms
+        params.RequestedMaxKeepAliveCount = max(1, math.ceil(keepalive_s / self.plan.interval_s))
+        # the server deletes the subscription when nobody asks for it: after the session timeout, not before
+        lifetime_s = max(self.plan.session_timeout_s, 3 * keepalive_s)
+        params.RequestedLifetimeCount = max(
+            3 * params.RequestedMaxKeepAliveCount, math.ceil(lifetime_s / self.plan.interval_s)
+        )
+        params.MaxNotificationsPerPublish = 0
+        params.PublishingEnabled = True
+        params.Priority = 0
+        return params
+
+    @property
+    def keepalive_s(self) -> float:
+        return max(self.plan.interval_s, 2.0)
+
+    async def subscribe(self) -> Subscription:
+        """One subscription with a monitored item per resolved point. Item failures become point errors."""
+        assert self.client is not None
+        plan = self.plan
+        try:
+            sub = await self.client.create_subscription(
+                self._subscription_parameters(), handler=None, queue_maxsize=max(1000, 4 * len(plan.points))
+            )
+            self.subscription = sub
+            self.requests += 1
+            items = sorted(self.resolved.items())
+            for start in range(0, len(items), _CHUNK):
+                chunk = items[start : start + _CHUNK]
+                requests = [self._item_request(i, node_id) for i, node_id in chunk]
+                results = await sub.create_monitored_items(requests)
+                self.requests += 1
+                for (i, _), result in zip(chunk, results, strict=True):
+                    if isinstance(result, ua.StatusCode):
+                        self.point_errors[i] = (
+                            f"{plan.device}: point {plan.points[i].name}: the server refused to monitor "
+                            f"{plan.points[i].address.text()} ({status_name(result.value)})"
+                        )
+        except Exception as exc:
+            raise self._fail(exc) from exc
+        return sub
+
+    def _item_request(self, index: int, node_id: ua.NodeId) -> ua.MonitoredItemCreateRequest:
+        point = self.plan.points[index]
+        rv = ua.ReadValueId()
+        rv.NodeId = node_id
+        rv.AttributeId = AttributeIds.Value
+        mparams = ua.MonitoringParameters()
+        mparams.ClientHandle = index + 1
+        mparams.SamplingInterval = point.sampling_interval_ms
+        mparams.QueueSize = point.queue_size
+        mparams.DiscardOldest = True
+        if point.deadband is not None:
+            kind, value = point.deadband
+            f = ua.DataChangeFilter()
+            f.Trigger = ua.DataChangeTrigger.StatusValue
+            f.DeadbandType = ua.DeadbandType.Absolute if kind == "absolute" else ua.DeadbandType.Percent
+            f.DeadbandValue = value
+            mparams.Filter = f
+        request = ua.MonitoredItemCreateRequest()
+        request.ItemToMonitor = rv
+        request.MonitoringMode = ua.MonitoringMode.Reporting
+        request.RequestedParameters = mparams
+        return request
+
+    async def notifications(self, sub: Subscription) -> AsyncIterator[tuple[int, ua.DataValue]]:
+        """(point index, DataValue) per data change until the subscription reports a bad status or ends."""
+        async for event in sub:
+            if isinstance(event, DataChangeEvent):
+                handle = event.data.subscription_data.client_handle
+                if handle is not None:
+                    yield handle - 1, event.data.monitored_item.Value
+            elif isinstance(event, StatusChangeEvent):
+                status = event.notification.Status
+                if status is not None and not status.is_good():
+                    self.mark_lost(f"subscription {status_name(status.value)}")
+                    return
+
+    def check_alive(self, now_monotonic: float) -> None:
+        """Mark the session lost when the transport dropped or no publish response (data or keep-alive) came
+        for two keep-alive periods plus a request timeout."""
+        client = self.client
+        if client is None:
+            return
+        state = client.uaclient.state.name
+        if state not in ("CONNECTED",):
+            self.mark_lost(f"client {state.lower()}")
+            return
+        sub = self.subscription
+        if sub is not None and sub.last_publish_at is not None:
+            silent = now_monotonic - float(sub.last_publish_at)
+            if silent > 2 * self.keepalive_s + self.plan.timeout_s:
+                self.mark_lost(f"keep-alive lost: no publish response for {silent:.1f} s")

@@ -1,0 +1,313 @@
+"""``OpcuaSource``: one OPC UA device (one endpoint, one session) as a ``agent.sources.base.Source``.
+
+Two tasks in one TaskGroup:
+
+- the supervisor connects (``OpcuaSession``), subscribes (or not, in poll mode), consumes data-change notifications
+  into the latest reading per point, and when the session is lost (socket closed, keep-alive or watchdog probe
+  missing, subscription status bad) tears it down (subscription deleted and session closed when the server still
+  answers) and reconnects with a backoff capped at ``RETRY_CAP_S`` so it is back within 10 s of the server being
+  reachable. Refused credentials or an untrusted server certificate are not a network blip: they back off from
+  ``SECURITY_RETRY_S`` (no retry storm) and are logged once.
+- the ticker emits one ``PollResult`` per ``interval_s`` with every point exactly once: the latest value from the
+  subscription (or from a polled Read), ``bad`` with reason ``connection lost: ...`` for every point while the
+  session is down (the gap is flagged, never interpolated), and ``stale`` for a point with no value since the
+  current session began.
+
+Sample timestamps: ``ts`` is the tick at which the agent vouched for the value (the subscription was alive, so an
+unchanged value is current); ``source_ts`` is the OPC UA SourceTimestamp (server timestamp when the source gave
+none). Every state change is logged once per device: "failed", then "recovered".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from asyncua.common.subscription import Subscription
+
+from agent.config.opcua import OpcuaDeviceConfig
+from agent.errors import ConnectionLost, DeviceException, DeviceTimeout, SecurityError, SourceError
+from agent.model import DeviceHealth, PollResult, Quality, Sample
+from agent.sources.base import Emit
+from agent.sources.opcua.plan import DevicePlan, compile_device
+from agent.sources.opcua.session import OpcuaSession
+from agent.sources.opcua.status import Reading, reading_of
+
+log = logging.getLogger("agent.sources.opcua")
+
+RETRY_INITIAL_S = 0.5
+RETRY_CAP_S = 4.0
+SECURITY_RETRY_S = 30.0
+SECURITY_RETRY_CAP_S = 300.0
+
+
+class Backoff:
+    """Exponential backoff: ``initial``, doubling, capped; ``reset`` after a success."""
+
+    def __init__(self, initial_s: float, cap_s: float) -> None:
+        self.initial_s = initial_s
+        self.cap_s = cap_s
+        self._next = initial_s
+
+    def next(self) -> float:
+        delay = self._next
+        self._next = min(self._next * 2, self.cap_s)
+        return delay
+
+    def reset(self) -> None:
+        self._next = self.initial_s
+
+
+def error_kind(exc: SourceError) -> str:
+    if isinstance(exc, SecurityError):
+        return "security"
+    if isinstance(exc, DeviceTimeout):
+        return "timeout"
+    if isinstance(exc, DeviceException):
+        return "protocol"
+    return "connection"
+
+
+def _short(exc: SourceError, device: str) -> str:
+    text = str(exc)
+    return text[len(device) + 2 :] if text.startswith(f"{device}: ") else text
+
+
+class OpcuaSource:
+    def __init__(
+        self,
+        config: OpcuaDeviceConfig,
+        base_dir: Path = Path("."),
+        *,
+        clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+        retry: Backoff | None = None,
+        security_retry: Backoff | None = None,
+    ) -> None:
+        self.config = config
+        self.plan: DevicePlan = compile_device(config, base_dir)
+        self._fingerprint = hashlib.sha256(f"{config.model_dump_json()}|{base_dir.resolve()}".encode()).hexdigest()
+        self._clock = clock
+        self._monotonic = monotonic
+        self._retry = retry or Backoff(RETRY_INITIAL_S, RETRY_CAP_S)
+        self._security_retry = security_retry or Backoff(SECURITY_RETRY_S, SECURITY_RETRY_CAP_S)
+        n = len(self.plan.points)
+        self._latest: list[Reading | None] = [None] * n
+        self._session: OpcuaSession | None = None
+        self._down_reason = "not connected yet"
+        self._failed = False
+        self._failed_since: float | None = None
+        self._logged_point_errors: set[str] = set()
+        self.connects = 0
+        self.attempts = 0
+        self._consecutive_failures = 0
+        self._last_success_ts: float | None = None
+        self._last_duration_s: float | None = None
+        self._requests = 0
+        self._requests_reported = 0
+        self._errors: dict[str, int] = {}
+
+    # --- Source protocol ----------------------------------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    @property
+    def fingerprint(self) -> str:
+        return self._fingerprint
+
+    @property
+    def devices(self) -> tuple[str, ...]:
+        return (self.config.name,)
+
+    def health(self) -> list[DeviceHealth]:
+        state = "disabled" if not self.config.enabled else ("failed" if self._failed else "ok")
+        return [
+            DeviceHealth(
+                device=self.config.name,
+                state=state,
+                last_success_ts=self._last_success_ts,
+                consecutive_failures=self._consecutive_failures,
+                last_poll_duration_s=self._last_duration_s,
+                requests=self._requests + (self._session.requests if self._session else 0),
+                errors_by_kind=dict(self._errors),
+            )
+        ]
+
+    async def run(self, emit: Emit) -> None:
+        if not self.config.enabled:
+            await asyncio.Event().wait()  # a disabled device does nothing until cancelled
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(self._supervise())
+            tg.create_task(self._tick(emit))
+
+    # --- connection supervisor ----------------------------------------------------------------------------------
+
+    async def _supervise(self) -> None:
+        while True:
+            self.attempts += 1
+            error: SourceError | None = None
+            reason = ""
+            try:
+                async with OpcuaSession(self.plan) as session:
+                    sub = await session.subscribe() if self.plan.subscribe else None
+                    self._up(session)
+                    try:
+                        async with asyncio.TaskGroup() as tg:
+                            consumer = tg.create_task(self._consume(session, sub)) if sub is not None else None
+                            await session.lost.wait()
+                            if consumer is not None:
+                                consumer.cancel()
+                    finally:
+                        self._requests += session.requests
+                        self._session = None
+                        self._latest = [None] * len(self._latest)
+                    reason = session.lost_reason
+            except SourceError as exc:
+                error = exc
+                reason = _short(exc, self.plan.device)
+            kind = error_kind(error) if error is not None else "connection"
+            self._errors[kind] = self._errors.get(kind, 0) + 1
+            self._down(reason)
+            backoff = self._security_retry if kind == "security" else self._retry
+            if kind != "security":
+                self._security_retry.reset()
+            await asyncio.sleep(backoff.next())
+
+    async def _consume(self, session: OpcuaSession, sub: Subscription) -> None:
+        points = self.plan.points
+        async for index, dv in session.notifications(sub):
+            if 0 <= index < len(points):
+                self._latest[index] = reading_of(dv, points[index].value_range)
+        session.mark_lost("subscription ended")
+
+    def _up(self, session: OpcuaSession) -> None:
+        self._session = session
+        self.connects += 1
+        self._retry.reset()
+        self._security_retry.reset()
+        self._consecutive_failures = 0
+        if self._failed:
+            down = self._monotonic() - (self._failed_since or self._monotonic())
+            log.info("%s: recovered: connected to %s after %.1f s", self.plan.device, self.plan.endpoint, down)
+        self._failed = False
+        self._failed_since = None
+        for message in session.point_errors.values():
+            if message not in self._logged_point_errors:
+                self._logged_point_errors.add(message)
+                log.error("%s", message)
+
+    def _down(self, reason: str) -> None:
+        self._consecutive_failures += 1
+        self._down_reason = f"connection lost: {reason}" if self.connects else f"not connected: {reason}"
+        if not self._failed:
+            self._failed = True
+            self._failed_since = self._monotonic()
+            log.warning("%s: failed: %s: %s", self.plan.device, self.plan.endpoint, reason)
+
+    # --- emission -----------------------------------------------------------------------------------------------
+
+    async def _tick(self, emit: Emit) -> None:
+        interval = self.plan.interval_s
+        next_tick = self._monotonic() + interval
+        while True:
+            await asyncio.sleep(max(0.0, next_tick - self._monotonic()))
+            started = self._monotonic()
+            session = self._session
+            errors: tuple[str, ...] = ()
+            if session is not None:
+                session.check_alive(started)
+                if not self.plan.subscribe and not session.lost.is_set():
+                    errors = await self._poll(session)
+            result = self.build_result(self._clock(), errors)
+            self._last_duration_s = self._monotonic() - started
+            result = PollResult(
+                result.device, result.ts, self._last_duration_s, result.samples, result.requests, result.errors
+            )
+            await emit(result)
+            next_tick += interval
+            now = self._monotonic()
+            if next_tick < now:  # fell behind (slow emit): skip missed ticks, do not burst
+                next_tick = now + interval
+
+    async def _poll(self, session: OpcuaSession) -> tuple[str, ...]:
+        try:
+            values = await session.read_values()
+        except SourceError as exc:
+            if isinstance(exc, ConnectionLost | DeviceTimeout):
+                session.mark_lost(_short(exc, self.plan.device))
+            return (str(exc),)
+        points = self.plan.points
+        for index, dv in values.items():
+            self._latest[index] = reading_of(dv, points[index].value_range)
+        return ()
+
+    def build_result(self, now: float, errors: tuple[str, ...] = ()) -> PollResult:
+        """Every point once, from the current state: latest readings, point errors, or the connection gap."""
+        session = self._session
+        connected = session is not None and not session.lost.is_set()
+        samples: list[Sample] = []
+        point_errors = session.point_errors if session is not None else {}
+        for i, point in enumerate(self.plan.points):
+            reading = self._latest[i]
+            if not connected:
+                lost = session is not None and session.lost.is_set()
+                reason = f"connection lost: {session.lost_reason}" if lost and session else self._down_reason
+                sample = Sample(self.plan.device, point.name, None, point.unit, Quality.BAD, now, reason, point.role)
+            elif i in point_errors:
+                sample = Sample(
+                    self.plan.device,
+                    point.name,
+                    None,
+                    point.unit,
+                    Quality.BAD,
+                    now,
+                    _status_of(point_errors[i]),
+                    point.role,
+                )
+            elif reading is None:
+                sample = Sample(
+                    self.plan.device,
+                    point.name,
+                    None,
+                    point.unit,
+                    Quality.STALE,
+                    now,
+                    "no value since connect",
+                    point.role,
+                )
+            else:
+                sample = Sample(
+                    self.plan.device,
+                    point.name,
+                    reading.value,
+                    point.unit,
+                    reading.quality,
+                    now,
+                    reading.reason,
+                    point.role,
+                    reading.source_ts if reading.source_ts is not None else reading.server_ts,
+                )
+            samples.append(sample)
+        if connected:
+            self._last_success_ts = now
+        all_errors = (
+            errors + tuple(point_errors.values()) if connected else (f"{self.plan.device}: {samples[0].reason}",)
+        )
+        total = self._requests + (session.requests if session is not None else 0)
+        requests, self._requests_reported = total - self._requests_reported, total
+        return PollResult(self.plan.device, now, 0.0, tuple(samples), max(0, requests), all_errors)
+
+
+def _status_of(message: str) -> str:
+    """The status name in a point error message, e.g. "... (BadNodeIdUnknown)" -> BadNodeIdUnknown."""
+    if message.endswith(")") and "(" in message:
+        candidate = message[message.rindex("(") + 1 : -1]
+        if candidate.startswith(("Bad", "Uncertain")):
+            return candidate
+    return message.split(": ", 2)[-1]
