@@ -61,7 +61,12 @@ COUNTERS: dict[str, tuple[tuple[str, str | None, float], ...]] = {
 }
 
 # range of a counter's shown value at model start (seeded); others start between 1e5 and 5e6
-_INITIAL = {"energy_export_kwh": (0.0, 500.0), "run_hours_h": (1000.0, 60000.0)}
+_INITIAL = {
+    "energy_export_kwh": (0.0, 500.0),
+    "run_hours_h": (1000.0, 60000.0),
+    "production_t": (1e4, 2e6),
+    "coal_t": (1e4, 1e6),
+}
 
 FAULTS = ("reset_counter", "counter_offset", "outage")
 

@@ -25,7 +25,7 @@ The plant (one clinker line plus utilities; names are fixed, other code and test
 - ``water-meter``: make-up water, 50-70 m3/h.
 
 Local time is Asia/Shanghai, UTC+8 with no daylight saving. Values are keyed by ``agent.model.Role`` values where a
-role exists, else by the extra names listed in ``EXTRA_NAMES``.
+role exists, else by the extra names written in ``sample`` (e.g. ``voltage_l1_v``, ``running``, ``efficiency``).
 """
 
 from __future__ import annotations
@@ -201,6 +201,7 @@ class PlantProcess:
         tr = meter(6062.0, tr_kw, 0.91 + 0.015 * w("tr.pf", tau), 50.0, self._ub("t", tau))
         tr["temperature_c"] = 55.0 + 10.0 * (tr_kw / 3600.0) + 2.0 * w("tr.oil", tau, (3600.0, 14400.0))
         tr["load_factor"] = tr["apparent_power_kva"] / 5000.0
+        tr["oil_temperature_alarm"] = 1.0 if tr["temperature_c"] > 85.0 else 0.0
         out["transformer1"] = tr
 
         # compressed air: variable-speed screw compressor
@@ -211,6 +212,7 @@ class PlantProcess:
             "air_flow_m3min": fad,
             "discharge_pressure_mpa": 0.75 + 0.01 * w("comp.p", tau),
             "specific_power": comp_kw / fad,
+            "discharge_temperature_c": 82.0 + 4.0 * w("comp.t", tau),
             "running": 1.0,
         }
         out["compressor1"] = comp
@@ -259,6 +261,7 @@ class PlantProcess:
             "efficiency": b_eff,
             "steam_enthalpy_kjkg": hs,
             "feedwater_enthalpy_kjkg": hw,
+            "burner_on": 1.0,
         }
 
         # dispatch and water
