@@ -261,11 +261,13 @@ class Ingestor:
         return lines
 
     def _share(self) -> None:
-        if not self._seen or self._consumer is None:
+        """Tell group members which seqs we received since the last report, and each stream's low watermark."""
+        if self._consumer is None or not self._gaps.streams():
             return
         seen = [[site, gw, boot, _ranges(seqs)] for (site, gw, boot), seqs in self._seen.items()]
         self._seen.clear()
-        payload = json.dumps({"member": self.name, "seen": seen}, separators=(",", ":")).encode()
+        low = [list(w) for w in self._gaps.watermarks()]
+        payload = json.dumps({"member": self.name, "seen": seen, "low": low}, separators=(",", ":")).encode()
         self._consumer.publish(self._share_topic, payload, qos=0)
 
     def _peer_report(self, payload: bytes) -> None:
@@ -278,6 +280,8 @@ class Ingestor:
                 for lo, hi in ranges:
                     for seq in range(int(lo), int(hi) + 1):
                         self._gaps.observe(str(site), str(gw), str(boot), seq, 0.0, now, local=False)
+            for site, gw, boot, low in report.get("low", []):
+                self._gaps.advance_to(str(site), str(gw), str(boot), int(low), now)
         except (ValueError, TypeError, KeyError) as exc:
             log.debug("%s: ignored a malformed report on %s: %s", self.name, self._share_topic, exc)
 

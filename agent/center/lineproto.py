@@ -24,8 +24,8 @@ from typing import Literal
 Precision = Literal["ns", "us", "ms", "s"]
 FieldValue = float | int | bool | str
 
-_MEASUREMENT = str.maketrans({",": "\\,", " ": "\\ ", "\n": " ", "\r": " ", "\t": " "})
-_KEY = str.maketrans({",": "\\,", "=": "\\=", " ": "\\ ", "\n": " ", "\r": " ", "\t": " "})
+_MEASUREMENT = str.maketrans({",": "\\,", " ": "\\ ", "\n": "\\ ", "\r": "\\ ", "\t": "\\ "})
+_KEY = str.maketrans({",": "\\,", "=": "\\=", " ": "\\ ", "\n": "\\ ", "\r": "\\ ", "\t": "\\ "})
 _STRING = str.maketrans({'"': '\\"', "\\": "\\\\", "\n": " ", "\r": " "})
 _PER_SECOND: dict[str, int] = {"ns": 1_000_000_000, "us": 1_000_000, "ms": 1_000, "s": 1}
 # InfluxDB 1.x ``/write`` names microseconds ``u``; the v2 API and influxdb-client say ``us``.

@@ -77,6 +77,6 @@ def influxd(workdir: Path, port: int | None = None) -> InfluxServer:
         "[continuous_queries]\n  enabled = false\n"
         f'[http]\n  enabled = true\n  bind-address = "127.0.0.1:{port}"\n  log-enabled = false\n'
         "  pprof-enabled = false\n"
-        "[logging]\n  level = \"warn\"\n"
+        '[logging]\n  level = "warn"\n'
     )
     return InfluxServer("influxd", [influxd_binary(), "-config", str(conf)], workdir, port)
