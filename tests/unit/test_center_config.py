@@ -22,7 +22,7 @@ def test_minimal_v1_config_gets_safe_defaults(tmp_path: Path) -> None:
     assert cfg.influx.database == "energy"
     assert cfg.mqtt.topic_prefix == "plant"
     assert cfg.mqtt.session_expiry_s > 0  # a persistent session is what makes restarts lossless
-    assert 1 <= cfg.influx.batch_points
+    assert cfg.influx.batch_points >= 1
     assert cfg.dead_letter.file is None and cfg.dead_letter.topic is None
 
 

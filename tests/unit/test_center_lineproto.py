@@ -39,7 +39,7 @@ def _unescape(text: str, special: str = ",= ") -> str:
 def _value(text: str) -> tuple[str, str]:
     """One field value (a quoted string is read to its closing unescaped quote) and the text after it."""
     if not text.startswith('"'):
-        value, _, rest = _split(text, ", ")
+        value, _, _ = _split(text, ", ")
         return value, text[len(value) :]
     i = 1
     while text[i] != '"':
