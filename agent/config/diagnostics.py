@@ -58,12 +58,19 @@ def issues_from_validation(error: ValidationError, doc: YamlDocument, model: typ
     """Every error in ``error`` as a positioned ConfigIssue (unsorted; ConfigError sorts)."""
     issues: list[ConfigIssue] = []
     seen: set[tuple[str, str]] = set()
-    for err in error.errors(include_url=False):
+    errors = error.errors(include_url=False)
+    for err in errors:
         issue = _issue(err, doc, model)
         if (issue.path, issue.message) not in seen:  # unions can repeat one problem
             seen.add((issue.path, issue.message))
             issues.append(issue)
-    return issues
+    # A misspelt key also makes the right key missing: say it once, at the misspelling.
+    suggested = {
+        f"{i.path.rsplit('.', 1)[0]}.{m.group(1)}" if "." in i.path else m.group(1)
+        for i in issues
+        if (m := re.search(r"^unknown key '[^']*' \(did you mean '([^']*)'\?\)$", i.message))
+    }
+    return [i for i in issues if not (i.message.startswith("field required:") and i.path in suggested)]
 
 
 # Names vendors' manuals and other tools use for our data types: a better guess than spelling similarity.
