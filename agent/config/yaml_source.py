@@ -105,7 +105,7 @@ def parse_yaml(text: str, display: str, source: bytes = b"") -> YamlDocument:
     if duplicates:
         raise ConfigError(duplicates)
     try:
-        raw = yaml.load(text)
+        raw = yaml.constructor.construct_document(node) if node is not None else None  # no second parse
     except MarkedYAMLError as e:  # e.g. an undefined alias or tag, found only when constructing
         raise ConfigError([_syntax_issue(e, display)]) from None
     except YAMLError as e:
