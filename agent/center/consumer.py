@@ -92,6 +92,7 @@ class MqttConsumer:
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
         self._client.on_message = self._on_message
+        self._client.on_subscribe = self._on_subscribe
         self.where = f"mqtt://{config.host}:{config.port}"
 
     def start(self) -> None:
@@ -155,6 +156,15 @@ class MqttConsumer:
         if self.connected.is_set():
             log.warning("%s: lost the connection to %s: %s", self.config.client_id, self.where, rc)
         self.connected.clear()
+
+    def _on_subscribe(
+        self, client: mqtt.Client, userdata: Any, mid: int, rcs: list[ReasonCode], props: Properties | None
+    ) -> None:
+        refused = [str(rc) for rc in rcs if rc.is_failure]
+        if refused:
+            log.error("%s: %s refused subscriptions: %s", self.config.client_id, self.where, ", ".join(refused))
+        else:
+            log.info("%s: subscribed as group %s", self.config.client_id, self.config.group)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         self._deliver(Inbound(self.generation, msg.mid, msg.qos, msg.topic, bytes(msg.payload), time.time()))

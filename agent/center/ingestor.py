@@ -18,6 +18,7 @@ One asyncio task runs the pipeline; paho's network thread only enqueues; InfluxD
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -75,6 +76,7 @@ class Ingestor:
         self._seen: dict[tuple[str, str, str], list[int]] = {}
         self._share_topic = share_topic(config.mqtt)
         self._failing: str | None = None
+        self._gaps_quiet_until = 0.0
         self._stats = IngestStats()
         self._consumer: MqttConsumer | None = None
         self._dead: DeadLetterSink | None = None
@@ -88,7 +90,8 @@ class Ingestor:
         queue: asyncio.Queue[Inbound | None] = asyncio.Queue()
 
         def deliver(item: Inbound) -> None:  # paho's network thread
-            loop.call_soon_threadsafe(queue.put_nowait, item)
+            with contextlib.suppress(RuntimeError):  # the loop is closing: un-acked, so the broker redelivers it
+                loop.call_soon_threadsafe(queue.put_nowait, item)
 
         consumer = MqttConsumer(self.config.mqtt, deliver)
         self._consumer = consumer
@@ -96,27 +99,23 @@ class Ingestor:
         consumer.start()
         log.info("%s: writing to %s", self.name, self._writer.target)
 
-        async def wake_on_stop() -> None:
-            await stop.wait()
-            queue.put_nowait(None)
-
-        waker = asyncio.create_task(wake_on_stop())
         try:
-            await self._pipeline(queue, stop)
+            async with asyncio.TaskGroup() as tasks:
+                tasks.create_task(_wake_on_stop(stop, queue))
+                tasks.create_task(self._share_loop(stop))
+                await self._pipeline(queue, stop)
+                stop.set()
         finally:
-            waker.cancel()
             await asyncio.to_thread(consumer.stop)
             await asyncio.to_thread(self._writer.close)
             log.info("%s: stopped (%s)", self.name, self._stats)
 
     async def _pipeline(self, queue: asyncio.Queue[Inbound | None], stop: asyncio.Event) -> None:
         cfg = self.config.influx
-        next_share = self._monotonic() + self.config.gaps.share_interval_s
         while not stop.is_set():
             entries: list[_Entry] = []
             points = 0
-            wait_s = max(0.0, next_share - self._monotonic())
-            item = await _next(queue, wait_s)
+            item = await _next(queue, self.config.gaps.reorder_timeout_s / 2)
             deadline = self._monotonic() + cfg.flush_interval_ms / 1000
             while item is not None:
                 points += self._add(item, entries)
@@ -126,9 +125,13 @@ class Ingestor:
             gap_lines = self._due_gaps()
             if (entries or gap_lines) and not await self._flush(entries, gap_lines, stop):
                 return
-            if self._monotonic() >= next_share:
+
+    async def _share_loop(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await asyncio.wait_for(stop.wait(), self.config.gaps.share_interval_s)
+            except TimeoutError:
                 self._share()
-                next_share = self._monotonic() + self.config.gaps.share_interval_s
 
     def _add(self, item: Inbound, entries: list[_Entry]) -> int:
         """Decode one message into its lines (or a dead letter); returns the number of points it adds."""
@@ -224,6 +227,8 @@ class Ingestor:
                 if self._failing is not None:
                     log.info("%s: recovered: writes succeed again", self.name)
                     self._failing = None
+                    # Group members were stalled too: give them time to catch up before judging gaps.
+                    self._gaps_quiet_until = self._monotonic() + 2 * self.config.gaps.reorder_timeout_s
                 return True
             self._stats.write_retries += 1
             if stop.is_set():
@@ -240,7 +245,9 @@ class Ingestor:
         self._failing = reason
 
     def _due_gaps(self) -> list[str]:
-        lines = []
+        lines: list[str] = []
+        if self._monotonic() < self._gaps_quiet_until:
+            return lines
         for gap in self._gaps.due(self._monotonic()):
             self._stats.gaps += 1
             self._stats.missing_seqs += gap.missing
@@ -284,6 +291,11 @@ class Ingestor:
                 self._gaps.advance_to(str(site), str(gw), str(boot), int(low), now)
         except (ValueError, TypeError, KeyError) as exc:
             log.debug("%s: ignored a malformed report on %s: %s", self.name, self._share_topic, exc)
+
+
+async def _wake_on_stop(stop: asyncio.Event, queue: asyncio.Queue[Inbound | None]) -> None:
+    await stop.wait()
+    queue.put_nowait(None)
 
 
 async def _next(queue: asyncio.Queue[Inbound | None], timeout_s: float) -> Inbound | None:
