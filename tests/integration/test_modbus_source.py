@@ -1,0 +1,341 @@
+"""ModbusSource against the plant simulator (simulators/modbus_server.py) on loopback: Modbus TCP, RTU over TCP and
+RTU on a pty, with the simulator's fault injection. The agent's schedule runs on a virtual clock that the
+simulator's plant model follows, so "values equal the model's" is exact and no test waits for wall-clock slots;
+timeouts are real (short) because they are the I/O under test."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+from ruamel.yaml import YAML
+
+from agent.config.load import LoadedSite, load_site, shipped_profile_dir
+from agent.config.site import ModbusDeviceConfig
+from agent.model import PollResult, Quality
+from agent.sources.modbus import ModbusSource, build_modbus_sources
+from simulators.faults import FaultPlan
+from simulators.modbus_server import ModbusSimulator, SimUnit
+from simulators.plant import PlantModel
+
+START = 1_767_225_600.0  # the plant model's default start (2026-01-01 00:00 UTC)
+METER = shipped_profile_dir() / "generic-3ph-meter.yaml"
+KILN = shipped_profile_dir() / "generic-kiln.yaml"
+
+
+class VirtualClock:
+    """Wall clock for the schedule that jumps to each slot at once."""
+
+    def __init__(self, t: float) -> None:
+        self.t = t
+        self.sleeps: list[float] = []
+
+    def now(self) -> float:
+        return self.t
+
+    async def sleep_until(self, t: float) -> None:
+        self.sleeps.append(t)
+        self.t = max(self.t, t)
+        await asyncio.sleep(0)
+
+
+class Enough(Exception):
+    pass
+
+
+async def collect(
+    source: ModbusSource, n: int, timeout_s: float = 30.0, settle: Callable[[], bool] | None = None
+) -> list[PollResult]:
+    """Run the source until it emitted ``n`` results; with ``settle``, first wait (deadline 5 s) until it holds,
+    while the link is still open."""
+    results: list[PollResult] = []
+
+    async def emit(result: PollResult) -> None:
+        results.append(result)
+        if len(results) >= n:
+            if settle is not None:
+                async with asyncio.timeout(5):
+                    while not settle():  # noqa: ASYNC110  # reason: the condition is a counter of another component, no event to wait on
+                        await asyncio.sleep(0.01)
+            raise Enough
+
+    with pytest.raises(Enough):
+        await asyncio.wait_for(source.run(emit), timeout_s)
+    return results
+
+
+def write_site(tmp_path: Path, devices: list[dict[str, Any]], buses: Sequence[dict[str, Any]] = ()) -> LoadedSite:
+    doc = {"site": "test-plant", "gateway": "gw1", "state_dir": str(tmp_path / "state"), "devices": devices}
+    if buses:
+        doc["buses"] = list(buses)
+    path = tmp_path / "site.yaml"
+    with path.open("w") as f:
+        YAML(typ="safe").dump(doc, f)
+    return load_site(path)
+
+
+def meter_device(name: str, **kw: Any) -> dict[str, Any]:
+    return {"name": name, "profile": "generic-3ph-meter", "interval_s": 1.0, "timeout_ms": 300, **kw}
+
+
+def assert_every_point_once(result: PollResult, loaded: LoadedSite, device: str) -> None:
+    dev = next(d for d in loaded.site.devices if d.name == device)
+    assert isinstance(dev, ModbusDeviceConfig)
+    names = [p.name for p in loaded.profiles[dev.profile].points]
+    assert [s.point for s in result.samples] == names
+    assert all(s.device == device for s in result.samples)
+
+
+def assert_matches_model(result: PollResult, sim: ModbusSimulator, device: str, loaded: LoadedSite) -> int:
+    """Every good sample with a role equals the model's value at the poll's time (to the register's resolution)."""
+    values = sim.model.values(device)
+    points = {p.name: p for p in loaded.profiles[sim.image(device).profile.profile].points}
+    checked = 0
+    for s in result.samples:
+        p = points[s.point]
+        assert s.quality is Quality.GOOD, s
+        assert s.unit == p.unit and s.role == p.role
+        if p.role is None or p.role.value not in values:
+            continue
+        want = values[p.role.value]
+        if p.type.value == "uint32":
+            want = (round((want - p.offset) / p.scale) % 2**32) * p.scale + p.offset
+            assert s.value == pytest.approx(want, abs=p.scale / 2)
+        elif p.type.value == "float32":
+            assert s.value == pytest.approx(want, rel=1e-6, abs=1e-6)
+        else:
+            assert s.value == pytest.approx(want, abs=abs(p.scale))
+        checked += 1
+    return checked
+
+
+@pytest.fixture
+def clock() -> VirtualClock:
+    return VirtualClock(START + 100.25)
+
+
+async def test_tcp_device_polls_every_point_with_the_models_values_on_aligned_slots(
+    tmp_path: Path, clock: VirtualClock
+) -> None:
+    model = PlantModel(start=START)
+    async with ModbusSimulator(model, [SimUnit("kiln1-meter", METER, 1)], clock=clock.now) as sim:
+        loaded = write_site(tmp_path, [meter_device("kiln1-meter", host="127.0.0.1", port=sim.port)])
+        [source] = build_modbus_sources(loaded, clock=clock)
+        assert source.devices == ("kiln1-meter",)
+        results = await collect(source, 5)
+    assert clock.sleeps == [START + 101, START + 102, START + 103, START + 104, START + 105]
+    plan_requests = len(source.pollers[0].plan.requests)
+    for result in results:
+        assert_every_point_once(result, loaded, "kiln1-meter")
+        assert result.requests == plan_requests == 4  # input 0..25, holding 256..261, 272, 288..295
+        assert not result.errors
+    assert_matches_model(results[-1], sim, "kiln1-meter", loaded)
+    assert [r.ts for r in results] == [START + 101 + i for i in range(5)]
+    assert sim.served == {4: 5, 3: 15}
+    [health] = source.health()
+    assert (health.state, health.consecutive_failures, health.requests) == ("ok", 0, 20)
+    assert health.last_success_ts == START + 105
+
+
+async def test_rtu_over_tcp_gateway_with_a_silent_unit_does_not_starve_the_others(
+    tmp_path: Path, clock: VirtualClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    model = PlantModel(start=START)
+    units = [SimUnit("kiln1-meter", METER, 1), SimUnit("main-meter", METER, 2), SimUnit("pv-meter", METER, 3)]
+    faults = FaultPlan(silent_units=frozenset({2}))
+    async with ModbusSimulator(model, units, transport="rtu_over_tcp", clock=clock.now, faults=faults) as sim:
+        bus = {"name": "gw", "transport": "tcp_gateway", "host": "127.0.0.1", "port": sim.port, "framing": "rtu"}
+        devices = [meter_device(u.device, bus="gw", unit_id=u.unit_id, timeout_ms=150) for u in units]
+        loaded = write_site(tmp_path, devices, [bus])
+        [source] = build_modbus_sources(loaded, clock=clock)
+        assert source.name == "gw" and len(source.devices) == 3
+        with caplog.at_level(logging.WARNING, logger="agent.sources.modbus"):
+            results = await collect(source, 3 * 8)
+    by_device: dict[str, list[PollResult]] = {}
+    for r in results:
+        by_device.setdefault(r.device, []).append(r)
+    # the healthy units were polled in every slot, with good values
+    for name in ("kiln1-meter", "pv-meter"):
+        polls = by_device[name]
+        assert len(polls) >= 8
+        assert [p.ts for p in polls] == [START + 101 + i for i in range(len(polls))]
+        for p in polls:
+            assert all(s.quality is Quality.GOOD for s in p.samples)
+    # the silent unit cost one timeout per poll (the rest of its poll was not sent), then backed off
+    silent = by_device["main-meter"]
+    for p in silent:
+        assert_every_point_once(p, loaded, "main-meter")
+        assert {(s.quality, s.reason) for s in p.samples} == {(Quality.BAD, "timeout after 150 ms")}
+        assert p.requests == 1
+    slots = [p.ts - START for p in silent]
+    assert slots[:3] == [101, 102, 103]
+    assert slots[3] == 105  # after 3 failures: every 2nd slot, then 4th, ...
+    assert len(silent) < len(by_device["kiln1-meter"])
+    health = {h.device: h for h in source.health()}
+    assert health["main-meter"].state == "failed" and health["main-meter"].consecutive_failures == len(silent)
+    assert health["main-meter"].errors_by_kind["backoff_skipped"] >= 1
+    assert health["kiln1-meter"].state == "ok"
+    failed_lines = [r.getMessage() for r in caplog.records if "failed" in r.getMessage()]
+    assert failed_lines == [
+        f"main-meter: failed: timeout after 150 ms reading holding 256..261 (unit 2, 127.0.0.1:{sim.port})"
+    ]
+    assert all(r.exc_info is None for r in caplog.records)
+
+
+async def test_rtu_on_a_serial_pty(tmp_path: Path, clock: VirtualClock) -> None:
+    model = PlantModel(start=START)
+    units = [SimUnit("kiln1-meter", METER, 1), SimUnit("kiln1", KILN, 7)]
+    async with ModbusSimulator(model, units, transport="rtu_pty", clock=clock.now, baudrate=115200) as sim:
+        assert sim.pty_path is not None
+        bus = {"name": "rs485-1", "port": sim.pty_path, "baudrate": 115200, "pause_ms": 5}
+        devices = [
+            meter_device("kiln1-meter", bus="rs485-1", unit_id=1),
+            {"name": "kiln1", "profile": "generic-kiln", "bus": "rs485-1", "unit_id": 7, "interval_s": 2.0},
+        ]
+        loaded = write_site(tmp_path, devices, [bus])
+        [source] = build_modbus_sources(loaded, clock=clock)
+        results = await collect(source, 6)
+        checked = 0
+        for r in results:
+            assert_every_point_once(r, loaded, r.device)
+            assert not r.errors, r.errors
+        checked += assert_matches_model(results[-1], sim, results[-1].device, loaded)
+    assert checked > 0
+    assert [r.ts - START for r in results if r.device == "kiln1"] == [102, 104]
+    assert source.link is not None and source.link.stats.late_replies == 0
+
+
+async def test_connection_dropped_every_few_requests_reconnects_without_losing_a_poll(
+    tmp_path: Path, clock: VirtualClock
+) -> None:
+    model = PlantModel(start=START)
+    faults = FaultPlan(drop_every=4)
+    async with ModbusSimulator(model, [SimUnit("kiln1-meter", METER, 1)], clock=clock.now, faults=faults) as sim:
+        loaded = write_site(tmp_path, [meter_device("kiln1-meter", host="127.0.0.1", port=sim.port)])
+        [source] = build_modbus_sources(loaded, clock=clock)
+        results = await collect(source, 6)
+    for r in results:
+        assert all(s.quality is Quality.GOOD for s in r.samples), r.errors
+    assert source.link is not None
+    assert sim.stats.faults["drop"] == source.link.stats.by_kind["reconnect_retry"] >= 4
+    assert source.link.stats.connects == 1 + sim.stats.faults["drop"]
+
+
+@pytest.mark.parametrize("transport", ["tcp", "rtu_over_tcp"])
+async def test_late_replies_are_discarded_and_counted_never_taken_for_the_next_request(
+    tmp_path: Path, clock: VirtualClock, transport: str
+) -> None:
+    model = PlantModel(start=START)
+    faults = FaultPlan(late_every=4, late_s=0.3)  # 1.5 x the 200 ms timeout
+    units = [SimUnit("kiln1-meter", METER, 1)]
+    async with ModbusSimulator(model, units, transport=transport, clock=clock.now, faults=faults) as sim:  # type: ignore[arg-type]
+        if transport == "tcp":
+            dev = meter_device("kiln1-meter", host="127.0.0.1", port=sim.port, timeout_ms=200)
+            loaded = write_site(tmp_path, [dev])
+        else:
+            bus = {"name": "gw", "transport": "tcp_gateway", "host": "127.0.0.1", "port": sim.port, "framing": "rtu"}
+            loaded = write_site(tmp_path, [meter_device("kiln1-meter", bus="gw", timeout_ms=200)], [bus])
+        [source] = build_modbus_sources(loaded, clock=clock)
+
+        def all_late_replies_seen() -> bool:  # the last one may still be on its way when the 8th poll ends
+            assert source.link is not None
+            return source.link.stats.late_replies >= sim.stats.faults["late"]
+
+        results = await collect(source, 8, settle=all_late_replies_seen)
+        assert source.link is not None
+        for r in results:
+            assert_every_point_once(r, loaded, "kiln1-meter")
+            bad = [s for s in r.samples if s.quality is Quality.BAD]
+            if bad:
+                assert {s.reason for s in bad} == {"timeout after 200 ms"}
+            else:  # a good poll has the model's values: no stale reply was taken for it
+                assert_matches_model(r, sim, "kiln1-meter", loaded)
+    late = sim.stats.faults["late"]
+    assert late >= 4
+    assert sum(1 for r in results if r.errors) == late
+    assert source.link.stats.late_replies == late
+    [health] = source.health()
+    assert health.errors_by_kind["late_reply"] == health.errors_by_kind["timeout"] == late
+
+
+async def test_exception_codes_are_reported_by_name_and_gateway_codes_mean_unreachable(
+    tmp_path: Path, clock: VirtualClock
+) -> None:
+    model = PlantModel(start=START)
+    codes = (1, 3, 4, 6, 0x0A, 0x0B)
+    faults = FaultPlan(exception_every=1, exception_codes=codes)
+    async with ModbusSimulator(model, [SimUnit("kiln1-meter", METER, 1)], clock=clock.now, faults=faults) as sim:
+        loaded = write_site(tmp_path, [meter_device("kiln1-meter", host="127.0.0.1", port=sim.port)])
+        [source] = build_modbus_sources(loaded, clock=clock)
+        results = await collect(source, 4)
+    reasons = [{s.reason for s in r.samples} for r in results]
+    # poll 1: its 4 requests answer 1, 3, 4, 6 in turn; polls 2 and 3: 0x0A, then 0x0B stop the poll at once (the
+    # device behind the gateway is unreachable); poll 4 starts the cycle again
+    assert (
+        reasons[0]
+        == reasons[3]
+        == {"ILLEGAL FUNCTION", "ILLEGAL DATA VALUE", "SERVER DEVICE FAILURE", "SERVER DEVICE BUSY"}
+    )
+    assert reasons[1] == {"GATEWAY PATH UNAVAILABLE"}
+    assert reasons[2] == {"GATEWAY TARGET DEVICE FAILED TO RESPOND"}
+    assert [r.requests for r in results] == [4, 1, 1, 4]
+    assert all(s.quality is Quality.BAD and s.value is None for r in results for s in r.samples)
+    [health] = source.health()
+    assert health.errors_by_kind["SERVER DEVICE BUSY"] == 2
+    assert sum(sim.stats.exceptions.values()) == health.requests == 10
+    assert health.consecutive_failures == 0  # poll 4 had replies (exceptions are replies)
+
+
+async def test_illegal_data_address_splits_once_and_keeps_the_split(
+    tmp_path: Path, clock: VirtualClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    model = PlantModel(start=START)
+    unit = SimUnit("kiln1-meter", METER, 1, holes=frozenset({"energy_export"}))
+    async with ModbusSimulator(model, [unit], clock=clock.now) as sim:
+        loaded = write_site(tmp_path, [meter_device("kiln1-meter", host="127.0.0.1", port=sim.port)])
+        [source] = build_modbus_sources(loaded, clock=clock)
+        with caplog.at_level(logging.WARNING, logger="agent.sources.modbus"):
+            results = await collect(source, 12)
+    poller = source.pollers[0]
+    for r in results:
+        assert_every_point_once(r, loaded, "kiln1-meter")
+        bad = {s.point: s.reason for s in r.samples if s.quality is not Quality.GOOD}
+        assert bad == {"energy_export": "ILLEGAL DATA ADDRESS"}
+    # holding 256..261 (3 counters) -> 3 single-point reads (no gap between them to split at first)
+    assert [(q.start, q.count) for q in poller.slots if q.function == 3][:3] == [(256, 2), (258, 2), (260, 2)]
+    # poll 1: 4 plan reads (one fails) + 3 single reads; later polls: 5, and 6 when the hole is retried (every 10th)
+    assert results[0].requests == 4 + 3
+    assert [r.requests for r in results[1:11]] == [5] * 9 + [6]
+    assert sim.stats.illegal_address == 1 + 1 + 1  # the coalesced read, the single read, its 10th-poll retry
+    messages = [r.getMessage() for r in caplog.records]
+    assert sum("split into 3 requests" in m for m in messages) == 1
+    assert sum("point energy_export: ILLEGAL DATA ADDRESS" in m for m in messages) == 1
+
+
+async def test_wrong_byte_count_is_a_bad_frame_for_that_request_only(tmp_path: Path, clock: VirtualClock) -> None:
+    model = PlantModel(start=START)
+    faults = FaultPlan(bad_byte_count_every=3)
+    async with ModbusSimulator(model, [SimUnit("kiln1-meter", METER, 1)], clock=clock.now, faults=faults) as sim:
+        loaded = write_site(tmp_path, [meter_device("kiln1-meter", host="127.0.0.1", port=sim.port)])
+        [source] = build_modbus_sources(loaded, clock=clock)
+        results = await collect(source, 3)
+    # every 3rd request is answered with its byte count 2 short; 4 requests per poll
+    requests = source.pollers[0].slots
+    numbered = [q for _ in results for q in requests]
+    for i, r in enumerate(results):
+        expected: dict[str, str] = {}
+        for n, q in enumerate(requests, start=i * len(requests) + 1):
+            if n % 3 == 0:
+                want = 2 * q.count
+                expected |= {p.name: f"wrong byte count: expected {want}, got {want - 2}" for p in q.points}
+        bad = {s.point: s.reason for s in r.samples if s.quality is Quality.BAD}
+        assert bad == expected
+        assert all(not math.isnan(s.value) for s in r.samples if isinstance(s.value, float))
+    assert len(numbered) == 12
+    [health] = source.health()
+    assert health.errors_by_kind["frame"] == 4 and health.consecutive_failures == 0
