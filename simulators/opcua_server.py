@@ -36,9 +36,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from asyncua import Server, ua
+from asyncua import ua
 from asyncua.crypto import cert_gen
 from asyncua.crypto.permission_rules import User, UserRole
+from asyncua.server.server import Server
+from asyncua.server.user_managers import UserManager
+from asyncua.ua.status_codes import StatusCodes
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID
@@ -60,7 +63,7 @@ _POLICIES: dict[str, ua.SecurityPolicyType] = {
 }
 
 
-class PasswordUsers:
+class PasswordUsers(UserManager):
     """Username/password check for the simulator (anonymous optional)."""
 
     def __init__(self, users: dict[str, str], allow_anonymous: bool) -> None:
@@ -113,7 +116,7 @@ def parse_bad(items: Sequence[str]) -> dict[str, int]:
     out: dict[str, int] = {}
     for item in items:
         key, _, name = item.partition("=")
-        out[key] = getattr(ua.StatusCodes, name)
+        out[key] = getattr(StatusCodes, name)
     return out
 
 
@@ -130,6 +133,7 @@ class PlantServer:
         self.nodes: list[tuple[ua.NodeId, str, str]] = []  # (node id, device, value name)
         self.extra: list[ua.NodeId] = []
         self.starts = 0
+        self.ns_index = 0
         self.fault = asyncio.Event()
         self.stop = asyncio.Event()
 
@@ -153,21 +157,22 @@ class PlantServer:
         for k in range(self.starts):  # a restarted server lists one more namespace first: indexes move
             await server.register_namespace(f"urn:energy-agent:simulator:restart:{k}")
         idx = await server.register_namespace(NAMESPACE)
+        self.ns_index = idx
         objects = server.nodes.objects
         self.nodes = []
         for device in self.model.device_names():
-            folder = await objects.add_object(ua.NodeId(device, idx), ua.QualifiedName(device, idx))
+            folder = await objects.add_object(_node(device, idx), ua.QualifiedName(ua.String(device), ua.UInt16(idx)))
             for name, value in sorted(self.model.values(device).items()):
                 node = await folder.add_variable(
-                    ua.NodeId(f"{device}.{name}", idx), ua.QualifiedName(name, idx), float(value)
+                    _node(f"{device}.{name}", idx), ua.QualifiedName(ua.String(name), ua.UInt16(idx)), float(value)
                 )
                 self.nodes.append((node.nodeid, device, name))
         self.extra = []
         if args.extra_items:
-            bench = await objects.add_object(ua.NodeId("bench", idx), ua.QualifiedName("bench", idx))
+            bench = await objects.add_object(_node("bench", idx), ua.QualifiedName(ua.String("bench"), ua.UInt16(idx)))
             for i in range(args.extra_items):
                 node = await bench.add_variable(
-                    ua.NodeId(f"bench.item{i}", idx), ua.QualifiedName(f"item{i}", idx), 0.0
+                    _node(f"bench.item{i}", idx), ua.QualifiedName(ua.String(f"item{i}"), ua.UInt16(idx)), 0.0
                 )
                 self.extra.append(node.nodeid)
         return server
@@ -185,10 +190,10 @@ class PlantServer:
             values = cache.get(device)
             if values is None:
                 values = cache[device] = self.model.values(device)
-            code = self.bad.get(f"{device}.{name}", ua.StatusCodes.Good)
+            code = self.bad.get(f"{device}.{name}", StatusCodes.Good)
             dv = ua.DataValue(
                 ua.Variant(float(values[name]), ua.VariantType.Double),
-                StatusCode=ua.StatusCode(code),
+                StatusCode=ua.StatusCode(ua.UInt32(code)),
                 SourceTimestamp=source,
                 ServerTimestamp=now,
             )
@@ -213,7 +218,7 @@ class PlantServer:
             "subscriptions": len(subs),
             "monitored_items": items,
             "starts": self.starts,
-            "namespace_index": self.starts + 2,
+            "namespace_index": self.ns_index,
         }
 
     def write_status(self) -> None:
@@ -269,8 +274,12 @@ class PlantServer:
             self.fault.clear()
 
 
-def _dt(t: float) -> dt.datetime:
-    return dt.datetime.fromtimestamp(t, dt.UTC)
+def _dt(t: float) -> ua.DateTime:
+    return ua.DateTime.fromtimestamp(t, dt.UTC)
+
+
+def _node(identifier: str, index: int) -> ua.NodeId:
+    return ua.NodeId(ua.String(identifier), ua.Int16(index))
 
 
 async def _first(*events: asyncio.Event) -> None:

@@ -35,6 +35,7 @@ from agent.model import Role
 
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 _NS_INDEX = re.compile(r"^ns=(\d+);")
+_NODE_ID = re.compile(r"^(nsu=[^;]+;|ns=\d+;)?(i=\d+|s=.+|g=[0-9A-Fa-f-]{36}|b=.+)$", re.DOTALL)
 
 
 class SecurityPolicy(StrEnum):
@@ -192,33 +193,43 @@ class OpcuaDeviceConfig(StrictModel):
         return self
 
 
-def check(site: Any, profiles: Any) -> list[tuple[str, str]]:
-    """Rules across points of OPC UA devices, as (path, message) for the config loader to position.
+def check(site: Any, profiles: Any) -> list[tuple[tuple[str | int, ...], str]]:
+    """Rules across the points of OPC UA devices, as (path, message) for the config loader to position.
 
-    ``site`` is the validated ``SiteConfig``; ``profiles`` is unused (OPC UA points are inline).
+    ``site`` is the validated ``SiteConfig``; ``profiles`` is unused (OPC UA points are inline). No I/O.
     """
-    issues: list[tuple[str, str]] = []
+    issues: list[tuple[tuple[str | int, ...], str]] = []
     for d, device in enumerate(getattr(site, "devices", [])):
         if not isinstance(device, OpcuaDeviceConfig):
             continue
         seen: dict[str, int] = {}
         addresses: dict[str, int] = {}
         for p, point in enumerate(device.points):
-            path = f"devices[{d}].points[{p}]"
+            path: tuple[str | int, ...] = ("devices", d, "points", p)
             if point.name in seen:
                 issues.append(
-                    (f"{path}.name", f"duplicate point name {point.name!r} (also points[{seen[point.name]}])")
+                    ((*path, "name"), f"point name {point.name!r} is already used by points[{seen[point.name]}]")
                 )
             seen.setdefault(point.name, p)
             address = f"{point.namespace_uri}|{point.node_id or point.browse_path}"
             if address in addresses:
-                issues.append((path, f"reads the same node as points[{addresses[address]}]"))
+                issues.append((path, f"this point reads the same node as points[{addresses[address]}]; remove one"))
             addresses.setdefault(address, p)
-            match = _NS_INDEX.match(point.node_id or "")
+            if point.node_id is None:
+                continue
+            if not _NODE_ID.match(point.node_id):
+                issues.append(
+                    (
+                        (*path, "node_id"),
+                        f"{point.node_id!r} is not a node id; write nsu=<namespace URI>;s=<name> (or i=, g=, b=)",
+                    )
+                )
+                continue
+            match = _NS_INDEX.match(point.node_id)
             if match and match.group(1) != "0":
                 issues.append(
                     (
-                        f"{path}.node_id",
+                        (*path, "node_id"),
                         f"namespace index {match.group(1)} can change when the server restarts; "
                         "write nsu=<namespace URI>;... or give namespace_uri",
                     )

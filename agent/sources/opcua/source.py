@@ -311,3 +311,22 @@ def _status_of(message: str) -> str:
         if candidate.startswith(("Bad", "Uncertain")):
             return candidate
     return message.split(": ", 2)[-1]
+
+
+async def read_once(source: OpcuaSource) -> PollResult:
+    """Connect, read every point once (a polled Read, whatever the device's mode), disconnect: for ``probe``.
+
+    Raises SourceError when the device cannot be reached, with the device name first.
+    """
+    started = source._monotonic()
+    async with OpcuaSession(source.plan) as session:
+        source._session = session
+        try:
+            values = await session.read_values()
+            for index, dv in values.items():
+                source._latest[index] = reading_of(dv, source.plan.points[index].value_range)
+            result = source.build_result(source._clock())
+        finally:
+            source._session = None
+    duration = source._monotonic() - started
+    return PollResult(result.device, result.ts, duration, result.samples, result.requests, result.errors)
