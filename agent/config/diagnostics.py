@@ -25,17 +25,20 @@ from pydantic_core import ErrorDetails
 from agent.config.yaml_source import PathKey, YamlDocument, format_path
 from agent.errors import ConfigIssue
 
-# What to call a value of a field in "'x' is not <noun>"; other fields use "a valid <field name>".
+# What to call a value in "'x' is not <noun>": by enum class, else by field name, else "a valid <field name>".
+_ENUM_NOUNS = {
+    "DataType": "a data type",
+    "RegisterKind": "a register kind",
+    "ByteOrder": "a byte order",
+    "Role": "a point role",
+}
 _NOUNS = {
-    "type": "a data type",
-    "kind": "a register kind",
-    "order": "a byte order",
-    "byte_order": "a byte order",
     "protocol": "a protocol",
     "transport": "a bus transport",
     "category": "a device category",
-    "role": "a point role",
 }
+# Values of these keys are never echoed in messages (secrets never reach logs).
+_SECRET = re.compile(r"password|secret|token|passphrase|private", re.IGNORECASE)
 
 # Human descriptions of the name patterns used in the models.
 _PATTERNS = {
@@ -105,11 +108,36 @@ def did_you_mean(word: str, options: Sequence[str]) -> str:
         score = difflib.SequenceMatcher(None, word.lower(), option.lower()).ratio()
         if score > best_score:
             best, best_score = option, score
+    if not best and len(word) >= 3:  # an abbreviation: usr -> username, addr -> address
+        short = [o for o in options if o[:1].lower() == word[:1].lower() and _subsequence(word.lower(), o.lower())]
+        best = short[0] if len(short) == 1 else ""
     return f" (did you mean '{best}'?)" if best else ""
+
+
+def _subsequence(short: str, long: str) -> bool:
+    letters = iter(long)
+    return all(c in letters for c in short)
+
+
+class _Hidden:
+    """Stands in for a secret's value in messages."""
+
+
+def _noun(path: PathKey) -> str:
+    names = [p.replace("_", " ") for p in path if isinstance(p, str)]
+    if not names:
+        return "allowed here"
+    if names[-1] in _NOUNS:
+        return _NOUNS[names[-1]]
+    if names[-1] == "type" and len(names) > 1:
+        return f"a valid {names[-2]} type"
+    return f"a valid {names[-1]}"
 
 
 def show(value: Any) -> str:
     """A value as the technician wrote it: strings quoted, numbers and lists plain."""
+    if isinstance(value, _Hidden):
+        return "the value given"
     if isinstance(value, str):
         return f"'{value}'"
     if isinstance(value, bool):
@@ -130,7 +158,8 @@ def _issue(err: ErrorDetails, doc: YamlDocument, model: type[BaseModel]) -> Conf
     kind = err["type"]
     value = err.get("input")
     ctx = err.get("ctx") or {}
-    name = str(r.path[-1]) if r.path and isinstance(r.path[-1], str) else ""
+    if any(isinstance(p, str) and _SECRET.search(p) for p in r.path):
+        value = _Hidden()
     if kind == "extra_forbidden":
         return doc.issue(r.path, _unknown_key(r, doc), at_key=True)
     if kind == "missing" and r.path and isinstance(r.path[-1], int):  # a fixed-length list: range: [min, max]
@@ -142,7 +171,7 @@ def _issue(err: ErrorDetails, doc: YamlDocument, model: type[BaseModel]) -> Conf
         return _bad_tag(r, doc, value)
     if kind in ("enum", "literal_error"):
         options = _options(r.annotation) or _parse_expected(str(ctx.get("expected", "")))
-        noun = _NOUNS.get(name, f"a valid {name.replace('_', ' ')}" if name else "allowed here")
+        noun = _ENUM_NOUNS.get(getattr(r.annotation, "__name__", ""), "") or _noun(r.path)
         hint = did_you_mean(str(value), options) if isinstance(value, str) else ""
         return doc.issue(r.path, f"{show(value)} is not {noun}; use one of {', '.join(options)}{hint}")
     return doc.issue(r.path, _value_message(kind, value, ctx, err["msg"]))
@@ -179,7 +208,7 @@ def _bad_tag(r: _Resolved, doc: YamlDocument, value: Any) -> ConfigIssue:
         return doc.issue(r.path, f"expected a mapping (key: value lines), got {show(value)}")
     field, tags = _tags(r.annotation)
     given = value.get(field)
-    noun = _NOUNS.get(field, f"a valid {field}")
+    noun = _noun((*r.path, field))
     hint = did_you_mean(str(given), tags) if isinstance(given, str) else ""
     return doc.issue((*r.path, field), f"{show(given)} is not {noun}; use one of {', '.join(tags)}{hint}")
 

@@ -133,3 +133,28 @@ def test_every_error_is_reported() -> None:
     issues = _issues(text, ProfileConfig)
     assert [i.split(": ")[0] for i in issues] == ["f.yaml:1:10", "f.yaml:2:15", "f.yaml:4:51", "f.yaml:5:21"]
     assert "2 is not a valid address base; use one of 0, 1" in issues[1]
+
+
+def test_abbreviations_get_a_suggestion_when_unambiguous() -> None:
+    assert did_you_mean("usr", ["type", "username", "password_file"]) == " (did you mean 'username'?)"
+    assert did_you_mean("pw", ["password"]) == ""  # too short to guess
+    assert did_you_mean("pss", ["password_file", "password_env"]) == ""  # two candidates: no guess
+
+
+def test_tag_of_a_nested_union_is_named_after_its_parent() -> None:
+    text = "site: s\ngateway: g\ndevices:\n  - name: ua\n    protocol: opcua\n    auth: {type: usrname}\n"
+    issues = _issues(text, SiteConfig)
+    assert any(
+        i.startswith("f.yaml:6:18: devices[0].auth.type: 'usrname' is not a valid auth type; use one of anonymous,")
+        and i.endswith("(did you mean 'username'?)")
+        for i in issues
+    )
+
+
+def test_values_of_secret_keys_are_never_echoed() -> None:
+    text = "site: s\ngateway: g\nmqtt:\n  host: h\n  password_env: 987654321\n"
+    (issue,) = _issues(text, SiteConfig)
+    assert "987654321" not in issue
+    assert issue == (
+        "f.yaml:5:17: mqtt.password_env: expected text, got the value given; put quotes around it if it is meant as text"
+    )
