@@ -202,7 +202,7 @@ def compile_point(point: PointConfig, default_order: ByteOrder) -> PointCodec:
         low=low,
         high=high,
         bit=point.bit or 0,
-        swapped=order in (_STRING_SWAPPED if dt is DataType.STRING else _SWAPPED_ORDERS),
+        swapped=dt is not DataType.BOOL and order in (_STRING_SWAPPED if dt is DataType.STRING else _SWAPPED_ORDERS),
         unpack=unpack,
         mode=mode,
     )

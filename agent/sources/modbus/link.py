@@ -103,7 +103,8 @@ class ModbusLink:
         except TimeoutError:
             raise ConnectionLost(f"cannot connect within {timeout_s * 1000:.0f} ms") from None
         except OSError as exc:
-            raise ConnectionLost(f"cannot connect: {exc.strerror or exc}") from None
+            why = os.strerror(exc.errno).lower() if exc.errno else str(exc)
+            raise ConnectionLost(f"cannot connect: {why}") from None
         self._connected = True
         self._buffer.clear()
         self.stats.connects += 1

@@ -92,6 +92,11 @@ class ModbusSource:
             self.link = self._link_factory()
         return self.link
 
+    async def aclose(self) -> None:
+        """Close the link (``run`` does this itself on the way out)."""
+        if self.link is not None:
+            await self.link.close()
+
     async def poll_once(self, poller: DevicePoller) -> PollResult:
         """Poll one device now (the probe command, tests)."""
         return await self._link_poll(poller)

@@ -1,0 +1,63 @@
+"""``energy-agent plan SITE.yaml [--device NAME]``: show the Modbus read plan of each device, without any I/O.
+
+For each device: every request (function code, table, protocol start address, count, unused registers read
+through, the points it decodes), its requests per poll and the theoretical minimum. Exit 0, 78 on a bad config,
+2 when ``--device`` names no Modbus device of the site.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from agent.config.load import load_site
+from agent.config.site import ModbusDeviceConfig
+from agent.errors import ConfigError
+from agent.sources.modbus.plan import ReadPlan, build_read_plan
+
+NAME = "plan"
+HELP = "print each Modbus device's read requests per poll and the theoretical minimum"
+EX_CONFIG = 78
+
+
+def register(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("site", type=Path, help="the gateway's site file")
+    parser.add_argument("--device", action="append", default=[], metavar="NAME", help="only this device (repeatable)")
+
+
+def format_plan(plan: ReadPlan, header: str) -> list[str]:
+    lines = [f"{header}: {len(plan.requests)} requests per poll (minimum {plan.minimum})"]
+    for r in plan.requests:
+        names = ", ".join(p.name for p in r.points)
+        lines.append(
+            f"  fc {r.function} {r.table:<8} start {r.start:<5} count {r.count:<4} gap {r.gap:<3} "
+            f"{len(r.points)} points: {names}"
+        )
+    return lines
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        loaded = load_site(args.site)
+        devices = [d for d in loaded.site.devices if isinstance(d, ModbusDeviceConfig)]
+        unknown = sorted(set(args.device) - {d.name for d in devices})
+        if unknown:
+            print(f"energy-agent plan: no Modbus device named {', '.join(unknown)} in {args.site}", file=sys.stderr)
+            return 2
+        selected = [d for d in devices if not args.device or d.name in args.device]
+        total = minimum = 0
+        for device in selected:
+            plan = build_read_plan(loaded.profiles[device.profile], device)
+            where = f"{device.host}:{device.port}" if device.host is not None else f"bus {device.bus}"
+            header = f"{device.name} (profile {device.profile}, unit {device.unit_id}, {where})"
+            if not device.enabled:
+                header += " [disabled]"
+            print("\n".join(format_plan(plan, header)))
+            total += len(plan.requests)
+            minimum += plan.minimum
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return EX_CONFIG
+    print(f"total: {total} requests per poll for {len(selected)} devices (theoretical minimum {minimum})")
+    return 0
