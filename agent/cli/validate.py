@@ -112,9 +112,13 @@ def _reposition(loaded: LoadedSite, profile: str, issue: ConfigIssue) -> ConfigI
 
 
 def _describe(loaded: LoadedSite, device: object, requests: int | None) -> str:
-    if not isinstance(device, ModbusDeviceConfig):
-        name = getattr(device, "name", "?")
-        return f"{name}: opcua" + ("" if getattr(device, "enabled", True) else " (disabled)")
+    if not isinstance(device, ModbusDeviceConfig):  # OPC UA: read only what every version of its model has
+        name, endpoint = getattr(device, "name", "?"), getattr(device, "endpoint", "")
+        mode, points = getattr(device, "mode", ""), len(getattr(device, "points", ()))
+        interval = getattr(device, "interval_s", None)
+        every = f", every {interval:g} s" if isinstance(interval, int | float) else ""
+        state = "" if getattr(device, "enabled", True) else " (disabled)"
+        return f"{name}: opcua {endpoint}{f' ({mode})' if mode else ''}, {points} points{every}{state}"
     bus = next((b for b in loaded.site.buses if b.name == device.bus), None)
     if isinstance(bus, SerialBusConfig):
         transport = f"rtu {bus.name} {bus.port} {bus.baudrate} {bus.bytesize}{bus.parity}{bus.stopbits}"

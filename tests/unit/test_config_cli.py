@@ -124,3 +124,19 @@ def test_shipped_schemas_are_current() -> None:
     """Fails after a config model or the wire payload changed: run `energy-agent schema --out agent/data`."""
     for name, schema in schemas().items():
         assert (DATA / FILES[name]).read_text(encoding="utf-8") == render(schema), FILES[name]
+
+
+def test_opcua_devices_are_summarised(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "site.yaml").write_text(
+        "site: s\ngateway: g\ndevices:\n"
+        "  - name: kiln-plc\n    protocol: opcua\n    endpoint: opc.tcp://127.0.0.1:4840\n    interval_s: 2\n"
+        "    client_cert: pki/cert.der\n    client_key: pki/key.pem\n    trust_dir: pki/trusted\n"
+        "    points:\n      - {name: server_time, node_id: 'i=2258'}\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    assert main(["validate", "site.yaml"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("kiln-plc: opcua opc.tcp://127.0.0.1:4840")
+    assert out.endswith(", 1 points, every 2 s\n")
