@@ -82,8 +82,9 @@ def load_factors() -> FactorTable:
     """The shipped factor table (read once)."""
     raw = load_data_yaml("energy_factors.yaml")
     carriers = {
-        k: Carrier(k, v["unit"], float(v["kgce_per_unit"]), v["status"], str(v["source"]), v.get("note", ""),
-                   v.get("co2_fuel"))
+        k: Carrier(
+            k, v["unit"], float(v["kgce_per_unit"]), v["status"], str(v["source"]), v.get("note", ""), v.get("co2_fuel")
+        )
         for k, v in raw["carriers"].items()
     }
     grid = tuple(
@@ -91,8 +92,15 @@ def load_factors() -> FactorTable:
         for g in raw["grid_factors"]
     )
     fuels = {
-        k: Fuel(k, v["unit"], float(v["ncv_gj"]), float(v["cc_tc_per_gj"]), float(v["oxidation"]), v["status"],
-                str(v["source"]))
+        k: Fuel(
+            k,
+            v["unit"],
+            float(v["ncv_gj"]),
+            float(v["cc_tc_per_gj"]),
+            float(v["oxidation"]),
+            v["status"],
+            str(v["source"]),
+        )
         for k, v in raw["fuels"].items()
     }
     return FactorTable(

@@ -161,7 +161,7 @@ class _Parser:
         self.take(")")
         if fn in POINT_FUNCTIONS:
             if len(args) != 2 or not all(isinstance(a, str) for a in args):
-                raise FormulaError(f"{fn}() at position {pos} takes two strings: {fn}(\"device\", \"point_or_role\")")
+                raise FormulaError(f'{fn}() at position {pos} takes two strings: {fn}("device", "point_or_role")')
             return PointFn(fn, str(args[0]), str(args[1]))
         if fn not in MATH_FUNCTIONS:
             known = ", ".join(sorted(POINT_FUNCTIONS | MATH_FUNCTIONS.keys()))

@@ -80,9 +80,7 @@ class WindowSpec:
         return start, min(start + seconds, day_end)
 
     def _shift_bounds(self, t: float, midnight: datetime, zone: ZoneInfo) -> tuple[float, float]:
-        edges = [
-            _ts(midnight + timedelta(days=d, minutes=m), zone) for d in (-1, 0, 1) for m in self.shift_starts
-        ]
+        edges = [_ts(midnight + timedelta(days=d, minutes=m), zone) for d in (-1, 0, 1) for m in self.shift_starts]
         start = max(e for e in edges if e <= t)
         end = min(e for e in edges if e > t)
         return start, end

@@ -1,0 +1,108 @@
+"""Inputs of the KPI engine: one :class:`Channel` per referenced point (or derived quantity), with its window sums.
+
+A channel turns good readings into segments (``agent.kpi.counters``) and adds each segment to one
+:class:`~agent.kpi.windows.WindowedSum` per window it is used in. A :class:`Term` is a weighted sum of channels as
+a KPI sees it: the window total (kWh, t, kgce) or the time-weighted mean (kW, MPa).
+
+Derived channels (heat output of a boiler, hydraulic power of a pump, transformer losses) compute a rate from the
+device's latest readings whenever their trigger point is read, and integrate it like any rate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from agent.kpi.counters import CounterTracker, LevelIntegrator, RateIntegrator, Segment
+from agent.kpi.windows import Bucket, WindowedSum, WindowSpec
+
+Tracker = CounterTracker | RateIntegrator | LevelIntegrator
+
+
+@dataclass(slots=True)
+class Channel:
+    """One input quantity. ``kind`` is counter, rate (value per hour) or level (instantaneous).
+    ``scale`` multiplies amounts into the KPI's unit; ``key`` identifies it (device/selector/kind/scale)."""
+
+    key: str
+    device: str
+    kind: str
+    tracker: Tracker
+    scale: float = 1.0
+    settle_s: float = 120.0
+    sums: dict[str, WindowedSum] = field(default_factory=dict)
+    point: str | None = None  # the device point bound on the first reading (a role may match several)
+    _sum_list: list[WindowedSum] = field(default_factory=list)
+
+    def use_window(self, spec: WindowSpec) -> None:
+        if spec.name not in self.sums:
+            ws = WindowedSum(spec, settle_s=self.settle_s)
+            self.sums[spec.name] = ws
+            self._sum_list.append(ws)
+
+    def feed(self, ts: float, value: float) -> None:
+        for seg in self.tracker.update(ts, value):
+            self.add(seg)
+
+    def add(self, seg: Segment) -> None:
+        if self.scale != 1.0:
+            seg = Segment(seg.t0, seg.t1, seg.amount * self.scale, seg.covered)
+        for ws in self._sum_list:
+            ws.add(seg)
+
+    def finalize(self, now: float) -> None:
+        for ws in self._sum_list:
+            ws.finalize(now)
+
+    @property
+    def mean_factor(self) -> float:
+        """amount / covered seconds x this = the time-weighted mean (rates are integrated per hour)."""
+        return 3600.0 if self.kind == "rate" else 1.0
+
+
+@dataclass(slots=True)
+class DerivedChannel(Channel):
+    """A rate computed from the latest readings of some points of one device, integrated over time."""
+
+    inputs: tuple[str, ...] = ()  # selectors of the device's points, e.g. "role:steam_flow_tph"
+    fn: Callable[[Sequence[float]], float | None] | None = None
+    max_age_s: float = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class TermValue:
+    value: float
+    covered_s: float  # the least covered input
+    present: bool  # False when no input had any data in the period
+
+
+@dataclass(slots=True)
+class Term:
+    """Weighted sum over channels, of their window totals (``mean=False``) or time-weighted means."""
+
+    parts: list[tuple[Channel, float]]
+    mean: bool = False
+
+    def at(self, window: str, start: float) -> TermValue:
+        total = 0.0
+        covered = float("inf")
+        present = False
+        for ch, weight in self.parts:
+            b: Bucket | None = ch.sums[window].get(start)
+            if b is None:
+                covered = 0.0
+                continue
+            present = present or b.covered_s > 0 or b.amount != 0.0
+            covered = min(covered, b.covered_s)
+            if self.mean:
+                if b.covered_s > 0:
+                    total += weight * b.amount / b.covered_s * ch.mean_factor
+            else:
+                total += weight * b.amount
+        return TermValue(total, 0.0 if covered == float("inf") else covered, present)
+
+    def final_until(self, window: str) -> float:
+        return min((ch.sums[window].final_until for ch, _ in self.parts), default=float("inf"))
+
+    def channels(self) -> list[Channel]:
+        return [ch for ch, _ in self.parts]

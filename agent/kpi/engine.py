@@ -1,0 +1,404 @@
+"""KpiEngine: good samples in, KPI values per window out. Pure and synchronous; time comes from the samples and
+from the ``now`` given to ``evaluate`` (the injected clock only sets where the first windows start).
+
+Lifecycle: build once from the site's ``kpi`` section (``KpiEngine.from_site``), call ``ingest`` for every poll
+result (O(1) per sample: a dict lookup and one tracker update per channel that reads the point) and ``evaluate``
+every ``kpi.publish_interval_s``. Not thread-safe: one task owns it.
+
+``evaluate(now)`` returns, for every KPI and window, each period that became final since the last call (once,
+``detail["final"] == 1``) and, with ``emit_running``, the value of the open period so far (``detail["final"] == 0``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from agent.config.kpi import CustomKpiConfig, KpiSectionConfig, PointRefConfig
+from agent.kpi.baseline import BaselineKpi
+from agent.kpi.benchmarks import LevelRow, LevelTable, load_levels
+from agent.kpi.channels import Channel, DerivedChannel
+from agent.kpi.counters import CounterTracker, LevelIntegrator, RateIntegrator
+from agent.kpi.custom import CustomKpi
+from agent.kpi.demand import DemandKpi
+from agent.kpi.equipment import equipment_kpis
+from agent.kpi.factors import load_factors
+from agent.kpi.formula import parse, references
+from agent.kpi.indicators import (
+    Context,
+    Indicator,
+    TermKpi,
+    balance_kpis,
+    line_kpis,
+    power_factor_kpi,
+    renewable_kpi,
+)
+from agent.kpi.windows import WindowSpec, parse_hhmm
+from agent.model import KpiValue, Quality, Role, Sample
+
+if TYPE_CHECKING:
+    from agent.config.profile import ProfileConfig
+    from agent.config.site import SiteConfig
+
+_WIDTH_BITS = {"int16": 16, "uint16": 16, "int32": 32, "uint32": 32, "int64": 64, "uint64": 64}
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceInfo:
+    """What the engine needs to know about a device: its tags, whether it meters renewable supply, its profile
+    category, the role of each point and where integer counters wrap (engineering units)."""
+
+    name: str
+    tags: Mapping[str, str] = field(default_factory=dict)
+    renewable: bool = False
+    category: str = "other"
+    roles: Mapping[str, Role] = field(default_factory=dict)
+    counter_modulus: Mapping[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def from_config(cls, device: object, profile: ProfileConfig | None) -> DeviceInfo:
+        """From a site device entry (``SiteConfig.devices[i]``) and its profile, if it has one."""
+        roles: dict[str, Role] = {}
+        modulus: dict[str, float] = {}
+        if profile is not None:
+            for p in profile.points:
+                if p.role is not None:
+                    roles[p.name] = p.role
+                bits = _WIDTH_BITS.get(p.type.value)
+                if bits is not None and bits < 64:
+                    modulus[p.name] = float(2**bits) * abs(p.scale)
+        return cls(
+            name=str(getattr(device, "name", "")),
+            tags=dict(getattr(device, "tags", {}) or {}),
+            renewable=bool(getattr(device, "renewable", False)),
+            category=profile.category if profile is not None else "other",
+            roles=roles,
+            counter_modulus=modulus,
+        )
+
+
+Feed = Callable[[float, float], None]
+
+
+class KpiEngine:
+    def __init__(
+        self,
+        config: KpiSectionConfig,
+        devices: Mapping[str, DeviceInfo],
+        tz: str,
+        clock: Callable[[], float],
+        levels: LevelTable | None = None,
+    ) -> None:
+        self.config = config
+        self.devices = devices
+        self.tz = tz
+        self._t0 = clock()
+        self._shifts = tuple(sorted(parse_hhmm(s) for s in config.shifts))
+        self._channels: dict[str, Channel] = {}
+        self._selectors: dict[str, list[tuple[str, str, Feed, Channel]]] = {}  # device -> (sel kind, sel, feed, ch)
+        self._routes: dict[tuple[str, str], list[Feed]] = {}
+        self._indicators: list[Indicator] = []
+        self._customs: list[CustomKpi] = []
+        self._reported: dict[tuple[int, str], float] = {}
+        self._store: dict[tuple[str, str, float, bool], KpiValue] = {}
+        self._by_name: dict[str, Indicator] = {}
+        self.ignored = 0  # samples not good or not numeric
+        table = (levels or load_levels()).with_rows(
+            LevelRow(
+                lv.indicator,
+                lv.product,
+                "site" if lv.status == "site" else "policy",
+                lv.kpi,
+                lv.unit,
+                lv.benchmark,
+                lv.baseline,
+                lv.edition,
+                lv.standard,
+                lv.source,
+                lv.status,
+            )
+            for lv in config.levels
+        )
+        self._build(table)
+
+    @classmethod
+    def from_site(
+        cls, site: SiteConfig, profiles: Mapping[str, ProfileConfig], clock: Callable[[], float]
+    ) -> KpiEngine:
+        """Build from a loaded site and its profiles (by profile name)."""
+        if site.kpi is None:
+            raise ValueError("the site file has no kpi section")
+        devices = {
+            d.name: DeviceInfo.from_config(d, profiles.get(str(getattr(d, "profile", "")))) for d in site.devices
+        }
+        return cls(site.kpi, devices, site.timezone, clock)
+
+    # --- building -----------------------------------------------------------------------------------------------
+
+    def _build(self, table: LevelTable) -> None:
+        cfg = self.config
+        f = cfg.factors
+        factors = load_factors()
+        if f.grid_tco2_per_mwh is not None:
+            grid, grid_ref = f.grid_tco2_per_mwh, f"grid factor {f.grid_tco2_per_mwh} tCO2/MWh set by the site"
+        else:
+            g = factors.grid_factor(f.grid_year, f.grid_scope)
+            if g is None:
+                raise ValueError(f"no grid factor for {f.grid_year}/{f.grid_scope}")
+            grid = g.tco2_per_mwh
+            grid_ref = f"grid factor {g.scope} {g.year} {g.tco2_per_mwh} tCO2/MWh, {g.document}, status {g.status}"
+        elec = factors.carriers["electricity"].kgce_per_unit
+        if f.electricity_method == "equal_value" and f.electricity_equal_value_kgce_per_kwh is not None:
+            elec = f.electricity_equal_value_kgce_per_kwh
+        renewable = frozenset(n for n, d in self.devices.items() if d.renewable)
+        windows = tuple(WindowSpec(n, self.tz, self._shifts) for n in cfg.windows)
+        ctx = Context(
+            source=self,
+            factors=factors,
+            windows=windows,
+            tz=self.tz,
+            shift_starts=self._shifts,
+            coverage_min=cfg.coverage_min,
+            electricity_kgce_per_kwh=elec,
+            grid_tco2_per_mwh=grid,
+            renewable_tco2_per_mwh=f.renewable_tco2_per_mwh,
+            renewable_devices=renewable,
+            grid_reference=grid_ref,
+            level_for=lambda ind, ed: None if ind is None else table.find(ind, ed),
+        )
+        for line in cfg.lines:
+            kpis = line_kpis(line, ctx)
+            self._indicators.extend(kpis)
+            if line.baseline is not None:
+                by = {k.name: k for k in kpis}
+                energy = by.get(line.baseline.energy)
+                if energy is not None:
+                    prod = by["production"].terms["p"]
+                    self._indicators.append(BaselineKpi.build(line, line.baseline, ctx, energy.terms["e"], prod))
+        for eq in cfg.equipment:
+            self._indicators.extend(equipment_kpis(eq, ctx))
+        for d in cfg.demand:
+            self._indicators.append(DemandKpi.build(d, ctx, self._t0))
+        for pf in cfg.power_factor:
+            self._indicators.append(power_factor_kpi(pf, ctx))
+        default_ren = [
+            PointRefConfig.model_validate({"device": n, "role": Role.ENERGY_IMPORT_KWH}) for n in sorted(renewable)
+        ]
+        for r in cfg.renewable:
+            self._indicators.append(renewable_kpi(r, ctx, default_ren))
+        for b in cfg.balance:
+            self._indicators.extend(balance_kpis(b, ctx))
+        for ind in self._indicators:
+            for name in _names(ind):
+                self._by_name[f"{ind.scope}.{name}"] = ind
+        for c in _ordered(cfg.custom):
+            ck = CustomKpi.build(c, ctx, self._role_of, self._lookup, self._kpi_final_until)
+            self._customs.append(ck)
+            self._by_name[f"{c.scope}.{c.name}"] = ck
+
+    def channel(self, ref: PointRefConfig, windows: Sequence[WindowSpec]) -> Channel:
+        kind = ref.resolved_kind
+        sel_kind, sel = ("point", ref.point) if ref.point is not None else ("role", str(ref.role))
+        key = f"{ref.device}|{sel_kind}:{sel}|{kind}|{ref.scale}|{ref.max_rate_per_h}|{ref.counter_bits}"
+        ch = self._channels.get(key)
+        if ch is None:
+            c = self.config
+            tracker: CounterTracker | RateIntegrator | LevelIntegrator
+            if kind == "counter":
+                modulus = None if ref.counter_bits in (None, 64) else float(2**ref.counter_bits)
+                tracker = CounterTracker(modulus, ref.max_rate_per_h, c.counter_bridge_max_s)
+            elif kind == "rate":
+                tracker = RateIntegrator(c.max_gap_s)
+            else:
+                tracker = LevelIntegrator(c.max_gap_s)
+            ch = Channel(key, ref.device, kind, tracker, ref.scale, c.settle_s)
+            self._channels[key] = ch
+            self._selectors.setdefault(ref.device, []).append((sel_kind, sel, ch.feed, ch))
+        for w in windows:
+            ch.use_window(w)
+        return ch
+
+    def derived(
+        self,
+        key: str,
+        inputs: Sequence[PointRefConfig],
+        fn: Callable[[Sequence[float]], float | None],
+        windows: Sequence[WindowSpec],
+    ) -> Channel:
+        c = self.config
+        ch = DerivedChannel(
+            key,
+            inputs[0].device,
+            "rate",
+            RateIntegrator(c.max_gap_s),
+            1.0,
+            c.settle_s,
+            inputs=tuple(str(i.point or i.role) for i in inputs),
+            fn=fn,
+            max_age_s=c.max_gap_s,
+        )
+        self._channels[key] = ch
+        latest: list[tuple[float, float] | None] = [None] * len(inputs)
+
+        def feeder(i: int) -> Feed:
+            def feed(ts: float, value: float) -> None:
+                latest[i] = (ts, value * inputs[i].scale)
+                if i != 0:
+                    return
+                vals = [x for x in latest if x is not None and ts - x[0] <= ch.max_age_s]
+                if len(vals) == len(inputs):
+                    rate = fn([v for _, v in vals])
+                    if rate is not None and math.isfinite(rate):
+                        ch.feed(ts, rate)
+
+            return feed
+
+        for i, ref in enumerate(inputs):
+            sel_kind, sel = ("point", ref.point) if ref.point is not None else ("role", str(ref.role))
+            self._selectors.setdefault(ref.device, []).append((sel_kind, str(sel), feeder(i), ch))
+        for w in windows:
+            ch.use_window(w)
+        return ch
+
+    def has_role(self, device: str, role: Role) -> bool:
+        info = self.devices.get(device)
+        return info is not None and role in info.roles.values()
+
+    def _role_of(self, device: str, point: str) -> Role | None:
+        info = self.devices.get(device)
+        return None if info is None else info.roles.get(point)
+
+    # --- ingest -------------------------------------------------------------------------------------------------
+
+    def ingest(self, samples: Iterable[Sample]) -> None:
+        routes = self._routes
+        for s in samples:
+            if s.quality is not Quality.GOOD or s.value is None or isinstance(s.value, str):
+                self.ignored += 1
+                continue
+            feeds = routes.get((s.device, s.point))
+            if feeds is None:
+                feeds = self._route(s)
+            if feeds:
+                value = float(s.value)
+                for feed in feeds:
+                    feed(s.ts, value)
+
+    def _route(self, s: Sample) -> list[Feed]:
+        """Which feeds read this device point; computed once per point and cached. A role selector binds to the
+        first point of the device seen with that role (the point's role comes from the sample or the profile)."""
+        role = s.role or self._role_of(s.device, s.point)
+        feeds: list[Feed] = []
+        info = self.devices.get(s.device)
+        for sel_kind, sel, feed, ch in self._selectors.get(s.device, []):
+            if sel_kind == "point" and sel != s.point:
+                continue
+            if sel_kind == "role" and (role is None or sel != str(role)):
+                continue
+            if not isinstance(ch, DerivedChannel):
+                if ch.point is not None and ch.point != s.point:
+                    continue
+                ch.point = s.point
+                tracker = ch.tracker
+                if isinstance(tracker, CounterTracker) and tracker.modulus is None and info is not None:
+                    tracker.modulus = info.counter_modulus.get(s.point)  # the profile's register width
+            feeds.append(feed)
+        self._routes[(s.device, s.point)] = feeds
+        return feeds
+
+    # --- evaluate -----------------------------------------------------------------------------------------------
+
+    def evaluate(self, now: float) -> list[KpiValue]:
+        self._prune(now)
+        for ch in self._channels.values():
+            ch.finalize(now)
+        out: list[KpiValue] = []
+        for idx, ind in enumerate([*self._indicators, *self._customs]):
+            ind.update(now)
+            for spec in ind.windows:
+                out.extend(self._evaluate_one(idx, ind, spec, now))
+        return out
+
+    def _evaluate_one(self, idx: int, ind: Indicator, spec: WindowSpec, now: float) -> list[KpiValue]:
+        out: list[KpiValue] = []
+        key = (idx, spec.name)
+        reported = self._reported.get(key)
+        if reported is None:
+            reported = spec.bounds(self._t0)[0]
+        until = min(ind.final_until(spec.name), now)
+        while True:
+            start, end = spec.bounds(reported)
+            if end > until:
+                break
+            out.extend(self._keep(ind.values(spec, start, end, now, True), True))
+            reported = end
+        self._reported[key] = reported
+        if self.config.emit_running:
+            start, end = spec.bounds(now)
+            if start >= reported and now > start:
+                out.extend(self._keep(ind.values(spec, start, end, now, False), False))
+        return out
+
+    def _keep(self, values: list[KpiValue], final: bool) -> list[KpiValue]:
+        for v in values:
+            self._store[(f"{v.scope}.{v.name}", v.window, v.window_start, final)] = v
+        return values
+
+    def _lookup(self, name: str, window: str, start: float, final: bool) -> KpiValue | None:
+        return self._store.get((name, window, start, final))
+
+    def _kpi_final_until(self, name: str, window: str) -> float:
+        ind = self._by_name.get(name)
+        if ind is None or window not in {w.name for w in ind.windows}:
+            return float("-inf")
+        return ind.final_until(window)
+
+    def _prune(self, now: float) -> None:
+        """Running values live for one evaluation; final ones as long as a custom KPI may still need them."""
+        horizon = 2 * self.config.settle_s + 2 * self.config.publish_interval_s
+        for k in [k for k, v in self._store.items() if not k[3] or v.window_end + horizon < now]:
+            del self._store[k]
+
+    # --- introspection ------------------------------------------------------------------------------------------
+
+    def kpi_names(self) -> list[str]:
+        """Every ``scope.kpi`` this engine computes."""
+        return sorted(self._by_name)
+
+    def counter_stats(self) -> dict[str, object]:
+        return {k: ch.tracker.stats for k, ch in self._channels.items() if isinstance(ch.tracker, CounterTracker)}
+
+
+def _names(ind: Indicator) -> list[str]:
+    if isinstance(ind, TermKpi):
+        return [ind.name]
+    if isinstance(ind, DemandKpi):
+        return ["max_demand_kw", "max_demand_sliding_kw"]
+    if isinstance(ind, BaselineKpi):
+        return ["baseline_expected", "baseline_actual", "baseline_cusum"]
+    return []
+
+
+def _ordered(customs: Sequence[CustomKpiConfig]) -> list[CustomKpiConfig]:
+    """Custom KPIs in dependency order (a formula may use another custom KPI); a cycle is an error."""
+    by_name = {f"{c.scope}.{c.name}": c for c in customs}
+    done: dict[str, CustomKpiConfig] = {}
+    visiting: set[str] = set()
+
+    def visit(name: str) -> None:
+        if name in done:
+            return
+        if name in visiting:
+            raise ValueError(f"custom KPI '{name}' depends on itself through its formula")
+        visiting.add(name)
+        for ref in references(parse(by_name[name].formula))[0]:
+            if ref in by_name:
+                visit(ref)
+        visiting.discard(name)
+        done[name] = by_name[name]
+
+    for n in by_name:
+        visit(n)
+    return list(done.values())
