@@ -25,7 +25,7 @@ def main(argv: list[str]) -> int:
         profile = load_profile(path)
         if profile.protocol != "modbus":
             continue
-        device = ModbusDeviceConfig(name="bench", profile=profile.profile, host="127.0.0.1")
+        device = ModbusDeviceConfig.model_validate({"name": "bench", "profile": profile.profile, "host": "127.0.0.1"})
         plan = build_read_plan(profile, device)
         rows.append(
             {
