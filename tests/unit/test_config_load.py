@@ -219,3 +219,20 @@ def test_load_profile(tmp_path: Path) -> None:
     bad = _write(tmp_path / "b.yaml", PROFILE.format(name="acme", point="e").replace("address: 0", "address: -1"))
     with pytest.raises(ConfigError, match=r"b\.yaml:6:14: points\[0\]\.address: -1 is too small"):
         load_profile(bad)
+
+
+def test_shipped_library_profiles_load_by_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(ENV_PROFILES, raising=False)
+    names = sorted(p.stem for p in shipped_profile_dir().glob("*.yaml"))
+    if not names:
+        pytest.skip("no shipped profiles in this checkout")
+    devices = "".join(f"  - {{name: d{i}, profile: {n}, host: 127.0.0.{i + 1}}}\n" for i, n in enumerate(names))
+    loaded = load_site(_write(tmp_path / "site.yaml", "site: s\ngateway: g\ndevices:\n" + devices))
+    assert sorted(loaded.profiles) == sorted(loaded.profiles[n].profile for n in names)
+    assert all(loaded.profile_paths[n].parent == shipped_profile_dir() for n in names)
+
+
+def test_empty_site_file(tmp_path: Path, shipped: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_site(_write(tmp_path / "site.yaml", "# nothing yet\n"))
+    assert _messages(caught) == [f"{tmp_path}/site.yaml:1:1: expected a mapping (key: value lines), got an empty value"]
