@@ -1,0 +1,113 @@
+"""OpcuaSource against the OPC UA plant simulator: ground truth, status propagation, missing nodes, poll mode."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from agent.model import PollResult, Quality, Sample
+from agent.sources.opcua.source import OpcuaSource, read_once
+from simulators.plant import PlantModel
+from tests.integration.opcua_sim import NAMESPACE, Sim, all_good, device_config, point, running, start_sim
+
+KILN = ["coal_feed_tph", "production_rate_tph", "temperature_c", "active_power_kw", "coal_t"]
+BOILER = ["steam_flow_tph", "steam_pressure_mpa", "steam_temperature_c", "feedwater_temperature_c", "gas_flow_m3h"]
+
+
+@pytest.fixture(scope="module")
+def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sim]:
+    s = start_sim(
+        tmp_path_factory.mktemp("opcua-sim"),
+        bad=["kiln1.temperature_c=BadSensorFailure", "boiler1.steam_pressure_mpa=UncertainLastUsableValue"],
+    )
+    try:
+        yield s
+    finally:
+        s.proc.stop()
+
+
+def check_ground_truth(sim: Sim, samples: list[Sample]) -> int:
+    """Every good sample equals the plant model's value at the sample's source timestamp. Returns how many."""
+    model = PlantModel(seed=sim.seed, start=sim.start, step_s=1.0)
+    checked = 0
+    for s in sorted(samples, key=lambda s: s.source_ts or 0.0):
+        if s.quality is not Quality.GOOD:
+            continue
+        assert s.source_ts is not None
+        model.advance_to(s.source_ts)
+        assert model.now == s.source_ts
+        device, _, name = s.point.partition(".")
+        assert s.value == model.values(device)[name], s
+        checked += 1
+    return checked
+
+
+async def test_subscription_values_equal_the_simulator_ground_truth(sim: Sim) -> None:
+    points = [point("kiln1", v) for v in KILN if v != "temperature_c"] + [point("boiler1", v) for v in BOILER]
+    points.remove(point("boiler1", "steam_pressure_mpa"))
+    source = OpcuaSource(device_config(sim, points))
+    async with running(source) as run:
+        first = await run.wait_for(all_good, 10)
+        start = run.results.index(first)
+        await run.wait_for(lambda r: True, 10, after=start + 5)
+    collected = [s for r in run.results[start:] for s in r.samples]
+    assert check_ground_truth(sim, collected) == len(collected)
+    assert len({s.source_ts for s in collected}) >= 2, "values must move with the model"
+    for result in run.results:
+        assert [s.point for s in result.samples] == [p["name"] for p in points]  # every point once per result
+    assert source.health()[0].state == "ok"
+
+
+async def test_bad_and_uncertain_status_propagate_with_their_names(sim: Sim) -> None:
+    points = [point("kiln1", "temperature_c"), point("boiler1", "steam_pressure_mpa"), point("kiln1", "coal_t")]
+    source = OpcuaSource(device_config(sim, points))
+    async with running(source) as run:
+        result = await run.wait_for(lambda r: r.samples[2].quality is Quality.GOOD, 10)
+    bad, uncertain, good = result.samples
+    assert (bad.quality, bad.reason, bad.value) == (Quality.BAD, "BadSensorFailure", None)
+    assert (uncertain.quality, uncertain.reason) == (Quality.UNCERTAIN, "UncertainLastUsableValue")
+    assert isinstance(uncertain.value, float) and uncertain.source_ts is not None
+    assert good.reason == "" and check_ground_truth(sim, [good]) == 1
+
+
+async def test_missing_node_names_the_node_and_the_device_and_others_still_read(sim: Sim) -> None:
+    points = [
+        point("kiln1", "coal_t"),
+        {"name": "ghost", "node_id": f"nsu={NAMESPACE};s=kiln1.no_such_value"},
+        {"name": "lost", "browse_path": "kiln1/no_such_child", "namespace_uri": NAMESPACE},
+        {"name": "elsewhere", "node_id": "nsu=urn:not-on-this-server;s=x"},
+    ]
+    source = OpcuaSource(device_config(sim, points, name="kiln-line"))
+    async with running(source) as run:
+        result = await run.wait_for(lambda r: r.samples[0].quality is Quality.GOOD, 10)
+    _, ghost, lost, elsewhere = result.samples
+    assert (ghost.quality, ghost.reason) == (Quality.BAD, "BadNodeIdUnknown")
+    assert lost.quality is Quality.BAD and lost.reason == "BadNoMatch"
+    assert elsewhere.quality is Quality.BAD and "namespace urn:not-on-this-server" in elsewhere.reason
+    errors = "\n".join(result.errors)
+    assert "kiln-line: point ghost: node nsu=urn:energy-agent:simulator:plant;s=kiln1.no_such_value" in errors
+    assert "does not exist" in errors and "BadNodeIdUnknown" in errors
+    assert "kiln-line: point lost: browse path kiln1/no_such_child not found" in errors
+    assert source.health()[0].state == "ok"  # one wrong node does not take the device down
+
+
+async def test_poll_mode_and_browse_paths_read_the_same_truth(sim: Sim) -> None:
+    points = [
+        {"name": "kiln1.coal_t", "browse_path": "kiln1/coal_t", "namespace_uri": NAMESPACE},
+        point("boiler1", "steam_flow_tph"),
+    ]
+    source = OpcuaSource(device_config(sim, points, mode="poll"))
+    async with running(source) as run:
+        first = await run.wait_for(all_good, 10)
+        await run.wait_for(all_good, 10, after=run.results.index(first) + 2)
+    good = [s for r in run.results for s in r.samples if s.quality is Quality.GOOD]
+    assert check_ground_truth(sim, good) == len(good) >= 4
+    assert all(r.requests >= 1 for r in run.results[run.results.index(first) + 1 :])  # one Read per poll
+
+
+async def test_read_once_for_probe(sim: Sim, tmp_path: Path) -> None:
+    result: PollResult = await read_once(OpcuaSource(device_config(sim, [point("kiln1", "production_t")])))
+    assert result.samples[0].quality is Quality.GOOD and result.requests >= 2
+    assert check_ground_truth(sim, list(result.samples)) == 1
