@@ -19,6 +19,7 @@ kind="reset")`` resets the meter; ``kind="near_wrap"`` moves the shown counter `
 which its register (per the unit's profile) rolls over, so it wraps ``before_wrap / rate`` seconds later.
 
 ``FaultStats`` counts every request received, answered, and every fault applied, by kind and exception code.
+A wrong byte count is counted when it is applied (an exception reply has no byte count to corrupt).
 """
 
 from __future__ import annotations
@@ -124,6 +125,6 @@ class FaultSchedule:
             decision = Decision(Action.EXCEPTION, n, code)
         elif plan.bad_byte_count_every and function_code in (1, 2, 3, 4) and n % plan.bad_byte_count_every == 0:
             decision = Decision(Action.BAD_BYTE_COUNT, n)
-        if decision.action is not Action.ANSWER:
+        if decision.action not in (Action.ANSWER, Action.BAD_BYTE_COUNT):  # the server counts it when applied
             stats.faults[decision.action.value] += 1
         return decision
