@@ -27,6 +27,10 @@ def influxd_binary() -> str:
 
 
 class InfluxServer(ServerProcess):
+    def __enter__(self) -> InfluxServer:
+        self.start()
+        return self
+
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"

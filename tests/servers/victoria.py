@@ -28,6 +28,10 @@ def victoria_binary() -> str:
 
 
 class VictoriaServer(ServerProcess):
+    def __enter__(self) -> VictoriaServer:
+        self.start()
+        return self
+
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
