@@ -52,6 +52,7 @@ class SqliteSpool:
         self._config = config
         self._clock = clock
         self._wal_fd: int | None = None
+        self._dirty = False  # commits since the last fsync of the WAL
         self._last_sync = time.monotonic()
         self._last_expire: float | None = None  # injected-clock time of the last expiry pass
         self._full_episode: dict[str, int] | None = None
@@ -104,6 +105,7 @@ class SqliteSpool:
                 )
                 self._bump_counters(dropped, "full")
                 self._db.execute("COMMIT")
+                self._dirty = True
             except BaseException:
                 self._db.execute("ROLLBACK")
                 self._load()
@@ -143,6 +145,7 @@ class SqliteSpool:
             try:
                 gone = self._delete(id_list)
                 self._db.execute("COMMIT")
+                self._dirty = True
             except BaseException:
                 self._db.execute("ROLLBACK")
                 self._load()
@@ -169,7 +172,8 @@ class SqliteSpool:
         )
 
     def flush(self) -> None:
-        """Force the WAL to disk now (a durability point under any policy)."""
+        """Fsync the WAL if anything was committed since the last fsync (a durability point under any policy).
+        The publisher calls it once a second, which bounds the power-cut window when appends stop."""
         self._sync_wal()
 
     def expire(self) -> int:
@@ -184,6 +188,7 @@ class SqliteSpool:
                 gone = self._delete([r[0] for r in rows])
                 self._bump_counters(gone, "expired")
                 self._db.execute("COMMIT")
+                self._dirty = bool(gone) or self._dirty
             except BaseException:
                 self._db.execute("ROLLBACK")
                 self._load()
@@ -305,8 +310,9 @@ class SqliteSpool:
 
     def _sync_wal(self) -> None:
         self._last_sync = time.monotonic()
-        if self._config.fsync == "always":
-            return  # every commit was already fsynced
+        if self._config.fsync == "always" or not self._dirty:
+            return  # every commit was already fsynced, or nothing changed
+        self._dirty = False
         if self._wal_fd is None:
             try:
                 self._wal_fd = os.open(f"{self.path}-wal", os.O_RDONLY)

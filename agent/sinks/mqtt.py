@@ -1,0 +1,470 @@
+"""MqttSink: publishes what the spool holds over one paho-mqtt 2.x connection, QoS 1, and acks the spool on PUBACK.
+
+Lifecycle::
+
+    async with MqttSink(config, spool, site=..., gateway=..., boot=..., version=..., config_hash=...) as sink:
+        await sink.run()      # connects in the background and forwards until cancelled; wake() after appends
+    # on exit: a retained "offline" status, then a clean DISCONNECT
+
+Event-loop integration: paho's network loop runs on the asyncio loop through ``add_reader``/``add_writer`` (paho's
+``on_socket_*`` callbacks) and a one-second ``loop_misc`` tick for keepalive. Every paho callback, hence every
+spool call, runs on the event-loop thread: no locks, no thread handing PUBACKs over, and the SQLite connection
+stays on one thread. The only blocking paho call, ``connect()`` (DNS, TCP, TLS handshake, bounded by
+``connect_timeout_s``), runs in a worker thread; sockets are registered with the loop once it returns.
+
+Flow control: at most ``max_inflight`` spooled messages are handed to paho and not yet acknowledged. paho keeps
+them across a reconnect and resends them (DUP) itself, so the sink never republishes what paho still holds.
+Records in the spool when a connection comes up are the *backlog*; they are replayed oldest first at
+``replay_rate_msgs_s``. ``replay_order: live_first`` sends fresh records first and fills the rest of the window
+with backlog; ``backlog_first`` keeps strict spool order until the backlog is drained.
+
+A v5 PUBACK with a failure reason (e.g. 0x87 Not authorized from a broker ACL) is final: the record is deleted,
+counted as ``refused`` and logged once per topic; the sink keeps running. (An MQTT 3.1.1 broker cannot report
+an ACL refusal; mosquitto acknowledges and discards.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import ssl
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from types import TracebackType
+from typing import Any, Protocol
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+
+from agent.config.mqtt import MqttConfig
+from agent.errors import SinkError
+from agent.sinks.topics import check_level, status_topic
+from agent.wire import StatusMessage, encode_status
+
+log = logging.getLogger(__name__)
+
+_TICK_S = 1.0
+_STABLE_S = 10.0  # a session that lasted this long resets the reconnect backoff
+
+
+class OutgoingRecord(Protocol):
+    """One spooled message, as the sink reads it."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def topic(self) -> str: ...
+    @property
+    def payload(self) -> bytes: ...
+
+
+class SpoolReader(Protocol):
+    """What the sink needs from the spool (``agent.spool.SqliteSpool`` provides it)."""
+
+    def read(self, after_id: int, limit: int, upto_id: int | None = None) -> Sequence[OutgoingRecord]: ...
+    def last_id(self) -> int: ...
+    def ack(self, ids: Iterable[int]) -> None: ...
+    def flush(self) -> None: ...
+
+
+class MqttSink:
+    def __init__(
+        self,
+        config: MqttConfig,
+        spool: SpoolReader,
+        *,
+        site: str,
+        gateway: str,
+        boot: str,
+        version: str,
+        config_hash: str,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._config = config
+        self._spool = spool
+        self._site = check_level(site, "site")
+        self._gateway = check_level(gateway, "gateway")
+        self._boot = boot
+        self._version = version
+        self._config_hash = config_hash
+        self._clock = clock
+        self._where = f"mqtt {config.host}:{config.effective_port}"
+        self._status_topic = status_topic(config.topic_prefix, site, gateway)
+        self._client: paho.Client | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread = 0
+        self._connected = asyncio.Event()
+        self._down = asyncio.Event()
+        self._wake = asyncio.Event()
+        self._connecting = False
+        self._need_birth = False
+        self._window: dict[int, tuple[int, float, str]] = {}  # paho mid -> (record id, sent at, topic)
+        self._pending: set[int] = set()  # record ids handed to paho, not yet acknowledged
+        self._to_ack: list[int] = []
+        self._live_cursor = 0
+        self._backlog_cursor = 0
+        self._backlog_end = 0
+        self._tokens = 0.0
+        self._tokens_at = 0.0
+        self._latencies: deque[float] = deque(maxlen=2048)
+        self._refused_topics: set[str] = set()
+        self._failing: str | None = None
+        self._down_since: float | None = None
+        self._counts = dict.fromkeys(("published", "acked", "refused", "rejected", "connects", "failures"), 0)
+        self.last_error = ""
+
+    # -- lifecycle ----------------------------------------------------------------------------------------------
+
+    async def __aenter__(self) -> MqttSink:
+        self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
+        self._client = self._make_client()
+        for warning in self._config.warnings():
+            log.warning("%s", warning)
+        self._backlog_end = self._live_cursor = self._spool.last_id()
+        return self
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        client = self._client
+        if client is None:
+            return
+        if self._connected.is_set():
+            client.publish(self._status_topic, self._status("offline"), qos=1, retain=True)
+            client.disconnect()
+            for _ in range(100):  # the socket is non-blocking; a few small packets go out at once
+                if not client.want_write() or client.loop_write() != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                    break
+        self._flush_acks()
+        sock = client.socket()
+        if sock is not None:
+            self._unwatch(sock)
+        with contextlib.suppress(Exception):
+            client._sock_close()  # paho has no public close; the socket must not outlive the sink
+        self._connected.clear()
+
+    async def run(self) -> None:
+        """Connect, reconnect with backoff, and forward spooled records until cancelled."""
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(self._connection_loop(), name="mqtt-connection")
+            tg.create_task(self._forward_loop(), name="mqtt-forward")
+            tg.create_task(self._tick_loop(), name="mqtt-tick")
+
+    def wake(self) -> None:
+        """Tell the sink that records were appended. Cheap; call after every append."""
+        self._wake.set()
+
+    def stats(self) -> dict[str, Any]:
+        lat = sorted(self._latencies)
+        pick = (lambda q: round(lat[min(len(lat) - 1, int(q * len(lat)))] * 1000.0, 3)) if lat else (lambda q: None)
+        return {
+            "connected": self._connected.is_set(),
+            "inflight": len(self._window),
+            **self._counts,
+            "replaying": self._backlog_cursor < self._backlog_end,
+            "publish_latency_ms": {"p50": pick(0.5), "p99": pick(0.99), "max": pick(1.0)},
+            "last_error": self.last_error,
+        }
+
+    async def wait_connected(self, timeout_s: float) -> None:
+        """Wait until a session is up (CONNACK accepted); TimeoutError otherwise. For tests and ``validate``."""
+        async with asyncio.timeout(timeout_s):
+            await self._connected.wait()
+
+    # -- connection ---------------------------------------------------------------------------------------------
+
+    def _make_client(self) -> paho.Client:
+        cfg = self._config
+        v5 = cfg.protocol == "5"
+        client = paho.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=cfg.client_id or f"{self._site}-{self._gateway}",
+            protocol=MQTTProtocolVersion.MQTTv5 if v5 else MQTTProtocolVersion.MQTTv311,
+            clean_session=None if v5 else True,
+            reconnect_on_failure=False,
+        )
+        client.connect_timeout = cfg.connect_timeout_s
+        client.max_inflight_messages_set(cfg.max_inflight + 2)  # + birth and offline status
+        client.max_queued_messages_set(0)
+        try:
+            password = cfg.read_password()
+        except ValueError as exc:
+            raise SinkError(f"{self._where}: {exc}") from exc
+        if cfg.username is not None:
+            client.username_pw_set(cfg.username, password)
+        if cfg.tls is not None:
+            client.tls_set_context(self._tls_context())
+            client.tls_insecure_set(not cfg.tls.check_hostname)
+        client.will_set(self._status_topic, self._status("offline"), qos=1, retain=True)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_publish = self._on_publish
+        client.on_socket_open = self._on_socket_open
+        client.on_socket_close = self._on_socket_close
+        client.on_socket_register_write = self._on_register_write
+        client.on_socket_unregister_write = self._on_unregister_write
+        return client
+
+    def _tls_context(self) -> ssl.SSLContext:
+        tls = self._config.tls
+        assert tls is not None
+        try:
+            ctx = ssl.create_default_context(cafile=tls.ca_file)
+            ctx.check_hostname = tls.check_hostname
+            if tls.cert_file is not None and tls.key_file is not None:
+                ctx.load_cert_chain(tls.cert_file, tls.key_file)
+        except (OSError, ssl.SSLError) as exc:
+            raise SinkError(f"{self._where}: TLS files cannot be used: {_describe(exc)}") from exc
+        return ctx
+
+    async def _connection_loop(self) -> None:
+        client = self._client
+        assert client is not None, "use `async with sink:` before run()"
+        cfg = self._config
+        attempt = 0
+        while True:
+            self._down.clear()
+            started = time.monotonic()
+            self._connecting = True
+            try:
+                kwargs: dict[str, Any] = {"clean_start": True} if cfg.protocol == "5" else {}
+                await asyncio.to_thread(client.connect, cfg.host, cfg.effective_port, cfg.keepalive_s, **kwargs)
+            except (OSError, ssl.SSLError, ValueError) as exc:
+                self._connecting = False
+                self._failed(_describe(exc))
+            else:
+                self._connecting = False
+                self._watch_after_connect()
+                await self._down.wait()
+            attempt = 0 if time.monotonic() - started > _STABLE_S and self._failing is None else attempt + 1
+            base = min(cfg.reconnect_max_s, cfg.reconnect_min_s * 2 ** min(attempt, 30))
+            await asyncio.sleep(random.uniform(base / 2, base))
+
+    def _failed(self, why: str) -> None:
+        self._counts["failures"] += 1
+        message = f"{self._where}: {why}"
+        self.last_error = message
+        if self._down_since is None:
+            self._down_since = time.monotonic()
+        if why != self._failing:
+            log.warning("%s; retrying with backoff up to %g s", message, self._config.reconnect_max_s)
+            self._failing = why
+
+    def _on_connect(self, client: paho.Client, _u: Any, _f: Any, reason: ReasonCode, _p: Properties | None) -> None:
+        if reason.is_failure:
+            self._failed(f"broker refused the connection: {reason} (check mqtt.username and the password)")
+            return
+        self._counts["connects"] += 1
+        if self._failing is not None or self._down_since is not None:
+            down = time.monotonic() - (self._down_since or time.monotonic())
+            log.warning("%s: connected again after %.1f s", self._where, down)
+        else:
+            log.info("%s: connected", self._where)
+        self._failing = None
+        self._down_since = None
+        # Everything appended while down is backlog now; the backlog cursor never moves back.
+        self._backlog_end = self._live_cursor = max(self._live_cursor, self._spool.last_id())
+        self._need_birth = True
+        self._connected.set()
+        self._wake.set()
+
+    def _on_disconnect(self, _c: paho.Client, _u: Any, _f: Any, reason: ReasonCode, _p: Properties | None) -> None:
+        was_connected = self._connected.is_set()
+        self._connected.clear()
+        self._down.set()
+        if was_connected:
+            self._failed(f"connection lost: {reason}")
+
+    def _on_publish(self, _c: paho.Client, _u: Any, mid: int, reason: ReasonCode, _p: Properties | None) -> None:
+        entry = self._window.pop(mid, None)
+        if entry is None:
+            return  # a status message
+        rid, sent, topic = entry
+        self._pending.discard(rid)
+        self._to_ack.append(rid)
+        self._latencies.append(time.monotonic() - sent)
+        if reason.is_failure:
+            self._counts["refused"] += 1
+            if topic not in self._refused_topics:
+                self._refused_topics.add(topic)
+                self.last_error = f"{self._where}: broker refused a message on {topic}: {reason}"
+                log.error("%s; the message is dropped and counted as refused (check the broker's ACL)", self.last_error)
+        else:
+            self._counts["acked"] += 1
+        self._wake.set()
+
+    # -- socket plumbing (paho's external-loop callbacks) -------------------------------------------------------
+
+    def _on_loop_thread(self) -> bool:
+        return threading.get_ident() == self._loop_thread
+
+    def _watch_after_connect(self) -> None:
+        client = self._client
+        assert client is not None and self._loop is not None
+        sock = client.socket()
+        if sock is None:
+            self._down.set()
+            return
+        self._loop.add_reader(sock, self._readable)
+        if client.want_write():
+            self._loop.add_writer(sock, self._writable)
+
+    def _on_socket_open(self, _c: paho.Client, _u: Any, sock: Any) -> None:
+        pass  # registered by _watch_after_connect once connect() returned in its worker thread
+
+    def _on_socket_close(self, _c: paho.Client, _u: Any, sock: Any) -> None:
+        if self._on_loop_thread():
+            self._unwatch(sock)
+
+    def _on_register_write(self, _c: paho.Client, _u: Any, sock: Any) -> None:
+        if self._on_loop_thread() and not self._connecting and self._loop is not None:
+            self._loop.add_writer(sock, self._writable)
+
+    def _on_unregister_write(self, _c: paho.Client, _u: Any, sock: Any) -> None:
+        if self._on_loop_thread() and self._loop is not None:
+            self._loop.remove_writer(sock)
+
+    def _unwatch(self, sock: Any) -> None:
+        if self._loop is not None:
+            with contextlib.suppress(ValueError, OSError):
+                self._loop.remove_reader(sock)
+                self._loop.remove_writer(sock)
+
+    def _readable(self) -> None:
+        assert self._client is not None
+        self._client.loop_read()
+
+    def _writable(self) -> None:
+        assert self._client is not None
+        self._client.loop_write()
+
+    async def _tick_loop(self) -> None:
+        while True:
+            await asyncio.sleep(_TICK_S)
+            if self._client is not None and not self._connecting:
+                self._client.loop_misc()
+            self._flush_acks()
+            self._spool.flush()
+
+    # -- forwarding ---------------------------------------------------------------------------------------------
+
+    async def _forward_loop(self) -> None:
+        while True:
+            self._flush_acks()
+            if not self._connected.is_set():
+                await self._connected.wait()
+                continue
+            if self._need_birth:
+                self._need_birth = False
+                self._publish_status("online")
+            sent = self._forward()
+            if sent == 0:
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self._idle_wait()):
+                        await self._wake.wait()
+
+    def _forward(self) -> int:
+        room = self._config.max_inflight - len(self._window)
+        if room <= 0:
+            return 0
+        backlog_left = self._backlog_cursor < self._backlog_end
+        if self._config.replay_order == "backlog_first" and backlog_left:
+            return self._send_backlog(room)
+        sent = self._send_live(room)
+        if backlog_left and sent < room:
+            sent += self._send_backlog(room - sent)
+        return sent
+
+    def _send_live(self, room: int) -> int:
+        records = self._spool.read(self._live_cursor, room)
+        for r in records:
+            self._live_cursor = r.id
+            self._publish(r)
+        return len(records)
+
+    def _send_backlog(self, room: int) -> int:
+        now = time.monotonic()
+        rate = self._config.replay_rate_msgs_s
+        self._tokens = min(max(1.0, rate * 0.1), self._tokens + (now - self._tokens_at) * rate)
+        self._tokens_at = now
+        allowed = min(room, int(self._tokens))
+        if allowed <= 0:
+            return 0
+        sent = 0
+        while sent < allowed:
+            records = self._spool.read(self._backlog_cursor, allowed - sent, self._backlog_end)
+            if not records:
+                self._backlog_cursor = self._backlog_end
+                break
+            for r in records:
+                self._backlog_cursor = r.id
+                if r.id not in self._pending:
+                    self._publish(r)
+                    sent += 1
+        self._tokens -= sent
+        return sent
+
+    def _idle_wait(self) -> float:
+        if self._backlog_cursor < self._backlog_end and len(self._window) < self._config.max_inflight:
+            return max(0.001, (1.0 - self._tokens) / self._config.replay_rate_msgs_s)
+        return _TICK_S
+
+    def _publish(self, record: OutgoingRecord) -> None:
+        assert self._client is not None
+        try:
+            info = self._client.publish(record.topic, record.payload, qos=self._config.qos)
+        except ValueError as exc:  # a topic paho refuses (wildcard) or a payload over 256 MB: never publishable
+            self._counts["rejected"] += 1
+            log.error(
+                "%s: record %d on %r cannot be published and is dropped: %s", self._where, record.id, record.topic, exc
+            )
+            self._to_ack.append(record.id)
+            return
+        self._window[info.mid] = (record.id, time.monotonic(), record.topic)
+        self._pending.add(record.id)
+        self._counts["published"] += 1
+
+    def _flush_acks(self) -> None:
+        if self._to_ack:
+            ids, self._to_ack = self._to_ack, []
+            self._spool.ack(ids)
+
+    def _publish_status(self, state: str) -> None:
+        assert self._client is not None
+        self._client.publish(self._status_topic, self._status(state), qos=1, retain=True)
+
+    def _status(self, state: str) -> bytes:
+        return encode_status(
+            StatusMessage(
+                site=self._site,
+                gateway=self._gateway,
+                state="online" if state == "online" else "offline",
+                boot=self._boot,
+                ts=self._clock(),
+                version=self._version,
+                config_hash=self._config_hash,
+            )
+        )
+
+
+def _describe(exc: BaseException) -> str:
+    """One sentence for a technician: what failed, in the words of the layer that knows."""
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return f"TLS: the broker's certificate is not trusted: {exc.verify_message} (check mqtt.tls.ca_file)"
+    if isinstance(exc, ssl.SSLError):
+        return f"TLS: {exc.reason or exc}"
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused (is the broker running and listening on this port?)"
+    if isinstance(exc, TimeoutError):
+        return "connection timed out"
+    if isinstance(exc, OSError):
+        return f"connection failed: {exc.strerror or exc}"
+    return str(exc)
