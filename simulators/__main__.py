@@ -62,9 +62,11 @@ async def _serve(args: argparse.Namespace) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    framing = "tcp" if args.transport == "tcp" else "rtu"
+    if args.write_site and args.port:  # before listening: whoever waits for the port finds the site file ready
+        write_site(args.write_site, args.host, args.port, framing, devices=args.devices)
     async with sim:
-        framing = "tcp" if args.transport == "tcp" else "rtu"
-        if args.write_site:
+        if args.write_site and not args.port:
             write_site(args.write_site, args.host, sim.port, framing, devices=args.devices)
         for u in units:
             print(f"{u.device} -> ({sim.port}, {u.unit_id}, {PLANT_LAYOUT[u.device][0]})", flush=True)

@@ -80,11 +80,14 @@ def site_document(
 
 
 def write_site(path: str | Path, host: str, port: int, framing: str = "tcp", **kw: Any) -> Path:
+    """Write the site file atomically (a reader never sees half of it)."""
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     yaml = YAML(typ="safe", pure=True)
     yaml.default_flow_style = False
-    with out.open("w", encoding="utf-8") as f:
+    tmp = out.with_name(out.name + ".tmp")
+    with tmp.open("w", encoding="utf-8") as f:
         f.write("# Written by `python -m simulators modbus --write-site`: polls the simulated cement plant.\n")
         yaml.dump(site_document(host, port, framing, **kw), f)
+    tmp.replace(out)
     return out

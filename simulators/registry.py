@@ -25,14 +25,16 @@ def record(function_code: int) -> None:
             f.write(f"{function_code} {os.getpid()}\n")
 
 
-def writes_in_file(path: str | Path) -> dict[int, int]:
-    """Write function codes that simulators in other processes appended to ``path``."""
+def writes_in_file(path: str | Path, exclude_pid: int | None = None) -> dict[int, int]:
+    """Write function codes that simulators appended to ``path``, except those of process ``exclude_pid``
+    (pass ``os.getpid()`` to count other processes only, when this one's ``SERVED`` is counted already)."""
     counts: Counter[int] = Counter()
     p = Path(path)
     if p.exists():
         for line in p.read_text(encoding="ascii").splitlines():
-            if line.strip():
-                counts[int(line.split()[0])] += 1
+            fields = line.split()
+            if len(fields) == 2 and int(fields[1]) != exclude_pid:
+                counts[int(fields[0])] += 1
     return dict(sorted(counts.items()))
 
 

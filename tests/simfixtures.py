@@ -85,7 +85,7 @@ def read_only_violations(writes_file: str | None = None) -> str | None:
     ``writes_file``, in child processes), or None when the agent stayed read-only."""
     found = dict(registry.writes_served())
     if writes_file:
-        for fc, n in registry.writes_in_file(writes_file).items():
+        for fc, n in registry.writes_in_file(writes_file, exclude_pid=os.getpid()).items():
             found[fc] = found.get(fc, 0) + n
     if not found:
         return None
