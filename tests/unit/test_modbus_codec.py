@@ -1,4 +1,5 @@
-"""Codec: round trips for every type x order (Hypothesis), known vectors from vendors' manuals, bad values."""
+"""Codec: round trips for every type x order (Hypothesis), known vectors from vendors' manuals, bad values; and the
+frames module (CRC, MBAP cutting, exception names, reply checks)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from agent.config.profile import ByteOrder, DataType, PointConfig
+from agent.errors import DeviceException, FrameError
 from agent.model import Quality
+from agent.sources.modbus import frames
 from agent.sources.modbus.codec import (
     NOT_A_NUMBER,
     PointCodec,
@@ -186,3 +189,73 @@ def test_decode_all_orders_ranks_the_true_order_first() -> None:
     ranked = decode_all_orders(counter, DataType.UINT32)
     assert (ranked[0].order, ranked[0].value) == (ByteOrder.CDAB, 123_456)
     assert len({g.order for g in ranked}) == 4
+
+
+# --- frames: the bytes on the wire ------------------------------------------------------------------------------
+
+
+def test_rtu_frame_has_the_standard_crc() -> None:
+    # the textbook example: read 10 holding registers of unit 1 from 0 -> CRC bytes C5 CD
+    assert frames.rtu_frame(1, frames.read_pdu(3, 0, 10)) == bytes.fromhex("01030000000AC5CD")
+    assert frames.check_rtu_crc(bytes.fromhex("01030000000AC5CD"))
+    assert not frames.check_rtu_crc(bytes.fromhex("01030000000AC5CE"))
+
+
+@pytest.mark.parametrize("function", [5, 6, 15, 16, 22, 23, 0])
+def test_no_write_request_can_be_built(function: int) -> None:
+    with pytest.raises(ValueError, match="is not a read"):
+        frames.read_pdu(function, 0, 1)
+
+
+def test_tcp_stream_is_cut_into_frames() -> None:
+    one = frames.tcp_frame(7, 1, bytes.fromhex("03040001") + b"\x00\x02")
+    two = frames.tcp_frame(8, 2, bytes.fromhex("8302"))
+    buffer = bytearray(one + two[:5])
+    first = frames.cut_tcp(buffer)
+    assert first is not None and (first.tid, first.unit, first.pdu) == (7, 1, bytes.fromhex("030400010002"))
+    assert frames.cut_tcp(buffer) is None  # incomplete
+    buffer += two[5:]
+    second = frames.cut_tcp(buffer)
+    assert second is not None and (second.tid, second.pdu) == (8, bytes.fromhex("8302"))
+    assert buffer == bytearray()
+    with pytest.raises(FrameError, match="bad MBAP header"):
+        frames.cut_tcp(bytearray(b"HTTP/1.1 400 Bad"))
+
+
+def test_rtu_reply_length_from_its_header() -> None:
+    assert frames.rtu_reply_length(b"\x01\x03") is None
+    assert frames.rtu_reply_length(b"\x01\x03\x04") == 9
+    assert frames.rtu_reply_length(b"\x01\x83\x02") == 5
+    assert frames.rtu_reply_length(b"\x01\x10\x00") == -1
+
+
+@pytest.mark.parametrize(
+    ("code", "name"),
+    [
+        (1, "ILLEGAL FUNCTION"),
+        (2, "ILLEGAL DATA ADDRESS"),
+        (3, "ILLEGAL DATA VALUE"),
+        (4, "SERVER DEVICE FAILURE"),
+        (5, "ACKNOWLEDGE"),
+        (6, "SERVER DEVICE BUSY"),
+        (8, "MEMORY PARITY ERROR"),
+        (0x0A, "GATEWAY PATH UNAVAILABLE"),
+        (0x0B, "GATEWAY TARGET DEVICE FAILED TO RESPOND"),
+        (0x0C, "EXCEPTION 0x0C"),
+    ],
+)
+def test_every_exception_code_is_raised_by_name(code: int, name: str) -> None:
+    with pytest.raises(DeviceException) as info:
+        frames.check_reply(bytes([0x84, code]), 4, 2)
+    assert (info.value.code, info.value.code_name, str(info.value)) == (code, name, name)
+
+
+def test_replies_are_checked_against_the_request() -> None:
+    assert frames.check_reply(bytes.fromhex("0304ABCD0102"), 3, 2) == bytes.fromhex("ABCD0102")
+    assert frames.check_reply(bytes.fromhex("0102A503"), 1, 10) == bytes.fromhex("A503")
+    with pytest.raises(FrameError, match="wrong byte count: expected 4, got 2"):
+        frames.check_reply(bytes.fromhex("0302ABCD"), 3, 2)
+    with pytest.raises(FrameError, match="wrong byte count: expected 4, got 4"):
+        frames.check_reply(bytes.fromhex("0304ABCD"), 3, 2)  # the header claims 4, 2 came
+    with pytest.raises(FrameError, match="function code 4 to a function 3 request"):
+        frames.check_reply(bytes.fromhex("0404ABCD0102"), 3, 2)

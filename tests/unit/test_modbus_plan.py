@@ -1,5 +1,6 @@
 """Read plan: coalescing limits, address base, offsets, ILLEGAL DATA ADDRESS splits, and minimality against a
-brute-force search over every grouping of the points (Hypothesis)."""
+brute-force search over every grouping of the points (Hypothesis); the slots the plan runs in (schedule.py); and
+the read-only guarantee (no write call anywhere in agent/)."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from agent.sources.modbus.plan import (
     split_request,
     sweep,
 )
+from agent.sources.modbus.schedule import BACKOFF_AFTER, BACKOFF_CAP_S, NextSlot, first_slot, next_slot
 
 AGENT_DIR = Path(__file__).resolve().parents[2] / "agent"
 
@@ -182,3 +184,34 @@ def test_agent_code_never_calls_a_modbus_write() -> None:
     ]
     assert offenders == []
     assert pattern.search("client.write_registers(0, [1])") and pattern.search("c.readwrite_registers(")
+
+
+# --- when the plan runs: wall-clock slots, skipped slots, backoff -----------------------------------------------
+
+
+def test_slots_are_aligned_to_multiples_of_the_interval() -> None:
+    assert first_slot(1000.3, 1.0) == 1001.0
+    assert first_slot(1000.0, 1.0) == 1000.0
+    assert first_slot(1007.0, 15.0) == 1020.0
+    assert next_slot(1001.0, 1001.2, 1.0, 0) == NextSlot(1002.0, 0, 0)
+    assert next_slot(1020.0, 1020.0, 15.0, 0) == NextSlot(1035.0, 0, 0)
+
+
+def test_an_overrun_skips_and_counts_the_missed_slots_instead_of_bursting() -> None:
+    assert next_slot(1001.0, 1003.5, 1.0, 0) == NextSlot(1004.0, 2, 0)
+    assert next_slot(1000.0, 1005.0, 5.0, 0) == NextSlot(1005.0, 0, 0)  # finished right on the next slot
+    assert next_slot(1000.0, 1005.5, 5.0, 0) == NextSlot(1010.0, 1, 0)
+
+
+def test_backoff_doubles_after_the_threshold_and_is_capped() -> None:
+    at, gaps = 1000.0, []
+    for failures in range(1, 14):
+        step = next_slot(at, at + 0.2, 1.0, failures)
+        gaps.append(step.at - at)
+        assert step.backoff_skipped == step.at - at - 1 and step.missed == 0
+        at = step.at
+    assert gaps[: BACKOFF_AFTER - 1] == [1.0] * (BACKOFF_AFTER - 1)
+    assert gaps[BACKOFF_AFTER - 1 : BACKOFF_AFTER + 4] == [2.0, 4.0, 8.0, 16.0, 32.0]
+    assert max(gaps) == BACKOFF_CAP_S
+    # an interval longer than the cap is never shortened by backoff
+    assert next_slot(0.0, 1.0, 600.0, 10).at == 600.0
