@@ -127,10 +127,10 @@ class GapConfig(StrictModel):
 
 
 class CenterConfig(StrictModel):
-    mqtt: CenterMqttConfig = Field(default_factory=CenterMqttConfig)  # type: ignore[arg-type]  # reason: all fields have defaults
+    mqtt: CenterMqttConfig = Field(default_factory=CenterMqttConfig)
     influx: InfluxConfig
     dead_letter: DeadLetterConfig = Field(default_factory=DeadLetterConfig)
-    gaps: GapConfig = Field(default_factory=GapConfig)  # type: ignore[arg-type]  # reason: all fields have defaults
+    gaps: GapConfig = Field(default_factory=GapConfig)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
 

@@ -1,6 +1,7 @@
 """The ingestor: MQTT (shared subscription, manual ack) -> validate -> InfluxDB, batched, retried, never lossy.
 
-One asyncio task runs the pipeline; paho's network thread only enqueues; InfluxDB writes run in a worker thread.
+One asyncio task runs the pipeline; paho's network thread only enqueues; InfluxDB writes run in a worker thread,
+one batch at a time, while the next batch is being decoded.
 
     receive ─► decode + check topic ─► lines ─► batch (batch_points or flush_interval_ms) ─► write ─► ack all
 
@@ -111,20 +112,39 @@ class Ingestor:
             log.info("%s: stopped (%s)", self.name, self._stats)
 
     async def _pipeline(self, queue: asyncio.Queue[Inbound | None], stop: asyncio.Event) -> None:
+        """Collect the next batch while the previous one is being written; flushes (and so acks) stay in order."""
+        writing: asyncio.Task[bool] | None = None
+        try:
+            while not stop.is_set():
+                entries, gap_lines = await self._collect(queue)
+                if writing is not None:
+                    ok = await writing
+                    writing = None
+                    if not ok:
+                        return
+                if entries or gap_lines:
+                    writing = asyncio.create_task(self._flush(entries, gap_lines, stop))
+            if writing is not None:
+                await writing
+        finally:
+            if writing is not None and not writing.done():
+                writing.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await writing
+
+    async def _collect(self, queue: asyncio.Queue[Inbound | None]) -> tuple[list[_Entry], list[str]]:
+        """One batch: up to ``batch_points`` points or ``flush_interval_ms`` after its first message."""
         cfg = self.config.influx
-        while not stop.is_set():
-            entries: list[_Entry] = []
-            points = 0
-            item = await _next(queue, self.config.gaps.reorder_timeout_s / 2)
-            deadline = self._monotonic() + cfg.flush_interval_ms / 1000
-            while item is not None:
-                points += self._add(item, entries)
-                if points >= cfg.batch_points:
-                    break
-                item = await _next(queue, deadline - self._monotonic())
-            gap_lines = self._due_gaps()
-            if (entries or gap_lines) and not await self._flush(entries, gap_lines, stop):
-                return
+        entries: list[_Entry] = []
+        points = 0
+        item = await _next(queue, self.config.gaps.reorder_timeout_s / 2)
+        deadline = self._monotonic() + cfg.flush_interval_ms / 1000
+        while item is not None:
+            points += self._add(item, entries)
+            if points >= cfg.batch_points:
+                break
+            item = await _next(queue, deadline - self._monotonic())
+        return entries, self._due_gaps()
 
     async def _share_loop(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
