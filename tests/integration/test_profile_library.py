@@ -85,6 +85,10 @@ DEVICE_FOR_CATEGORY = {
     "pump": "pump1",
     "transformer": "transformer1",
     "production_counter": "cement-counter",
+    "motor": "raw-mill-vfd",
+    "fan": "pump1",
+    "furnace": "kiln1",
+    "other": "kiln1-meter",
 }
 DEVICE_FOR_PROFILE = {"tfm-vt222": "boiler1", "fuxin-gas-flow-totalizer": "boiler1"}
 
