@@ -166,8 +166,11 @@ async def test_rtu_over_tcp_gateway_with_a_silent_unit_does_not_starve_the_other
         assert [p.ts for p in polls] == [START + 101 + i for i in range(len(polls))]
         for p in polls:
             assert all(s.quality is Quality.GOOD for s in p.samples)
-    # the silent unit cost one timeout per poll (the rest of its poll was not sent), then backed off
+    # the silent unit cost one timeout per poll (the rest of its poll was not sent), then backed off; the others'
+    # polls never waited for it
+    assert max(p.duration_s for n in ("kiln1-meter", "pv-meter") for p in by_device[n]) < 0.15
     silent = by_device["main-meter"]
+    assert all(0.15 <= p.duration_s < 0.35 for p in silent)  # its timeout, plus at most its own quarantine
     for p in silent:
         assert_every_point_once(p, loaded, "main-meter")
         assert {(s.quality, s.reason) for s in p.samples} == {(Quality.BAD, "timeout after 150 ms")}

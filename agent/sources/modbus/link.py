@@ -4,8 +4,11 @@ Why not pymodbus' async clients (3.16): checked against its source and issue tra
 - RTU frames carry no transaction id. pymodbus matches an RTU reply by device id only, so a reply that comes after
   the timeout is handed to the *next* request to the same unit; its maintainers say this "can only be avoided with
   a sufficiently large timeout" (pymodbus-dev/pymodbus#2636). We must never attribute a late reply to the wrong
-  request: here, after an RTU timeout the link keeps listening for up to one more timeout and discards (and counts)
-  what arrives, and every RTU reply must match unit, function and byte count of the request in flight.
+  request: here, after an RTU timeout that unit is *quarantined* for one more timeout: a reply from it in that time
+  is discarded and counted, and the next request *to that unit* waits until its late reply came or the quarantine
+  ended (requests to other units go on at once: a reply names its unit). Every RTU reply must also match unit,
+  function and byte count of the request in flight. A reply later than twice the timeout cannot be told from the
+  next reply of the same unit on RTU; that is the protocol's limit, not ours.
 - Modbus TCP: pymodbus skips a reply with a foreign transaction id with an ERROR log line of its own (#2777) and
   accepts transaction id 0 for any request (#2844); we need the late replies *counted* (health), no log noise,
   and strict matching. It also has one timeout per client, where a TCP gateway needs one per device.
@@ -59,7 +62,6 @@ class _Pending:
     tid: int
     unit: int
     function: int
-    draining: bool = False  # RTU: listening after a timeout only to discard the late reply
 
 
 class ModbusLink:
@@ -79,6 +81,7 @@ class ModbusLink:
         self._busy = False
         self._generation = 0  # which socket is current, so a stale socket's close event is ignored
         self.idle_since = 0.0  # time.monotonic() when the last request finished (bus pause counts from here)
+        self._quarantine: dict[int, tuple[float, asyncio.Future[None]]] = {}  # RTU unit -> (until, late reply seen)
 
     @classmethod
     def tcp(cls, host: str, port: int, framing: Framing = "tcp") -> ModbusLink:
@@ -201,6 +204,8 @@ class ModbusLink:
             self._busy = False
 
     async def _transact(self, unit: int, pdu: bytes, function: int, timeout_s: float) -> bytes:
+        if self.framing == "rtu" and unit in self._quarantine:
+            await self._wait_quarantine(unit)
         if self._buffer:
             self.stats.stray_bytes += len(self._buffer)
             self._buffer.clear()
@@ -222,24 +227,22 @@ class ModbusLink:
                 self._lost(exc)
             return await future
         except DeviceTimeout:
-            if self.framing == "rtu" and self._connected:
-                await self._drain(unit, function, timeout_s)
+            if self.framing == "rtu":
+                self._quarantine[unit] = (time.monotonic() + timeout_s, loop.create_future())
             raise
         finally:
             timer.cancel()
             self._pending = None
             self.idle_since = time.monotonic()
 
-    async def _drain(self, unit: int, function: int, timeout_s: float) -> None:
-        """RTU after a timeout: listen for up to one more timeout so a late reply is discarded, not taken as the
-        answer to the next request (RTU has no transaction id)."""
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[bytes] = loop.create_future()
-        self._pending = _Pending(future, 0, unit, function, draining=True)
-        timer = loop.call_later(timeout_s, _expire, future, timeout_s)
-        with contextlib.suppress(SourceError):
-            await future
-        timer.cancel()
+    async def _wait_quarantine(self, unit: int) -> None:
+        """RTU: before asking a unit that timed out again, wait until its late reply came or one more timeout
+        passed, so a late reply is never taken for the answer to this request."""
+        until, seen = self._quarantine.pop(unit)
+        wait = until - time.monotonic()
+        if wait > 0 and not seen.done():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(seen), wait)
         if self._buffer:
             self.stats.stray_bytes += len(self._buffer)
             self._buffer.clear()
@@ -288,18 +291,22 @@ class ModbusLink:
             del buffer[:length]
             pending = self._pending
             if not frames.check_rtu_crc(frame):
-                if pending is not None and not pending.draining:
+                if pending is not None:
                     self._fail(FrameError("CRC error"))
                 buffer.clear()
                 return
-            if pending is None or pending.future.done():
-                self.stats.late(frame[0])
-            elif frame[0] == pending.unit and frame[1] & 0x7F == pending.function and not pending.draining:
+            if (
+                pending is not None
+                and not pending.future.done()
+                and frame[0] == pending.unit
+                and frame[1] & 0x7F == pending.function
+            ):
                 pending.future.set_result(frame[1:-2])
-            else:
-                self.stats.late(frame[0])
-                if pending.draining:
-                    pending.future.set_result(b"")
+                continue
+            self.stats.late(frame[0])
+            quarantined = self._quarantine.get(frame[0])
+            if quarantined is not None and not quarantined[1].done():
+                quarantined[1].set_result(None)
 
 
 def _expire(future: asyncio.Future[bytes], timeout_s: float) -> None:
