@@ -42,7 +42,9 @@ class CounterStats:
     resets: int = 0  # confirmed resets or meter replacements
     glitches: int = 0  # a single implausible reading, ignored
     rejected_jumps: int = 0  # increments over the maximum rate
-    lost: int = 0  # rebases where the amount before a replacement meter's first reading is unknown
+    lost: int = 0  # rebases where the amount around a reset could not be estimated (counted as 0)
+    estimated: int = 0  # resets where the amount between the readings around it was estimated from the rate
+    estimated_amount: float = 0.0  # the total of those estimates
 
 
 @dataclass(slots=True)
@@ -56,9 +58,11 @@ class CounterTracker:
 
     A backward step is not trusted at once: it becomes *pending* and the next reading decides. If the next reading
     continues from the old value, the backward one was a glitch (e.g. a meter answering 0 while it restarts). If it
-    continues from the pending one, the meter was reset or replaced; the pending value itself is counted as the
-    amount since the reset when that is plausible (a reset to zero), else it is lost and counted in
-    ``stats.lost`` as unknown.
+    continues from the pending one, the meter was reset or replaced. The amount between the last reading before and
+    the first after is then unknown (the meter's value at the reset was never read): it is estimated as the mean of
+    the rates just before and just after times the interval, at least the pending value when that is plausible as
+    the amount since a reset to zero (``stats.estimated``). Without a rate, or over an interval longer than
+    ``bridge_max_s``, the pending value alone is counted if plausible, else nothing (``stats.lost``).
     """
 
     modulus: float | None = None
@@ -68,6 +72,7 @@ class CounterTracker:
     _last_ts: float | None = None
     _last_value: float = 0.0
     _pending: tuple[float, float] | None = None
+    _rate: float | None = None  # amount per second of the last counted step
 
     @property
     def last_ts(self) -> float | None:
@@ -123,6 +128,7 @@ class CounterTracker:
     def _advance(self, ts: float, value: float, amount: float) -> list[Segment]:
         assert self._last_ts is not None
         seg = Segment(self._last_ts, ts, amount, covered=ts - self._last_ts <= self.bridge_max_s)
+        self._rate = amount / (ts - self._last_ts)
         self._last_ts, self._last_value = ts, value
         return [seg]
 
@@ -143,10 +149,19 @@ class CounterTracker:
         self._count(kind)
         self.stats.resets += 1
         self._pending = None
+        gap = p_ts - self._last_ts
+        since_reset = p_value if p_value >= 0 and self._plausible(p_value, gap) else None
+        rates = [r for r in (self._rate, step / (ts - p_ts)) if r is not None]
         out: list[Segment] = []
-        if p_value >= 0 and self._plausible(p_value, p_ts - self._last_ts):
-            out.append(Segment(self._last_ts, p_ts, p_value, covered=p_ts - self._last_ts <= self.bridge_max_s))
-        else:  # replaced by a meter that did not start at zero: the amount before its first reading is unknown
+        if gap <= self.bridge_max_s and self._rate is not None:
+            estimate = sum(rates) / len(rates) * gap
+            amount = max(estimate, since_reset or 0.0)
+            self.stats.estimated += 1
+            self.stats.estimated_amount += amount
+            out.append(Segment(self._last_ts, p_ts, amount, covered=True))
+        elif since_reset is not None:
+            out.append(Segment(self._last_ts, p_ts, since_reset, covered=gap <= self.bridge_max_s))
+        else:  # replaced by a meter that did not start at zero, after a long gap: the amount is unknown
             self.stats.lost += 1
             out.append(Segment(self._last_ts, p_ts, 0.0, covered=False))
         self._last_ts, self._last_value = p_ts, p_value
