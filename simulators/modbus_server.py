@@ -263,6 +263,8 @@ class ModbusSimulator:
         kind = FC_TABLE.get(function_code)
         if kind is None:
             return ExcCodes.ILLEGAL_FUNCTION
+        if not 1 <= count <= (2000 if kind.is_bit else 125):  # the protocol's limits, as a device enforces them
+            return ExcCodes.ILLEGAL_VALUE
         words = self.images[unit].read(kind, address, count)
         if words is None:
             self.stats.illegal_address += 1

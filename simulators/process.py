@@ -160,10 +160,21 @@ class PlantProcess:
         """Every device's instantaneous values (rates, states, temperatures; not counters)."""
         tau = t - self.start
         hour = local_hour(t)
-        w = self._w
         out: dict[str, dict[str, float]] = {}
+        self._kiln_line(t, tau, hour, out)
+        self._raw_mill(t, tau, hour, out)
+        self._transformer(t, tau, hour, out)
+        self._compressor(t, tau, hour, out)
+        self._pump(t, tau, hour, out)
+        self._main_meter(t, tau, hour, out)
+        self._pv(t, tau, hour, out)
+        self._boiler(t, tau, hour, out)
+        self._dispatch_and_water(t, tau, hour, out)
+        return out
 
-        # kiln line
+    def _kiln_line(self, t: float, tau: float, hour: float, out: dict[str, dict[str, float]]) -> None:
+        """The clinker kiln and its section meter."""
+        w = self._w
         avail = self.kiln_availability(t)
         clinker = avail * (210.0 + 8.0 * w("kiln.rate", tau, (900.0, 5400.0, 21600.0)))
         load = clinker / 210.0
@@ -180,7 +191,9 @@ class PlantProcess:
         kiln_kw = 900.0 + 6100.0 * load * (1.0 + 0.02 * w("kiln1-meter.p", tau))
         out["kiln1-meter"] = meter(6062.0, kiln_kw, 0.93 + 0.01 * w("kiln1-meter.pf", tau), 50.0, self._ub("k", tau))
 
-        # raw mill on its VFD: off in the evening peak-tariff hours
+    def _raw_mill(self, t: float, tau: float, hour: float, out: dict[str, dict[str, float]]) -> None:
+        """The raw mill on its VFD: off in the evening peak-tariff hours."""
+        w = self._w
         run = 1.0 - window(hour, 18.0, 21.0, 5.0 / 60.0)
         mill_load = run * (0.92 + 0.06 * w("mill.load", tau, (600.0, 2400.0)))
         mill_kw = 3600.0 * mill_load
@@ -195,7 +208,9 @@ class PlantProcess:
         }
         out["raw-mill-vfd"] = mill
 
-        # cement grinding and packing transformer
+    def _transformer(self, t: float, tau: float, hour: float, out: dict[str, dict[str, float]]) -> None:
+        """The cement grinding and packing transformer."""
+        w = self._w
         night = window(hour, 22.0, 30.0, 1.0) + window(hour, -2.0, 6.0, 1.0)
         tr_kw = 2800.0 + 800.0 * night + 150.0 * w("tr.p", tau)
         tr = meter(6062.0, tr_kw, 0.91 + 0.015 * w("tr.pf", tau), 50.0, self._ub("t", tau))
@@ -204,7 +219,9 @@ class PlantProcess:
         tr["oil_temperature_alarm"] = 1.0 if tr["temperature_c"] > 85.0 else 0.0
         out["transformer1"] = tr
 
-        # compressed air: variable-speed screw compressor
+    def _compressor(self, t: float, tau: float, hour: float, out: dict[str, dict[str, float]]) -> None:
+        """Compressed air: a variable-speed screw compressor."""
+        w = self._w
         fad = 32.5 + 7.5 * w("comp.fad", tau, (240.0, 1100.0, 5000.0))
         comp_kw = 28.0 + 5.55 * fad
         comp = meter(230.0, comp_kw, 0.9, 50.0, self._ub("c", tau))
@@ -217,7 +234,9 @@ class PlantProcess:
         }
         out["compressor1"] = comp
 
-        # cooling water pump
+    def _pump(self, t: float, tau: float, hour: float, out: dict[str, dict[str, float]]) -> None:
+        """The cooling water pump on its curve."""
+        w = self._w
         q = 400.0 + 40.0 * w("pump.q", tau, (600.0, 3000.0))
         head = 55.0 - 6.25e-5 * q * q
         eff = 0.78 - 0.5 * ((q - 420.0) / 420.0) ** 2
@@ -226,7 +245,9 @@ class PlantProcess:
         pump |= {"flow_m3h": q, "head_m": head, "efficiency": eff}
         out["pump1"] = pump
 
-        # whole plant import
+    def _main_meter(self, t: float, tau: float, hour: float, out: dict[str, dict[str, float]]) -> None:
+        """Whole-plant import: the sub-meters plus the unmetered loss (needs them sampled first)."""
+        w = self._w
         loss = 0.03 + 0.01 * w("main.loss", tau, (3600.0, 20000.0))
         p_main = sum(out[d]["active_power_kw"] for d in SUB_METERS) * (1.0 + loss)
         q_main = sum(out[d]["reactive_power_kvar"] for d in SUB_METERS) * (1.0 + loss)
@@ -235,13 +256,17 @@ class PlantProcess:
         main["unmetered_loss"] = loss
         out["main-meter"] = main
 
-        # PV: daylight curve with passing clouds
+    def _pv(self, t: float, tau: float, hour: float, out: dict[str, dict[str, float]]) -> None:
+        """PV: a daylight curve with passing clouds."""
+        w = self._w
         sun = math.sin(math.pi * (hour - 6.0) / 12.0) if 6.0 < hour < 18.0 else 0.0
         cloud = 0.85 + 0.15 * w("pv.cloud", tau, (120.0, 600.0, 2400.0))
         pv_kw = 2000.0 * sun * sun * cloud if sun > 0.0 else 0.0
         out["pv-meter"] = meter(230.0, pv_kw, 0.99 if pv_kw > 0.0 else 1.0, 50.0, self._ub("v", tau))
 
-        # gas-fired steam boiler
+    def _boiler(self, t: float, tau: float, hour: float, out: dict[str, dict[str, float]]) -> None:
+        """The gas-fired steam boiler."""
+        w = self._w
         steam = 18.0 + 3.0 * w("boiler.steam", tau, (1200.0, 5400.0))
         p = 1.25 + 0.02 * w("boiler.p", tau)
         ts = 220.0 + 2.0 * w("boiler.ts", tau)
@@ -264,11 +289,12 @@ class PlantProcess:
             "burner_on": 1.0,
         }
 
-        # dispatch and water
+    def _dispatch_and_water(self, t: float, tau: float, hour: float, out: dict[str, dict[str, float]]) -> None:
+        """Cement dispatch and make-up water."""
+        w = self._w
         day = window(hour, 8.0, 20.0, 0.5)
         out["cement-counter"] = {"production_rate_tph": 30.0 + 120.0 * day + 10.0 * w("cement.rate", tau)}
         out["water-meter"] = {"water_flow_m3h": 60.0 + 8.0 * w("water.q", tau), "temperature_c": 18.0}
-        return out
 
     def _ub(self, key: str, tau: float) -> tuple[float, float, float]:
         return (self._w(key + "1", tau), self._w(key + "2", tau), self._w(key + "3", tau))

@@ -3,6 +3,8 @@ RTU pty pair; its images follow the profiles (gaps read 0, outside and holes are
 
 from __future__ import annotations
 
+import asyncio
+import struct
 from collections import Counter
 from collections.abc import Sequence
 from typing import Literal
@@ -113,6 +115,12 @@ async def test_bits_strings_gaps_and_addresses_outside_the_image(
         assert rr.registers == [1]  # running bit 0
         rr = await client.read_holding_registers(0, count=1, device_id=99)
         assert rr.isError() and rr.exception_code == 0x0B  # a gateway's "target failed to respond"
+        reader, writer = await asyncio.open_connection("127.0.0.1", plant_sim.port)  # pymodbus won't ask 126
+        writer.write(struct.pack(">HHHBBHH", 9, 0, 6, kiln, 3, 0, 126))
+        reply = await asyncio.wait_for(reader.readexactly(9), 2.0)
+        writer.close()
+        await writer.wait_closed()
+        assert struct.unpack(">HHHBBB", reply) == (9, 0, 3, kiln, 0x83, 3)  # ILLEGAL DATA VALUE
     finally:
         client.close()
     assert plant_sim.stats.illegal_address == 3
