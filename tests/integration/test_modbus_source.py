@@ -18,6 +18,7 @@ from ruamel.yaml import YAML
 from agent.config.load import LoadedSite, load_site, shipped_profile_dir
 from agent.config.site import ModbusDeviceConfig
 from agent.model import PollResult, Quality
+from agent.sources.base import Source
 from agent.sources.modbus import ModbusSource, build_modbus_sources
 from simulators.faults import FaultPlan
 from simulators.modbus_server import ModbusSimulator, SimUnit
@@ -267,7 +268,7 @@ async def test_late_replies_are_discarded_and_counted_never_taken_for_the_next_r
 
 
 async def test_exception_codes_are_reported_by_name_and_gateway_codes_mean_unreachable(
-    tmp_path: Path, clock: VirtualClock
+    tmp_path: Path, clock: VirtualClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     model = PlantModel(start=START)
     codes = (1, 3, 4, 6, 0x0A, 0x0B)
@@ -275,7 +276,8 @@ async def test_exception_codes_are_reported_by_name_and_gateway_codes_mean_unrea
     async with ModbusSimulator(model, [SimUnit("kiln1-meter", METER, 1)], clock=clock.now, faults=faults) as sim:
         loaded = write_site(tmp_path, [meter_device("kiln1-meter", host="127.0.0.1", port=sim.port)])
         [source] = build_modbus_sources(loaded, clock=clock)
-        results = await collect(source, 4)
+        with caplog.at_level(logging.WARNING, logger="agent.sources.modbus"):
+            results = await collect(source, 4)
     reasons = [{s.reason for s in r.samples} for r in results]
     # poll 1: its 4 requests answer 1, 3, 4, 6 in turn; polls 2 and 3: 0x0A, then 0x0B stop the poll at once (the
     # device behind the gateway is unreachable); poll 4 starts the cycle again
@@ -292,6 +294,10 @@ async def test_exception_codes_are_reported_by_name_and_gateway_codes_mean_unrea
     assert health.errors_by_kind["SERVER DEVICE BUSY"] == 2
     assert sum(sim.stats.exceptions.values()) == health.requests == 10
     assert health.consecutive_failures == 0  # poll 4 had replies (exceptions are replies)
+    assert [r.getMessage() for r in caplog.records] == [
+        f"kiln1-meter: failed: GATEWAY PATH UNAVAILABLE reading holding 256..261 (unit 1, 127.0.0.1:{sim.port})",
+        "kiln1-meter: recovered after 2 failed polls",
+    ]
 
 
 async def test_illegal_data_address_splits_once_and_keeps_the_split(
@@ -342,3 +348,26 @@ async def test_wrong_byte_count_is_a_bad_frame_for_that_request_only(tmp_path: P
     assert len(numbered) == 12
     [health] = source.health()
     assert health.errors_by_kind["frame"] == 4 and health.consecutive_failures == 0
+
+
+async def test_a_slow_consumer_makes_the_source_skip_and_count_slots_not_burst(
+    tmp_path: Path, clock: VirtualClock
+) -> None:
+    model = PlantModel(start=START)
+    async with ModbusSimulator(model, [SimUnit("kiln1-meter", METER, 1)], clock=clock.now) as sim:
+        loaded = write_site(tmp_path, [meter_device("kiln1-meter", host="127.0.0.1", port=sim.port)])
+        [source] = build_modbus_sources(loaded, clock=clock)
+        typed: Source = source  # ModbusSource satisfies the runtime's Source protocol (checked by mypy)
+        results: list[PollResult] = []
+
+        async def slow_emit(result: PollResult) -> None:  # back-pressure: each hand-over takes 2.5 s
+            results.append(result)
+            clock.t += 2.5
+            if len(results) == 4:
+                raise Enough
+
+        with pytest.raises(Enough):
+            await asyncio.wait_for(typed.run(slow_emit), 30)
+    assert [r.ts - START for r in results] == [101, 104, 107, 110]
+    [health] = source.health()
+    assert health.errors_by_kind["missed_slot"] == 2 * 3
