@@ -90,10 +90,13 @@ class _Handler(ServerRequestHandler):
     def callback_data(self, data: bytes, addr: tuple[Any, ...] | None = None) -> int:
         try:
             used: int = TransactionManager.callback_data(self, data, addr)
-        except ModbusIOException as exc:  # a function code pymodbus cannot decode
-            fc = exc.fcode or 0
+        except ModbusIOException as exc:  # an unknown function code, or a known one with invalid fields
+            at = 7 if self.sim.transport == "tcp" else 1  # after the MBAP header, or after the RTU unit id
+            fc = exc.fcode if exc.fcode is not None else (data[at] if len(data) > at else 0)
             self.sim.record(fc)
-            reply = ExceptionResponse(fc, ExcCodes.ILLEGAL_FUNCTION, exc.dev_id, exc.transaction_id)
+            known = fc in self.framer.decoder.pdu_table
+            code = ExcCodes.ILLEGAL_VALUE if known else ExcCodes.ILLEGAL_FUNCTION
+            reply = ExceptionResponse(fc, code, exc.dev_id, exc.transaction_id)
             self.server_send(reply, addr)  # type: ignore[no-untyped-call]  # pymodbus leaves it untyped
             return len(data)
         if self.last_pdu is not None:

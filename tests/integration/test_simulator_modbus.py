@@ -118,13 +118,17 @@ async def test_bits_strings_gaps_and_addresses_outside_the_image(
         reader, writer = await asyncio.open_connection("127.0.0.1", plant_sim.port)  # pymodbus won't ask 126
         writer.write(struct.pack(">HHHBBHH", 9, 0, 6, kiln, 3, 0, 126))
         reply = await asyncio.wait_for(reader.readexactly(9), 2.0)
+        assert struct.unpack(">HHHBBB", reply) == (9, 0, 3, kiln, 0x83, 3)  # ILLEGAL DATA VALUE
+        writer.write(struct.pack(">HHHBBH", 10, 0, 4, kiln, 0x41, 0))  # a function code nobody implements
+        reply = await asyncio.wait_for(reader.readexactly(9), 2.0)
+        assert struct.unpack(">HHHBBB", reply) == (10, 0, 3, kiln, 0xC1, 1)  # ILLEGAL FUNCTION
         writer.close()
         await writer.wait_closed()
-        assert struct.unpack(">HHHBBB", reply) == (9, 0, 3, kiln, 0x83, 3)  # ILLEGAL DATA VALUE
     finally:
         client.close()
     assert plant_sim.stats.illegal_address == 3
     assert plant_sim.stats.unknown_unit == 1
+    assert plant_sim.served[0x41] == 1
 
 
 async def test_a_point_declared_a_hole_answers_illegal_data_address() -> None:
