@@ -50,14 +50,20 @@ class Enough(Exception):
 
 
 async def collect(
-    source: ModbusSource, n: int, timeout_s: float = 30.0, settle: Callable[[], bool] | None = None
+    source: ModbusSource,
+    n: int,
+    timeout_s: float = 30.0,
+    settle: Callable[[], bool] | None = None,
+    on_result: Callable[[PollResult], None] | None = None,
 ) -> list[PollResult]:
-    """Run the source until it emitted ``n`` results; with ``settle``, first wait (deadline 5 s) until it holds,
-    while the link is still open."""
+    """Run the source until it emitted ``n`` results; ``on_result`` sees each result when it is emitted (the model
+    is still at that poll's time); with ``settle``, wait (deadline 5 s) until it holds while the link is open."""
     results: list[PollResult] = []
 
     async def emit(result: PollResult) -> None:
         results.append(result)
+        if on_result is not None:
+            on_result(result)
         if len(results) >= n:
             if settle is not None:
                 async with asyncio.timeout(5):
@@ -93,7 +99,8 @@ def assert_every_point_once(result: PollResult, loaded: LoadedSite, device: str)
 
 
 def assert_matches_model(result: PollResult, sim: ModbusSimulator, device: str, loaded: LoadedSite) -> int:
-    """Every good sample with a role equals the model's value at the poll's time (to the register's resolution)."""
+    """Every sample is good, and those with a role equal the model's value now (to the register's resolution):
+    call it when the result is emitted, while the virtual clock (and so the model) is still at the poll's time."""
     values = sim.model.values(device)
     points = {p.name: p for p in loaded.profiles[sim.image(device).profile.profile].points}
     checked = 0
@@ -128,14 +135,19 @@ async def test_tcp_device_polls_every_point_with_the_models_values_on_aligned_sl
         loaded = write_site(tmp_path, [meter_device("kiln1-meter", host="127.0.0.1", port=sim.port)])
         [source] = build_modbus_sources(loaded, clock=clock)
         assert source.devices == ("kiln1-meter",)
-        results = await collect(source, 5)
+        checked: list[int] = []
+        results = await collect(
+            source, 5, on_result=lambda r: checked.append(assert_matches_model(r, sim, r.device, loaded))
+        )
     assert clock.sleeps == [START + 101, START + 102, START + 103, START + 104, START + 105]
+    model_keys = model.values("kiln1-meter")
+    with_role = [p for p in loaded.profiles["generic-3ph-meter"].points if p.role and p.role.value in model_keys]
+    assert checked == [len(with_role)] * 5 and len(with_role) >= 5  # every point the model has a value for
     plan_requests = len(source.pollers[0].plan.requests)
     for result in results:
         assert_every_point_once(result, loaded, "kiln1-meter")
         assert result.requests == plan_requests == 4  # input 0..25, holding 256..261, 272, 288..295
         assert not result.errors
-    assert_matches_model(results[-1], sim, "kiln1-meter", loaded)
     assert [r.ts for r in results] == [START + 101 + i for i in range(5)]
     assert sim.served == {4: 5, 3: 15}
     [health] = source.health()
@@ -203,13 +215,14 @@ async def test_rtu_on_a_serial_pty(tmp_path: Path, clock: VirtualClock) -> None:
         ]
         loaded = write_site(tmp_path, devices, [bus])
         [source] = build_modbus_sources(loaded, clock=clock)
-        results = await collect(source, 6)
-        checked = 0
+        checked: list[int] = []
+        results = await collect(
+            source, 6, on_result=lambda r: checked.append(assert_matches_model(r, sim, r.device, loaded))
+        )
         for r in results:
             assert_every_point_once(r, loaded, r.device)
             assert not r.errors, r.errors
-        checked += assert_matches_model(results[-1], sim, results[-1].device, loaded)
-    assert checked > 0
+    assert all(n > 0 for n in checked)
     assert [r.ts - START for r in results if r.device == "kiln1"] == [102, 104]
     assert source.link is not None and source.link.stats.late_replies == 0
 
@@ -235,7 +248,7 @@ async def test_late_replies_are_discarded_and_counted_never_taken_for_the_next_r
     tmp_path: Path, clock: VirtualClock, transport: str
 ) -> None:
     model = PlantModel(start=START)
-    faults = FaultPlan(late_every=4, late_s=0.3)  # 1.5 x the 200 ms timeout
+    faults = FaultPlan(late_every=5, late_s=0.3)  # 1.5 x the 200 ms timeout; polls have 4 requests
     units = [SimUnit("kiln1-meter", METER, 1)]
     async with ModbusSimulator(model, units, transport=transport, clock=clock.now, faults=faults) as sim:  # type: ignore[arg-type]
         if transport == "tcp":
@@ -250,17 +263,25 @@ async def test_late_replies_are_discarded_and_counted_never_taken_for_the_next_r
             assert source.link is not None
             return source.link.stats.late_replies >= sim.stats.faults["late"]
 
-        results = await collect(source, 8, settle=all_late_replies_seen)
-        assert source.link is not None
-        for r in results:
+        good_polls = 0
+
+        def check(r: PollResult) -> None:
+            nonlocal good_polls
             assert_every_point_once(r, loaded, "kiln1-meter")
             bad = [s for s in r.samples if s.quality is Quality.BAD]
             if bad:
                 assert {s.reason for s in bad} == {"timeout after 200 ms"}
-            else:  # a good poll has the model's values: no stale reply was taken for it
+            else:  # a good poll has the values of the model at its own time: no stale reply was taken for it
                 assert_matches_model(r, sim, "kiln1-meter", loaded)
+                good_polls += 1
+
+        results = await collect(source, 8, settle=all_late_replies_seen, on_result=check)
+        assert source.link is not None
+    # request 5, 10, 15, ... is late; a timeout ends its poll, so polls alternate: 4 good requests, 1 late one
+    assert [r.requests for r in results] == [4, 1] * 4
+    assert good_polls == 4
     late = sim.stats.faults["late"]
-    assert late >= 4
+    assert late == 4
     assert sum(1 for r in results if r.errors) == late
     assert source.link.stats.late_replies == late
     [health] = source.health()
@@ -371,3 +392,26 @@ async def test_a_slow_consumer_makes_the_source_skip_and_count_slots_not_burst(
     assert [r.ts - START for r in results] == [101, 104, 107, 110]
     [health] = source.health()
     assert health.errors_by_kind["missed_slot"] == 2 * 3
+
+
+async def test_tcp_gateway_devices_share_one_connection_with_the_pause_between_requests(
+    tmp_path: Path, clock: VirtualClock
+) -> None:
+    model = PlantModel(start=START)
+    units = [SimUnit("kiln1-meter", METER, 1), SimUnit("main-meter", METER, 2)]
+    async with ModbusSimulator(model, units, clock=clock.now) as sim:
+        bus = {"name": "gw", "transport": "tcp_gateway", "host": "127.0.0.1", "port": sim.port, "pause_ms": 40}
+        devices = [meter_device(u.device, bus="gw", unit_id=u.unit_id) for u in units]
+        loaded = write_site(tmp_path, devices, [bus])
+        [source] = build_modbus_sources(loaded, clock=clock)
+
+        def check(r: PollResult) -> None:
+            assert_matches_model(r, sim, r.device, loaded)
+
+        results = await collect(source, 4, on_result=check)
+    assert [r.device for r in results] == ["kiln1-meter", "main-meter"] * 2
+    for i, r in enumerate(results):
+        assert_every_point_once(r, loaded, r.device)
+        # a 40 ms pause before every request but the link's very first, also between two devices' polls
+        assert r.requests == 4 and r.duration_s >= 0.04 * (3 if i == 0 else 4)
+    assert source.link is not None and source.link.stats.connects == 1
