@@ -207,7 +207,7 @@ class ModbusSimulator:
         self.context = _Context(self)
         self.pty_path: str | None = None
         self._pending = sorted(self.schedule.plan.counter_faults, key=lambda f: f.at)
-        self._revision = -1
+        self._revisions: dict[int, int] = dict.fromkeys(self.units, -1)  # model revision each image shows
         self._server: _TcpServer | _SerialServer | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._socat: subprocess.Popen[bytes] | None = None
@@ -235,7 +235,8 @@ class ModbusSimulator:
         task.add_done_callback(self._tasks.discard)
 
     def refresh(self) -> None:
-        """Advance the model to clock(), applying counter faults at their model times, and re-encode if needed."""
+        """Advance the model to clock(), applying counter faults at their model times. Images are re-encoded
+        lazily, each when it is read after the model changed."""
         now = self.clock()
         if now - self.model.now > MAX_CATCH_UP_S:
             raise RuntimeError(
@@ -247,10 +248,13 @@ class ModbusSimulator:
             self.model.advance_to(fault.at)
             self._apply(fault)
         self.model.advance_to(now)
-        if self.model.revision != self._revision:
-            for unit_id, image in self.images.items():
-                image.refresh(self.model.values(self.units[unit_id].device))
-            self._revision = self.model.revision
+
+    def _current(self, unit: int) -> RegisterImage:
+        image = self.images[unit]
+        if self._revisions[unit] != self.model.revision:
+            image.refresh(self.model.values(self.units[unit].device))
+            self._revisions[unit] = self.model.revision
+        return image
 
     def _apply(self, fault: CounterFault) -> None:
         if fault.kind == "reset":
@@ -268,7 +272,7 @@ class ModbusSimulator:
             return ExcCodes.ILLEGAL_FUNCTION
         if not 1 <= count <= (2000 if kind.is_bit else 125):  # the protocol's limits, as a device enforces them
             return ExcCodes.ILLEGAL_VALUE
-        words = self.images[unit].read(kind, address, count)
+        words = self._current(unit).read(kind, address, count)
         if words is None:
             self.stats.illegal_address += 1
             return ExcCodes.ILLEGAL_ADDRESS
