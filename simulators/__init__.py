@@ -9,4 +9,5 @@ faults.py         FaultPlan (request schedules, counter faults) and FaultStats (
 registry.py       function codes served in this process, for the suite's read-only check
 layout.py         the whole plant's device -> profile and unit id, and a site file that polls it
 __main__.py       ``python -m simulators modbus``
+opcua_server.py   the same model over OPC UA (the OPC UA work's module)
 """

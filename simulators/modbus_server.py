@@ -295,7 +295,7 @@ class ModbusSimulator:
         self.refresh()
         server: _TcpServer | _SerialServer
         if self.transport == "rtu_pty":
-            server_end = self._open_pty_pair()
+            server_end = self._open_pty_pair()  # blocks a few ms at start, once
             server = _SerialServer(self.context, framer=FramerType.RTU, port=server_end, baudrate=self.baudrate)
         else:
             framer = FramerType.SOCKET if self.transport == "tcp" else FramerType.RTU
@@ -344,6 +344,6 @@ class ModbusSimulator:
         while not (server_end.exists() and client_end.exists()):
             if self._socat.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"socat did not create the pty pair in {self._ptydir}")
-            time.sleep(0.01)
+            time.sleep(0.005)
         self.pty_path = str(client_end)
         return str(server_end)
