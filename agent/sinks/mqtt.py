@@ -29,6 +29,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import socket
 import ssl
 import threading
 import time
@@ -97,12 +98,15 @@ class MqttSink:
         self._where = f"mqtt {config.host}:{config.effective_port}"
         self._status_topic = status_topic(config.topic_prefix, site, gateway)
         self._client: paho.Client | None = None
+        self._tls: ssl.SSLContext | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread = 0
         self._connected = asyncio.Event()
         self._down = asyncio.Event()
         self._wake = asyncio.Event()
         self._connecting = False
+        self._closing = False
+        self._refused = False  # the broker answered this attempt's CONNECT with a refusal
         self._need_birth = False
         self._window: dict[int, tuple[int, float, str]] = {}  # paho mid -> (record id, sent at, topic)
         self._pending: set[int] = set()  # record ids handed to paho, not yet acknowledged
@@ -136,6 +140,7 @@ class MqttSink:
         client = self._client
         if client is None:
             return
+        self._closing = True
         if self._connected.is_set():
             client.publish(self._status_topic, self._status("offline"), qos=1, retain=True)
             client.disconnect()
@@ -200,7 +205,8 @@ class MqttSink:
         if cfg.username is not None:
             client.username_pw_set(cfg.username, password)
         if cfg.tls is not None:
-            client.tls_set_context(self._tls_context())
+            self._tls = self._tls_context()
+            client.tls_set_context(self._tls)
             client.tls_insecure_set(not cfg.tls.check_hostname)
         client.will_set(self._status_topic, self._status("offline"), qos=1, retain=True)
         client.on_connect = self._on_connect
@@ -216,7 +222,11 @@ class MqttSink:
         tls = self._config.tls
         assert tls is not None
         try:
-            ctx = ssl.create_default_context(cafile=tls.ca_file)
+            ctx = _ClosingContext(ssl.PROTOCOL_TLS_CLIENT)
+            if tls.ca_file is None:
+                ctx.load_default_certs()
+            else:
+                ctx.load_verify_locations(cafile=tls.ca_file)
             ctx.check_hostname = tls.check_hostname
             if tls.cert_file is not None and tls.key_file is not None:
                 ctx.load_cert_chain(tls.cert_file, tls.key_file)
@@ -231,6 +241,7 @@ class MqttSink:
         attempt = 0
         while True:
             self._down.clear()
+            self._refused = False
             started = time.monotonic()
             self._connecting = True
             try:
@@ -238,6 +249,8 @@ class MqttSink:
                 await asyncio.to_thread(client.connect, cfg.host, cfg.effective_port, cfg.keepalive_s, **kwargs)
             except (OSError, ssl.SSLError, ValueError) as exc:
                 self._connecting = False
+                if isinstance(self._tls, _ClosingContext):
+                    self._tls.close_last()  # paho leaves the socket of a failed TLS handshake open
                 self._failed(_describe(exc))
             else:
                 self._connecting = False
@@ -259,6 +272,7 @@ class MqttSink:
 
     def _on_connect(self, client: paho.Client, _u: Any, _f: Any, reason: ReasonCode, _p: Properties | None) -> None:
         if reason.is_failure:
+            self._refused = True
             self._failed(f"broker refused the connection: {reason} (check mqtt.username and the password)")
             return
         self._counts["connects"] += 1
@@ -279,8 +293,13 @@ class MqttSink:
         was_connected = self._connected.is_set()
         self._connected.clear()
         self._down.set()
+        if self._closing:
+            return
         if was_connected:
             self._failed(f"connection lost: {reason}")
+        elif not self._refused:
+            hint = " (does it require a client certificate? check mqtt.tls)" if self._config.tls else ""
+            self._failed(f"the broker closed the connection before accepting the session: {reason}{hint}")
 
     def _on_publish(self, _c: paho.Client, _u: Any, mid: int, reason: ReasonCode, _p: Properties | None) -> None:
         entry = self._window.pop(mid, None)
@@ -312,6 +331,9 @@ class MqttSink:
         if sock is None:
             self._down.set()
             return
+        if isinstance(sock, socket.socket):  # small packets, one per message: no Nagle delay (SSLSocket too)
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._loop.add_reader(sock, self._readable)
         if client.want_write():
             self._loop.add_writer(sock, self._writable)
@@ -453,6 +475,23 @@ class MqttSink:
                 config_hash=self._config_hash,
             )
         )
+
+
+class _ClosingContext(ssl.SSLContext):
+    """An SSLContext that remembers the last socket it wrapped, so that the sink can close it when paho's
+    ``connect()`` raises during the TLS handshake (paho drops the wrapped socket without closing it)."""
+
+    last: ssl.SSLSocket | None = None
+
+    def wrap_socket(self, *args: Any, **kwargs: Any) -> ssl.SSLSocket:
+        sock = super().wrap_socket(*args, **kwargs)
+        self.last = sock
+        return sock
+
+    def close_last(self) -> None:
+        if self.last is not None:
+            self.last.close()
+            self.last = None
 
 
 def _describe(exc: BaseException) -> str:

@@ -8,6 +8,8 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import pytest
+
 from agent.config.mqtt import MqttConfig
 from agent.config.spool import SpoolConfig
 from agent.sinks.mqtt import MqttSink
@@ -64,11 +66,12 @@ def make_sink(config: MqttConfig, spool: SqliteSpool, boot: str, clock: Callable
     )
 
 
-async def test_birth_delivery_and_offline_on_exit(tmp_path: Path) -> None:
+@pytest.mark.parametrize("protocol", ["5", "3.1.1"])
+async def test_birth_delivery_and_offline_on_exit(tmp_path: Path, protocol: str) -> None:
     with mosquitto(tmp_path / "broker") as broker, CountingSubscriber(broker.port) as counter:
         spool = SqliteSpool.open(tmp_path / "spool.sqlite", SpoolConfig())
         producer = Producer(spool, devices=10)
-        async with running(make_sink(fast(broker.port), spool, producer.boot)) as sink:
+        async with running(make_sink(fast(broker.port, protocol=protocol), spool, producer.boot)) as sink:
             await sink.wait_connected(10)
             keys = producer.poll_round(time.time()) + producer.poll_round(time.time() + 1)
             sink.wake()

@@ -31,7 +31,14 @@ class Received:
 
 
 class CountingSubscriber:
-    def __init__(self, port: int, topic: str = "plant/#", client_id: str = "counter", username: str | None = None):
+    def __init__(
+        self,
+        port: int,
+        topic: str = "plant/#",
+        client_id: str = "counter",
+        username: str | None = None,
+        password: str | None = None,
+    ) -> None:
         self.port = port
         self.topic = topic
         self.received = Received()
@@ -41,7 +48,7 @@ class CountingSubscriber:
             CallbackAPIVersion.VERSION2, client_id=client_id, protocol=MQTTProtocolVersion.MQTTv311, clean_session=False
         )
         if username is not None:
-            self._client.username_pw_set(username, "")
+            self._client.username_pw_set(username, password)
         self._client.max_inflight_messages_set(1000)
         self._client.reconnect_delay_set(0.05, 0.2)  # type: ignore[arg-type]  # floats work; the stub says int
         self._client.on_connect = self._on_connect

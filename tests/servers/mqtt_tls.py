@@ -143,6 +143,11 @@ def password_file(folder: Path, users: dict[str, str]) -> Path:
     return path
 
 
+def auth_conf(passwd: Path, acl: Path | None = None) -> str:
+    """Broker config lines for a password file and an optional ACL file."""
+    return _as_root() + f"password_file {passwd}\n" + (f"acl_file {acl}\n" if acl is not None else "")
+
+
 def acl_file(folder: Path, rules: dict[str, list[str]]) -> Path:
     """``rules`` maps a user to lines such as ``topic write plant/s1/gw1/#``."""
     path = folder / "acl"
