@@ -180,3 +180,17 @@ async def running(source: OpcuaSource) -> AsyncIterator[Run]:
 
 def all_good(result: PollResult) -> bool:
     return all(s.quality.value == "good" for s in result.samples)
+
+
+async def wait_status_async(
+    sim: Sim, pred: Callable[[dict[str, Any]], bool], timeout_s: float = 10.0
+) -> dict[str, Any]:
+    """Like ``Sim.wait_status`` without blocking the event loop the source runs in."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        status = sim.status()
+        if status and pred(status):
+            return status
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"simulator status never matched; last {status}")
+        await asyncio.sleep(0.02)

@@ -218,11 +218,13 @@ class OpcuaSession:
     async def _close(self, client: Client) -> None:
         """Delete the subscription and close the session if the server still answers; never raise."""
         sub, self.subscription = self.subscription, None
-        if sub is not None and not self.lost.is_set():
+        # a lost session gets a short try: the server may still be there (then nothing is left on it), or not
+        timeout = min(self.plan.timeout_s, 1.0) if self.lost.is_set() else self.plan.timeout_s
+        if sub is not None:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(sub.delete(), self.plan.timeout_s)
+                await asyncio.wait_for(sub.delete(), timeout)
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(client.disconnect(), self.plan.timeout_s)
+            await asyncio.wait_for(client.disconnect(), timeout)
         with contextlib.suppress(Exception):
             client.disconnect_socket()
 

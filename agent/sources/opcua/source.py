@@ -40,7 +40,7 @@ from agent.sources.opcua.status import Reading, reading_of
 log = logging.getLogger("agent.sources.opcua")
 
 RETRY_INITIAL_S = 0.5
-RETRY_CAP_S = 4.0
+RETRY_CAP_S = 2.0
 SECURITY_RETRY_S = 30.0
 SECURITY_RETRY_CAP_S = 300.0
 
@@ -151,8 +151,7 @@ class OpcuaSource:
     async def _supervise(self) -> None:
         while True:
             self.attempts += 1
-            error: SourceError | None = None
-            reason = ""
+            kind = "connection"
             try:
                 async with OpcuaSession(self.plan) as session:
                     sub = await session.subscribe() if self.plan.subscribe else None
@@ -165,15 +164,13 @@ class OpcuaSource:
                                 consumer.cancel()
                     finally:
                         self._requests += session.requests
-                        self._session = None
                         self._latest = [None] * len(self._latest)
-                    reason = session.lost_reason
+                        if session.lost.is_set():  # flag the gap now, before the (bounded) teardown
+                            self._down(session.lost_reason, kind)
+                        self._session = None
             except SourceError as exc:
-                error = exc
-                reason = _short(exc, self.plan.device)
-            kind = error_kind(error) if error is not None else "connection"
-            self._errors[kind] = self._errors.get(kind, 0) + 1
-            self._down(reason)
+                kind = error_kind(exc)
+                self._down(_short(exc, self.plan.device), kind)
             backoff = self._security_retry if kind == "security" else self._retry
             if kind != "security":
                 self._security_retry.reset()
@@ -202,7 +199,8 @@ class OpcuaSource:
                 self._logged_point_errors.add(message)
                 log.error("%s", message)
 
-    def _down(self, reason: str) -> None:
+    def _down(self, reason: str, kind: str) -> None:
+        self._errors[kind] = self._errors.get(kind, 0) + 1
         self._consecutive_failures += 1
         self._down_reason = f"connection lost: {reason}" if self.connects else f"not connected: {reason}"
         if not self._failed:
