@@ -45,6 +45,9 @@ def _parser() -> argparse.ArgumentParser:
     m.add_argument("--write-site", metavar="PATH", help="write a site file that polls this simulator")
     m.add_argument("--devices", nargs="*", help="serve only these devices (default: all)")
     m.add_argument("--silent-unit", type=int, action="append", default=[], help="a unit id that never answers")
+    from simulators.opcua_server import build_parser as opcua_parser
+
+    opcua_parser(sub.add_parser("opcua", help="serve the plant over OPC UA (see simulators.opcua_server)"))
     return p
 
 
@@ -82,6 +85,10 @@ async def _serve(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "opcua":
+        from simulators.opcua_server import run_args
+
+        return run_args(args)
     with contextlib.suppress(KeyboardInterrupt):
         return asyncio.run(_serve(args))
     return 130
