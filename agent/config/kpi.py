@@ -319,7 +319,7 @@ class KpiSectionConfig(StrictModel):
     """The ``kpi:`` section of the site file."""
 
     publish_interval_s: float = Field(60.0, gt=0, le=86400)
-    windows: list[str] = Field(default_factory=lambda: ["15m", "1h", "shift", "day"])
+    windows: list[str] = Field(default_factory=lambda: ["15m", "1h", "shift", "day"], min_length=1)
     shifts: list[str] = Field(default_factory=lambda: ["00:00", "08:00", "16:00"], description="Local start times")
     coverage_min: float = Field(0.9, ge=0, le=1)
     settle_s: float = Field(120.0, ge=0, description="How long after its end a window waits for late data")

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
 
+from agent.config.kpi import LevelOverrideConfig
 from agent.kpi.factors import load_data_yaml
 from agent.model import Grade
 
@@ -95,6 +96,26 @@ class LevelTable:
         extra = tuple(extra)
         keys = {(r.indicator, r.edition) for r in extra}
         return LevelTable(tuple(r for r in self.rows if (r.indicator, r.edition) not in keys) + extra)
+
+
+def site_levels(overrides: Iterable[LevelOverrideConfig], base: LevelTable | None = None) -> LevelTable:
+    """The shipped table with a site's ``kpi.levels`` rows applied."""
+    return (base or load_levels()).with_rows(
+        LevelRow(
+            lv.indicator,
+            lv.product,
+            "site" if lv.status == "site" else "policy",
+            lv.kpi,
+            lv.unit,
+            lv.benchmark,
+            lv.baseline,
+            lv.edition,
+            lv.standard,
+            lv.source,
+            lv.status,
+        )
+        for lv in overrides
+    )
 
 
 @cache

@@ -12,13 +12,14 @@ from agent.config.kpi import (
     FuelConfig,
     Issue,
     KpiSectionConfig,
+    LineConfig,
     Path,
     PointRefConfig,
     declared_kpis,
 )
 from agent.config.profile import ProfileConfig
 from agent.config.site import SiteConfig
-from agent.kpi.benchmarks import load_levels
+from agent.kpi.benchmarks import LevelTable, load_levels, site_levels
 from agent.kpi.factors import load_factors
 from agent.kpi.formula import parse, references
 from agent.kpi.windows import check_window_name
@@ -40,7 +41,8 @@ class _Checker:
         s = self.section
         factors = load_factors()
         levels = load_levels()
-        indicators = levels.indicators() | {lv.indicator for lv in s.levels}
+        table = site_levels(s.levels, levels)
+        indicators = table.indicators()
         self.windows(("kpi", "windows"), s.windows)
         if (
             s.factors.grid_tco2_per_mwh is None
@@ -66,6 +68,8 @@ class _Checker:
                         (*at, "level_edition"),
                         f"indicator '{line.indicator}' has no edition {line.level_edition}; has {', '.join(sorted(editions))}",
                     )
+                else:
+                    self.graded_line(at, line, table)
             for field in ("production", "electricity", "water", "waste_heat"):
                 self.refs((*at, field), getattr(line, field))
             self.fuels((*at, "fuels"), line.fuels)
@@ -92,6 +96,31 @@ class _Checker:
         self.names()
         self.custom()
         return sorted(self.issues, key=lambda it: tuple(str(p) for p in it[0]))
+
+    def graded_line(self, at: Path, line: LineConfig, table: LevelTable) -> None:
+        """The indicator's row must grade a KPI the line has, in the same unit."""
+        assert line.indicator is not None
+        row = table.find(line.indicator, line.level_edition)
+        if row is None:
+            return
+        measure = "kWh" if row.kpi == "sec_kwh_per_t" else "kgce"
+        unit = f"{measure}/{line.production_unit}"
+        if row.unit != unit:
+            per = row.unit.split("/", 1)[-1]
+            self.add(
+                (*at, "production_unit"),
+                f"indicator '{line.indicator}' is graded in {row.unit} but this line gives {unit}: "
+                f"set production_unit: {per} and count production in {per}",
+            )
+        if measure == "kWh" and not line.electricity:
+            self.add(
+                (*at, "electricity"),
+                f"indicator '{line.indicator}' grades kWh per unit: list the line's electricity meters",
+            )
+        if measure == "kgce" and not (line.electricity or line.fuels):
+            self.add(
+                (*at, "fuels"), f"indicator '{line.indicator}' grades kgce per unit: list the line's energy inputs"
+            )
 
     def add(self, path: Path, message: str) -> None:
         self.issues.append((path, message))
@@ -188,6 +217,13 @@ class _Checker:
 
     def custom(self) -> None:
         known = declared_kpis(self.section)
+        customs = {f"{c.scope}.{c.name}": i for i, c in enumerate(self.section.custom)}
+        for i, c in enumerate(self.section.custom):
+            if customs[f"{c.scope}.{c.name}"] != i:
+                self.add(("kpi", "custom", i, "name"), f"KPI '{c.scope}.{c.name}' is declared twice")
+        for name, i in customs.items():
+            if self._cycle(name, customs, frozenset()):
+                self.add(("kpi", "custom", i, "formula"), f"custom KPI '{name}' depends on itself through its formula")
         for i, c in enumerate(self.section.custom):
             kpis, points = references(parse(c.formula))
             for k in kpis:
@@ -207,6 +243,14 @@ class _Checker:
                             f"device '{p.device}' has no point or role '{p.point}'{_suggest(p.point, names)}",
                         )
             self.windows(("kpi", "custom", i, "windows"), c.windows)
+
+    def _cycle(self, name: str, customs: Mapping[str, int], path: frozenset[str]) -> bool:
+        """Whether following ``name``'s references among custom KPIs comes back to a KPI on ``path``."""
+        if name in path:
+            return True
+        c = self.section.custom[customs[name]]
+        refs = [k for k in references(parse(c.formula))[0] if k in customs]
+        return any(self._cycle(k, customs, path | {name}) for k in refs)
 
 
 def _suggest(word: str, options: Iterable[str]) -> str:

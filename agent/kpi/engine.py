@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from agent.config.kpi import CustomKpiConfig, KpiSectionConfig, PointRefConfig
 from agent.kpi.baseline import BaselineKpi
-from agent.kpi.benchmarks import LevelRow, LevelTable, load_levels
+from agent.kpi.benchmarks import LevelTable, site_levels
 from agent.kpi.channels import Channel, DerivedChannel
 from agent.kpi.counters import CounterTracker, LevelIntegrator, RateIntegrator
 from agent.kpi.custom import CustomKpi
@@ -105,22 +105,7 @@ class KpiEngine:
         self._store: dict[tuple[str, str, float, bool], KpiValue] = {}
         self._by_name: dict[str, Indicator] = {}
         self.ignored = 0  # samples not good or not numeric
-        table = (levels or load_levels()).with_rows(
-            LevelRow(
-                lv.indicator,
-                lv.product,
-                "site" if lv.status == "site" else "policy",
-                lv.kpi,
-                lv.unit,
-                lv.benchmark,
-                lv.baseline,
-                lv.edition,
-                lv.standard,
-                lv.source,
-                lv.status,
-            )
-            for lv in config.levels
-        )
+        table = site_levels(config.levels, levels)
         self._build(table)
 
     @classmethod

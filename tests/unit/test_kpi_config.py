@@ -125,3 +125,40 @@ def test_factor_table_matches_the_reference_values() -> None:
     for c in f.carriers.values():
         assert c.status in {"OK", "2nd", "UNCONF", "calc"}
         assert {s.strip() for s in c.source.split(",")} <= set(raw["sources"])
+
+
+def test_check_reports_unit_mismatch_missing_inputs_cycles_and_equipment() -> None:
+    kpi = {
+        "lines": [
+            {
+                "name": "glass",
+                "indicator": "flat_glass_over_800",
+                "production": [{"device": "kiln-meter", "point": "energy", "kind": "counter"}],
+                "electricity": [{"device": "main-meter", "role": "energy_import_kwh"}],
+            },
+            {
+                "name": "al",
+                "indicator": "electrolytic_aluminium",
+                "production": [{"device": "kiln-meter", "point": "energy", "kind": "counter"}],
+            },
+        ],
+        "equipment": [
+            {
+                "kind": "motor",
+                "name": "m1",
+                "device": "main-meter",
+                "rated_power_kw": 10,
+                "shaft_power": {"device": "main-meter", "role": "shaft_power_kw"},
+            },
+            {"kind": "compressor", "name": "c1", "device": "ghost"},
+        ],
+        "custom": [{"name": "a", "formula": "site.b + 1"}, {"name": "b", "formula": "site.a * 2"}],
+    }
+    issues = dict(check(site(kpi), {"meter": PROFILE}))
+    assert "set production_unit: weight_box" in issues[("kpi", "lines", 0, "production_unit")]
+    assert "list the line's electricity meters" in issues[("kpi", "lines", 1, "electricity")]
+    assert "no point with role shaft_power_kw" in issues[("kpi", "equipment", 0, "shaft_power", "role")]
+    assert "unknown device 'ghost'" in issues[("kpi", "equipment", 1, "device")]
+    assert "depends on itself" in issues[("kpi", "custom", 0, "formula")]
+    with pytest.raises(ValueError, match="depends on itself"):
+        KpiEngine.from_site(site(kpi), {"meter": PROFILE}, lambda: 0.0)
