@@ -17,11 +17,10 @@ A poll *fails* when no request got any reply. State changes are logged once: "<d
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from agent.config.site import ModbusDeviceConfig
 from agent.errors import ConnectionLost, DeviceException, DeviceTimeout, FrameError, SourceError
@@ -47,6 +46,20 @@ class _Slot:
 
 
 Wait = Callable[[], Awaitable[None]]
+
+
+@dataclass(slots=True)
+class _PollState:
+    """What one poll has gathered so far."""
+
+    ts: float  # poll start (wall clock)
+    queue: list[_Slot]  # requests still to run (splits are pushed to the front)
+    kept: list[_Slot] = field(default_factory=list)  # the device's requests after this poll
+    samples: dict[str, Sample] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+    unreachable: str | None = None  # set by a timeout / lost connection / gateway exception: skip the rest
+    answered: bool = False  # some request got a reply (data or exception)
+    sent: int = 0
 
 
 class DevicePoller:
@@ -110,86 +123,75 @@ class DevicePoller:
     async def poll(self, link: ModbusLink, before_request: Wait) -> PollResult:
         """One poll over ``link``; ``before_request`` is awaited before every request (bus pause)."""
         started = time.perf_counter()
-        ts0 = self._now()
-        samples: dict[str, Sample] = {}
-        errors: list[str] = []
-        unreachable: str | None = None
-        answered = attempted = False
-        sent = 0
-        queue = list(self._slots)
-        kept: list[_Slot] = []
-        while queue:
-            slot = queue.pop(0)
+        st = _PollState(self._now(), list(self._slots))
+        while st.queue:
+            slot = st.queue.pop(0)
             request = slot.request
-            kept.append(slot)
-            if unreachable is not None:
-                self._bad(samples, request, unreachable, ts0)
+            st.kept.append(slot)
+            if st.unreachable is not None:
+                self._bad(st.samples, request, st.unreachable, st.ts)
                 continue
             if slot.illegal and slot.skip > 0:
                 slot.skip -= 1
-                self._bad(samples, request, "ILLEGAL DATA ADDRESS", ts0)
+                self._bad(st.samples, request, "ILLEGAL DATA ADDRESS", st.ts)
                 continue
             await before_request()
-            attempted = True
-            sent += 1
+            st.sent += 1
             try:
                 data = await self._read(link, request)
             except DeviceException as exc:
-                ts = self._now()
-                self.count(exc.code_name)
-                if exc.code in _UNREACHABLE_CODES:
-                    unreachable = exc.code_name
-                    errors.append(f"{exc.code_name} {self._where(request)}")
-                    self._bad(samples, request, exc.code_name, ts)
-                    continue
-                answered = True
-                if exc.code == ILLEGAL_DATA_ADDRESS and len(request.points) > 1:
-                    parts = split_request(request)
-                    kept.pop()
-                    queue[:0] = [_Slot(p) for p in parts]
-                    self.count("split")
-                    log.warning(
-                        "%s: ILLEGAL DATA ADDRESS %s: split into %d requests",
-                        self.name,
-                        self._where(request),
-                        len(parts),
-                    )
-                    continue
-                if exc.code == ILLEGAL_DATA_ADDRESS:
-                    if not slot.illegal:
-                        log.warning(
-                            "%s: point %s: ILLEGAL DATA ADDRESS %s",
-                            self.name,
-                            request.points[0].name,
-                            self._where(request),
-                        )
-                    slot.illegal, slot.skip = True, RETRY_ILLEGAL_EVERY - 1
-                errors.append(f"{exc.code_name} {self._where(request)}")
-                self._bad(samples, request, exc.code_name, ts)
+                self._exception_reply(st, slot, exc)
                 continue
-            except (DeviceTimeout, ConnectionLost) as exc:
-                self.count("timeout" if isinstance(exc, DeviceTimeout) else "connection")
-                unreachable = str(exc)
-                errors.append(f"{exc} {self._where(request)}")
-                self._bad(samples, request, unreachable, self._now())
+            except (DeviceTimeout, ConnectionLost, FrameError) as exc:
+                self._no_reply(st, request, exc)
                 continue
-            except FrameError as exc:
-                self.count("frame")
-                errors.append(f"{exc} {self._where(request)}")
-                self._bad(samples, request, str(exc), self._now())
-                continue
-            answered = True
+            st.answered = True
             if slot.illegal:
                 slot.illegal = False
                 log.warning("%s: point %s readable again", self.name, request.points[0].name)
-            self._decode(samples, request, data, self._now())
-        self._slots = kept
-        self.requests += sent
+            self._decode(st.samples, request, data, self._now())
+        self._slots = st.kept
+        self.requests += st.sent
         duration = time.perf_counter() - started
         self.last_duration_s = duration
-        self._account(attempted, answered, errors, ts0)
-        ordered = tuple(samples[name] for name in self.plan.point_names)
-        return PollResult(self.name, ts0, duration, ordered, sent, tuple(errors))
+        self._account(st)
+        ordered = tuple(st.samples[name] for name in self.plan.point_names)
+        return PollResult(self.name, st.ts, duration, ordered, st.sent, tuple(st.errors))
+
+    def _exception_reply(self, st: _PollState, slot: _Slot, exc: DeviceException) -> None:
+        request = slot.request
+        self.count(exc.code_name)
+        if exc.code in _UNREACHABLE_CODES:  # the gateway answered for a device that did not
+            st.unreachable = exc.code_name
+        else:
+            st.answered = True
+        if exc.code == ILLEGAL_DATA_ADDRESS and len(request.points) > 1:
+            parts = split_request(request)
+            st.kept.pop()
+            st.queue[:0] = [_Slot(p) for p in parts]
+            self.count("split")
+            log.warning(
+                "%s: ILLEGAL DATA ADDRESS %s: split into %d requests", self.name, self._where(request), len(parts)
+            )
+            return
+        if exc.code == ILLEGAL_DATA_ADDRESS:
+            if not slot.illegal:
+                name = request.points[0].name
+                log.warning("%s: point %s: ILLEGAL DATA ADDRESS %s", self.name, name, self._where(request))
+            slot.illegal, slot.skip = True, RETRY_ILLEGAL_EVERY - 1
+        st.errors.append(f"{exc.code_name} {self._where(request)}")
+        self._bad(st.samples, request, exc.code_name, self._now())
+
+    def _no_reply(self, st: _PollState, request: ReadRequest, exc: SourceError) -> None:
+        """Timeout or lost connection: the device is unreachable for the rest of this poll. A malformed reply
+        spoils only its own request."""
+        if isinstance(exc, FrameError):
+            self.count("frame")
+        else:
+            self.count("timeout" if isinstance(exc, DeviceTimeout) else "connection")
+            st.unreachable = str(exc)
+        st.errors.append(f"{exc} {self._where(request)}")
+        self._bad(st.samples, request, str(exc), self._now())
 
     async def _read(self, link: ModbusLink, request: ReadRequest) -> bytes:
         retries = self.config.retries
@@ -204,15 +206,15 @@ class DevicePoller:
                 retries -= 1
                 self.count("retry")
 
-    def _account(self, attempted: bool, answered: bool, errors: list[str], ts: float) -> None:
-        if answered:
+    def _account(self, st: _PollState) -> None:
+        if st.answered:
             if self.consecutive_failures:
                 log.warning("%s: recovered after %d failed polls", self.name, self.consecutive_failures)
             self.consecutive_failures = 0
-            self.last_success_ts = ts
-        elif attempted:
+            self.last_success_ts = st.ts
+        elif st.sent:
             if self.consecutive_failures == 0:
-                log.warning("%s: failed: %s", self.name, errors[0] if errors else "no reply")
+                log.warning("%s: failed: %s", self.name, st.errors[0] if st.errors else "no reply")
             self.consecutive_failures += 1
 
     def _bad(self, samples: dict[str, Sample], request: ReadRequest, reason: str, ts: float) -> None:
@@ -235,10 +237,3 @@ class DevicePoller:
                     self.raw[p.name] = bytes([(data[p.offset >> 3] >> (p.offset & 7)) & 1])
                 else:
                     self.raw[p.name] = data[p.offset * 2 : (p.offset + p.codec.width) * 2]
-
-
-async def no_wait() -> None:
-    await asyncio.sleep(0)
-
-
-__all__ = ["RETRY_ILLEGAL_EVERY", "DevicePoller", "SourceError", "no_wait"]
