@@ -105,6 +105,7 @@ class MqttConsumer:
         self._client.loop_start()
 
     def stop(self) -> None:
+        self.connected.clear()  # a disconnect we asked for is not a lost connection
         self._client.disconnect()
         self._client.loop_stop()
 

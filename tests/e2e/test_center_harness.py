@@ -117,14 +117,26 @@ class CenterProcess:
 class Publisher:
     """A gateway stand-in: paho 2.x, MQTT 5, QoS 1; ``publish_all`` returns once the broker acknowledged all."""
 
-    def __init__(self, port: int, client_id: str = "gw-sim") -> None:
+    def __init__(
+        self,
+        port: int,
+        client_id: str = "gw-sim",
+        username: str | None = None,
+        password: str | None = None,
+        ca_file: Path | None = None,
+    ) -> None:
         self.client = mqtt.Client(
             callback_api_version=CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5
         )
         self.client.max_inflight_messages_set(200)
         self.client.max_queued_messages_set(0)
+        if username:
+            self.client.username_pw_set(username, password)
+        if ca_file:
+            self.client.tls_set(ca_certs=str(ca_file))
         self.client.connect("127.0.0.1", port)
         self.client.loop_start()
+        wait_until(self.client.is_connected, 15, f"{client_id} to connect")
 
     def publish_all(self, messages: Iterable[tuple[str, bytes]], timeout_s: float = 60.0) -> int:
         infos = [self.client.publish(topic, payload, qos=1) for topic, payload in messages]
