@@ -33,7 +33,9 @@ def make_certs(d: Path) -> None:
     """A CA and a server certificate for 127.0.0.1 (EC P-256, one day)."""
     now = datetime.datetime.now(datetime.UTC)
 
-    def cert(subject: str, key: ec.EllipticCurvePrivateKey, issuer: str, signer: ec.EllipticCurvePrivateKey, ca: bool):
+    def cert(
+        subject: str, key: ec.EllipticCurvePrivateKey, issuer: str, signer: ec.EllipticCurvePrivateKey, ca: bool
+    ) -> x509.Certificate:
         b = (
             x509.CertificateBuilder()
             .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
