@@ -216,13 +216,12 @@ class OpcuaSession:
             await self._close(client)
 
     async def _close(self, client: Client) -> None:
-        """Delete the subscription and close the session if the server still answers; never raise."""
-        sub, self.subscription = self.subscription, None
-        # a lost session gets a short try: the server may still be there (then nothing is left on it), or not
+        """Close the session with its subscription if the server still answers; never raise."""
+        self.subscription = None
+        # CloseSession(DeleteSubscriptions=true) removes session and subscription in one request. A lost session
+        # gets a short try: the server may still be there (then nothing is left on it), or not (then it drops
+        # the session and its subscription after session_timeout_s).
         timeout = min(self.plan.timeout_s, 1.0) if self.lost.is_set() else self.plan.timeout_s
-        if sub is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(sub.delete(), timeout)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(client.disconnect(), timeout)
         with contextlib.suppress(Exception):

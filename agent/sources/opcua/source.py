@@ -103,6 +103,7 @@ class OpcuaSource:
         self._failed_since: float | None = None
         self._logged_point_errors: set[str] = set()
         self.connects = 0
+        self.notifications = 0  # data-change notifications consumed (all sessions)
         self.attempts = 0
         self._consecutive_failures = 0
         self._last_success_ts: float | None = None
@@ -179,6 +180,7 @@ class OpcuaSource:
     async def _consume(self, session: OpcuaSession, sub: Subscription) -> None:
         points = self.plan.points
         async for index, dv in session.notifications(sub):
+            self.notifications += 1
             if 0 <= index < len(points):
                 self._latest[index] = reading_of(dv, points[index].value_range)
         session.mark_lost("subscription ended")
