@@ -178,6 +178,27 @@ class MqttSink:
             "last_error": self.last_error,
         }
 
+    async def flush(self, timeout_s: float) -> bool:
+        """Wait (at most ``timeout_s``) until every spooled record is acknowledged; True if the spool is empty.
+        Returns False at once when there is no session: nothing would drain. For a clean stop; run() must run."""
+        deadline = time.monotonic() + timeout_s
+        self._wake.set()
+        while True:
+            self._flush_acks()
+            if not self._window and not self._spool.read(0, 1):
+                return True
+            if not self._connected.is_set() or time.monotonic() >= deadline:
+                return False
+            await asyncio.sleep(0.02)
+
+    def publish_health(self, health: dict[str, Any]) -> bool:
+        """Publish the retained status ("online") with these health figures now, if a session is up. A status is
+        a snapshot, not spooled: when down, the next one replaces it. Returns whether it was handed to paho."""
+        if not self._connected.is_set():
+            return False
+        self._publish_status("online", health)
+        return True
+
     async def wait_connected(self, timeout_s: float) -> None:
         """Wait until a session is up (CONNACK accepted); TimeoutError otherwise. For tests and ``validate``."""
         async with asyncio.timeout(timeout_s):
@@ -459,11 +480,11 @@ class MqttSink:
             ids, self._to_ack = self._to_ack, []
             self._spool.ack(ids)
 
-    def _publish_status(self, state: str) -> None:
+    def _publish_status(self, state: str, health: dict[str, Any] | None = None) -> None:
         assert self._client is not None
-        self._client.publish(self._status_topic, self._status(state), qos=1, retain=True)
+        self._client.publish(self._status_topic, self._status(state, health), qos=1, retain=True)
 
-    def _status(self, state: str) -> bytes:
+    def _status(self, state: str, health: dict[str, Any] | None = None) -> bytes:
         return encode_status(
             StatusMessage(
                 site=self._site,
@@ -473,6 +494,7 @@ class MqttSink:
                 ts=self._clock(),
                 version=self._version,
                 config_hash=self._config_hash,
+                health=health or {},
             )
         )
 
