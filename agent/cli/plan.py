@@ -14,7 +14,8 @@ from pathlib import Path
 from agent.config.load import load_site
 from agent.config.site import ModbusDeviceConfig
 from agent.errors import ConfigError
-from agent.sources.modbus.plan import ReadPlan, build_read_plan
+from agent.sources.modbus.plan import ReadPlan
+from agent.sources.modbus.source import plan_device
 
 NAME = "plan"
 HELP = "print each Modbus device's read requests per poll and the theoretical minimum"
@@ -48,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
         selected = [d for d in devices if not args.device or d.name in args.device]
         total = minimum = 0
         for device in selected:
-            plan = build_read_plan(loaded.profiles[device.profile], device)
+            plan = plan_device(loaded, device)
             where = f"{device.host}:{device.port}" if device.host is not None else f"bus {device.bus}"
             header = f"{device.name} (profile {device.profile}, unit {device.unit_id}, {where})"
             if not device.enabled:

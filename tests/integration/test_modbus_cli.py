@@ -74,3 +74,22 @@ def test_bad_config_exits_78(tmp_path: Path) -> None:
     site.write_text("site: x\ngateway: g\ndevices:\n  - {name: m, profile: no-such-profile, host: 127.0.0.1}\n")
     assert main(["plan", str(site)]) == 78
     assert main(["probe", str(site)]) == 78
+
+
+def test_a_point_no_request_can_read_is_reported_at_its_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "p").mkdir()
+    (tmp_path / "p" / "wide.yaml").write_text(
+        "profile: wide\naddress_base: 1\npoints:\n"
+        "  - {name: a, kind: holding_register, address: 1, type: uint16}\n"
+        "  - {name: sn, kind: holding_register, address: 10, type: string, length: 20}\n"
+    )
+    site = tmp_path / "site.yaml"
+    site.write_text(
+        "site: x\ngateway: g\nprofile_dirs: [p]\n"
+        "devices:\n  - {name: m, profile: wide, host: 127.0.0.1, max_registers_per_request: 10}\n"
+    )
+    assert main(["plan", str(site)]) == 78
+    err = capsys.readouterr().err
+    assert "wide.yaml:5:5: points[1]: sn spans 20 registers, more than one request may read (10" in err

@@ -14,17 +14,19 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
 
 from agent.config.profile import ProfileConfig
 from agent.config.site import ModbusDeviceConfig, SerialBusConfig, SiteConfig, TcpGatewayConfig
+from agent.errors import ConfigError
 from agent.model import DeviceHealth, PollResult
 from agent.sources.base import Emit
 from agent.sources.modbus.device import DevicePoller
 from agent.sources.modbus.link import ModbusLink
-from agent.sources.modbus.plan import build_read_plan
+from agent.sources.modbus.plan import ReadPlan, build_read_plan
 from agent.sources.modbus.schedule import Clock, SystemClock, first_slot, next_slot
 
 
@@ -126,6 +128,25 @@ class ModbusSource:
             await link.close()
 
 
+_POINT_PATH = re.compile(r"^points\[(\d+)\]$")
+
+
+def plan_device(loaded: LoadedSiteLike, device: ModbusDeviceConfig) -> ReadPlan:
+    """``build_read_plan`` for a device of a loaded site; its errors point at the profile file's line when the
+    loader can tell (agent.config.load.LoadedSite.profile_issue)."""
+    try:
+        return build_read_plan(loaded.profiles[device.profile], device)
+    except ConfigError as exc:
+        locate = getattr(loaded, "profile_issue", None)
+        if locate is None:
+            raise
+        issues = []
+        for issue in exc.issues:
+            match = _POINT_PATH.match(issue.path)
+            issues.append(locate(device.profile, ("points", int(match.group(1))), issue.message) if match else issue)
+        raise ConfigError(issues) from None
+
+
 def _fingerprint(*parts: str) -> str:
     h = hashlib.sha256()
     for part in parts:
@@ -154,7 +175,7 @@ def build_modbus_sources(loaded: LoadedSiteLike, clock: Clock | None = None) -> 
         if device.host is not None:
             profile = loaded.profiles[device.profile]
             endpoint = f"{device.host}:{device.port}"
-            poller = DevicePoller(device, build_read_plan(profile, device), endpoint, clock.now, threshold)
+            poller = DevicePoller(device, plan_device(loaded, device), endpoint, clock.now, threshold)
             host, port = device.host, device.port
             sources.append(
                 ModbusSource(
@@ -177,7 +198,7 @@ def build_modbus_sources(loaded: LoadedSiteLike, clock: Clock | None = None) -> 
             profile = loaded.profiles[device.profile]
             parts += [device.model_dump_json(), profile.model_dump_json()]
             endpoint = bus.port if isinstance(bus, SerialBusConfig) else f"{bus.host}:{bus.port}"
-            pollers.append(DevicePoller(device, build_read_plan(profile, device), endpoint, clock.now, threshold))
+            pollers.append(DevicePoller(device, plan_device(loaded, device), endpoint, clock.now, threshold))
         sources.append(
             ModbusSource(bus_name, pollers, _bus_link_factory(bus), _bus_pause_s(bus), clock, _fingerprint(*parts))
         )
