@@ -367,6 +367,7 @@ async def test_wrong_byte_count_is_a_bad_frame_for_that_request_only(tmp_path: P
         assert bad == expected
         assert all(not math.isnan(s.value) for s in r.samples if isinstance(s.value, float))
     assert len(numbered) == 12
+    assert sim.stats.faults["bad_byte_count"] == 4
     [health] = source.health()
     assert health.errors_by_kind["frame"] == 4 and health.consecutive_failures == 0
 
