@@ -14,8 +14,14 @@ Why not pymodbus' async clients (3.16): checked against its source and issue tra
   and strict matching. It also has one timeout per client, where a TCP gateway needs one per device.
 - Cost: performance.md measured ~140-160 µs of CPU per pymodbus request; a read here is a struct.pack, a write
   and a struct.unpack.
+- Reconnects: pymodbus' async TCP client has a history of not reconnecting (#1635, #2619) and of busy loops with
+  reconnect_delay=0 (#1794); here a read simply reconnects on demand and the poll backoff paces retries. (Also
+  checked: 3.10+ renamed ``slave=`` to ``device_id=`` (#2600); moot here.)
 So the same small core serves Modbus TCP, RTU-over-TCP (``framing="rtu"`` on a socket) and RTU on a serial port
 (pyserial only opens and configures the port; reading goes through the event loop's ``add_reader``).
+
+Known limits: a Modbus TCP device that does not echo the transaction id gets every reply discarded (counted as
+late) and times out; RS-485 adapters that echo our own request back are not supported (no local-echo filter).
 
 Lifecycle: ``read`` connects on demand; a lost connection fails the request in flight (ConnectionLost) and the next
 ``read`` reconnects. ``close`` releases the socket or port. Concurrency: one caller at a time (the source's own
