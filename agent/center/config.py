@@ -117,8 +117,16 @@ class InfluxConfig(StrictModel):
 
 
 class DeadLetterConfig(StrictModel):
+    """Where refused payloads go (at least one of the two): a JSON-lines file and/or an MQTT topic."""
+
     file: str | None = None
     topic: str | None = None
+
+    @model_validator(mode="after")
+    def _somewhere(self) -> DeadLetterConfig:
+        if not (self.file or self.topic):
+            raise ValueError("set 'file' or 'topic' (or both): refused payloads are kept, never dropped")
+        return self
 
 
 class GapConfig(StrictModel):
@@ -129,7 +137,7 @@ class GapConfig(StrictModel):
 class CenterConfig(StrictModel):
     mqtt: CenterMqttConfig = Field(default_factory=CenterMqttConfig)
     influx: InfluxConfig
-    dead_letter: DeadLetterConfig = Field(default_factory=DeadLetterConfig)
+    dead_letter: DeadLetterConfig
     gaps: GapConfig = Field(default_factory=GapConfig)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 

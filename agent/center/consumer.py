@@ -143,7 +143,15 @@ class MqttConsumer:
         self.connected.set()
         state = "resumed its session" if flags.session_present else "started a new session"
         verb = "reconnected to" if self._was_connected else "connected to"
-        log.info("%s: %s %s and %s", self.config.client_id, verb, self.where, state)
+        if self._was_connected and not flags.session_present:
+            log.warning(
+                "%s: %s had lost this ingestor's session (broker restart without persistence, or expiry); "
+                "messages it held for us are gone, gap detection will show them",
+                self.config.client_id,
+                self.where,
+            )
+        else:
+            log.info("%s: %s %s and %s", self.config.client_id, verb, self.where, state)
         self._was_connected = True
 
     def _on_disconnect(

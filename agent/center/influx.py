@@ -6,9 +6,10 @@
   VictoriaMetrics' ``/api/v2/write``). The client's own retries are off: the ingestor owns retrying.
 
 Both are blocking; the ingestor calls them from a worker thread, one write at a time. Failures are mapped here,
-at one boundary, to :class:`InfluxWriteError` with ``retriable`` set: network errors, timeouts, 5xx, 429 and
-408 are retriable (keep the batch, back off, try again); other 4xx mean the data itself was refused (field type
-conflict, bad line) and retrying the same bytes cannot succeed.
+at one boundary, to :class:`InfluxWriteError` with ``retriable`` set: network errors, timeouts and every status
+about the target (401/403/404/429/5xx) are retriable (keep the batch, back off, try again); 400/413/422 mean the
+data itself was refused (field type
+conflict, bad line, too large) and retrying the same bytes cannot succeed.
 """
 
 from __future__ import annotations
@@ -31,7 +32,10 @@ class InfluxWriteError(SinkError):
 
 
 def _retriable(status: int) -> bool:
-    return status >= 500 or status in (408, 429)
+    """400 (bad line, field type conflict, partial write), 413 (too large) and 422 (unprocessable) are about the
+    data; anything else (401/403 credentials, 404 no such database or bucket, 429, 5xx) is about the target and is
+    fixed on the server side while we hold the data and retry."""
+    return status not in (400, 413, 422)
 
 
 class InfluxWriter(Protocol):

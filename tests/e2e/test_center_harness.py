@@ -51,6 +51,7 @@ class CenterProcess:
     def __init__(self, workdir: Path, config: dict[str, Any]) -> None:
         workdir.mkdir(parents=True, exist_ok=True)
         self.name = config["mqtt"]["client_id"]
+        config.setdefault("dead_letter", {"file": str(workdir / f"{self.name}-dead.jsonl")})
         self.config_path = workdir / f"{self.name}.yaml"
         self.config_path.write_text(json.dumps(config, indent=1))  # JSON is YAML
         self.log_path = workdir / f"{self.name}.log"
@@ -78,13 +79,15 @@ class CenterProcess:
             return ""
         return text[0 if whole else self._log_offset :].decode(errors="replace")
 
-    def wait_log(self, text: str, timeout_s: float = 30.0) -> None:
+    def wait_log(self, text: str, timeout_s: float = 30.0, count: int = 1) -> None:
+        """Wait until this run's log holds ``text`` at least ``count`` times."""
+
         def found() -> bool:
             if self.proc is not None and self.proc.poll() is not None:
                 raise AssertionError(f"{self.name} exited with {self.proc.returncode}:\n{self.log()[-3000:]}")
-            return text in self.log()
+            return self.log().count(text) >= count
 
-        wait_until(found, timeout_s, f"{self.name} to log {text!r}")
+        wait_until(found, timeout_s, f"{self.name} to log {text!r} {count} time(s)")
 
     def kill9(self) -> None:
         assert self.proc is not None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -109,5 +110,60 @@ def test_v2_api_through_influxdb_client_into_victoriametrics(tmp_path: Path) -> 
             assert len(series) == 1
             assert series[0]["metric"]["gateway"] == "gw1" and series[0]["metric"]["role"] == "active_power_kw"
             assert series[0]["values"] == [round(i + 0.02, 3) for i in range(50)]
+            pub.close()
+            assert center.stop() == 0
+
+
+def test_points_influxdb_refuses_are_quarantined_and_the_rest_of_the_batch_written(tmp_path: Path) -> None:
+    """A field type conflict (InfluxDB 400): the batch is retried message by message; the kpi messages InfluxDB
+    refuses go to the dead-letter file with its error text, the samples around them are written."""
+    dead_file = tmp_path / "dead.jsonl"
+    with mosquitto(tmp_path / "mq") as broker, influxd(tmp_path / "db") as db:
+        db.create_database(DB)
+        # someone wrote kpi.coverage as a string in this shard: every float coverage now conflicts
+        conflict = f'kpi,site={SITE},gateway=other,name=x,scope=y,window=1h coverage="full" {int(T0) * 10**9}\n'
+        urllib.request.urlopen(
+            urllib.request.Request(f"{db.url}/write?db={DB}", data=conflict.encode(), method="POST"), timeout=10
+        ).read()
+        cfg = center_config(
+            broker.port,
+            {"kind": "v1", "url": db.url, "database": DB, "flush_interval_ms": 300},
+            dead_letter={"file": str(dead_file)},
+        )
+        with CenterProcess(tmp_path / "c", cfg) as center:
+            pub = Publisher(broker.port)
+            msgs = []
+            for seq in range(20):
+                msgs.append(samples_message("gw1", 2 * seq, "meter1", T0 + seq, 4))
+                if seq % 4 == 0:
+                    msgs.append(kpi_message("gw1", 2 * seq + 1, T0 + seq))
+            pub.publish_all(msgs)
+            wait_until(lambda: db.scalar("SELECT count(value) FROM sample", DB) == 80, 30, "all sample points")
+            wait_until(lambda: dead_file.exists() and len(dead_file.read_text().splitlines()) == 5, 30, "5 letters")
+            letters = [json.loads(x) for x in dead_file.read_text().splitlines()]
+            assert all(d["topic"] == f"plant/{SITE}/gw1/kpi" for d in letters)
+            assert all("InfluxDB refused it" in d["reason"] and "field type conflict" in d["reason"] for d in letters)
+            assert db.scalar("SELECT count(value) FROM kpi", DB) == 0
+            pub.close()
+            assert center.stop() == 0
+            assert "writing it message by message" in center.log()
+
+
+def test_broker_restart_without_persistence_ingestor_resubscribes_and_says_what_was_lost(tmp_path: Path) -> None:
+    with mosquitto(tmp_path / "mq") as broker, influxd(tmp_path / "db") as db:
+        db.create_database(DB)
+        cfg = center_config(broker.port, {"kind": "v1", "url": db.url, "database": DB}, mqtt={"reconnect_max_s": 1})
+        with CenterProcess(tmp_path / "c", cfg) as center:
+            pub = Publisher(broker.port)
+            pub.publish_all([samples_message("gw1", seq, "m1", T0 + seq, 2) for seq in range(10)])
+            wait_until(lambda: db.scalar("SELECT count(value) FROM sample", DB) == 20, 30, "the first points")
+            pub.close()
+            broker.kill9()
+            broker.start()
+            center.wait_log("had lost this ingestor's session", 30)
+            center.wait_log("subscribed as group", 30, count=2)
+            pub = Publisher(broker.port, "gw-sim-2")
+            pub.publish_all([samples_message("gw1", seq, "m1", T0 + seq, 2) for seq in range(10, 20)])
+            wait_until(lambda: db.scalar("SELECT count(value) FROM sample", DB) == 40, 30, "points after restart")
             pub.close()
             assert center.stop() == 0

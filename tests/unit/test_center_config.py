@@ -11,9 +11,10 @@ from agent.center.config import load
 from agent.errors import ConfigError
 
 
-def write(tmp_path: Path, text: str) -> Path:
+def write(tmp_path: Path, text: str, dead_letter: bool = True) -> Path:
+    """The config text, with a dead-letter file appended unless told not to."""
     path = tmp_path / "center.yaml"
-    path.write_text(text)
+    path.write_text(text + (f"dead_letter:\n  file: {tmp_path / 'dead.jsonl'}\n" if dead_letter else ""))
     return path
 
 
@@ -23,7 +24,16 @@ def test_minimal_v1_config_gets_safe_defaults(tmp_path: Path) -> None:
     assert cfg.mqtt.topic_prefix == "plant"
     assert cfg.mqtt.session_expiry_s > 0  # a persistent session is what makes restarts lossless
     assert cfg.influx.batch_points >= 1
-    assert cfg.dead_letter.file is None and cfg.dead_letter.topic is None
+    assert cfg.dead_letter.topic is None
+
+
+def test_refused_payloads_must_have_somewhere_to_go(tmp_path: Path) -> None:
+    path = write(tmp_path, "influx:\n  database: energy\n", dead_letter=False)
+    with pytest.raises(ConfigError, match="dead_letter: Field required"):
+        load(path)
+    path.write_text("influx:\n  database: energy\ndead_letter: {}\n")
+    with pytest.raises(ConfigError, match=r"center\.yaml:3:1: dead_letter: Value error, set 'file' or 'topic'"):
+        load(path)
 
 
 def test_errors_name_file_line_column_and_path(tmp_path: Path) -> None:
@@ -74,7 +84,7 @@ def test_cli_validate_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[s
     good = write(tmp_path, "influx:\n  database: energy\n")
     assert main(["validate", str(good)]) == 0
     bad = tmp_path / "bad.yaml"
-    bad.write_text("influx:\n  databse: energy\n")
+    bad.write_text("influx:\n  databse: energy\ndead_letter:\n  topic: dead\n")
     assert main(["validate", str(bad)]) == EX_CONFIG
     err = capsys.readouterr().err
     assert "bad.yaml:2:3: influx.databse: Extra inputs are not permitted" in err
