@@ -32,6 +32,7 @@ class Channel:
     settle_s: float = 120.0
     sums: dict[str, WindowedSum] = field(default_factory=dict)
     point: str | None = None  # the device point bound on the first reading (a role may match several)
+    counter_bits: int | None = None  # declared register width of a counter (else the profile's data type)
     _sum_list: list[WindowedSum] = field(default_factory=list)
 
     def use_window(self, spec: WindowSpec) -> None:

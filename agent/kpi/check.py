@@ -75,7 +75,7 @@ class _Checker:
             self.fuels((*at, "fuels"), line.fuels)
             self.windows((*at, "windows"), line.windows)
             if line.baseline is not None:
-                self.baseline((*at, "baseline"), line.baseline)
+                self.baseline((*at, "baseline"), line.baseline, line)
         for i, eq in enumerate(s.equipment):
             self.equipment(("kpi", "equipment", i), eq)
         for i, d in enumerate(s.demand):
@@ -167,7 +167,11 @@ class _Checker:
             if f.co2_fuel is not None and f.co2_fuel not in table.fuels:
                 self.add((*path, i, "co2_fuel"), f"unknown fuel '{f.co2_fuel}'{_suggest(f.co2_fuel, table.fuels)}")
 
-    def baseline(self, path: Path, b: BaselineConfig) -> None:
+    def baseline(self, path: Path, b: BaselineConfig, line: LineConfig) -> None:
+        if b.energy == "electricity_kwh" and not line.electricity:
+            self.add((*path, "energy"), "a baseline of electricity_kwh needs the line's electricity meters")
+        if b.energy == "energy_kgce" and not (line.electricity or line.fuels):
+            self.add((*path, "energy"), "a baseline of energy_kgce needs the line's energy inputs")
         why = check_window_name(b.period)
         if why:
             self.add((*path, "period"), why)

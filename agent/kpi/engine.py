@@ -56,14 +56,17 @@ class DeviceInfo:
     category: str = "other"
     roles: Mapping[str, Role] = field(default_factory=dict)
     counter_modulus: Mapping[str, float] = field(default_factory=dict)
+    scales: Mapping[str, float] = field(default_factory=dict)  # the profile's scale of each point
 
     @classmethod
     def from_config(cls, device: object, profile: ProfileConfig | None) -> DeviceInfo:
         """From a site device entry (``SiteConfig.devices[i]``) and its profile, if it has one."""
         roles: dict[str, Role] = {}
         modulus: dict[str, float] = {}
+        scales: dict[str, float] = {}
         if profile is not None:
             for p in profile.points:
+                scales[p.name] = p.scale
                 if p.role is not None:
                     roles[p.name] = p.role
                 bits = _WIDTH_BITS.get(p.type.value)
@@ -76,6 +79,7 @@ class DeviceInfo:
             category=profile.category if profile is not None else "other",
             roles=roles,
             counter_modulus=modulus,
+            scales=scales,
         )
 
 
@@ -191,14 +195,13 @@ class KpiEngine:
         if ch is None:
             c = self.config
             tracker: CounterTracker | RateIntegrator | LevelIntegrator
-            if kind == "counter":
-                modulus = None if ref.counter_bits in (None, 64) else float(2**ref.counter_bits)
-                tracker = CounterTracker(modulus, ref.max_rate_per_h, c.counter_bridge_max_s)
+            if kind == "counter":  # the modulus is set when the channel binds to a point (_route)
+                tracker = CounterTracker(None, ref.max_rate_per_h, c.counter_bridge_max_s)
             elif kind == "rate":
                 tracker = RateIntegrator(c.max_gap_s)
             else:
                 tracker = LevelIntegrator(c.max_gap_s)
-            ch = Channel(key, ref.device, kind, tracker, ref.scale, c.settle_s)
+            ch = Channel(key, ref.device, kind, tracker, ref.scale, c.settle_s, counter_bits=ref.counter_bits)
             self._channels[key] = ch
             self._selectors.setdefault(ref.device, []).append((sel_kind, sel, ch.feed, ch))
         for w in windows:
@@ -287,8 +290,8 @@ class KpiEngine:
                     continue
                 ch.point = s.point
                 tracker = ch.tracker
-                if isinstance(tracker, CounterTracker) and tracker.modulus is None and info is not None:
-                    tracker.modulus = info.counter_modulus.get(s.point)  # the profile's register width
+                if isinstance(tracker, CounterTracker):
+                    tracker.modulus = _modulus(ch.counter_bits, s.point, info)
             feeds.append(feed)
         self._routes[(s.device, s.point)] = feeds
         return feeds
@@ -354,6 +357,17 @@ class KpiEngine:
 
     def counter_stats(self) -> dict[str, object]:
         return {k: ch.tracker.stats for k, ch in self._channels.items() if isinstance(ch.tracker, CounterTracker)}
+
+
+def _modulus(bits: int | None, point: str, info: DeviceInfo | None) -> float | None:
+    """Where a counter wraps, in engineering units: the declared width x the profile's scale, else the profile's
+    data type; 64-bit counters never wrap in practice."""
+    if bits is None:
+        return None if info is None else info.counter_modulus.get(point)
+    if bits == 64:
+        return None
+    scale = 1.0 if info is None else abs(info.scales.get(point, 1.0))
+    return float(2**bits) * scale
 
 
 def _names(ind: Indicator) -> list[str]:

@@ -140,6 +140,7 @@ def test_check_reports_unit_mismatch_missing_inputs_cycles_and_equipment() -> No
                 "name": "al",
                 "indicator": "electrolytic_aluminium",
                 "production": [{"device": "kiln-meter", "point": "energy", "kind": "counter"}],
+                "baseline": {"variables": [{"name": "p", "production": True}]},
             },
         ],
         "equipment": [
@@ -157,6 +158,7 @@ def test_check_reports_unit_mismatch_missing_inputs_cycles_and_equipment() -> No
     issues = dict(check(site(kpi), {"meter": PROFILE}))
     assert "set production_unit: weight_box" in issues[("kpi", "lines", 0, "production_unit")]
     assert "list the line's electricity meters" in issues[("kpi", "lines", 1, "electricity")]
+    assert "needs the line's electricity meters" in issues[("kpi", "lines", 1, "baseline", "energy")]
     assert "no point with role shaft_power_kw" in issues[("kpi", "equipment", 0, "shaft_power", "role")]
     assert "unknown device 'ghost'" in issues[("kpi", "equipment", 1, "device")]
     assert "depends on itself" in issues[("kpi", "custom", 0, "formula")]

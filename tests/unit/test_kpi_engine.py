@@ -271,3 +271,25 @@ def test_device_info_takes_counter_width_from_the_profile() -> None:
     assert info.counter_modulus == {"e": pytest.approx(2**32 * 0.01)}
     assert info.roles == {"e": Role.ENERGY_IMPORT_KWH, "f": Role.ACTIVE_POWER_KW}
     assert info.renewable and info.tags == {"line": "l1"}
+
+
+def test_declared_counter_width_times_the_profile_scale_sets_the_wrap() -> None:
+    devices = {"m": DeviceInfo("m", scales={"e": 0.01}), "k": DeviceInfo("k")}
+    line = LINE | {"electricity": [{"device": "m", "role": "energy_import_kwh", "counter_bits": 16}], "fuels": []}
+    eng = engine({"lines": [line]}, devices=devices)
+
+    def stream() -> Iterator[tuple[float, list[Sample]]]:
+        for k in range(0, 3700, 2):
+            t = T0 + k
+            kwh = (600.0 + 1.0 * k) % 655.36  # a 16-bit register x 0.01 kWh wraps at 655.36
+            yield (
+                t,
+                [
+                    Sample("m", "e", kwh, "kWh", Quality.GOOD, t, role=Role.ENERGY_IMPORT_KWH),
+                    Sample("k", "p", 1.0 + k / 3600, "t", Quality.GOOD, t, role=Role.PRODUCTION_T),
+                ],
+            )
+
+    assert finals(drive(eng, stream()), "electricity_kwh")[0].value == pytest.approx(3600.0)
+    stats = eng.counter_stats()
+    assert any(getattr(v, "wraps", 0) == 6 for v in stats.values())
