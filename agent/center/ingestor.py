@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import time
@@ -47,8 +48,8 @@ class IngestStats:
     stale_acks: int = 0  # not acked because the connection changed; the broker redelivers them
     points_written: int = 0
     batches: int = 0
-    malformed: int = 0
-    refused: int = 0
+    quarantined: int = 0  # malformed, mismatched or refused, each stored in the dead letter
+    refused: int = 0  # of those, refused by InfluxDB
     write_retries: int = 0
     gaps: int = 0
     missing_seqs: int = 0
@@ -196,7 +197,7 @@ class Ingestor:
                 self._stats.points_written += len(body)
             except InfluxWriteError as exc:
                 log.warning("%s: InfluxDB refused a batch (%s); writing it message by message", self.name, exc)
-                if not await self._write_each(entries, stop):
+                if not await self._write_each(entries, gap_lines, stop):
                     return False
         dead = [e.dead for e in entries if e.dead is not None]
         if dead:
@@ -204,9 +205,9 @@ class Ingestor:
             sink = self._dead
             if not await self._retrying(lambda: sink.put(dead), stop):
                 return False
-            for d in dead:
-                log.warning("%s: quarantined a message on %s: %s", self.name, d.topic, d.reason[:300])
-            self._stats.malformed += len(dead)
+            more = f" and {len(dead) - 1} more" if len(dead) > 1 else ""
+            log.warning("%s: quarantined a message on %s%s: %s", self.name, dead[0].topic, more, dead[0].reason[:300])
+            self._stats.quarantined += len(dead)
         assert self._consumer is not None
         for e in entries:
             if self._consumer.ack(e.item):
@@ -216,18 +217,25 @@ class Ingestor:
         self._stats.batches += 1
         return True
 
-    async def _write_each(self, entries: list[_Entry], stop: asyncio.Event) -> bool:
+    async def _write_each(self, entries: list[_Entry], gap_lines: list[str], stop: asyncio.Event) -> bool:
+        """Write message by message; a message InfluxDB refuses becomes a dead letter with its error text."""
         for e in entries:
             if not e.lines:
                 continue
-            body = _join(e.lines)
             try:
-                if not await self._retrying(lambda body=body: self._writer.write(body), stop):  # type: ignore[misc]
+                if not await self._retrying(functools.partial(self._writer.write, _join(e.lines)), stop):
                     return False
                 self._stats.points_written += len(e.lines)
             except InfluxWriteError as exc:
                 self._stats.refused += 1
                 e.dead = DeadLetter(e.item.received_ts, e.item.topic, f"InfluxDB refused it: {exc}", e.item.payload)
+        if gap_lines:
+            try:
+                if not await self._retrying(functools.partial(self._writer.write, _join(gap_lines)), stop):
+                    return False
+                self._stats.points_written += len(gap_lines)
+            except InfluxWriteError as exc:
+                log.error("%s: InfluxDB refused the gap points (%s); they are only in this log", self.name, exc)
         return True
 
     async def _retrying(self, write: Callable[[], None], stop: asyncio.Event) -> bool:

@@ -169,3 +169,26 @@ def test_group_members_report_a_gap_once_not_the_seqs_their_peers_received(tmp_p
         finally:
             for m in members:
                 m.__exit__()
+
+
+def test_sigterm_while_influxdb_is_down_exits_promptly_and_acks_nothing_unwritten(tmp_path: Path) -> None:
+    """Stopping during an outage must not wait for InfluxDB and must not ack the batch in hand: the next start
+    (same client id) gets those messages again from its session."""
+    traffic = plant_traffic(gateways=1, devices=5, polls=40, points=3)  # 200 messages, 600 points
+    with mosquitto(tmp_path / "mq") as broker, influxd(tmp_path / "db") as db:
+        db.create_database(DB)
+        cfg = center_config(broker.port, {"kind": "v1", "url": db.url, "database": DB, "timeout_ms": 1000})
+        center = CenterProcess(tmp_path / "c", cfg)
+        with center:
+            pub = Publisher(broker.port)
+            db.kill9()
+            pub.publish_all(traffic)
+            center.wait_log("failed:", 30)
+            assert center.stop(timeout_s=10) == 0
+            assert "acked=0," in center.log()
+            db.start()
+            center.start()
+            wait_until(lambda: points(db) == 600, 60, "all 600 points after the restart")
+            assert_each_series_complete(db, per_series=40, series=5 * 3)
+            pub.close()
+            assert center.stop() == 0
