@@ -120,6 +120,7 @@ class DemandKpi:
                 detail["block_start"] = best[1]
                 if self.cfg.contracted_kw is not None:
                     distance = best[0] - self.cfg.contracted_kw
+                    detail["over_contracted_kw"] = distance  # the wire carries ``distance`` only with a grade
                     reference = f"contracted demand {self.cfg.contracted_kw:g} kW"
             out.append(
                 KpiValue(

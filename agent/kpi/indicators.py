@@ -111,6 +111,8 @@ class TermKpi:
                 detail |= {"to_benchmark": r.to_benchmark, "to_baseline": r.to_baseline}
         elif self.target is not None and value is not None and quality is Quality.GOOD:
             distance, reference = self.target(value)
+            if distance is not None:  # also in detail: the wire carries ``distance`` only with a grade
+                detail["to_target"] = distance
         return [
             KpiValue(
                 self.name,

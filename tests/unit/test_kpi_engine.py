@@ -179,7 +179,7 @@ def test_renewable_share_against_the_target_ladder() -> None:
     share = finals(drive(eng, stream()), "renewable_share")[0]
     assert share.value == pytest.approx(0.25)
     assert share.distance == pytest.approx(0.25) and "next target 50 %" in share.reference
-    assert share.detail["target_reached"] == 0.0
+    assert share.detail["target_reached"] == 0.0 and share.detail["to_target"] == pytest.approx(0.25)
 
 
 def test_energy_balance_unaccounted_share() -> None:
@@ -293,3 +293,33 @@ def test_declared_counter_width_times_the_profile_scale_sets_the_wrap() -> None:
     assert finals(drive(eng, stream()), "electricity_kwh")[0].value == pytest.approx(3600.0)
     stats = eng.counter_stats()
     assert any(getattr(v, "wraps", 0) == 6 for v in stats.values())
+
+
+def test_max_demand_fixed_blocks_and_sliding_window() -> None:
+    section = {
+        "demand": [
+            {
+                "name": "site",
+                "meters": [{"device": "m", "role": "energy_import_kwh"}],
+                "windows": ["1h"],
+                "contracted_kw": 1800,
+            }
+        ]
+    }
+    eng = engine(section)
+    peak = (450.0, 1350.0)  # 2000 kW from 08:07:30 to 08:22:30, else 1000 kW
+
+    def kwh(k: float) -> float:
+        extra = max(0.0, min(k, peak[1]) - peak[0])
+        return (1000.0 * k + 1000.0 * extra) / 3600.0
+
+    stream = (
+        (T0 + k, [Sample("m", "e", kwh(k), "kWh", Quality.GOOD, T0 + k, role=Role.ENERGY_IMPORT_KWH)])
+        for k in range(0, 3700, 2)
+    )
+    out = drive(eng, stream)
+    fixed = finals(out, "max_demand_kw")[0]
+    sliding = finals(out, "max_demand_sliding_kw")[0]
+    assert fixed.value == pytest.approx(1500.0)  # each block holds half the peak
+    assert sliding.value == pytest.approx((14.5 * 2000 + 0.5 * 1000) / 15)
+    assert sliding.distance == pytest.approx((sliding.value or 0.0) - 1800) and sliding.detail["over_contracted_kw"] > 0
