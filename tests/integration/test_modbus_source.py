@@ -416,3 +416,33 @@ async def test_tcp_gateway_devices_share_one_connection_with_the_pause_between_r
         # a 40 ms pause before every request but the link's very first, also between two devices' polls
         assert r.requests == 4 and r.duration_s >= 0.04 * (3 if i == 0 else 4)
     assert source.link is not None and source.link.stats.connects == 1
+
+
+async def test_a_clock_set_back_realigns_the_schedule_instead_of_waiting_out_the_step(
+    tmp_path: Path, clock: VirtualClock
+) -> None:
+    model = PlantModel(start=START)
+    units = [SimUnit("kiln1-meter", METER, 1), SimUnit("main-meter", METER, 2)]
+    async with ModbusSimulator(model, units, clock=lambda: START + 100) as sim:
+        bus = {"name": "gw", "transport": "tcp_gateway", "host": "127.0.0.1", "port": sim.port}
+        loaded = write_site(tmp_path, [meter_device(u.device, bus="gw", unit_id=u.unit_id) for u in units], [bus])
+        [source] = build_modbus_sources(loaded, clock=clock)
+        results: list[PollResult] = []
+
+        async def emit(result: PollResult) -> None:
+            results.append(result)
+            if len(results) == 2:
+                clock.t -= 3600.0  # NTP steps the gateway's clock back an hour
+            if len(results) == 6:
+                raise Enough
+
+        with pytest.raises(Enough):
+            await asyncio.wait_for(source.run(emit), 30)
+    assert [(r.device, r.ts - START) for r in results] == [
+        ("kiln1-meter", 101),
+        ("main-meter", 101),
+        ("kiln1-meter", 101 - 3600),
+        ("main-meter", 101 - 3600),
+        ("kiln1-meter", 102 - 3600),
+        ("main-meter", 102 - 3600),
+    ]

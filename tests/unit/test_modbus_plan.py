@@ -24,7 +24,7 @@ from agent.sources.modbus.plan import (
     split_request,
     sweep,
 )
-from agent.sources.modbus.schedule import BACKOFF_AFTER, BACKOFF_CAP_S, NextSlot, first_slot, next_slot
+from agent.sources.modbus.schedule import BACKOFF_AFTER, BACKOFF_CAP_S, NextSlot, first_slot, next_slot, realign
 
 AGENT_DIR = Path(__file__).resolve().parents[2] / "agent"
 
@@ -215,3 +215,10 @@ def test_backoff_doubles_after_the_threshold_and_is_capped() -> None:
     assert max(gaps) == BACKOFF_CAP_S
     # an interval longer than the cap is never shortened by backoff
     assert next_slot(0.0, 1.0, 600.0, 10).at == 600.0
+
+
+def test_realign_only_when_the_clock_was_set_back() -> None:
+    assert realign(1002.0, 1001.5, 1.0, 0) == 1002.0
+    assert realign(5000.0, 1001.5, 1.0, 0) == 1002.0  # set back by an hour
+    assert realign(1016.0, 1001.5, 1.0, BACKOFF_AFTER + 3) == 1016.0  # a legitimate backoff wait
+    assert realign(1100.0, 1001.5, 1.0, BACKOFF_AFTER + 3) == 1002.0

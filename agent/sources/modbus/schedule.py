@@ -9,6 +9,9 @@ Backoff: after ``BACKOFF_AFTER`` consecutive failed polls (no reply at all) the 
 shared bus costs at most one timeout per backoff period and never starves the others. Slots skipped by backoff are
 counted separately (``backoff_skipped``), not as missed.
 
+Clock steps: if the wall clock is set back, a slot can lie far in the future; a source re-aligns a device whose
+next slot is more than one interval ahead of now (``realign``) instead of waiting out the step.
+
 The clock is injected (``Clock``): tests use a virtual clock whose ``sleep_until`` returns at once.
 """
 
@@ -35,13 +38,17 @@ class Clock(Protocol):
 
 
 class SystemClock:
+    """The wall clock. Sleeps in steps of at most ``MAX_SLEEP_S`` so a clock step (NTP, a gateway whose RTC was
+    wrong at boot) is noticed within a second instead of oversleeping."""
+
+    MAX_SLEEP_S = 1.0
+
     def now(self) -> float:
         return time.time()
 
     async def sleep_until(self, t: float) -> None:
-        delay = t - time.time()
-        if delay > 0:
-            await asyncio.sleep(delay)
+        while (delay := t - time.time()) > 0:  # noqa: ASYNC110  # reason: waiting on the wall clock, no event signals it
+            await asyncio.sleep(min(delay, self.MAX_SLEEP_S))
 
 
 def first_slot(now: float, interval_s: float) -> float:
@@ -67,3 +74,13 @@ def next_slot(previous: float, now: float, interval_s: float, consecutive_failur
     at = max(earliest, first_slot(previous + delay, interval_s))
     skipped = max(0, round((at - earliest) / interval_s))
     return NextSlot(at, missed, skipped)
+
+
+def realign(slot: float, now: float, interval_s: float, consecutive_failures: int) -> float:
+    """The slot to wait for: ``slot``, unless it is further from now than the device's schedule can put it (one
+    interval, or its current backoff period plus one): then the clock was set back, and the first slot from now
+    is taken instead of waiting out the step."""
+    horizon = interval_s
+    if consecutive_failures >= BACKOFF_AFTER:
+        horizon += min(interval_s * 2 ** (consecutive_failures - BACKOFF_AFTER + 1), max(BACKOFF_CAP_S, interval_s))
+    return slot if slot - now <= horizon else first_slot(now, interval_s)

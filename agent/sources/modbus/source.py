@@ -27,7 +27,7 @@ from agent.sources.base import Emit
 from agent.sources.modbus.device import DevicePoller
 from agent.sources.modbus.link import ModbusLink
 from agent.sources.modbus.plan import ReadPlan, build_read_plan
-from agent.sources.modbus.schedule import Clock, SystemClock, first_slot, next_slot
+from agent.sources.modbus.schedule import Clock, SystemClock, first_slot, next_slot, realign
 
 
 class LoadedSiteLike(Protocol):
@@ -113,6 +113,9 @@ class ModbusSource:
         order = {p.name: i for i, p in enumerate(self.pollers)}
         try:
             while True:
+                now = self.clock.now()
+                for p in self.pollers:  # a clock set back leaves slots far ahead: start again from now
+                    due[p.name] = realign(due[p.name], now, p.interval_s, p.consecutive_failures)
                 poller = min(self.pollers, key=lambda p: (due[p.name], order[p.name]))
                 slot = due[poller.name]
                 await self.clock.sleep_until(slot)
