@@ -12,12 +12,14 @@ import pytest
 
 from agent.config.mqtt import MqttConfig
 from agent.config.spool import SpoolConfig
+from agent.model import KpiValue, Quality
 from agent.sinks.mqtt import MqttSink
+from agent.sinks.topics import kpi_topic
 from agent.spool.sqlite import SqliteSpool
-from agent.wire import decode
+from agent.wire import decode, encode_kpis
 from tests.e2e.publisher_driver import Producer
 from tests.servers.mosquitto import mosquitto
-from tests.servers.mqtt_count import CountingSubscriber
+from tests.servers.mqtt_count import CountingSubscriber, Key
 from tests.servers.mqtt_tls import persistent_mosquitto
 
 
@@ -80,7 +82,14 @@ async def test_birth_delivery_and_offline_on_exit(tmp_path: Path, protocol: str)
             stats = sink.stats()
             assert stats["connected"] and stats["acked"] == 20 and stats["published"] == 20
             assert stats["publish_latency_ms"]["p50"] is not None
-        await asyncio.to_thread(counter.wait_until, "offline status", lambda r: len(r.status) >= 2, 10)
+            assert await sink.flush(5)
+            assert sink.publish_health({"devices_ok": 10})
+            await asyncio.to_thread(
+                counter.wait_until, "health", lambda r: any(s["health"] == {"devices_ok": 10} for s in r.status), 10
+            )
+        await asyncio.to_thread(
+            counter.wait_until, "offline status", lambda r: any(s["state"] == "offline" for s in r.status), 10
+        )
         online, offline = counter.received.status[0], counter.received.status[-1]
         assert online["state"] == "online" and online["version"] == "9.9.9" and online["config_hash"] == "abc123"
         assert online["boot"] == producer.boot
@@ -160,3 +169,43 @@ async def test_live_first_sends_fresh_data_ahead_of_the_backlog(tmp_path: Path) 
         backlog_order = [k for k in counter.received.order if k in set(backlog)]
         assert backlog_order == backlog, "the backlog is replayed oldest first"
         spool.close()
+
+
+async def test_spool_bound_reached_drop_counter_equals_what_never_arrived(tmp_path: Path) -> None:
+    """Broker down, the spool overflows: the oldest samples are dropped, no KPI is, and after the broker returns
+    delivered + counted-as-dropped is exactly what was appended."""
+    broker = persistent_mosquitto(tmp_path / "broker").start()
+    try:
+        with CountingSubscriber(broker.port) as counter:
+            broker.stop()  # the subscriber's session waits on the broker's disk
+            spool = SqliteSpool.open(tmp_path / "spool.sqlite", SpoolConfig(max_bytes=65536))
+            producer = Producer(spool, devices=10)
+            async with running(make_sink(fast(broker.port), spool, producer.boot)) as sink:
+                samples: list[Key] = []
+                kpis: list[Key] = []
+                for _ in range(12):
+                    samples += producer.poll_round(time.time())
+                    kpis.append(append_kpi(spool, producer, time.time()))
+                sink.wake()
+                dropped = spool.stats().dropped_full
+                assert dropped["samples"] > 0 and dropped["kpi"] == 0
+                broker.start()
+                await wait_for("spool drained", lambda: spool.stats().depth == 0, 20)
+            await asyncio.to_thread(counter.wait_for_keys, kpis, 10)
+            delivered = set(counter.received.first)
+        lost = [k for k in samples if k not in delivered]
+        assert len(lost) == dropped["samples"] == spool.stats().dropped_full["samples"]
+        assert lost == samples[: len(lost)], "the oldest samples were the ones dropped"
+        assert all(k in delivered for k in kpis)
+        spool.close()
+    finally:
+        broker.stop()
+
+
+def append_kpi(spool: SqliteSpool, producer: Producer, ts: float) -> Key:
+    kpi = KpiValue("unit_power_kwh_per_t", "kiln1", 98.5, "kWh/t", "15m", ts - 900, ts, 1.0, Quality.GOOD, ts)
+    seq = producer.seq
+    producer.seq += 1
+    payload = encode_kpis(site="s1", gateway="gw1", boot=producer.boot, seq=seq, ts=ts, kpis=[kpi])
+    spool.append(kpi_topic("plant", "s1", "gw1"), payload, "kpi", seq=seq, ts=ts)
+    return ("gw1", producer.boot, seq)
