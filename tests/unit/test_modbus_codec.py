@@ -115,10 +115,22 @@ def test_scale_and_offset_apply_after_decoding(raw: int, scale: float, offset: f
     scaled = point(DataType.UINT32, order, scale=scale, offset=offset)
     quality, value, _ = decode(scaled, plain.encode(raw))
     assert quality is Quality.GOOD
-    assert value == raw * scale + offset
+    digits = {0.01: 2, 0.1: 1, 10.0: 0, 0.001: 3}[scale]
+    if round(offset, digits) == offset:  # shown to the register's resolution, without float noise
+        assert value == round(raw * scale + offset, digits)
+    else:
+        assert value == raw * scale + offset
     assert type(value) is float
     # the encoder inverts scaling (rounded to the register's resolution)
     assert decode(plain, scaled.encode(raw * scale + offset))[1] == raw
+
+
+def test_scaled_counters_read_as_the_meter_shows_them() -> None:
+    counter = point(DataType.UINT32, scale=0.01)
+    assert 1566664729 * 0.01 != 15666647.29  # the float product carries noise
+    assert decode(counter, [0x5D61, 0x6819])[1] == 15666647.29
+    assert decode(point(DataType.INT16, scale=0.1, offset=-40.0), [0x0203])[1] == 11.5
+    assert decode(point(DataType.UINT16, scale=0.5), [3])[1] == 1.5  # not a power of ten: no rounding needed
 
 
 def test_known_vectors_from_manuals() -> None:

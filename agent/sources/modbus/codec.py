@@ -106,6 +106,7 @@ class PointCodec:
     swapped: bool  # decode from the byte-swapped copy of the payload
     unpack: struct.Struct | None  # None for bool and string
     mode: int  # which branch of decode() applies, chosen once
+    ndigits: int | None = None  # integer scaled by 10**-k: round to k decimals (4215272.44, not ...4399999995)
 
     @property
     def is_bool(self) -> bool:
@@ -133,6 +134,8 @@ class PointCodec:
                 return self._ranged(raw)
         elif mode == _M_BIT:
             return Quality.GOOD, bool((int(raw) >> self.bit) & 1), ""
+        if self.ndigits is not None:
+            return self._ranged(round(raw * self.scale + self.offset, self.ndigits))
         return self._checked(raw * self.scale + self.offset)
 
     def decode_registers(self, registers: Sequence[int]) -> Decoded:
@@ -205,7 +208,19 @@ def compile_point(point: PointConfig, default_order: ByteOrder) -> PointCodec:
         swapped=dt is not DataType.BOOL and order in (_STRING_SWAPPED if dt is DataType.STRING else _SWAPPED_ORDERS),
         unpack=unpack,
         mode=mode,
+        ndigits=_decimal_digits(point.scale, point.offset) if dt in _INTS and not plain else None,
     )
+
+
+def _decimal_digits(scale: float, offset: float) -> int | None:
+    """k when scale is 10**-k (k = 1..9) or a whole number (k = 0) and offset has at most k decimals, else None
+    (no rounding: the product is then as exact as a float gets anyway)."""
+    for k in range(1, 10):
+        if scale == 10.0**-k:
+            return k if round(offset, k) == offset else None
+    if scale == round(scale) and offset == round(offset):
+        return 0
+    return None
 
 
 def encode(codec: PointCodec, value: Value) -> list[int]:
