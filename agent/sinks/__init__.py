@@ -1,1 +1,2 @@
-"""Publishers: ``mqtt`` (MqttSink, QoS 1 from the spool) and ``topics`` (topic names, checked levels)."""
+"""Publishers: ``mqtt`` (MqttSink: paho on the asyncio loop, QoS 1 from the spool), ``forward`` (window, cursors,
+replay rate; the SpoolReader protocol the sink reads through) and ``topics`` (topic names, checked levels)."""

@@ -33,10 +33,9 @@ import socket
 import ssl
 import threading
 import time
-from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable
 from types import TracebackType
-from typing import Any, Protocol
+from typing import Any
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
@@ -45,6 +44,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from agent.config.mqtt import MqttConfig
 from agent.errors import SinkError
+from agent.sinks.forward import Forwarder, OutgoingRecord, SpoolReader
 from agent.sinks.topics import check_level, status_topic
 from agent.wire import StatusMessage, encode_status
 
@@ -52,26 +52,6 @@ log = logging.getLogger(__name__)
 
 _TICK_S = 1.0
 _STABLE_S = 10.0  # a session that lasted this long resets the reconnect backoff
-
-
-class OutgoingRecord(Protocol):
-    """One spooled message, as the sink reads it."""
-
-    @property
-    def id(self) -> int: ...
-    @property
-    def topic(self) -> str: ...
-    @property
-    def payload(self) -> bytes: ...
-
-
-class SpoolReader(Protocol):
-    """What the sink needs from the spool (``agent.spool.SqliteSpool`` provides it)."""
-
-    def read(self, after_id: int, limit: int, upto_id: int | None = None) -> Sequence[OutgoingRecord]: ...
-    def last_id(self) -> int: ...
-    def ack(self, ids: Iterable[int]) -> None: ...
-    def flush(self) -> None: ...
 
 
 class MqttSink:
@@ -108,19 +88,17 @@ class MqttSink:
         self._closing = False
         self._refused = False  # the broker answered this attempt's CONNECT with a refusal
         self._need_birth = False
-        self._window: dict[int, tuple[int, float, str]] = {}  # paho mid -> (record id, sent at, topic)
-        self._pending: set[int] = set()  # record ids handed to paho, not yet acknowledged
-        self._to_ack: list[int] = []
-        self._live_cursor = 0
-        self._backlog_cursor = 0
-        self._backlog_end = 0
-        self._tokens = 0.0
-        self._tokens_at = 0.0
-        self._latencies: deque[float] = deque(maxlen=2048)
+        self._forward = Forwarder(
+            spool,
+            self._publish_record,
+            max_inflight=config.max_inflight,
+            replay_rate_msgs_s=config.replay_rate_msgs_s,
+            backlog_first=config.replay_order == "backlog_first",
+        )
         self._refused_topics: set[str] = set()
         self._failing: str | None = None
         self._down_since: float | None = None
-        self._counts = dict.fromkeys(("published", "acked", "refused", "rejected", "connects", "failures"), 0)
+        self._counts = dict.fromkeys(("acked", "refused", "rejected", "connects", "failures"), 0)
         self.last_error = ""
 
     # -- lifecycle ----------------------------------------------------------------------------------------------
@@ -131,7 +109,6 @@ class MqttSink:
         self._client = self._make_client()
         for warning in self._config.warnings():
             log.warning("%s", warning)
-        self._backlog_end = self._live_cursor = self._spool.last_id()
         return self
 
     async def __aexit__(
@@ -147,7 +124,7 @@ class MqttSink:
             for _ in range(100):  # the socket is non-blocking; a few small packets go out at once
                 if not client.want_write() or client.loop_write() != MQTTErrorCode.MQTT_ERR_SUCCESS:
                     break
-        self._flush_acks()
+        self._forward.flush_acks()
         sock = client.socket()
         if sock is not None:
             self._unwatch(sock)
@@ -167,13 +144,14 @@ class MqttSink:
         self._wake.set()
 
     def stats(self) -> dict[str, Any]:
-        lat = sorted(self._latencies)
+        lat = sorted(self._forward.latencies)
         pick = (lambda q: round(lat[min(len(lat) - 1, int(q * len(lat)))] * 1000.0, 3)) if lat else (lambda q: None)
         return {
             "connected": self._connected.is_set(),
-            "inflight": len(self._window),
+            "inflight": self._forward.inflight,
+            "published": self._forward.published,
             **self._counts,
-            "replaying": self._backlog_cursor < self._backlog_end,
+            "replaying": self._forward.replaying,
             "publish_latency_ms": {"p50": pick(0.5), "p99": pick(0.99), "max": pick(1.0)},
             "last_error": self.last_error,
         }
@@ -184,8 +162,7 @@ class MqttSink:
         deadline = time.monotonic() + timeout_s
         self._wake.set()
         while True:
-            self._flush_acks()
-            if not self._window and not self._spool.read(0, 1):
+            if self._forward.drained():
                 return True
             if not self._connected.is_set() or time.monotonic() >= deadline:
                 return False
@@ -304,8 +281,7 @@ class MqttSink:
             log.info("%s: connected", self._where)
         self._failing = None
         self._down_since = None
-        # Everything appended while down is backlog now; the backlog cursor never moves back.
-        self._backlog_end = self._live_cursor = max(self._live_cursor, self._spool.last_id())
+        self._forward.session_up()
         self._need_birth = True
         self._connected.set()
         self._wake.set()
@@ -323,18 +299,14 @@ class MqttSink:
             self._failed(f"the broker closed the connection before accepting the session: {reason}{hint}")
 
     def _on_publish(self, _c: paho.Client, _u: Any, mid: int, reason: ReasonCode, _p: Properties | None) -> None:
-        entry = self._window.pop(mid, None)
-        if entry is None:
-            return  # a status message
-        rid, sent, topic = entry
-        self._pending.discard(rid)
-        self._to_ack.append(rid)
-        self._latencies.append(time.monotonic() - sent)
+        acked = self._forward.acked(mid)
+        if acked is None:
+            return
         if reason.is_failure:
             self._counts["refused"] += 1
-            if topic not in self._refused_topics:
-                self._refused_topics.add(topic)
-                self.last_error = f"{self._where}: broker refused a message on {topic}: {reason}"
+            if acked.topic not in self._refused_topics:
+                self._refused_topics.add(acked.topic)
+                self.last_error = f"{self._where}: broker refused a message on {acked.topic}: {reason}"
                 log.error("%s; the message is dropped and counted as refused (check the broker's ACL)", self.last_error)
         else:
             self._counts["acked"] += 1
@@ -393,74 +365,27 @@ class MqttSink:
             await asyncio.sleep(_TICK_S)
             if self._client is not None and not self._connecting:
                 self._client.loop_misc()
-            self._flush_acks()
+            self._forward.flush_acks()
             self._spool.flush()
 
     # -- forwarding ---------------------------------------------------------------------------------------------
 
     async def _forward_loop(self) -> None:
         while True:
-            self._flush_acks()
+            self._forward.flush_acks()
             if not self._connected.is_set():
                 await self._connected.wait()
                 continue
             if self._need_birth:
                 self._need_birth = False
                 self._publish_status("online")
-            sent = self._forward()
-            if sent == 0:
+            if self._forward.forward() == 0:
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(self._idle_wait()):
+                    async with asyncio.timeout(self._forward.idle_wait(_TICK_S)):
                         await self._wake.wait()
 
-    def _forward(self) -> int:
-        room = self._config.max_inflight - len(self._window)
-        if room <= 0:
-            return 0
-        backlog_left = self._backlog_cursor < self._backlog_end
-        if self._config.replay_order == "backlog_first" and backlog_left:
-            return self._send_backlog(room)
-        sent = self._send_live(room)
-        if backlog_left and sent < room:
-            sent += self._send_backlog(room - sent)
-        return sent
-
-    def _send_live(self, room: int) -> int:
-        records = self._spool.read(self._live_cursor, room)
-        for r in records:
-            self._live_cursor = r.id
-            self._publish(r)
-        return len(records)
-
-    def _send_backlog(self, room: int) -> int:
-        now = time.monotonic()
-        rate = self._config.replay_rate_msgs_s
-        self._tokens = min(max(1.0, rate * 0.1), self._tokens + (now - self._tokens_at) * rate)
-        self._tokens_at = now
-        allowed = min(room, int(self._tokens))
-        if allowed <= 0:
-            return 0
-        sent = 0
-        while sent < allowed:
-            records = self._spool.read(self._backlog_cursor, allowed - sent, self._backlog_end)
-            if not records:
-                self._backlog_cursor = self._backlog_end
-                break
-            for r in records:
-                self._backlog_cursor = r.id
-                if r.id not in self._pending:
-                    self._publish(r)
-                    sent += 1
-        self._tokens -= sent
-        return sent
-
-    def _idle_wait(self) -> float:
-        if self._backlog_cursor < self._backlog_end and len(self._window) < self._config.max_inflight:
-            return max(0.001, (1.0 - self._tokens) / self._config.replay_rate_msgs_s)
-        return _TICK_S
-
-    def _publish(self, record: OutgoingRecord) -> None:
+    def _publish_record(self, record: OutgoingRecord) -> int | None:
         assert self._client is not None
         try:
             info = self._client.publish(record.topic, record.payload, qos=self._config.qos)
@@ -469,16 +394,8 @@ class MqttSink:
             log.error(
                 "%s: record %d on %r cannot be published and is dropped: %s", self._where, record.id, record.topic, exc
             )
-            self._to_ack.append(record.id)
-            return
-        self._window[info.mid] = (record.id, time.monotonic(), record.topic)
-        self._pending.add(record.id)
-        self._counts["published"] += 1
-
-    def _flush_acks(self) -> None:
-        if self._to_ack:
-            ids, self._to_ack = self._to_ack, []
-            self._spool.ack(ids)
+            return None
+        return info.mid
 
     def _publish_status(self, state: str, health: dict[str, Any] | None = None) -> None:
         assert self._client is not None
