@@ -1,0 +1,386 @@
+"""The agent process: compiled site -> sources -> samples -> KPI engine -> spool -> MQTT sink.
+
+Structured concurrency: one TaskGroup holds a task per source (a Modbus TCP device, a serial bus or TCP gateway,
+an OPC UA endpoint), the sink, the KPI timer, the status publisher, the loop-lag monitor and the systemd watchdog.
+A device's fault stays inside its source's task (sources never raise for device faults); a bug in any task
+propagates, the group cancels the rest, the process exits non-zero and systemd restarts it.
+
+Order of work for one poll (all on the event loop, no queue between): allocate the next ``seq``, encode the
+payload, append it to the spool (durable before anything is published), feed the KPI engine, wake the sink.
+Back-pressure: a source awaits ``emit``; nothing is buffered in memory outside the spool.
+
+Signals: SIGTERM/SIGINT stop polling, evaluate and spool the KPIs once more, give the sink ``flush_timeout_s`` to
+publish what is spooled, and close the spool. SIGHUP reloads the site file: sources whose fingerprint is
+unchanged keep polling without a gap, changed ones restart, removed ones stop, new ones start; an invalid new
+config is logged with its errors and the running one goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from agent import __version__
+from agent.config.load import LoadedSite, load_site
+from agent.errors import ConfigError
+from agent.model import PollResult
+from agent.runtime.monitor import LoopLagMonitor, Percentiles, Ring, poll_jitter_s
+from agent.runtime.notify import SystemdNotifier
+from agent.runtime.parts import Parts, build_kpi_engine, build_sources, open_sink, open_spool, topics_of
+from agent.runtime.prometheus import PrometheusServer
+from agent.sources.base import Source
+from agent.wire import encode_kpis, encode_samples
+
+log = logging.getLogger("agent.runtime")
+
+
+class Agent:
+    """One running agent. ``await Agent(path).run()`` returns when stopped by ``stop()`` or a signal."""
+
+    def __init__(
+        self,
+        site_path: Path,
+        *,
+        clock: Callable[[], float] = time.time,
+        notifier: SystemdNotifier | None = None,
+        flush_timeout_s: float = 5.0,
+        install_signal_handlers: bool = True,
+    ) -> None:
+        self.site_path = site_path
+        self.clock = clock
+        self.notifier = notifier or SystemdNotifier()
+        self.flush_timeout_s = flush_timeout_s
+        self.install_signal_handlers = install_signal_handlers
+        self.boot = uuid.uuid4().hex
+        self.seq = 0
+        self.loop_lag = LoopLagMonitor()
+        self.jitter = Ring()
+        self.spool_latency = Ring()
+        self.polls = 0
+        self._progress = True
+        self._stopping = asyncio.Event()
+        self._reload_requested = asyncio.Event()
+        self._source_tasks: dict[str, tuple[Source, asyncio.Task[None]]] = {}
+        self._other_tasks: list[asyncio.Task[None]] = []
+        self._tg: asyncio.TaskGroup | None = None
+        self.loaded: LoadedSite = load_site(site_path)
+        self.parts: Parts | None = None
+        self._intervals: dict[str, float] = {}
+        self._tags: dict[str, dict[str, str]] = {}
+        self._apply_device_meta(self.loaded)
+
+    # ---- lifecycle -------------------------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    def reload(self) -> None:
+        self._reload_requested.set()
+
+    async def run(self) -> None:
+        loaded = self.loaded
+        site = loaded.site
+        spool = open_spool(loaded, self.clock)
+        try:
+            kpi = build_kpi_engine(loaded, self.clock)
+            async with open_sink(loaded, spool, boot=self.boot, clock=self.clock) as sink:
+                kpi_interval = site.kpi.publish_interval_s if site.kpi is not None else 60.0
+                self.parts = Parts(spool, sink, kpi, topics_of(loaded), kpi_interval)
+                self._install_signals()
+                mon = site.monitoring
+                metrics: contextlib.AbstractAsyncContextManager[Any] = (
+                    PrometheusServer(mon.prometheus_host, mon.prometheus_port, self.prometheus_metrics)
+                    if mon.prometheus_port is not None
+                    else contextlib.nullcontext()
+                )
+                async with metrics:
+                    self.notifier.ready(f"polling {len(site.devices)} devices")
+                    log.info(
+                        "agent %s started: site %s, gateway %s, %d devices, boot %s",
+                        __version__,
+                        site.site,
+                        site.gateway,
+                        len(site.devices),
+                        self.boot,
+                    )
+                    await self._run_tasks()
+        finally:
+            spool.close()
+            self.notifier.close()
+            self._remove_signals()
+
+    async def _run_tasks(self) -> None:
+        assert self.parts is not None
+        async with asyncio.TaskGroup() as tg:
+            self._tg = tg
+            for source in build_sources(self.loaded, self.clock):
+                self._start_source(source)
+            if self.parts.sink is not None:
+                self._other_tasks.append(tg.create_task(self.parts.sink.run(), name="sink"))
+            self._other_tasks.append(tg.create_task(self._kpi_loop(), name="kpi"))
+            self._other_tasks.append(tg.create_task(self._status_loop(), name="status"))
+            self._other_tasks.append(tg.create_task(self.loop_lag.run(), name="loop-lag"))
+            self._other_tasks.append(tg.create_task(self.notifier.watchdog(self._made_progress), name="watchdog"))
+            self._other_tasks.append(tg.create_task(self._reload_loop(), name="reload"))
+            await self._stopping.wait()
+            await self._shutdown()
+
+    async def _shutdown(self) -> None:
+        self.notifier.stopping()
+        log.info("stopping: %d sources", len(self._source_tasks))
+        for _, task in self._source_tasks.values():
+            task.cancel()
+        await asyncio.gather(*(t for _, t in self._source_tasks.values()), return_exceptions=True)
+        self._spool_kpis(self.clock())
+        parts = self.parts
+        if parts is not None and parts.sink is not None:
+            parts.sink.wake()
+            drained = await parts.sink.flush(self.flush_timeout_s)
+            if not drained:
+                log.info("stopping: %d messages stay in the spool for the next start", parts.spool.stats().depth)
+        for task in self._other_tasks:
+            task.cancel()
+
+    # ---- sources ---------------------------------------------------------------------------------------------
+
+    def _start_source(self, source: Source) -> None:
+        assert self._tg is not None
+        task = self._tg.create_task(source.run(self._emit), name=f"source:{source.name}")
+        self._source_tasks[source.name] = (source, task)
+
+    async def _emit(self, result: PollResult) -> None:
+        """Durable first: the poll is in the spool before anything else sees it."""
+        parts = self.parts
+        assert parts is not None
+        site = self.loaded.site
+        self.seq += 1
+        payload = encode_samples(
+            site=site.site,
+            gateway=site.gateway,
+            boot=self.boot,
+            seq=self.seq,
+            device=result.device,
+            ts=result.ts,
+            tags=self._tags.get(result.device, {}),
+            samples=result.samples,
+        )
+        parts.spool.append(parts.topics.samples(result.device), payload, "samples", self.seq, result.ts)
+        if parts.kpi is not None:
+            parts.kpi.ingest(result.samples)
+        if parts.sink is not None:
+            parts.sink.wake()
+        now = self.clock()
+        self.spool_latency.add(now - result.ts)
+        interval = self._intervals.get(result.device)
+        if interval:
+            self.jitter.add(abs(poll_jitter_s(result.ts - result.duration_s, interval)))
+        self.polls += 1
+        self._progress = True
+
+    def _made_progress(self) -> bool:
+        """For the watchdog: the loop runs (we are called from it) and, when devices exist, polls arrive."""
+        progressed = self._progress or not self._source_tasks
+        self._progress = False
+        return progressed
+
+    # ---- KPIs and status -------------------------------------------------------------------------------------
+
+    def _spool_kpis(self, now: float) -> None:
+        parts = self.parts
+        if parts is None or parts.kpi is None:
+            return
+        values = parts.kpi.evaluate(now)
+        if not values:
+            return
+        site = self.loaded.site
+        self.seq += 1
+        payload = encode_kpis(site=site.site, gateway=site.gateway, boot=self.boot, seq=self.seq, ts=now, kpis=values)
+        parts.spool.append(parts.topics.kpi(), payload, "kpi", self.seq, now)
+        if parts.sink is not None:
+            parts.sink.wake()
+
+    async def _kpi_loop(self) -> None:
+        parts = self.parts
+        if parts is None or parts.kpi is None:
+            return
+        interval = parts.kpi_interval_s
+        while True:
+            now = self.clock()
+            await asyncio.sleep(interval - now % interval)
+            self._spool_kpis(self.clock())
+
+    async def _status_loop(self) -> None:
+        parts = self.parts
+        if parts is None or parts.sink is None:
+            return
+        while True:
+            await asyncio.sleep(self.loaded.site.monitoring.status_interval_s)
+            parts.sink.publish_health(self.health())
+
+    def health(self) -> dict[str, Any]:
+        """Everything the status topic and /metrics report."""
+        parts = self.parts
+        devices = [h for source, _ in self._source_tasks.values() for h in source.health()]
+        lag = Percentiles.of(self.loop_lag.lag)
+        jitter = Percentiles.of(self.jitter)
+        latency = Percentiles.of(self.spool_latency)
+        spool = parts.spool.stats() if parts else None
+        return {
+            "devices": {
+                h.device: {
+                    "state": h.state,
+                    "last_success_ts": h.last_success_ts,
+                    "consecutive_failures": h.consecutive_failures,
+                    "last_poll_duration_s": h.last_poll_duration_s,
+                    "requests": h.requests,
+                    "errors": dict(h.errors_by_kind),
+                }
+                for h in devices
+            },
+            "polls": self.polls,
+            "loop_lag_s": {"p50": lag.p50, "p99": lag.p99, "max": lag.max},
+            "poll_jitter_s": {"p50": jitter.p50, "p99": jitter.p99},
+            "poll_to_spool_s": {"p50": latency.p50, "p99": latency.p99},
+            "spool": spool.as_dict() if spool is not None else {},
+            "sink": parts.sink.stats() if parts and parts.sink else {},
+        }
+
+    def prometheus_metrics(self) -> list[tuple[str, str, str, list[tuple[dict[str, str], float]]]]:
+        h = self.health()
+        devices: dict[str, dict[str, Any]] = h["devices"]
+        out: list[tuple[str, str, str, list[tuple[dict[str, str], float]]]] = [
+            (
+                "energy_agent_device_up",
+                "gauge",
+                "1 when the device's last poll succeeded",
+                [({"device": d}, 1.0 if v["state"] == "ok" else 0.0) for d, v in devices.items()],
+            ),
+            (
+                "energy_agent_device_consecutive_failures",
+                "gauge",
+                "Failed polls in a row",
+                [({"device": d}, float(v["consecutive_failures"])) for d, v in devices.items()],
+            ),
+            (
+                "energy_agent_device_requests_total",
+                "counter",
+                "Requests sent to the device",
+                [({"device": d}, float(v["requests"])) for d, v in devices.items()],
+            ),
+            (
+                "energy_agent_device_errors_total",
+                "counter",
+                "Errors by kind",
+                [({"device": d, "kind": k}, float(n)) for d, v in devices.items() for k, n in v["errors"].items()],
+            ),
+            ("energy_agent_polls_total", "counter", "Polls handed to the spool", [({}, float(h["polls"]))]),
+        ]
+        for key, name, help_text in (
+            ("loop_lag_s", "energy_agent_loop_lag_seconds", "Event-loop lag"),
+            ("poll_jitter_s", "energy_agent_poll_jitter_seconds", "Poll start offset from its aligned slot"),
+            ("poll_to_spool_s", "energy_agent_poll_to_spool_seconds", "Acquisition to spooled"),
+        ):
+            out.append(
+                (
+                    name,
+                    "gauge",
+                    help_text,
+                    [({"quantile": q}, float(v)) for q, v in h[key].items() if v is not None and q != "max"],
+                )
+            )
+        spool: dict[str, float] = h["spool"]
+        out.append(
+            (
+                "energy_agent_spool",
+                "gauge",
+                "Spool figures",
+                [({"figure": k}, float(v)) for k, v in spool.items() if isinstance(v, int | float)],
+            )
+        )
+        return out
+
+    # ---- reload ----------------------------------------------------------------------------------------------
+
+    async def _reload_loop(self) -> None:
+        while True:
+            await self._reload_requested.wait()
+            self._reload_requested.clear()
+            self.notifier.reloading()
+            try:
+                self._apply_reload()
+            finally:
+                self.notifier.ready("reloaded")
+
+    def _apply_reload(self) -> None:
+        try:
+            new = load_site(self.site_path)
+        except ConfigError as exc:
+            log.error("reload: %s is invalid, the running config goes on:", self.site_path)
+            for issue in exc.issues:
+                log.error("reload: %s", issue)
+            return
+        old = self.loaded
+        if (
+            new.site.mqtt != old.site.mqtt
+            or new.site.spool != old.site.spool
+            or new.site.site != old.site.site
+            or new.site.gateway != old.site.gateway
+        ):
+            log.warning("reload: mqtt, spool, site or gateway changed; restart the service to apply those")
+        wanted = {s.name: s for s in build_sources(new, self.clock)}
+        restarted: list[str] = []
+        started: list[str] = []
+        stopped: list[str] = []
+        for name, (source, task) in list(self._source_tasks.items()):
+            fresh = wanted.get(name)
+            if fresh is None or fresh.fingerprint != source.fingerprint:
+                task.cancel()
+                del self._source_tasks[name]
+                (restarted if fresh is not None else stopped).append(name)
+        self.loaded = new
+        self._apply_device_meta(new)
+        for name, source in wanted.items():
+            if name not in self._source_tasks:
+                self._start_source(source)
+                if name not in restarted:
+                    started.append(name)
+        if self.parts is not None and new.site.kpi != old.site.kpi:
+            self.parts.kpi = build_kpi_engine(new, self.clock)
+            log.info("reload: KPI definitions changed; KPI windows start afresh")
+        log.info(
+            "reload: %s applied; restarted %s; started %s; stopped %s; %d unchanged sources kept polling",
+            self.site_path,
+            restarted or "none",
+            started or "none",
+            stopped or "none",
+            len(self._source_tasks) - len(restarted) - len(started),
+        )
+
+    def _apply_device_meta(self, loaded: LoadedSite) -> None:
+        self._intervals = {d.name: d.interval_s for d in loaded.site.devices if hasattr(d, "interval_s")}
+        self._tags = {d.name: dict(getattr(d, "tags", {})) for d in loaded.site.devices}
+
+    # ---- signals ---------------------------------------------------------------------------------------------
+
+    def _install_signals(self) -> None:
+        if not self.install_signal_handlers:
+            return
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGTERM, self.stop)
+        loop.add_signal_handler(signal.SIGINT, self.stop)
+        loop.add_signal_handler(signal.SIGHUP, self.reload)
+
+    def _remove_signals(self) -> None:
+        if not self.install_signal_handlers:
+            return
+        with contextlib.suppress(RuntimeError):
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                loop.remove_signal_handler(sig)

@@ -1,0 +1,121 @@
+"""Builds the pipeline's parts from a compiled site: sources, KPI engine, spool, MQTT sink and topics.
+
+This is the one place where the sibling packages (sources, kpi, spool, sinks) meet.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from agent import __version__
+from agent.config.load import LoadedSite
+from agent.config.mqtt import MqttConfig
+from agent.config.opcua import OpcuaDeviceConfig
+from agent.kpi.engine import KpiEngine
+from agent.sinks.mqtt import MqttSink
+from agent.sinks.topics import kpi_topic, samples_topic
+from agent.sources.base import Source
+from agent.sources.modbus.source import build_modbus_sources
+from agent.sources.opcua.source import OpcuaSource
+from agent.spool.sqlite import SqliteSpool
+
+log = logging.getLogger("agent.runtime")
+
+
+@dataclass(frozen=True, slots=True)
+class Topics:
+    prefix: str
+    site: str
+    gateway: str
+    _samples: dict[str, str] = field(default_factory=dict)
+
+    def samples(self, device: str) -> str:
+        """Checked once per device, then cached: this is on the per-poll path."""
+        topic = self._samples.get(device)
+        if topic is None:
+            topic = self._samples[device] = samples_topic(self.prefix, self.site, self.gateway, device)
+        return topic
+
+    def kpi(self) -> str:
+        return kpi_topic(self.prefix, self.site, self.gateway)
+
+
+class Parts:
+    """What the running agent holds. ``kpi`` is replaced when a reload changes the KPI section."""
+
+    __slots__ = ("kpi", "kpi_interval_s", "sink", "spool", "topics")
+
+    def __init__(
+        self, spool: SqliteSpool, sink: MqttSink | None, kpi: KpiEngine | None, topics: Topics, kpi_interval_s: float
+    ) -> None:
+        self.spool = spool
+        self.sink = sink
+        self.kpi = kpi
+        self.topics = topics
+        self.kpi_interval_s = kpi_interval_s
+
+
+def build_sources(loaded: LoadedSite, clock: Callable[[], float] | None = None) -> list[Source]:
+    """Every source of the site, Modbus and OPC UA, in file order of their first device. No I/O."""
+    sources: list[Source] = [*build_modbus_sources(loaded)]
+    base_dir = loaded.path.parent
+    for device in loaded.site.devices:
+        if isinstance(device, OpcuaDeviceConfig) and getattr(device, "enabled", True):
+            sources.append(OpcuaSource(device, base_dir, clock=clock or time.time))
+    return sources
+
+
+def build_kpi_engine(loaded: LoadedSite, clock: Callable[[], float]) -> KpiEngine | None:
+    if loaded.site.kpi is None:
+        return None
+    return KpiEngine.from_site(loaded.site, loaded.profiles, clock)
+
+
+def state_dir(loaded: LoadedSite) -> Path:
+    """The site's state_dir; relative paths are relative to the site file. systemd's StateDirectory wins when set."""
+    env = os.environ.get("STATE_DIRECTORY")
+    if env:
+        return Path(env.split(":")[0])
+    path = Path(loaded.site.state_dir)
+    return path if path.is_absolute() else loaded.path.parent / path
+
+
+def open_spool(loaded: LoadedSite, clock: Callable[[], float] = time.time) -> SqliteSpool:
+    directory = state_dir(loaded)
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return SqliteSpool.open(loaded.site.spool.resolve_path(directory), loaded.site.spool, clock)
+
+
+def topics_of(loaded: LoadedSite) -> Topics:
+    prefix = loaded.site.mqtt.topic_prefix if loaded.site.mqtt else MqttConfig.model_fields["topic_prefix"].default
+    return Topics(prefix, loaded.site.site, loaded.site.gateway)
+
+
+@contextlib.asynccontextmanager
+async def open_sink(
+    loaded: LoadedSite, spool: SqliteSpool, *, boot: str, clock: Callable[[], float]
+) -> AsyncIterator[MqttSink | None]:
+    """The MQTT sink, or None when the site has no mqtt section (then the spool only fills, and says so)."""
+    mqtt = loaded.site.mqtt
+    if mqtt is None:
+        log.warning("no mqtt section in %s: samples and KPIs are spooled but not published", loaded.path)
+        yield None
+        return
+    sink = MqttSink(
+        mqtt,
+        spool,
+        site=loaded.site.site,
+        gateway=loaded.site.gateway,
+        boot=boot,
+        version=__version__,
+        config_hash=loaded.config_hash,
+        clock=clock,
+    )
+    async with sink:
+        yield sink
