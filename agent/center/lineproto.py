@@ -68,19 +68,18 @@ def timestamp(ts: float, precision: Precision = "ns") -> int:
     return round(micros * _PER_SECOND[precision] / 1_000_000)
 
 
-def line(
-    measurement: str,
-    tags: Mapping[str, str],
-    fields: Mapping[str, FieldValue | None],
-    ts: int,
-) -> str | None:
-    """One line, or None when no field is left to write (a point needs at least one field)."""
+def series(measurement: str, tags: Mapping[str, str]) -> str:
+    """The escaped ``measurement,tag=value,...`` part of a line (tags sorted, empty ones left out)."""
     parts = [escape_measurement(measurement)]
     for key in sorted(tags):
         value = tags[key]
         if value:
             parts.append(f"{escape_key(key)}={escape_key(value)}")
-    head = ",".join(parts)
+    return ",".join(parts)
+
+
+def fields_text(fields: Mapping[str, FieldValue | None]) -> str:
+    """The ``key=value,...`` part; empty when no field can be written."""
     body = []
     for key, fv in fields.items():
         if fv is None:
@@ -88,6 +87,17 @@ def line(
         text = format_field(fv)
         if text is not None:
             body.append(f"{escape_key(key)}={text}")
+    return ",".join(body)
+
+
+def line(
+    measurement: str,
+    tags: Mapping[str, str],
+    fields: Mapping[str, FieldValue | None],
+    ts: int,
+) -> str | None:
+    """One line, or None when no field is left to write (a point needs at least one field)."""
+    body = fields_text(fields)
     if not body:
         return None
-    return f"{head} {','.join(body)} {ts}"
+    return f"{series(measurement, tags)} {body} {ts}"

@@ -26,10 +26,11 @@ gap             site gateway                                 boot, first_seq, la
 
 from __future__ import annotations
 
+import math
 from collections.abc import Collection, Iterator
 from typing import Any
 
-from agent.center.lineproto import FieldValue, Precision, line, timestamp
+from agent.center.lineproto import FieldValue, Precision, fields_text, format_field, line, series, timestamp
 from agent.wire import KpiMessage, SamplesMessage, StatusMessage
 
 SAMPLE = "sample"
@@ -41,26 +42,41 @@ GAP = "gap"
 GRADE_LEVEL = {"benchmark": 0, "between": 1, "below_baseline": 2}
 
 
+_SERIES_CACHE_MAX = 200_000
+_sample_series: dict[tuple[tuple[tuple[str, str], ...], str, str, str], str] = {}
+
+
 def sample_lines(msg: SamplesMessage, precision: Precision, extra_tags: Collection[str] = ()) -> Iterator[str]:
+    """Hot path: the escaped series part is cached per (site, gateway, device, point, unit, role, extra tags)."""
     base = {"site": msg.site, "gateway": msg.gateway, "device": msg.device}
     for key in extra_tags:
         if key in msg.tags and key not in base:
             base[key] = msg.tags[key]
+    prefix = tuple(base.items())
     for s in msg.samples:
-        tags = dict(base, point=s.point, unit=s.unit, role=s.role or "")
-        fields: dict[str, FieldValue | None] = {"quality": s.quality.value}
+        cache_key = (prefix, s.point, s.unit, s.role or "")
+        head = _sample_series.get(cache_key)
+        if head is None:
+            if len(_sample_series) >= _SERIES_CACHE_MAX:
+                _sample_series.clear()
+            head = series(SAMPLE, dict(base, point=s.point, unit=s.unit, role=s.role or ""))
+            _sample_series[cache_key] = head
         v = s.value
-        if isinstance(v, str):
-            fields["value_str"] = v
-        elif v is not None:
-            fields["value"] = float(v)
+        if isinstance(v, float) and math.isfinite(v):
+            value = f"value={v!r},"  # the common case, without the general field formatter
+        elif isinstance(v, str):
+            value = f"value_str={format_field(v)},"
+        elif isinstance(v, bool | int):
+            value = f"value={float(v)!r},"
+        else:
+            value = ""
+        extra_fields: dict[str, FieldValue | None] = {}
         if s.reason:
-            fields["reason"] = s.reason
+            extra_fields["reason"] = s.reason
         if s.source_ts is not None:
-            fields["source_ts"] = s.source_ts
-        text = line(SAMPLE, tags, fields, timestamp(s.ts, precision))
-        if text is not None:
-            yield text
+            extra_fields["source_ts"] = s.source_ts
+        more = "," + fields_text(extra_fields) if extra_fields else ""
+        yield f'{head} {value}quality="{s.quality.value}"{more} {timestamp(s.ts, precision)}'
 
 
 def kpi_lines(msg: KpiMessage, precision: Precision) -> Iterator[str]:

@@ -28,12 +28,12 @@ def samples_msg(seq: int = 7, tags: dict[str, str] | None = None) -> SamplesMess
 def test_samples_become_one_point_per_sample_with_stable_keys() -> None:
     lines = list(sample_lines(samples_msg(), "ns"))
     assert lines == [
-        'sample,device=m1,gateway=gw1,point=P\\ total,role=active_power_kw,site=plant1,unit=kW quality="good",value=12.5'
+        'sample,device=m1,gateway=gw1,point=P\\ total,role=active_power_kw,site=plant1,unit=kW value=12.5,quality="good"'
         " 1764000000123456000",
-        'sample,device=m1,gateway=gw1,point=E\\,imp,role=energy_import_kwh,site=plant1,unit=kWh quality="good",'
-        "value=1000.0 1764000000123456000",
-        'sample,device=m1,gateway=gw1,point=running,site=plant1 quality="good",value=1.0 1764000000123456000',
-        'sample,device=m1,gateway=gw1,point=state,site=plant1 quality="good",value_str="on \\"auto\\"" 1764000000123456000',
+        "sample,device=m1,gateway=gw1,point=E\\,imp,role=energy_import_kwh,site=plant1,unit=kWh value=1000.0,"
+        'quality="good" 1764000000123456000',
+        'sample,device=m1,gateway=gw1,point=running,site=plant1 value=1.0,quality="good" 1764000000123456000',
+        'sample,device=m1,gateway=gw1,point=state,site=plant1 value_str="on \\"auto\\"",quality="good" 1764000000123456000',
         'sample,device=m1,gateway=gw1,point=temp,site=plant1,unit=°C quality="bad",reason="ILLEGAL DATA ADDRESS"'
         " 1764000000123456000",
     ]
@@ -109,3 +109,11 @@ def test_gap_line() -> None:
         gap_line("plant1", "gw1", "b", 10, 12, TS, "s")
         == 'gap,gateway=gw1,site=plant1 boot="b",first_seq=10i,last_seq=12i,missing=3i 1764000000'
     )
+
+
+def test_cached_series_keep_different_tag_sets_apart() -> None:
+    """The series part is cached; two devices whose allowed tags differ only in the key must not share a line."""
+    a = list(sample_lines(samples_msg(tags={"line": "k1"}), "ns", extra_tags=["line", "area"]))
+    b = list(sample_lines(samples_msg(tags={"area": "k1"}), "ns", extra_tags=["line", "area"]))
+    assert all(",line=k1," in x for x in a)
+    assert all(",area=k1," in x and "line=" not in x for x in b)
