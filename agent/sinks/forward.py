@@ -54,8 +54,10 @@ class Forwarder:
         max_inflight: int,
         replay_rate_msgs_s: float,
         backlog_first: bool,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._spool = spool
+        self._now = monotonic
         self._publish = publish
         self._max_inflight = max_inflight
         self._rate = replay_rate_msgs_s
@@ -102,7 +104,7 @@ class Forwarder:
         rid, sent, topic = entry
         self._pending.discard(rid)
         self._to_ack.append(rid)
-        latency = time.monotonic() - sent
+        latency = self._now() - sent
         self.latencies.append(latency)
         return Acked(rid, topic, latency)
 
@@ -133,7 +135,7 @@ class Forwarder:
         return len(records)
 
     def _send_backlog(self, room: int) -> int:
-        now = time.monotonic()
+        now = self._now()
         self._tokens = min(max(1.0, self._rate * 0.1), self._tokens + (now - self._tokens_at) * self._rate)
         self._tokens_at = now
         allowed = min(room, int(self._tokens))
@@ -156,6 +158,6 @@ class Forwarder:
         if mid is None:
             self.drop(record.id)
             return
-        self._window[mid] = (record.id, time.monotonic(), record.topic)
+        self._window[mid] = (record.id, self._now(), record.topic)
         self._pending.add(record.id)
         self.published += 1
