@@ -75,7 +75,7 @@ class Ingestor:
         self._writer = writer
         self._monotonic = monotonic
         self._gaps = GapTracker(config.gaps.reorder_timeout_s)
-        self._seen: dict[tuple[str, str, str], list[int]] = {}
+        self._seen: dict[tuple[str, str, str], dict[int, float]] = {}  # seq -> wire ts, since the last share
         self._share_topic = share_topic(config.mqtt)
         self._failing: str | None = None
         self._gaps_quiet_until = 0.0
@@ -184,7 +184,7 @@ class Ingestor:
             entry.lines = list(status_lines(msg, precision, item.received_ts))
         if isinstance(msg, SamplesMessage | KpiMessage):
             self._gaps.observe(msg.site, msg.gateway, msg.boot, msg.seq, msg.ts, self._monotonic())
-            self._seen.setdefault((msg.site, msg.gateway, msg.boot), []).append(msg.seq)
+            self._seen.setdefault((msg.site, msg.gateway, msg.boot), {})[msg.seq] = msg.ts
         return len(entry.lines)
 
     async def _flush(self, entries: list[_Entry], gap_lines: list[str], stop: asyncio.Event) -> bool:
@@ -312,9 +312,9 @@ class Ingestor:
                 return
             now = self._monotonic()
             for site, gw, boot, ranges in report["seen"]:
-                for lo, hi in ranges:
+                for lo, hi, ts in ranges:
                     for seq in range(int(lo), int(hi) + 1):
-                        self._gaps.observe(str(site), str(gw), str(boot), seq, 0.0, now, local=False)
+                        self._gaps.observe(str(site), str(gw), str(boot), seq, float(ts), now, local=False)
             for site, gw, boot, low in report.get("low", []):
                 self._gaps.advance_to(str(site), str(gw), str(boot), int(low), now)
         except (ValueError, TypeError, KeyError) as exc:
@@ -346,13 +346,15 @@ def _join(lines: list[str]) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
-def _ranges(seqs: list[int]) -> list[list[int]]:
-    out: list[list[int]] = []
-    for s in sorted(set(seqs)):
-        if out and s == out[-1][1] + 1:
-            out[-1][1] = s
+def _ranges(seen: dict[int, float]) -> list[list[float]]:
+    """Seqs as ``[first, last, ts of first]`` runs. A message right after a hole always starts a run, so its ts
+    (the time a gap point gets) travels with it."""
+    out: list[list[float]] = []
+    for seq in sorted(seen):
+        if out and seq == out[-1][1] + 1:
+            out[-1][1] = seq
         else:
-            out.append([s, s])
+            out.append([seq, seq, seen[seq]])
     return out
 
 

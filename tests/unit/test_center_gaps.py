@@ -121,3 +121,11 @@ def test_every_lost_seq_is_reported_exactly_once_and_nothing_else(
     for g in t.due(now=1000):
         reported.extend(range(g.first_seq, g.last_seq + 1))
     assert sorted(reported) == sorted(s for s in lost if s < n)
+
+
+def test_shared_runs_carry_the_ts_of_their_first_seq() -> None:
+    """What a member shares: runs of seqs, each with the wire ts of its first seq (the one a gap point is timed by)."""
+    from agent.center.ingestor import _ranges  # the share format lives with the ingestor
+
+    assert _ranges({7: 107.0, 3: 103.0, 4: 104.0, 5: 105.0, 9: 109.0}) == [[3, 5, 103.0], [7, 7, 107.0], [9, 9, 109.0]]
+    assert _ranges({}) == []
