@@ -73,7 +73,7 @@ class AgentProcess:
 
     def wait_ready(self, timeout_s: float = 30.0) -> AgentProcess:
         try:
-            wait_port("127.0.0.1", self.metrics_port, timeout_s, self.proc)  # type: ignore[arg-type]
+            wait_port("127.0.0.1", self.metrics_port, timeout_s, self.proc)
         except (RuntimeError, TimeoutError) as exc:
             raise AssertionError(f"agent not ready: {exc}\n{self.log()}") from exc
         return self
