@@ -61,7 +61,10 @@ def subscriptions(config: CenterMqttConfig) -> list[tuple[str, SubscribeOptions]
     return [
         (f"$share/{g}/{p}/+/+/+/samples", shared),
         (f"$share/{g}/{p}/+/+/kpi", shared),
-        (f"$share/{g}/{p}/+/+/status", shared),
+        # Not shared: MQTT 5 sends no retained messages to a shared subscription (mosquitto 2.0 does anyway), and the
+        # retained status is how a starting centre learns which gateways are online. Every member writes the same
+        # status points (the same keys, so once in InfluxDB).
+        (f"{p}/+/+/status", SubscribeOptions(qos=1)),
         (share_topic(config), SubscribeOptions(qos=0, noLocal=True)),
     ]
 

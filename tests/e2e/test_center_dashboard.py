@@ -60,8 +60,18 @@ def test_every_dashboard_query_runs_and_returns_rows(tmp_path: Path) -> None:
     with mosquitto(tmp_path / "mq") as broker, influxd(tmp_path / "db") as db:
         db.create_database("energy")
         cfg = center_config(broker.port, {"kind": "v1", "url": db.url, "database": "energy"})
+        status = StatusMessage(
+            site=SITE,
+            gateway="gw1",
+            state="online",
+            boot="b1",
+            ts=T0,
+            health={"devices": {"m1": {"state": "ok", "consecutive_failures": 0, "last_poll_duration_s": 0.02}}},
+        )
+        pub = Publisher(broker.port)
+        # retained before the centre starts: a starting centre must still learn the gateway's state
+        pub.client.publish(f"plant/{SITE}/gw1/status", encode_status(status), qos=1, retain=True).wait_for_publish(10)
         with CenterProcess(tmp_path / "c", cfg) as center:
-            pub = Publisher(broker.port)
             msgs = []
             for seq in range(30):
                 ts = T0 + 60 * seq
@@ -82,15 +92,6 @@ def test_every_dashboard_query_runs_and_returns_rows(tmp_path: Path) -> None:
             msgs.append(
                 (f"plant/{SITE}/gw1/kpi", encode_kpis(site=SITE, gateway="gw1", boot="b1", seq=30, ts=T0, kpis=kpis))
             )
-            status = StatusMessage(
-                site=SITE,
-                gateway="gw1",
-                state="online",
-                boot="b1",
-                ts=T0,
-                health={"devices": {"m1": {"state": "ok", "consecutive_failures": 0, "last_poll_duration_s": 0.02}}},
-            )
-            msgs.append((f"plant/{SITE}/gw1/status", encode_status(status)))
             pub.publish_all(msgs)
             wait_until(lambda: db.scalar("SELECT count(missing) FROM gap", "energy") == 1, 30, "the gap point")
             wait_until(lambda: db.scalar("SELECT count(online) FROM gateway_status", "energy") == 1, 30, "status")
