@@ -59,7 +59,7 @@ class Forwarder:
         self._spool = spool
         self._now = monotonic
         self._publish = publish
-        self._max_inflight = max_inflight
+        self._configured_inflight = self._max_inflight = max_inflight
         self._rate = replay_rate_msgs_s
         self._backlog_first = backlog_first
         self._window: dict[int, tuple[int, float, str]] = {}  # paho mid -> (record id, sent at, topic)
@@ -80,8 +80,10 @@ class Forwarder:
     def replaying(self) -> bool:
         return self._backlog_cursor < self._backlog_end
 
-    def session_up(self) -> None:
-        """A session started: everything appended while down is backlog now."""
+    def session_up(self, receive_maximum: int | None = None) -> None:
+        """A session started: everything appended while down is backlog now. An MQTT 5 broker's Receive Maximum
+        (from its CONNACK) caps the window, since paho does not enforce it."""
+        self._max_inflight = min(self._configured_inflight, receive_maximum or self._configured_inflight)
         self._backlog_end = self._live_cursor = max(self._live_cursor, self._spool.last_id())
 
     def forward(self) -> int:

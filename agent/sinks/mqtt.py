@@ -268,7 +268,7 @@ class MqttSink:
             log.warning("%s; retrying with backoff up to %g s", message, self._config.reconnect_max_s)
             self._failing = why
 
-    def _on_connect(self, client: paho.Client, _u: Any, _f: Any, reason: ReasonCode, _p: Properties | None) -> None:
+    def _on_connect(self, client: paho.Client, _u: Any, _f: Any, reason: ReasonCode, props: Properties | None) -> None:
         if reason.is_failure:
             self._refused = True
             self._failed(f"broker refused the connection: {reason} (check mqtt.username and the password)")
@@ -281,7 +281,7 @@ class MqttSink:
             log.info("%s: connected", self._where)
         self._failing = None
         self._down_since = None
-        self._forward.session_up()
+        self._forward.session_up(getattr(props, "ReceiveMaximum", None))
         self._need_birth = True
         self._connected.set()
         self._wake.set()

@@ -121,3 +121,15 @@ def test_a_record_that_can_never_be_published_is_dropped(spool: SqliteSpool) -> 
     assert paho.sent == [good]
     fw.flush_acks()
     assert [r.id for r in spool.read(0, 10)] == [good]
+
+
+def test_the_brokers_receive_maximum_caps_the_window(spool: SqliteSpool) -> None:
+    append(spool, 50)
+    paho = Paho()
+    fw = Forwarder(spool, paho.publish, max_inflight=40, replay_rate_msgs_s=1e9, backlog_first=False)
+    fw.session_up(receive_maximum=10)
+    fw.forward()
+    assert fw.inflight == 10
+    fw.session_up(receive_maximum=None)
+    fw.forward()
+    assert fw.inflight == 40
