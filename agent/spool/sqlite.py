@@ -318,6 +318,7 @@ class SqliteSpool:
                 self._wal_fd = os.open(f"{self.path}-wal", os.O_RDONLY)
             except FileNotFoundError:
                 return  # nothing written yet
+            _fsync_dir(self.path.parent)  # the WAL's directory entry must survive a power cut too
         try:
             os.fsync(self._wal_fd)
         except OSError as exc:
