@@ -6,7 +6,8 @@
     def run(args: argparse.Namespace) -> int    the exit code (78 = bad config)
 
 Modules are discovered, so adding a command touches no other file. Modules whose name starts with ``_`` are
-helpers, not commands.
+helpers, not commands. When the command is named on the command line only its module is imported: the service
+(``run``) must not pay for what commissioning commands import (asyncua alone is ~25 MB of RSS).
 """
 
 from __future__ import annotations
@@ -30,21 +31,23 @@ class Command(Protocol):
     def run(self, args: argparse.Namespace) -> int: ...
 
 
-def _commands() -> list[Command]:
-    found: list[Command] = []
-    for info in pkgutil.iter_modules(__path__):
-        if info.name.startswith("_"):
-            continue
-        module = importlib.import_module(f"{__name__}.{info.name}")
-        found.append(module)
+def _module_names() -> list[str]:
+    return sorted(info.name for info in pkgutil.iter_modules(__path__) if not info.name.startswith("_"))
+
+
+def _commands(only: str | None = None) -> list[Command]:
+    names = _module_names()
+    if only is not None and only in names:
+        names = [only]
+    found: list[Command] = [importlib.import_module(f"{__name__}.{name}") for name in names]
     return sorted(found, key=lambda c: c.NAME)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="energy-agent", description="Plant energy edge agent")
     parser.add_argument("--version", action="version", version=f"energy-agent {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for command in _commands():
+    for command in _commands(only):
         p = sub.add_parser(command.NAME, help=command.HELP, description=command.HELP)
         command.register(p)
         p.set_defaults(_run=command.run)
@@ -52,7 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    first = next((a for a in argv if not a.startswith("-")), None)
+    args = build_parser(first).parse_args(argv)
     code: int = args._run(args)
     return code
 

@@ -1,0 +1,251 @@
+"""The whole agent, end to end: N Modbus TCP devices x M float32 points -> agent (KPIs, spool) -> mosquitto.
+
+    .venv/bin/python -m tests.benchmarks.agent_e2e [--devices 100] [--points 20] [--interval 1.0] [--seconds 30]
+
+Processes: the Modbus simulator (simulators.modbus_server, one port, one unit id per device), Debian's mosquitto,
+the agent (``python -m agent run``, each device its own TCP connection, a demand KPI per device, the SQLite
+spool) and, in this process, a subscriber that timestamps arrivals. Figures over the measuring window:
+agent CPU (user+sys from /proc), CPU-ms per 1000 points, points/s delivered, points per agent CPU-second, peak
+RSS, Modbus requests per poll against the read plan's minimum, poll interval p50/p95 per device, and
+poll-to-broker latency (arrival minus the sample's acquisition time). Prints one JSON object, then a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
+from ruamel.yaml import YAML
+
+from tests.servers.mosquitto import mosquitto
+from tests.servers.process import free_port, wait_port
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def profile(points: int) -> dict[str, Any]:
+    pts: list[dict[str, Any]] = [
+        {"name": f"p{i}", "kind": "holding_register", "address": 2 * i, "type": "float32", "unit": "kW"}
+        for i in range(points)
+    ]
+    pts[0] |= {"name": "energy", "unit": "kWh", "role": "energy_import_kwh"}
+    pts[1] |= {"name": "power", "role": "active_power_kw"}
+    return {"profile": "bench", "category": "energy_meter", "address_base": 0, "points": pts}
+
+
+def _dump(obj: Any, path: Path) -> None:
+    with path.open("w") as f:
+        YAML(typ="safe").dump(obj, f)
+
+
+def _proc_cpu_s(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _proc_kb(pid: int, key: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+class Arrivals:
+    def __init__(self, port: int) -> None:
+        self.lock = threading.Lock()
+        self.counting = False
+        self.points = 0
+        self.messages = 0
+        self.latency: list[float] = []
+        self.poll_ts: dict[str, list[float]] = defaultdict(list)
+        self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id="bench-counter")
+        self.client.on_connect = lambda c, _u, _f, _r, _p: c.subscribe("plant/+/+/+/samples", qos=1)
+        self.client.on_message = self._on_message
+        self.client.max_inflight_messages_set(1000)
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+
+    def _on_message(self, _c: paho.Client, _u: object, msg: paho.MQTTMessage) -> None:
+        now = time.time()
+        doc = json.loads(msg.payload)
+        with self.lock:
+            if not self.counting:
+                return
+            self.messages += 1
+            self.points += len(doc["samples"])
+            self.latency.append(now - doc["samples"][0]["ts"])
+            self.poll_ts[doc["device"]].append(doc["ts"])
+
+    def stop(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+def _metrics(port: int) -> dict[str, float]:
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    total: dict[str, float] = defaultdict(float)
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name = line.split("{")[0].split(" ")[0]
+            total[name] += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def pct(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))]
+
+
+def run(devices: int, points: int, interval: float, seconds: float, warmup: float) -> dict[str, Any]:
+    from agent.config.load import load_profile
+    from agent.config.site import ModbusDeviceConfig
+    from agent.sources.modbus.plan import build_read_plan
+
+    with tempfile.TemporaryDirectory(prefix="agent-bench-") as tmp:
+        root = Path(tmp)
+        (root / "profiles").mkdir()
+        prof_path = root / "profiles" / "bench.yaml"
+        _dump(profile(points), prof_path)
+        prof = load_profile(prof_path)
+        minimum = len(build_read_plan(prof, ModbusDeviceConfig(name="x", profile="bench", host="h")).requests)
+        sim_port, metrics_port = free_port(), free_port()
+        with mosquitto(root / "broker") as broker:
+            site = root / "site.yaml"
+            _dump(
+                {
+                    "site": "bench",
+                    "gateway": "gw",
+                    "profile_dirs": ["profiles"],
+                    "state_dir": "state",
+                    "devices": [
+                        {
+                            "name": f"dev{i:03d}",
+                            "profile": "bench",
+                            "host": "127.0.0.1",
+                            "port": sim_port,
+                            "unit_id": i % 247 + 1,
+                            "interval_s": interval,
+                        }
+                        for i in range(devices)
+                    ],
+                    "mqtt": {"host": "127.0.0.1", "port": broker.port},
+                    "monitoring": {"prometheus_port": metrics_port, "status_interval_s": 10},
+                    "kpi": {
+                        "windows": ["15m"],
+                        "publish_interval_s": 10,
+                        "demand": [
+                            {"name": f"dev{i:03d}", "meters": [{"device": f"dev{i:03d}", "role": "energy_import_kwh"}]}
+                            for i in range(devices)
+                        ],
+                    },
+                },
+                site,
+            )
+            # Unit ids repeat past 247 devices: each device has its own connection, so that is fine for a bench.
+            sim = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "tests.benchmarks.modbus_throughput",
+                    "--serve",
+                    str(sim_port),
+                    str(prof_path),
+                    str(min(devices, 247)),
+                ],
+                stdout=subprocess.PIPE,
+                cwd=REPO,
+                start_new_session=True,
+            )
+            assert sim.stdout is not None
+            if sim.stdout.readline().strip() != b"ready":
+                raise RuntimeError("simulator did not start")
+            arrivals = Arrivals(broker.port)
+            with (root / "agent.log").open("wb") as log:
+                agent = subprocess.Popen(
+                    [sys.executable, "-m", "agent", "run", str(site)], cwd=REPO, stdout=log, stderr=subprocess.STDOUT
+                )
+            try:
+                wait_port("127.0.0.1", metrics_port, 30)
+                time.sleep(warmup)
+                m0 = _metrics(metrics_port)
+                cpu0, sim_cpu0, wall0 = _proc_cpu_s(agent.pid), _proc_cpu_s(sim.pid), time.monotonic()
+                with arrivals.lock:
+                    arrivals.counting = True
+                time.sleep(seconds)
+                with arrivals.lock:
+                    arrivals.counting = False
+                cpu, wall = _proc_cpu_s(agent.pid) - cpu0, time.monotonic() - wall0
+                sim_cpu = _proc_cpu_s(sim.pid) - sim_cpu0
+                m1 = _metrics(metrics_port)
+                rss_mb = _proc_kb(agent.pid, "VmRSS") / 1024
+                peak_mb = _proc_kb(agent.pid, "VmHWM") / 1024
+            finally:
+                agent.terminate()
+                agent.wait(30)
+                sim.terminate()
+                sim.wait(10)
+                arrivals.stop()
+    requests = m1["energy_agent_device_requests_total"] - m0["energy_agent_device_requests_total"]
+    polls = m1["energy_agent_polls_total"] - m0["energy_agent_polls_total"]
+    intervals = [b - a for ts in arrivals.poll_ts.values() for a, b in itertools.pairwise(ts)]
+    cpu_ms_per_1000 = 1e6 * cpu / arrivals.points if arrivals.points else None
+    return {
+        "benchmark": "agent_e2e",
+        "devices": devices,
+        "points_per_device": points,
+        "interval_s": interval,
+        "window_s": wall,
+        "points_offered_per_s": devices * points / interval,
+        "points_delivered_per_s": arrivals.points / wall,
+        "messages": arrivals.messages,
+        "agent_cpu_pct_of_one_core": 100 * cpu / wall,
+        "cpu_ms_per_1000_points": cpu_ms_per_1000,
+        "points_per_agent_cpu_s": arrivals.points / cpu if cpu else None,
+        "simulator_cpu_pct": 100 * sim_cpu / wall,
+        "rss_mb": rss_mb,
+        "peak_rss_mb": peak_mb,
+        "requests_per_poll": requests / polls if polls else None,
+        "plan_minimum_requests": minimum,
+        "poll_interval_p50_s": pct(intervals, 50),
+        "poll_interval_p95_s": pct(intervals, 95),
+        "poll_interval_p99_s": pct(intervals, 99),
+        "poll_to_broker_p50_ms": 1000 * statistics.median(arrivals.latency) if arrivals.latency else None,
+        "poll_to_broker_p95_ms": 1000 * (pct(arrivals.latency, 95) or 0),
+        "poll_to_broker_p99_ms": 1000 * (pct(arrivals.latency, 99) or 0),
+    }
+
+
+def main(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--devices", type=int, default=100)
+    ap.add_argument("--points", type=int, default=20)
+    ap.add_argument("--interval", type=float, default=1.0)
+    ap.add_argument("--seconds", type=float, default=30.0)
+    ap.add_argument("--warmup", type=float, default=8.0)
+    args = ap.parse_args(argv)
+    result = run(args.devices, args.points, args.interval, args.seconds, args.warmup)
+    print(json.dumps(result))
+    print()
+    for key, value in result.items():
+        print(f"{key:<28} {value:.3f}" if isinstance(value, float) else f"{key:<28} {value}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
