@@ -57,8 +57,9 @@ class Channel:
 
     @property
     def mean_factor(self) -> float:
-        """amount / covered seconds x this = the time-weighted mean (rates are integrated per hour)."""
-        return 3600.0 if self.kind == "rate" else 1.0
+        """amount / covered seconds x this = the time-weighted mean: per hour for rates (integrated per hour) and
+        counters (their mean rate per hour, e.g. m3/h from an m3 counter), as is for levels."""
+        return 1.0 if self.kind == "level" else 3600.0
 
 
 @dataclass(slots=True)

@@ -97,18 +97,19 @@ def equipment_kpis(eq: EquipmentConfig, ctx: Context) -> list[TermKpi]:
     def term(ref: PointRefConfig | None, role: Role, mean: bool = False) -> Term:
         return Term([(src.channel(ref or _ref(d, role), w), 1.0)], mean=mean)
 
+    # Ratios of power-like quantities are ratios of time-weighted means, so a gap in one input (a derived rate
+    # starts a reading later, a point goes stale) does not bias the ratio; coverage reports the gap.
     if isinstance(eq, MotorConfig):
-        p_in = term(eq.input_power, Role.ACTIVE_POWER_KW)
+        p_in = term(eq.input_power, Role.ACTIVE_POWER_KW, mean=True)
         shaft_ref = eq.shaft_power or (_ref(d, Role.SHAFT_POWER_KW) if src.has_role(d, Role.SHAFT_POWER_KW) else None)
         if shaft_ref is None:
             eta = eq.rated_efficiency or 1.0
             p_mean = term(eq.input_power, Role.ACTIVE_POWER_KW, mean=True)
             return [kpi("load_factor", "1", {"p": p_mean}, lambda v: v["p"] * eta / eq.rated_power_kw)]
         shaft_mean = term(shaft_ref, Role.SHAFT_POWER_KW, mean=True)
-        shaft = term(shaft_ref, Role.SHAFT_POWER_KW)
         return [
             kpi("load_factor", "1", {"s": shaft_mean}, lambda v: v["s"] / eq.rated_power_kw),
-            kpi("efficiency", "1", {"s": shaft, "p": p_in}, ratio("s", "p")),
+            kpi("efficiency", "1", {"s": shaft_mean, "p": p_in}, ratio("s", "p")),
         ]
     if isinstance(eq, BoilerConfig):
         gauge = not eq.pressure_absolute
@@ -121,17 +122,17 @@ def equipment_kpis(eq: EquipmentConfig, ctx: Context) -> list[TermKpi]:
         heat = src.derived(
             f"{eq.name}/heat_gjh", inputs, lambda x: boiler_heat_gj_per_h(x[0], x[1], x[2], x[3], gauge=gauge), w
         )
-        fuel = Term([(src.channel(eq.fuel, w), ctx.fuel_gj(eq.fuel))])
+        fuel = Term([(src.channel(eq.fuel, w), ctx.fuel_gj(eq.fuel))], mean=True)
         return [
-            kpi("efficiency", "1", {"h": Term([(heat, 1.0)]), "f": fuel}, ratio("h", "f")),
+            kpi("efficiency", "1", {"h": Term([(heat, 1.0)], mean=True), "f": fuel}, ratio("h", "f")),
             kpi("steam_t", "t", {"s": Term([(src.channel(inputs[0], w), 1.0)])}, total("s")),
         ]
     if isinstance(eq, CompressorConfig):
-        p = term(eq.input_power, Role.ACTIVE_POWER_KW)
-        q = term(eq.air_flow, Role.AIR_FLOW_M3MIN)
+        p = term(eq.input_power, Role.ACTIVE_POWER_KW, mean=True)
+        q = term(eq.air_flow, Role.AIR_FLOW_M3MIN, mean=True)
         return [kpi("specific_power_kw_per_m3min", "kW/(m3/min)", {"p": p, "q": q}, ratio("p", "q"))]
     if isinstance(eq, PumpConfig):
-        p = term(eq.input_power, Role.ACTIVE_POWER_KW)
+        p = term(eq.input_power, Role.ACTIVE_POWER_KW, mean=True)
         flow = eq.flow or _ref(d, Role.FLOW_M3H)
         rho = eq.density_kg_m3
         if eq.kind == "pump":
@@ -140,22 +141,20 @@ def equipment_kpis(eq: EquipmentConfig, ctx: Context) -> list[TermKpi]:
         else:
             inputs = [flow, eq.pressure or _ref(d, Role.DISCHARGE_PRESSURE_MPA)]
             hyd = src.derived(f"{eq.name}/air_kw", inputs, lambda x: fan_air_kw(x[0], x[1]), w)
-        return [kpi("efficiency", "1", {"h": Term([(hyd, 1.0)]), "p": p}, ratio("h", "p"))]
+        return [kpi("efficiency", "1", {"h": Term([(hyd, 1.0)], mean=True), "p": p}, ratio("h", "p"))]
     if isinstance(eq, TransformerConfig):
         s_ref = eq.apparent_power or _ref(d, Role.APPARENT_POWER_KVA)
         s_mean = term(s_ref, Role.APPARENT_POWER_KVA, mean=True)
         rated, p0, pk = eq.rated_kva, eq.no_load_loss_kw, eq.load_loss_kw
-        loss = Term(
-            [(src.derived(f"{eq.name}/loss_kw", [s_ref], lambda x: transformer_loss_kw(x[0], rated, p0, pk), w), 1.0)]
-        )
-        p_out = term(eq.active_power, Role.ACTIVE_POWER_KW)
+        loss_ch = src.derived(f"{eq.name}/loss_kw", [s_ref], lambda x: transformer_loss_kw(x[0], rated, p0, pk), w)
+        p_out = term(eq.active_power, Role.ACTIVE_POWER_KW, mean=True)
         return [
             kpi("load_factor", "1", {"s": s_mean}, lambda v: v["s"] / rated),
-            kpi("losses_kwh", "kWh", {"l": loss}, total("l")),
+            kpi("losses_kwh", "kWh", {"l": Term([(loss_ch, 1.0)])}, total("l")),
             kpi(
                 "efficiency",
                 "1",
-                {"p": p_out, "l": loss},
+                {"p": p_out, "l": Term([(loss_ch, 1.0)], mean=True)},
                 lambda v: v["p"] / (v["p"] + v["l"]) if v["p"] + v["l"] > 0 else None,
             ),
         ]

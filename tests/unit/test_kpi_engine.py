@@ -323,3 +323,42 @@ def test_max_demand_fixed_blocks_and_sliding_window() -> None:
     assert fixed.value == pytest.approx(1500.0)  # each block holds half the peak
     assert sliding.value == pytest.approx((14.5 * 2000 + 0.5 * 1000) / 15)
     assert sliding.distance == pytest.approx((sliding.value or 0.0) - 1800) and sliding.detail["over_contracted_kw"] > 0
+
+
+def test_equal_value_electricity_and_measured_heating_value() -> None:
+    line = LINE | {"fuels": [{"device": "k", "role": "coal_t", "carrier": "raw_coal", "lhv_gj_per_unit": 29.3076}]}
+    section = {
+        "lines": [line],
+        "factors": {"electricity_method": "equal_value", "electricity_equal_value_kgce_per_kwh": 0.3},
+    }
+    out = drive(engine(section), plant(3700))
+    # 3600 kWh x 0.3 + 4.5 t coal at 29.3076 GJ/t = 1000 kgce/t
+    assert finals(out, "energy_kgce")[0].value == pytest.approx(3600 * 0.3 + 4.5 * 1000.0)
+    assert finals(out, "heat_kj_per_kg")[0].value == pytest.approx(4.5 * 29.3076 / 36.0 * 1000)
+
+
+def test_fan_efficiency_and_kiln_heat_consumption() -> None:
+    equipment = [
+        {"kind": "fan", "name": "fan1", "device": "f", "pressure": {"device": "f", "role": "discharge_pressure_mpa"}},
+        {
+            "kind": "kiln",
+            "name": "kiln",
+            "device": "k",
+            "fuels": [{"device": "k", "role": "coal_t", "carrier": "raw_coal", "lhv_gj_per_unit": 25.0}],
+        },
+    ]
+    devices = DEVICES | {"f": DeviceInfo("f")}
+    eng = engine({"equipment": equipment}, devices=devices)
+
+    def stream() -> Iterator[tuple[float, list[Sample]]]:
+        for t, line in plant(3700):
+            fan = [
+                Sample("f", "q", 36000.0, "m3/h", Quality.GOOD, t, role=Role.FLOW_M3H),  # 10 m3/s
+                Sample("f", "dp", 0.003, "MPa", Quality.GOOD, t, role=Role.DISCHARGE_PRESSURE_MPA),  # 3 kPa
+                Sample("f", "p", 40.0, "kW", Quality.GOOD, t, role=Role.ACTIVE_POWER_KW),
+            ]
+            yield t, [*line, *fan]
+
+    out = drive(eng, stream())
+    assert finals(out, "efficiency")[0].value == pytest.approx(30.0 / 40.0)
+    assert finals(out, "heat_kj_per_kg")[0].value == pytest.approx(4.5 * 25.0 / 36.0 * 1000)
