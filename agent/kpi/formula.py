@@ -9,7 +9,8 @@ Grammar (precedence low to high; ``^`` is right-associative)::
     atom   := NUMBER | NAME | NAME "(" args? ")" | "(" expr ")"
     args   := arg ("," arg)*        arg := expr | STRING
 
-``NAME`` is a KPI reference ``scope.kpi_name`` (e.g. ``kiln1.sec_kwh_per_t``). Functions:
+``NAME`` is a KPI reference ``scope.kpi_name`` (e.g. ``kiln1.sec_kwh_per_t``); ``kpi("raw-mill", "load_factor")``
+is the same for scope names with a hyphen. Functions:
 ``total("device", "point_or_role")`` (window amount of a counter or rate), ``mean("device", "point_or_role")``
 (time-weighted mean of an instantaneous value), ``min``, ``max``, ``abs``, ``sqrt``. A missing value (no data, a
 division by zero, sqrt of a negative) makes the result missing (None), never an exception at run time.
@@ -159,12 +160,16 @@ class _Parser:
                 self.take()
                 args.append(self.arg())
         self.take(")")
+        if fn == "kpi":  # for scopes whose names a bare reference cannot spell, e.g. kpi("raw-mill", "load_factor")
+            if len(args) != 2 or not all(isinstance(a, str) for a in args):
+                raise FormulaError(f'kpi() at position {pos} takes two strings: kpi("scope", "kpi_name")')
+            return KpiRef(f"{args[0]}.{args[1]}")
         if fn in POINT_FUNCTIONS:
             if len(args) != 2 or not all(isinstance(a, str) for a in args):
                 raise FormulaError(f'{fn}() at position {pos} takes two strings: {fn}("device", "point_or_role")')
             return PointFn(fn, str(args[0]), str(args[1]))
         if fn not in MATH_FUNCTIONS:
-            known = ", ".join(sorted(POINT_FUNCTIONS | MATH_FUNCTIONS.keys()))
+            known = ", ".join(sorted(POINT_FUNCTIONS | MATH_FUNCTIONS.keys() | {"kpi"}))
             raise FormulaError(f"unknown function '{fn}' at position {pos}; known: {known}")
         lo, hi = MATH_FUNCTIONS[fn]
         nodes = [a for a in args if not isinstance(a, str)]

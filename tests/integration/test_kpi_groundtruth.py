@@ -106,7 +106,8 @@ KPI_SECTION: dict[str, Any] = {
             "name": "plant_kwh_per_t",
             "formula": 'total("main-meter", "energy_import_kwh") / line1.production',
             "unit": "kWh/t",
-        }
+        },
+        {"name": "mill_load_pct", "formula": 'kpi("raw-mill", "load_factor") * 100', "unit": "%"},
     ],
 }
 
@@ -170,6 +171,7 @@ def expected(v: KpiValue, t: Truth) -> float | None:
         "plant.unaccounted_kwh": lambda: main - sum(tot(d, "energy_import_kwh") for d in SUBS),
         "plant.unaccounted_share": lambda: 1 - sum(tot(d, "energy_import_kwh") for d in SUBS) / main,
         "site.plant_kwh_per_t": lambda: main / prod,
+        "site.mill_load_pct": lambda: t.integral("raw-mill-vfd", "shaft_power_kw", s, e) / (e - s) / 4000 * 100,
         "site.max_demand_kw": lambda: max(
             t.total("main-meter", "energy_import_kwh", b, b + 900) * 4 for b in range(int(s), int(e), 900)
         ),
@@ -374,9 +376,10 @@ async def test_kpis_from_the_real_modbus_source_polling_the_simulator(tmp_path: 
     for v in values:
         if v.detail.get("final") != 1.0 or v.window_start < START or v.quality is not Quality.GOOD:
             continue
-        want = (
-            None if v.scope in ("raw-mill", "boiler1", "compressor1", "pump1", "transformer1") else expected(v, truth)
-        )
+        # equipment KPIs need the per-second series, which this variant does not record (the model is advanced by
+        # the simulator); counter-based KPIs are compared
+        per_second = v.scope in ("raw-mill", "boiler1", "compressor1", "pump1", "transformer1")
+        want = None if per_second or v.name == "mill_load_pct" else expected(v, truth)
         if want is None or v.value is None:
             continue
         tol = 0.001 if v.name in TOTALS else 0.005

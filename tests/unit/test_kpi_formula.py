@@ -41,6 +41,7 @@ def test_references_resolve_kpis_and_points() -> None:
     assert value('kiln1.sec_kwh_per_t * 2 + total("main-meter", "energy_import_kwh")', env) == 1260.0
     kpis, points = references(parse('a.b + mean("boiler1", "steam_pressure_mpa")'))
     assert kpis == ["a.b"] and points == [PointFn("mean", "boiler1", "steam_pressure_mpa")]
+    assert value('kpi("raw-mill", "load_factor") * 100', {"raw-mill.load_factor": 0.8}) == pytest.approx(80.0)
 
 
 @pytest.mark.parametrize("text", ["1 / 0", "sqrt(-1)", "x.y + 1", "(-8) ^ 0.5"])
