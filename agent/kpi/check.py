@@ -230,9 +230,16 @@ class _Checker:
                 self.add(("kpi", "custom", i, "formula"), f"custom KPI '{name}' depends on itself through its formula")
         for i, c in enumerate(self.section.custom):
             kpis, points = references(parse(c.formula))
+            mine = set(c.windows or self.section.windows)
             for k in kpis:
                 if k not in known:
                     self.add(("kpi", "custom", i, "formula"), f"unknown KPI '{k}'{_suggest(k, known)}")
+                elif missing := sorted(mine - self._windows_of(known[k])):
+                    self.add(
+                        ("kpi", "custom", i, "windows"),
+                        f"'{k}' is not computed in window {', '.join(missing)}: give this KPI the windows of the "
+                        "KPIs its formula uses",
+                    )
             for p in points:
                 dev = self.devices.get(p.device)
                 if dev is None:
@@ -247,6 +254,13 @@ class _Checker:
                             f"device '{p.device}' has no point or role '{p.point}'{_suggest(p.point, names)}",
                         )
             self.windows(("kpi", "custom", i, "windows"), c.windows)
+
+    def _windows_of(self, path: Path) -> set[str]:
+        """The windows of the declaration at ``path`` (("kpi", group, index))."""
+        group, index = path[1], path[2]
+        assert isinstance(group, str) and isinstance(index, int)
+        windows: list[str] | None = getattr(getattr(self.section, group)[index], "windows", None)
+        return set(windows or self.section.windows)
 
     def _cycle(self, name: str, customs: Mapping[str, int], path: frozenset[str]) -> bool:
         """Whether following ``name``'s references among custom KPIs comes back to a KPI on ``path``."""

@@ -153,7 +153,11 @@ def test_check_reports_unit_mismatch_missing_inputs_cycles_and_equipment() -> No
             },
             {"kind": "compressor", "name": "c1", "device": "ghost"},
         ],
-        "custom": [{"name": "a", "formula": "site.b + 1"}, {"name": "b", "formula": "site.a * 2"}],
+        "custom": [
+            {"name": "a", "formula": "site.b + 1"},
+            {"name": "b", "formula": "site.a * 2"},
+            {"name": "w", "formula": "glass.production", "windows": ["day", "month"]},
+        ],
     }
     issues = dict(check(site(kpi), {"meter": PROFILE}))
     assert "set production_unit: weight_box" in issues[("kpi", "lines", 0, "production_unit")]
@@ -162,5 +166,6 @@ def test_check_reports_unit_mismatch_missing_inputs_cycles_and_equipment() -> No
     assert "no point with role shaft_power_kw" in issues[("kpi", "equipment", 0, "shaft_power", "role")]
     assert "unknown device 'ghost'" in issues[("kpi", "equipment", 1, "device")]
     assert "depends on itself" in issues[("kpi", "custom", 0, "formula")]
+    assert "not computed in window month" in issues[("kpi", "custom", 2, "windows")]
     with pytest.raises(ValueError, match="depends on itself"):
         KpiEngine.from_site(site(kpi), {"meter": PROFILE}, lambda: 0.0)
