@@ -8,8 +8,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -43,6 +44,10 @@ def lost(result: PollResult) -> bool:
     return all(s.quality is Quality.BAD and s.reason.startswith("connection lost") for s in result.samples)
 
 
+def restarted(starts: int) -> Callable[[dict[str, Any]], bool]:
+    return lambda status: bool(status["starts"] == starts and status["listening"])
+
+
 def assert_truth(sim: Sim, results: list[PollResult]) -> None:
     model = PlantModel(seed=sim.seed, start=sim.start, step_s=1.0)
     good = sorted((s for r in results for s in r.samples if s.quality is Quality.GOOD), key=lambda s: s.source_ts or 0)
@@ -63,7 +68,7 @@ async def test_server_restart_recovers_within_bound_and_flags_the_gap(sim: Sim) 
             sim.fault()
             fault_wall = time.time()
             gap = await run.wait_for(lost, 10, after=mark)
-            back = await wait_status_async(sim, lambda s, c=cycle: s["starts"] == c + 1 and s["listening"], 15)
+            back = await wait_status_async(sim, restarted(cycle + 1), 15)
             back_at = time.monotonic()
             back_wall = time.time()
             good = await run.wait_for(all_good, RECOVERY_BOUND_S + 2, after=run.results.index(gap))

@@ -111,3 +111,43 @@ async def test_read_once_for_probe(sim: Sim, tmp_path: Path) -> None:
     result: PollResult = await read_once(OpcuaSource(device_config(sim, [point("kiln1", "production_t")])))
     assert result.samples[0].quality is Quality.GOOD and result.requests >= 2
     assert check_ground_truth(sim, list(result.samples)) == 1
+
+
+async def test_absolute_deadband_reaches_the_server(sim: Sim) -> None:
+    points = [
+        point("kiln1", "production_t", deadband={"type": "absolute", "value": 1e12}),  # never exceeded
+        point("kiln1", "coal_t"),
+    ]
+    source = OpcuaSource(device_config(sim, points))
+    async with running(source) as run:
+        first = await run.wait_for(all_good, 10)
+        await run.wait_for(lambda r: True, 10, after=run.results.index(first) + 5)
+    window = run.results[run.results.index(first) :]
+    assert len({r.samples[0].source_ts for r in window}) == 1  # only the initial value was reported
+    assert len({r.samples[1].source_ts for r in window}) >= 2  # the same kind of counter without deadband moves
+    assert all(r.samples[0].quality is Quality.GOOD for r in window)  # unchanged within deadband is still good
+
+
+async def test_unreachable_endpoint_is_bad_every_interval_and_retried(tmp_path: Path) -> None:
+    from agent.config.opcua import OpcuaDeviceConfig
+    from tests.servers.process import free_port
+
+    cfg = OpcuaDeviceConfig.model_validate(
+        {
+            "name": "boiler1",
+            "endpoint": f"opc.tcp://127.0.0.1:{free_port()}",
+            "security": {"policy": "None", "mode": "None", "allow_none": True},
+            "interval_s": 0.25,
+            "points": [{"name": "steam", "node_id": "nsu=urn:x;s=steam", "role": "steam_flow_tph"}],
+        }
+    )
+    source = OpcuaSource(cfg)
+    async with running(source) as run:
+        await run.wait_for(lambda r: source.health()[0].consecutive_failures >= 3, 10)
+    sample = run.results[-1].samples[0]
+    assert (sample.quality, sample.value) == (Quality.BAD, None)
+    assert sample.reason.startswith("not connected: ") and "refused" in sample.reason
+    assert run.results[-1].errors[0].startswith("boiler1: not connected")
+    health = source.health()[0]
+    assert health.state == "failed" and health.last_success_ts is None
+    assert health.consecutive_failures >= 3 and set(health.errors_by_kind) == {"connection"}
