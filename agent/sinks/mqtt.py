@@ -87,6 +87,7 @@ class MqttSink:
         self._connecting = False
         self._closing = False
         self._refused = False  # the broker answered this attempt's CONNECT with a refusal
+        self._session_ok = False  # the broker accepted this attempt's CONNECT
         self._need_birth = False
         self._forward = Forwarder(
             spool,
@@ -240,6 +241,7 @@ class MqttSink:
         while True:
             self._down.clear()
             self._refused = False
+            self._session_ok = False
             started = time.monotonic()
             self._connecting = True
             try:
@@ -254,9 +256,9 @@ class MqttSink:
                 self._connecting = False
                 self._watch_after_connect()
                 await self._down.wait()
-            attempt = 0 if time.monotonic() - started > _STABLE_S and self._failing is None else attempt + 1
-            base = min(cfg.reconnect_max_s, cfg.reconnect_min_s * 2 ** min(attempt, 30))
-            await asyncio.sleep(random.uniform(base / 2, base))
+            stable = self._session_ok and time.monotonic() - started > _STABLE_S
+            attempt = 0 if stable else attempt + 1
+            await asyncio.sleep(backoff_s(attempt, cfg.reconnect_min_s, cfg.reconnect_max_s))
 
     def _failed(self, why: str) -> None:
         self._counts["failures"] += 1
@@ -274,6 +276,7 @@ class MqttSink:
             self._failed(f"broker refused the connection: {reason} (check mqtt.username and the password)")
             return
         self._counts["connects"] += 1
+        self._session_ok = True
         if self._failing is not None or self._down_since is not None:
             down = time.monotonic() - (self._down_since or time.monotonic())
             log.warning("%s: connected again after %.1f s", self._where, down)
@@ -287,6 +290,8 @@ class MqttSink:
         self._wake.set()
 
     def _on_disconnect(self, _c: paho.Client, _u: Any, _f: Any, reason: ReasonCode, _p: Properties | None) -> None:
+        if self._down.is_set():
+            return  # paho reports a keepalive timeout twice (_check_keepalive, then loop_misc)
         was_connected = self._connected.is_set()
         self._connected.clear()
         self._down.set()
@@ -414,6 +419,13 @@ class MqttSink:
                 health=health or {},
             )
         )
+
+
+def backoff_s(attempt: int, min_s: float, max_s: float, rng: Callable[[], float] = random.random) -> float:
+    """Delay before reconnect attempt ``attempt`` (1, 2, ...): exponential from ``min_s`` up to ``max_s``, with
+    "equal jitter" (a random point in the upper half), so that gateways cut off together do not return together."""
+    base: float = min(max_s, min_s * 2.0 ** min(max(attempt - 1, 0), 30))
+    return base / 2 + rng() * base / 2
 
 
 class _ClosingContext(ssl.SSLContext):

@@ -14,6 +14,7 @@ import agent
 from agent import wire
 from agent.config.mqtt import MqttConfig
 from agent.config.spool import SpoolConfig
+from agent.sinks.mqtt import backoff_s
 from agent.sinks.topics import check_level, kpi_topic, samples_topic, status_topic
 
 
@@ -97,3 +98,11 @@ def test_shipped_wire_schema_matches_the_wire_models() -> None:
     assert json.loads(shipped.read_text(encoding="utf-8")) == wire.json_schema(), (
         "agent/data/wire-v1.schema.json is stale: run `energy-agent schema --out agent/data`"
     )
+
+
+def test_reconnect_backoff_grows_to_the_cap_with_jitter_in_the_upper_half() -> None:
+    lows = [backoff_s(a, 1.0, 30.0, rng=lambda: 0.0) for a in range(1, 9)]
+    highs = [backoff_s(a, 1.0, 30.0, rng=lambda: 1.0) for a in range(1, 9)]
+    assert highs == [1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0, 30.0]
+    assert lows == [h / 2 for h in highs]
+    assert backoff_s(10_000, 1.0, 30.0) <= 30.0
