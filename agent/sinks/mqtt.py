@@ -28,7 +28,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import socket
 import ssl
 import threading
@@ -44,6 +43,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from agent.config.mqtt import MqttConfig
 from agent.errors import SinkError
+from agent.sinks.connect import ClosingContext, backoff_s, describe, tls_context
 from agent.sinks.forward import Forwarder, OutgoingRecord, SpoolReader
 from agent.sinks.topics import check_level, status_topic
 from agent.wire import StatusMessage, encode_status
@@ -204,7 +204,10 @@ class MqttSink:
         if cfg.username is not None:
             client.username_pw_set(cfg.username, password)
         if cfg.tls is not None:
-            self._tls = self._tls_context()
+            try:
+                self._tls = tls_context(cfg.tls)
+            except (OSError, ssl.SSLError) as exc:
+                raise SinkError(f"{self._where}: TLS files cannot be used: {describe(exc)}") from exc
             client.tls_set_context(self._tls)
             client.tls_insecure_set(not cfg.tls.check_hostname)
         client.will_set(self._status_topic, self._status("offline"), qos=1, retain=True)
@@ -216,22 +219,6 @@ class MqttSink:
         client.on_socket_register_write = self._on_register_write
         client.on_socket_unregister_write = self._on_unregister_write
         return client
-
-    def _tls_context(self) -> ssl.SSLContext:
-        tls = self._config.tls
-        assert tls is not None
-        try:
-            ctx = _ClosingContext(ssl.PROTOCOL_TLS_CLIENT)
-            if tls.ca_file is None:
-                ctx.load_default_certs()
-            else:
-                ctx.load_verify_locations(cafile=tls.ca_file)
-            ctx.check_hostname = tls.check_hostname
-            if tls.cert_file is not None and tls.key_file is not None:
-                ctx.load_cert_chain(tls.cert_file, tls.key_file)
-        except (OSError, ssl.SSLError) as exc:
-            raise SinkError(f"{self._where}: TLS files cannot be used: {_describe(exc)}") from exc
-        return ctx
 
     async def _connection_loop(self) -> None:
         client = self._client
@@ -249,9 +236,9 @@ class MqttSink:
                 await asyncio.to_thread(client.connect, cfg.host, cfg.effective_port, cfg.keepalive_s, **kwargs)
             except (OSError, ssl.SSLError, ValueError) as exc:
                 self._connecting = False
-                if isinstance(self._tls, _ClosingContext):
+                if isinstance(self._tls, ClosingContext):
                     self._tls.close_last()  # paho leaves the socket of a failed TLS handshake open
-                self._failed(_describe(exc))
+                self._failed(describe(exc))
             else:
                 self._connecting = False
                 self._watch_after_connect()
@@ -419,42 +406,3 @@ class MqttSink:
                 health=health or {},
             )
         )
-
-
-def backoff_s(attempt: int, min_s: float, max_s: float, rng: Callable[[], float] = random.random) -> float:
-    """Delay before reconnect attempt ``attempt`` (1, 2, ...): exponential from ``min_s`` up to ``max_s``, with
-    "equal jitter" (a random point in the upper half), so that gateways cut off together do not return together."""
-    base: float = min(max_s, min_s * 2.0 ** min(max(attempt - 1, 0), 30))
-    return base / 2 + rng() * base / 2
-
-
-class _ClosingContext(ssl.SSLContext):
-    """An SSLContext that remembers the last socket it wrapped, so that the sink can close it when paho's
-    ``connect()`` raises during the TLS handshake (paho drops the wrapped socket without closing it)."""
-
-    last: ssl.SSLSocket | None = None
-
-    def wrap_socket(self, *args: Any, **kwargs: Any) -> ssl.SSLSocket:
-        sock = super().wrap_socket(*args, **kwargs)
-        self.last = sock
-        return sock
-
-    def close_last(self) -> None:
-        if self.last is not None:
-            self.last.close()
-            self.last = None
-
-
-def _describe(exc: BaseException) -> str:
-    """One sentence for a technician: what failed, in the words of the layer that knows."""
-    if isinstance(exc, ssl.SSLCertVerificationError):
-        return f"TLS: the broker's certificate is not trusted: {exc.verify_message} (check mqtt.tls.ca_file)"
-    if isinstance(exc, ssl.SSLError):
-        return f"TLS: {exc.reason or exc}"
-    if isinstance(exc, ConnectionRefusedError):
-        return "connection refused (is the broker running and listening on this port?)"
-    if isinstance(exc, TimeoutError):
-        return "connection timed out"
-    if isinstance(exc, OSError):
-        return f"connection failed: {exc.strerror or exc}"
-    return str(exc)

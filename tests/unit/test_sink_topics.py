@@ -14,7 +14,7 @@ import agent
 from agent import wire
 from agent.config.mqtt import MqttConfig
 from agent.config.spool import SpoolConfig
-from agent.sinks.mqtt import backoff_s
+from agent.sinks.connect import backoff_s
 from agent.sinks.topics import check_level, kpi_topic, samples_topic, status_topic
 
 
