@@ -12,7 +12,11 @@ spool call, runs on the event-loop thread: no locks, no thread handing PUBACKs o
 stays on one thread. The only blocking paho call, ``connect()`` (DNS, TCP, TLS handshake, bounded by
 ``connect_timeout_s``), runs in a worker thread; sockets are registered with the loop once it returns.
 
-Flow control: at most ``max_inflight`` spooled messages are handed to paho and not yet acknowledged. paho keeps
+CONNACK wait: bounded by the keepalive (paho closes a connection that stays silent for ``keepalive_s``); a hung
+broker in session is detected within about two keepalives.
+
+Flow control: at most ``max_inflight`` spooled messages (capped by an MQTT 5 broker's Receive Maximum, which
+paho itself ignores) are handed to paho and not yet acknowledged. paho keeps
 them across a reconnect and resends them (DUP) itself, so the sink never republishes what paho still holds.
 Records in the spool when a connection comes up are the *backlog*; they are replayed oldest first at
 ``replay_rate_msgs_s``. ``replay_order: live_first`` sends fresh records first and fills the rest of the window
