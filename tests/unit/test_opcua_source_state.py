@@ -83,3 +83,40 @@ def test_result_before_any_connection_flags_every_point() -> None:
     assert source.health()[0].state == "ok" and source.devices == ("kiln1",)
     other = OpcuaSource(cfg.model_copy(update={"interval_s": 2.0}))
     assert other.fingerprint != source.fingerprint and OpcuaSource(cfg).fingerprint == source.fingerprint
+
+
+def test_values_go_stale_when_the_subscription_misses_its_keepalive() -> None:
+    from types import SimpleNamespace
+
+    from asyncua import ua
+
+    from agent.sources.opcua.session import OpcuaSession
+    from agent.sources.opcua.status import Reading
+
+    cfg = OpcuaDeviceConfig.model_validate(
+        {
+            "name": "kiln1",
+            "endpoint": "opc.tcp://127.0.0.1:4840",
+            "security": {"policy": "None", "mode": "None", "allow_none": True},
+            "interval_s": 1.0,
+            "points": [{"name": "a", "node_id": "nsu=urn:x;s=a"}],
+        }
+    )
+    mono = [50.0]
+    source = OpcuaSource(cfg, monotonic=lambda: mono[0])
+    session = OpcuaSession(source.plan)
+    params = ua.CreateSubscriptionParameters()
+    params.RequestedPublishingInterval = 1000.0
+    params.RequestedMaxKeepAliveCount = ua.UInt32(3)  # keep-alive every 3 s
+    session.subscription = SimpleNamespace(parameters=params, last_publish_at=50.0)  # type: ignore[assignment]  # a stand-in with the two fields read
+    source._session = session
+    source._latest[0] = Reading(7.5, Quality.GOOD, "", 49.0, 49.0)
+    mono[0] = 53.9  # within keep-alive + one interval: the unchanged value is current
+    assert source.build_result(1000.0).samples[0].quality is Quality.GOOD
+    mono[0] = 54.5
+    stale = source.build_result(1001.0).samples[0]
+    assert (stale.quality, stale.value, stale.reason) == (Quality.STALE, None, "no publish response for 4.5 s")
+    session.check_alive(54.5 + 6.0)  # 2 keep-alives + request timeout (4 s) without a word: the session is lost
+    assert session.lost.is_set() and session.lost_reason.startswith("keep-alive lost")
+    lost = source.build_result(1002.0).samples[0]
+    assert lost.quality is Quality.BAD and lost.reason.startswith("connection lost: keep-alive lost")

@@ -3,9 +3,9 @@ subscription. asyncua exceptions are mapped into ``agent.errors`` here, at one b
 
 Lifecycle: ``async with OpcuaSession(plan) as s`` connects (GetEndpoints over an unsecured discovery channel, trust
 check of the server certificate against ``trust_dir``, secure channel pinned to that certificate, CreateSession,
-ActivateSession, namespace URIs resolved to today's indexes, every node checked); leaving the block deletes the
-subscription and closes the session when the server is still reachable, so nothing is left on the server. The
-session never writes to the server. asyncua's own auto-reconnect is off: ``OpcuaSource`` supervises.
+ActivateSession, namespace URIs resolved to today's indexes, every node checked; see ``security``); leaving the
+block closes the session with its subscription (one CloseSession) when the server is still reachable, so nothing is
+left on the server; an unreachable server drops both after ``session_timeout_s``. The session never writes. asyncua's own auto-reconnect is off: ``OpcuaSource`` supervises.
 Concurrency: one task reads or consumes notifications; ``lost`` is set from asyncua's callbacks.
 """
 
@@ -13,43 +13,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import math
-import os
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
 
 from asyncua import ua
 from asyncua.client.client import Client
 from asyncua.common.subscription import DataChangeEvent, StatusChangeEvent, Subscription
-from asyncua.crypto import security_policies
 from asyncua.ua.attribute_ids import AttributeIds
 from asyncua.ua.object_ids import ObjectIds
-from asyncua.ua.status_codes import StatusCodes
 from asyncua.ua.uaerrors import UaError, UaStatusCodeError
-from cryptography import x509
 
-from agent.config.opcua import SecurityMode, SecurityPolicy
 from agent.errors import ConnectionLost, DeviceException, DeviceTimeout, SecurityError, SourceError
-from agent.sources.opcua import pki
 from agent.sources.opcua.plan import BrowseRef, DevicePlan, NodeRef, node_id_for, relative_path_for
+from agent.sources.opcua.security import configure_auth, configure_security
 from agent.sources.opcua.status import status_name
 
-log = logging.getLogger("agent.sources.opcua")
-
-_POLICY_CLASS: dict[SecurityPolicy, type[security_policies.SecurityPolicy]] = {
-    SecurityPolicy.NONE: security_policies.SecurityPolicyNone,
-    SecurityPolicy.BASIC256SHA256: security_policies.SecurityPolicyBasic256Sha256,
-    SecurityPolicy.AES128_SHA256_RSAOAEP: security_policies.SecurityPolicyAes128Sha256RsaOaep,
-    SecurityPolicy.AES256_SHA256_RSAPSS: security_policies.SecurityPolicyAes256Sha256RsaPss,
-}
-_MODE: dict[SecurityMode, ua.MessageSecurityMode] = {
-    SecurityMode.NONE: ua.MessageSecurityMode.None_,
-    SecurityMode.SIGN: ua.MessageSecurityMode.Sign,
-    SecurityMode.SIGN_AND_ENCRYPT: ua.MessageSecurityMode.SignAndEncrypt,
-}
 _SECURITY_STATUS = ("BadUser", "BadIdentity", "BadCertificate", "BadSecurity", "BadNoValidCertificates")
 _CHUNK = 500  # nodes per Read / CreateMonitoredItems request
 
@@ -74,47 +53,6 @@ def map_error(device: str, endpoint: str, exc: BaseException) -> SourceError:
     raise exc  # a bug: let it propagate
 
 
-def read_password(plan: DevicePlan) -> str:
-    """The password from its file (first line) or environment variable. Never logged."""
-    auth = plan.auth
-    if auth.password_file is not None:
-        try:
-            text = auth.password_file.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise SecurityError(f"{plan.device}: cannot read password file {auth.password_file}: {exc}") from None
-        return text.splitlines()[0] if text else ""
-    assert auth.password_env is not None
-    value = os.environ.get(auth.password_env)
-    if value is None:
-        raise SecurityError(f"{plan.device}: environment variable {auth.password_env} (the password) is not set")
-    return value
-
-
-@dataclass(frozen=True, slots=True)
-class ResolvedPoint:
-    index: int
-    node_id: ua.NodeId
-
-
-async def server_certificate(endpoint: str, policy: SecurityPolicy, mode: SecurityMode, timeout_s: float) -> bytes:
-    """The certificate the server shows for (policy, mode), asked over an unsecured discovery channel.
-
-    Nothing is trusted here: the caller checks the bytes against the trust list.
-    """
-    probe = Client(endpoint, timeout=timeout_s)
-    endpoints = await asyncio.wait_for(probe.connect_and_get_server_endpoints(), timeout_s * 2)
-    uri = _POLICY_CLASS[policy].URI
-    for ep in endpoints:
-        if ep.SecurityPolicyUri == uri and ep.SecurityMode == _MODE[mode]:
-            if not ep.ServerCertificate:
-                raise SecurityError(f"{endpoint} offers {policy.value}/{mode.value} without a certificate")
-            der: bytes = ep.ServerCertificate
-            length = int.from_bytes(der[2:4], "big") + 4  # first certificate of a chain
-            return der[:length]
-    offered = sorted({f"{ep.SecurityPolicyUri.rsplit('#', 1)[-1]}/{ep.SecurityMode.name}" for ep in endpoints})
-    raise SecurityError(f"{endpoint} offers no endpoint {policy.value}/{mode.value}; it offers {', '.join(offered)}")
-
-
 class OpcuaSession:
     def __init__(self, plan: DevicePlan) -> None:
         self.plan = plan
@@ -137,57 +75,6 @@ class OpcuaSession:
     async def _on_connection_lost(self, exc: Exception) -> None:
         self.mark_lost(str(exc) or type(exc).__name__)
 
-    async def _configure_security(self, client: Client) -> None:
-        plan = self.plan
-        if not plan.secure:
-            return
-        assert plan.client_cert is not None and plan.client_key is not None and plan.trust_dir is not None
-        der = await server_certificate(plan.endpoint, plan.policy, plan.mode, plan.timeout_s)
-        cert = x509.load_der_x509_certificate(der)
-        decision = pki.check_trusted(cert, plan.trust_dir)
-        if not decision.trusted:
-            raise SecurityError(
-                f"{plan.device}: server certificate of {plan.endpoint} is not trusted: {decision.why}; "
-                f"it is {pki.describe(cert)}; check it and pin it with: energy-agent opcua trust {plan.endpoint} "
-                f"--trust-dir {plan.trust_dir}"
-            )
-        try:
-            own = pki.load_certificate(plan.client_cert)
-        except (OSError, ValueError) as exc:
-            raise SecurityError(f"{plan.device}: cannot load client certificate {plan.client_cert}: {exc}") from None
-        client.application_uri = pki.application_uri_of(own) or client.application_uri
-        pinned = der
-
-        async def validate(server_cert: Any, _app: ua.ApplicationDescription) -> None:
-            if pki.der_of(server_cert) != pinned:  # the session must be with the certificate we checked
-                raise UaStatusCodeError(StatusCodes.BadCertificateUntrusted)  # type: ignore[no-untyped-call]  # unannotated in asyncua
-
-        client.certificate_validator = validate
-        try:
-            await client.set_security(
-                _POLICY_CLASS[plan.policy],
-                str(plan.client_cert),
-                str(plan.client_key),
-                server_certificate=der,
-                mode=_MODE[plan.mode],
-            )
-        except (OSError, ValueError) as exc:
-            raise SecurityError(f"{plan.device}: cannot load client certificate or key: {exc}") from None
-
-    async def _configure_auth(self, client: Client) -> None:
-        auth = self.plan.auth
-        if auth.kind == "username":
-            assert auth.username is not None
-            client.set_user(auth.username)
-            client.set_password(read_password(self.plan))
-        elif auth.kind == "certificate":
-            assert auth.cert_file is not None and auth.key_file is not None
-            try:
-                await client.load_client_certificate(str(auth.cert_file))
-                await client.load_private_key(auth.key_file)
-            except (OSError, ValueError) as exc:
-                raise SecurityError(f"{self.plan.device}: cannot load user certificate or key: {exc}") from None
-
     async def __aenter__(self) -> OpcuaSession:
         plan = self.plan
         client = Client(plan.endpoint, timeout=plan.timeout_s, watchdog_intervall=min(1.0, plan.interval_s))
@@ -195,8 +82,8 @@ class OpcuaSession:
         client.session_timeout = int(plan.session_timeout_s * 1000)
         client.connection_lost_callback = self._on_connection_lost
         try:
-            await self._configure_security(client)
-            await self._configure_auth(client)
+            await configure_security(client, plan)
+            await configure_auth(client, plan)
             await asyncio.wait_for(client.connect(auto_reconnect=False), plan.timeout_s * 3)
             self.client = client
             await self._resolve()
@@ -327,7 +214,22 @@ class OpcuaSession:
 
     @property
     def keepalive_s(self) -> float:
-        return max(self.plan.interval_s, 2.0)
+        """Longest silence between two publish responses of a healthy subscription, as the server revised it."""
+        sub = self.subscription
+        if sub is None:
+            return max(self.plan.interval_s, 2.0)
+        params = sub.parameters
+        return max(
+            float(params.RequestedPublishingInterval) * max(int(params.RequestedMaxKeepAliveCount), 1) / 1000.0,
+            self.plan.interval_s,
+        )
+
+    def publish_silence_s(self, now_monotonic: float) -> float | None:
+        """Seconds since the last publish response (data or keep-alive), or None before the first one."""
+        sub = self.subscription
+        if sub is None or sub.last_publish_at is None:
+            return None
+        return now_monotonic - float(sub.last_publish_at)
 
     async def subscribe(self) -> Subscription:
         """One subscription with a monitored item per resolved point. Item failures become point errors."""
@@ -395,14 +297,9 @@ class OpcuaSession:
         """Mark the session lost when the transport dropped or no publish response (data or keep-alive) came
         for two keep-alive periods plus a request timeout."""
         client = self.client
-        if client is None:
+        if client is not None and client.uaclient.state.name != "CONNECTED":
+            self.mark_lost(f"client {client.uaclient.state.name.lower()}")
             return
-        state = client.uaclient.state.name
-        if state not in ("CONNECTED",):
-            self.mark_lost(f"client {state.lower()}")
-            return
-        sub = self.subscription
-        if sub is not None and sub.last_publish_at is not None:
-            silent = now_monotonic - float(sub.last_publish_at)
-            if silent > 2 * self.keepalive_s + self.plan.timeout_s:
-                self.mark_lost(f"keep-alive lost: no publish response for {silent:.1f} s")
+        silent = self.publish_silence_s(now_monotonic)
+        if silent is not None and silent > 2 * self.keepalive_s + self.plan.timeout_s:
+            self.mark_lost(f"keep-alive lost: no publish response for {silent:.1f} s")

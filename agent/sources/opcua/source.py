@@ -141,6 +141,9 @@ class OpcuaSource:
         ]
 
     async def run(self, emit: Emit) -> None:
+        asyncua_logger = logging.getLogger("asyncua")
+        if asyncua_logger.level == logging.NOTSET:  # we log each state change once; asyncua repeats them per attempt
+            asyncua_logger.setLevel(logging.CRITICAL)
         if not self.config.enabled:
             await asyncio.Event().wait()  # a disabled device does nothing until cancelled
         async with asyncio.TaskGroup() as tg:
@@ -253,8 +256,17 @@ class OpcuaSource:
         connected = session is not None and not session.lost.is_set()
         samples: list[Sample] = []
         point_errors = session.point_errors if session is not None else {}
+        silence = session.publish_silence_s(self._monotonic()) if session is not None else None
+        quiet = ""  # a subscription that missed its keep-alive: values are not vouched for until it speaks again
+        if session is not None and silence is not None and silence > session.keepalive_s + self.plan.interval_s:
+            quiet = f"no publish response for {silence:.1f} s"
         for i, point in enumerate(self.plan.points):
             reading = self._latest[i]
+            if quiet and connected and i not in point_errors:
+                samples.append(
+                    Sample(self.plan.device, point.name, None, point.unit, Quality.STALE, now, quiet, point.role)
+                )
+                continue
             if not connected:
                 lost = session is not None and session.lost.is_set()
                 reason = f"connection lost: {session.lost_reason}" if lost and session else self._down_reason
