@@ -1,0 +1,78 @@
+"""The README's two set-up commands, run in a copy of the repository with a fresh virtualenv.
+
+``bash deploy/test.sh`` runs here on one small test file (the whole suite is what CI runs through it anyway);
+``bash deploy/demo.sh`` must bring up the simulator, broker, agent (and InfluxDB with the ingestor) and show
+samples from all eleven plant devices and graded KPIs.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+pytestmark = pytest.mark.e2e
+
+
+def readme_commands() -> list[str]:
+    text = (REPO / "README.md").read_text()
+    setup = text.split("## Set up on a fresh Debian/Ubuntu machine", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"^    (bash deploy/\S+)$", setup, flags=re.MULTILINE)
+
+
+def copy_of_repo(dest: Path) -> Path:
+    files = (
+        subprocess.run(
+            ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+            cwd=REPO,
+            capture_output=True,
+            check=True,
+        )
+        .stdout.decode()
+        .split("\0")
+    )
+    for name in filter(None, files):
+        src = REPO / name
+        if src.is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / name)
+    return dest
+
+
+def test_readme_gives_exactly_the_two_commands() -> None:
+    assert readme_commands() == ["bash deploy/demo.sh", "bash deploy/test.sh"]
+    assert "bash deploy/test.sh" in (REPO / ".ci" / "run").read_text()
+
+
+def test_both_commands_work_in_a_fresh_virtualenv(tmp_path: Path) -> None:
+    repo = copy_of_repo(tmp_path / "repo")
+    assert not (repo / ".venv").exists()
+    tests = subprocess.run(
+        ["bash", "deploy/test.sh", "-q", "-p", "no:cacheprovider", "tests/unit/test_runtime_prometheus.py"],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    assert tests.returncode == 0, tests.stdout[-3000:] + tests.stderr[-3000:]
+    assert re.search(r"\b2 passed\b", tests.stdout), tests.stdout[-2000:]
+    demo = subprocess.run(
+        ["bash", "deploy/demo.sh", "--duration", "45", "--plain", "--workdir", str(tmp_path / "demo")],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    assert demo.returncode == 0, demo.stdout[-4000:] + demo.stderr[-3000:]
+    summary = demo.stdout.strip().splitlines()[-1]
+    match = re.search(r"(\d+) sample messages from (\d+) devices, (\d+) KPI messages, (\d+) invalid", summary)
+    assert match, summary
+    assert int(match.group(2)) == 11 and int(match.group(3)) >= 2 and match.group(4) == "0"
+    assert "BENCHMARK" in demo.stdout or "between" in demo.stdout or "BELOW BASELINE" in demo.stdout
