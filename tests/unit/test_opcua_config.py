@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -108,3 +109,32 @@ def test_check_reports_duplicates_index_namespaces_and_bad_node_ids() -> None:
 
 def test_check_accepts_a_clean_device() -> None:
     assert check(site({"name": "a", "browse_path": "Kiln1/Coal", "namespace_uri": NS}), {}) == []
+
+
+def test_site_file_errors_are_positioned_by_the_loader(tmp_path: Path) -> None:
+    from agent.config.load import load_site
+    from agent.errors import ConfigError
+
+    text = """\
+site: plant
+gateway: gw1
+devices:
+  - name: kiln1
+    protocol: opcua
+    endpoint: opc.tcp://10.0.0.5:4840
+    security: {policy: None, mode: None, allow_none: true}
+    points:
+      - {name: coal, node_id: "nsu=urn:plant;s=Kiln1.Coal", role: coal_feed_tph}
+      - {name: temp, node_id: "ns=3;s=Kiln1.Temp"}
+"""
+    (tmp_path / "site.yaml").write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_site(tmp_path / "site.yaml")
+    (issue,) = [i for i in info.value.issues if i.severity == "error"]
+    assert (issue.line, "namespace index 3 can change" in issue.message) == (10, True)
+    (tmp_path / "site.yaml").write_text(text.replace("ns=3;", "nsu=urn:plant;"))
+    loaded = load_site(tmp_path / "site.yaml")
+    assert isinstance(loaded.site.devices[0], OpcuaDeviceConfig)
+    (tmp_path / "site.yaml").write_text(text.replace(", allow_none: true", ""))
+    with pytest.raises(ConfigError, match="allow_none: true"):
+        load_site(tmp_path / "site.yaml")
