@@ -291,6 +291,37 @@ async def _first(*events: asyncio.Event) -> None:
             w.cancel()
 
 
+_UNITS = (
+    ("_kvarh", "kvarh"), ("_kwh", "kWh"), ("_kvar", "kvar"), ("_kva", "kVA"), ("_kw", "kW"), ("_tph", "t/h"),
+    ("_m3min", "m3/min"), ("_m3h", "m3/h"), ("_m3", "m3"), ("_mpa", "MPa"), ("_gj", "GJ"), ("_rpm", "rpm"),
+    ("_hz", "Hz"), ("_c", "°C"), ("_t", "t"), ("_h", "h"), ("_v", "V"), ("_a", "A"), ("_m", "m"),
+)  # fmt: skip
+
+
+def site_text(endpoint: str, model: PlantModel, devices: Sequence[str]) -> str:
+    """A site file reading ``devices`` from this simulator (policy None, explicitly allowed: a test network)."""
+    from agent.model import Role
+
+    roles = {r.value for r in Role}
+    lines = ["site: sim-plant", "gateway: sim-gw", "devices:"]
+    for device in devices:
+        lines += [
+            f"  - name: {device}",
+            "    protocol: opcua",
+            f"    endpoint: {endpoint}",
+            "    security: {policy: None, mode: None, allow_none: true}",
+            "    interval_s: 1",
+            "    points:",
+        ]
+        for name in sorted(model.values(device)):
+            if name not in roles:
+                continue
+            unit = next((u for suffix, u in _UNITS if name.endswith(suffix)), "")
+            node = f"nsu={NAMESPACE};s={device}.{name}"
+            lines.append(f'      - {{name: {name}, node_id: "{node}", role: {name}, unit: "{unit}"}}')
+    return "\n".join(lines) + "\n"
+
+
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
     p = parser or argparse.ArgumentParser(prog="python -m simulators.opcua_server", description=__doc__.split("\n")[0])
     p.add_argument("--host", default="127.0.0.1")
@@ -309,6 +340,10 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     p.add_argument("--fault-every-s", type=float, default=0.0)
     p.add_argument("--fault-down-s", type=float, default=3.0)
     p.add_argument("--status-file", type=Path, default=None)
+    p.add_argument("--write-site", type=Path, default=None, help="write a site file reading this simulator")
+    p.add_argument(
+        "--site-devices", nargs="*", default=["kiln1", "kiln1-meter", "boiler1", "raw-mill-vfd", "compressor1"]
+    )
     return p
 
 
@@ -320,6 +355,9 @@ def run_args(args: argparse.Namespace) -> int:
     """Serve until SIGTERM/SIGINT (also the entry of ``python -m simulators opcua``)."""
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     log.setLevel(logging.INFO)
+    if args.write_site is not None:  # before listening: whoever waits for the port finds the site file ready
+        model = PlantModel(seed=args.seed, step_s=args.step_s)
+        args.write_site.write_text(site_text(f"opc.tcp://{args.host}:{args.port}", model, args.site_devices))
     if args.pki_dir is not None and args.cert is None:
         args.cert, args.key = args.pki_dir / "server-cert.der", args.pki_dir / "server-key.pem"
         if not args.cert.exists() or not args.key.exists():
