@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 from asyncua import ua
+from hypothesis import given
+from hypothesis import strategies as st
 
 from agent.config.opcua import OpcuaDeviceConfig
 from agent.sources.opcua.plan import (
@@ -95,3 +97,19 @@ def test_compile_device_resolves_paths_and_defaults(tmp_path: Path) -> None:
     assert coal.sampling_interval_ms == 2000.0 and coal.value_range == (0.0, 40.0) and coal.deadband is None
     assert (energy.sampling_interval_ms, energy.queue_size, energy.deadband) == (250.0, 4, ("absolute", 0.5))
     assert namespace_uris(plan) == {NS, "urn:meter"}
+
+
+_uri = st.from_regex(r"urn:[a-z][a-z0-9:.-]{0,30}", fullmatch=True)
+_identifier = st.one_of(
+    st.integers(min_value=0, max_value=2**32 - 1).map(lambda i: f"i={i}"),
+    st.text(st.characters(exclude_categories=["Cs"]), min_size=1, max_size=40).map(lambda s: f"s={s}"),
+)
+
+
+@given(uri=st.one_of(st.none(), _uri), index=st.integers(min_value=0, max_value=65535), identifier=_identifier)
+def test_node_id_text_round_trips(uri: str | None, index: int, identifier: str) -> None:
+    ref = NodeRef(identifier, uri, None if uri else index)
+    again = parse_node_id(ref.text(), None)
+    assert again.identifier == ref.identifier and again.namespace_uri == ref.namespace_uri
+    namespaces = {uri: 7} if uri else {}
+    assert node_id_for(again, namespaces).NamespaceIndex == (7 if uri else index)

@@ -100,7 +100,7 @@ class DevicePlan:
 
 def parse_node_id(text: str, namespace_uri: str | None) -> NodeRef:
     """``nsu=<uri>;s=X`` / ``ns=2;s=X`` / ``s=X`` (+ namespace_uri) -> NodeRef. Raises ValueError."""
-    rest = text.strip()
+    rest = text  # no strip: a string identifier may end in a space
     uri = namespace_uri
     index: int | None = None
     if rest.startswith("nsu="):
