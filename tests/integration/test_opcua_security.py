@@ -107,9 +107,10 @@ async def test_wrong_password_is_a_clear_error_once(
     async with running(source) as run:
         await run.wait_for(lambda r: True, 10, after=5)
     assert source.attempts == 1, "a refused password must not be retried at network speed"
-    assert run.results[-1].samples[
-        0
-    ].reason == f"not connected: opc.tcp://127.0.0.1:{sim.port} refused the connection: BadUserAccessDenied"
+    assert (
+        run.results[-1].samples[0].reason
+        == f"not connected: opc.tcp://127.0.0.1:{sim.port} refused the connection: BadUserAccessDenied"
+    )
     assert "not-the-password" not in caplog.text and "not-the-password" not in repr(run.results)
     assert sim.wait_status(lambda s: s["sessions"] == 0)["sessions"] == 0  # the refused session is gone
 
