@@ -16,6 +16,7 @@ All trackers are pure and O(1) per reading. A reading is ``(ts, value)``; caller
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, field
 
@@ -56,13 +57,14 @@ class CounterTracker:
     not counted. ``bridge_max_s`` is the longest interval a delta is counted as covered (the amount is always
     counted: the counter is the authority on totals).
 
-    A backward step is not trusted at once: it becomes *pending* and the next reading decides. If the next reading
-    continues from the old value, the backward one was a glitch (e.g. a meter answering 0 while it restarts). If it
-    continues from the pending one, the meter was reset or replaced. The amount between the last reading before and
-    the first after is then unknown (the meter's value at the reset was never read): it is estimated as the mean of
-    the rates just before and just after times the interval, at least the pending value when that is plausible as
-    the amount since a reset to zero (``stats.estimated``). Without a rate, or over an interval longer than
-    ``bridge_max_s``, the pending value alone is counted if plausible, else nothing (``stats.lost``).
+    A backward step (or a jump over the maximum rate) is not trusted at once: it starts a *chain* of readings that
+    continue from it. If a reading continues from the old value instead, the chain was a glitch (e.g. a meter
+    answering 0 for a poll or two while it restarts) and is dropped. Once ``confirm`` readings form the chain, the
+    meter was reset or replaced. The amount between the last reading before and the first after is then unknown
+    (the meter's value at the reset was never read): it is estimated as the mean of the rates just before and just
+    after times the interval, at least the first value after when that is plausible as the amount since a reset to
+    zero (``stats.estimated``). Without a rate, or over an interval longer than ``bridge_max_s``, that first value
+    alone is counted if plausible, else nothing (``stats.lost``). The chain's own steps are then counted.
     """
 
     modulus: float | None = None
@@ -71,7 +73,8 @@ class CounterTracker:
     stats: CounterStats = field(default_factory=CounterStats)
     _last_ts: float | None = None
     _last_value: float = 0.0
-    _pending: tuple[float, float] | None = None
+    confirm: int = 3  # readings that must form a chain after a backward step before it is taken as a reset
+    _chain: list[tuple[float, float]] = field(default_factory=list)  # the backward reading and those continuing it
     _rate: float | None = None  # amount per second of the last counted step
 
     @property
@@ -82,7 +85,7 @@ class CounterTracker:
         if not math.isfinite(value) or not math.isfinite(ts):
             self.stats.invalid += 1
             return []
-        newest = self._last_ts if self._pending is None else self._pending[0]
+        newest = self._chain[-1][0] if self._chain else self._last_ts
         if newest is not None and ts <= newest:
             self.stats.duplicates += 1
             return []
@@ -90,15 +93,20 @@ class CounterTracker:
         if self._last_ts is None:
             self._last_ts, self._last_value = ts, value
             return []
-        if self._pending is not None:
-            return self._resolve_pending(ts, value)
+        if self._chain:
+            return self._follow_chain(ts, value)
         step, kind = self._forward_step(self._last_ts, self._last_value, ts, value)
         if step is not None:
             self._count(kind)
             return self._advance(ts, value, step)
         self._count(kind)
-        self._pending = (ts, value)  # a backward step or a jump: the next reading decides
+        self._chain = [(ts, value)]  # a backward step or a jump: the next readings decide
         return []
+
+    @property
+    def undecided(self) -> bool:
+        """True while readings after a backward step or a jump wait for the decision (glitch or reset)."""
+        return bool(self._chain)
 
     def _plausible(self, amount: float, dt: float) -> bool:
         return self.max_rate_per_h is None or amount <= self.max_rate_per_h * dt / 3600.0 + 1e-9
@@ -132,30 +140,40 @@ class CounterTracker:
         self._last_ts, self._last_value = ts, value
         return [seg]
 
-    def _resolve_pending(self, ts: float, value: float) -> list[Segment]:
-        assert self._pending is not None and self._last_ts is not None
-        p_ts, p_value = self._pending
+    def _follow_chain(self, ts: float, value: float) -> list[Segment]:
+        assert self._last_ts is not None
         step, kind = self._forward_step(self._last_ts, self._last_value, ts, value)
-        if step is not None:  # the pending reading was a glitch: continue from the old value
+        if step is not None:  # the chain was a glitch: continue from the old value
             self._count(kind)
             self.stats.glitches += 1
-            self._pending = None
+            self._chain = []
             return self._advance(ts, value, step)
-        step, kind = self._forward_step(p_ts, p_value, ts, value)
-        if step is None:  # neither continues: the newer reading becomes the candidate
+        c_ts, c_value = self._chain[-1]
+        if self._forward_step(c_ts, c_value, ts, value)[0] is None:  # neither continues: a new candidate
             self.stats.glitches += 1
-            self._pending = (ts, value)
+            self._chain = [(ts, value)]
             return []
-        self._count(kind)
+        self._chain.append((ts, value))
+        return self._rebase() if len(self._chain) >= self.confirm else []
+
+    def _rebase(self) -> list[Segment]:
+        """The chain is confirmed: count the interval before it (estimated) and its own steps."""
+        assert self._last_ts is not None
+        chain, self._chain = self._chain, []
         self.stats.resets += 1
-        self._pending = None
+        steps: list[float] = []
+        for (t0, v0), (t1, v1) in itertools.pairwise(chain):
+            step, kind = self._forward_step(t0, v0, t1, v1)
+            assert step is not None
+            self._count(kind)
+            steps.append(step)
+        p_ts, p_value = chain[0]
         gap = p_ts - self._last_ts
         since_reset = p_value if p_value >= 0 and self._plausible(p_value, gap) else None
-        rates = [r for r in (self._rate, step / (ts - p_ts)) if r is not None]
+        rates = [r for r in (self._rate, steps[0] / (chain[1][0] - p_ts) if steps else None) if r is not None]
         out: list[Segment] = []
         if gap <= self.bridge_max_s and self._rate is not None:
-            estimate = sum(rates) / len(rates) * gap
-            amount = max(estimate, since_reset or 0.0)
+            amount = max(sum(rates) / len(rates) * gap, since_reset or 0.0)
             self.stats.estimated += 1
             self.stats.estimated_amount += amount
             out.append(Segment(self._last_ts, p_ts, amount, covered=True))
@@ -165,7 +183,8 @@ class CounterTracker:
             self.stats.lost += 1
             out.append(Segment(self._last_ts, p_ts, 0.0, covered=False))
         self._last_ts, self._last_value = p_ts, p_value
-        out.extend(self._advance(ts, value, step))
+        for (t1, v1), step in zip(chain[1:], steps, strict=True):
+            out.extend(self._advance(t1, v1, step))
         return out
 
 
