@@ -151,3 +151,20 @@ async def test_unreachable_endpoint_is_bad_every_interval_and_retried(tmp_path: 
     health = source.health()[0]
     assert health.state == "failed" and health.last_success_ts is None
     assert health.consecutive_failures >= 3 and set(health.errors_by_kind) == {"connection"}
+
+
+async def test_probe_opcua_reads_a_device_of_a_loaded_site(sim: Sim, tmp_path: Path) -> None:
+    from agent.config.load import load_site
+    from agent.sources.opcua import probe_opcua
+    from simulators.opcua_server import site_text
+
+    (tmp_path / "site.yaml").write_text(site_text(sim.endpoint, PlantModel(seed=sim.seed), ["kiln1", "boiler1"]))
+    loaded = load_site(tmp_path / "site.yaml")
+    result = await probe_opcua(loaded, "boiler1")
+    assert result.device == "boiler1" and len(result.samples) == 8
+    assert {s.point for s in result.samples} >= {"steam_flow_tph", "gas_flow_m3h", "feedwater_temperature_c"}
+    assert all(s.role is not None and s.role.value == s.point for s in result.samples)
+    steam = next(s for s in result.samples if s.point == "steam_pressure_mpa")
+    assert (steam.quality, steam.reason, steam.unit) == (Quality.UNCERTAIN, "UncertainLastUsableValue", "MPa")
+    with pytest.raises(KeyError, match="OPC UA devices: kiln1, boiler1"):
+        await probe_opcua(loaded, "raw-mill-vfd")
