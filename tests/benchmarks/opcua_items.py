@@ -6,6 +6,7 @@ every point emitted once per second in a PollResult (the emit here only counts).
 time over the measured window (the agent side only); the simulator's CPU is reported separately.
 
     .venv/bin/python -m tests.benchmarks.opcua_items [--items 2000] [--seconds 20] [--warmup-s 6]
+        [--policy Aes256_Sha256_RsaPss_SignAndEncrypt]
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from pathlib import Path
 
 from agent.model import PollResult, Quality
 from agent.sources.opcua.source import OpcuaSource
-from tests.integration.opcua_sim import NAMESPACE, device_config, start_sim
+from tests.integration.opcua_sim import NAMESPACE, client_pki, device_config, start_sim
 
 
 def _proc_cpu_s(pid: int) -> float:
@@ -31,12 +32,13 @@ def _proc_cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / ticks  # utime + stime
 
 
-async def _measure(items: int, seconds: float, warmup_s: float) -> dict[str, float | int]:
+async def _measure(items: int, seconds: float, warmup_s: float, policy: str) -> dict[str, float | int | str]:
     with tempfile.TemporaryDirectory() as tmp:
-        sim = start_sim(Path(tmp) / "sim", extra_items=items)
+        sim = start_sim(Path(tmp) / "sim", extra_items=items, policies=[policy])
         try:
             points = [{"name": f"item{i}", "node_id": f"nsu={NAMESPACE};s=bench.item{i}"} for i in range(items)]
-            cfg = device_config(sim, points, interval_s=1.0, name="bench")
+            creds = client_pki(Path(tmp) / "pki", trust=sim) if policy != "None" else None
+            cfg = device_config(sim, points, creds=creds, policy=policy, interval_s=1.0, name="bench")
             source = OpcuaSource(cfg)
             results: list[PollResult] = []
             ready = asyncio.Event()  # connected, subscribed, every item has a value
@@ -62,6 +64,7 @@ async def _measure(items: int, seconds: float, warmup_s: float) -> dict[str, flo
             cpu = cpu1 - cpu0
             wall = wall1 - wall0
             return {
+                "policy": policy,
                 "items": items,
                 "seconds": round(wall, 2),
                 "notifications": n1 - n0,
@@ -84,13 +87,14 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=2000)
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--warmup-s", type=float, default=6.0)
+    parser.add_argument("--policy", default="None", help="e.g. Aes256_Sha256_RsaPss_SignAndEncrypt")
     args = parser.parse_args()
     try:
         import uvloop
 
-        result = uvloop.run(_measure(args.items, args.seconds, args.warmup_s))
+        result = uvloop.run(_measure(args.items, args.seconds, args.warmup_s, args.policy))
     except ImportError:  # pragma: no cover
-        result = asyncio.run(_measure(args.items, args.seconds, args.warmup_s))
+        result = asyncio.run(_measure(args.items, args.seconds, args.warmup_s, args.policy))
     print(json.dumps(result))
     width = max(len(k) for k in result)
     for key, value in result.items():
