@@ -63,7 +63,7 @@ def test_both_commands_work_in_a_fresh_virtualenv(tmp_path: Path) -> None:
     assert tests.returncode == 0, tests.stdout[-3000:] + tests.stderr[-3000:]
     assert re.search(r"\b2 passed\b", tests.stdout), tests.stdout[-2000:]
     demo = subprocess.run(
-        ["bash", "deploy/demo.sh", "--duration", "45", "--plain", "--workdir", str(tmp_path / "demo")],
+        ["bash", "deploy/demo.sh", "--duration", "80", "--plain", "--workdir", str(tmp_path / "demo")],
         cwd=repo,
         capture_output=True,
         text=True,
