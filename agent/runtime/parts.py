@@ -69,7 +69,9 @@ def build_sources(loaded: LoadedSite, clock: Callable[[], float] | None = None) 
         # asyncua costs ~25 MB of RSS: imported only by sites that have OPC UA devices.
         from agent.sources.opcua.source import OpcuaSource
 
-        sources += [OpcuaSource(device, base_dir, clock=clock or time.time) for device in opcua]
+        sources += [
+            OpcuaSource(device, base_dir, clock=clock or time.time, state_dir=state_dir(loaded)) for device in opcua
+        ]
     return sources
 
 
