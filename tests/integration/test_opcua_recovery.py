@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import stat
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -140,7 +142,7 @@ class FreezableProxy:
 
 async def test_network_freeze_detected_in_bounded_time_and_no_session_leaks(sim: Sim) -> None:
     async with FreezableProxy(sim.port) as proxy:
-        cfg = device_config(sim, [point("kiln1", "coal_t")], session_timeout_s=5)
+        cfg = device_config(sim, [point("kiln1", "coal_t")], session_timeout_s=60)
         cfg = cfg.model_copy(update={"endpoint": f"opc.tcp://127.0.0.1:{proxy.port}"})
         source = OpcuaSource(cfg)
         keepalive_bound = 2 * max(cfg.interval_s, 2.0) + cfg.timeout_ms / 1000 + cfg.interval_s
@@ -158,6 +160,49 @@ async def test_network_freeze_detected_in_bounded_time_and_no_session_leaks(sim:
             healed_at = time.monotonic()
             await run.wait_for(all_good, RECOVERY_BOUND_S + 2, after=len(run.results))
             assert time.monotonic() - healed_at < RECOVERY_BOUND_S
-            # the frozen session could not be closed; the server drops it after the session timeout (5 s)
-            status = await wait_status_async(sim, lambda s: s["sessions"] == 1 and s["subscriptions"] == 1, 12)
+            # the frozen session could not be closed then; the reconnect closed it (the server would keep it 60 s)
+            status = await wait_status_async(sim, lambda s: s["sessions"] == 1 and s["subscriptions"] == 1, 3)
             assert status["monitored_items"] == 1
+
+
+CRASHING_AGENT = """
+import asyncio, sys
+from pathlib import Path
+from agent.config.opcua import OpcuaDeviceConfig
+from agent.sources.opcua.source import OpcuaSource
+
+async def main():
+    source = OpcuaSource(OpcuaDeviceConfig.model_validate_json(sys.argv[1]), state_dir=Path(sys.argv[2]))
+    async def emit(result):
+        if all(s.quality.value == "good" for s in result.samples):
+            print("up", flush=True)
+    await source.run(emit)
+
+asyncio.run(main())
+"""
+
+
+async def test_session_left_by_a_killed_agent_is_closed_by_the_next_one(sim: Sim, tmp_path: Path) -> None:
+    cfg = device_config(sim, [point("kiln1", "coal_t"), point("kiln1", "production_t")], session_timeout_s=120)
+    state_dir = tmp_path / "state"
+    argv = [sys.executable, "-c", CRASHING_AGENT, cfg.model_dump_json(), str(state_dir)]
+    proc = await asyncio.create_subprocess_exec(*argv, stdout=asyncio.subprocess.PIPE)
+    try:
+        assert proc.stdout is not None
+        line = await asyncio.wait_for(proc.stdout.readline(), 20)
+        assert line == b"up\n"
+        await wait_status_async(sim, lambda s: s["sessions"] == 1 and s["subscriptions"] == 1)
+    finally:
+        proc.kill()  # SIGKILL: no CloseSession
+        await proc.wait()
+    token = state_dir / "opcua" / "kiln1.session.json"
+    assert token.exists() and stat.S_IMODE(token.stat().st_mode) == 0o600
+    orphaned = sim.status()
+    assert (orphaned["sessions"], orphaned["subscriptions"]) == (1, 1)  # the server keeps it for 120 s
+    source = OpcuaSource(cfg, state_dir=state_dir)
+    async with running(source) as run:
+        await run.wait_for(all_good, 15)
+        status = await wait_status_async(sim, lambda s: s["sessions"] == 1 and s["subscriptions"] == 1, 3)
+        assert status["monitored_items"] == 2
+    assert not token.exists()  # closed cleanly: nothing left to clean up
+    assert (await wait_status_async(sim, lambda s: s["sessions"] == 0, 3))["subscriptions"] == 0

@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import math
 from collections.abc import AsyncIterator
+from pathlib import Path
 from types import TracebackType
 
 from asyncua import ua
@@ -54,8 +55,9 @@ def map_error(device: str, endpoint: str, exc: BaseException) -> SourceError:
 
 
 class OpcuaSession:
-    def __init__(self, plan: DevicePlan) -> None:
+    def __init__(self, plan: DevicePlan, state_file: Path | None = None) -> None:
         self.plan = plan
+        self.state_file = state_file  # this device's session token (0600), to close an orphan after a crash
         self.client: Client | None = None
         self.lost = asyncio.Event()
         self.lost_reason = ""
@@ -75,11 +77,19 @@ class OpcuaSession:
     async def _on_connection_lost(self, exc: Exception) -> None:
         self.mark_lost(str(exc) or type(exc).__name__)
 
-    async def __aenter__(self) -> OpcuaSession:
+    def _client(self) -> Client:
         plan = self.plan
         client = Client(plan.endpoint, timeout=plan.timeout_s, watchdog_intervall=min(1.0, plan.interval_s))
         client.name = client.description = f"energy-agent {plan.device}"
         client.session_timeout = int(plan.session_timeout_s * 1000)
+        client.session_state_path = self.state_file
+        return client
+
+    async def __aenter__(self) -> OpcuaSession:
+        plan = self.plan
+        if self.state_file is not None and self.state_file.exists():
+            await self._close_orphan()
+        client = self._client()
         client.connection_lost_callback = self._on_connection_lost
         try:
             await configure_security(client, plan)
@@ -103,16 +113,49 @@ class OpcuaSession:
             await self._close(client)
 
     async def _close(self, client: Client) -> None:
-        """Close the session with its subscription if the server still answers; never raise."""
+        """Close the session with its subscription if the server still answers; never raise.
+
+        CloseSession(DeleteSubscriptions=true) removes both in one request. A lost session gets a short try. When
+        it fails, the session's token stays in ``state_file`` and the next connect closes that orphan first (the
+        server would otherwise keep it, and its subscription, for ``session_timeout_s``).
+        """
         self.subscription = None
-        # CloseSession(DeleteSubscriptions=true) removes session and subscription in one request. A lost session
-        # gets a short try: the server may still be there (then nothing is left on it), or not (then it drops
-        # the session and its subscription after session_timeout_s).
         timeout = min(self.plan.timeout_s, 1.0) if self.lost.is_set() else self.plan.timeout_s
+        closed = False
+        try:
+            await asyncio.wait_for(client.close_session(), timeout)
+            closed = True
+        except Exception:  # the server is gone or does not answer: nothing more to do now
+            pass
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(client.disconnect(), timeout)
+            await asyncio.wait_for(client.close_secure_channel(), min(timeout, 1.0))
         with contextlib.suppress(Exception):
             client.disconnect_socket()
+        if closed and self.state_file is not None:
+            self.state_file.unlink(missing_ok=True)
+
+    async def _close_orphan(self) -> None:
+        """ActivateSession on the token a lost session left behind (OPC UA Part 4 §6.7), then close it with its
+        subscriptions. When the server no longer knows it, a fresh session is made and closed. Never raises; the
+        token is kept while the server cannot be reached (asyncua drops it once older than the session timeout).
+        """
+        assert self.state_file is not None
+        orphan = self._client()
+        try:
+            await configure_security(orphan, self.plan)
+            await configure_auth(orphan, self.plan)
+            await asyncio.wait_for(orphan.connect(auto_reconnect=False), self.plan.timeout_s * 3)
+        except Exception:
+            with contextlib.suppress(Exception):
+                orphan.disconnect_socket()
+            return
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(orphan.close_session(), self.plan.timeout_s)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(orphan.close_secure_channel(), 1.0)
+        with contextlib.suppress(Exception):
+            orphan.disconnect_socket()
+        self.state_file.unlink(missing_ok=True)
 
     async def _resolve(self) -> None:
         """Namespace URIs -> today's indexes, browse paths -> node ids, and every node checked to exist."""

@@ -21,8 +21,10 @@ none). Every state change is logged once per device: "failed", then "recovered".
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -87,8 +89,10 @@ class OpcuaSource:
         monotonic: Callable[[], float] = time.monotonic,
         retry: Backoff | None = None,
         security_retry: Backoff | None = None,
+        state_dir: Path | None = None,
     ) -> None:
         self.config = config
+        self.state_dir = state_dir
         self.plan: DevicePlan = compile_device(config, base_dir)
         self._fingerprint = hashlib.sha256(f"{config.model_dump_json()}|{base_dir.resolve()}".encode()).hexdigest()
         self._clock = clock
@@ -111,6 +115,7 @@ class OpcuaSource:
         self._requests = 0
         self._requests_reported = 0
         self._errors: dict[str, int] = {}
+        self._state_file: Path | None = None
 
     # --- Source protocol ----------------------------------------------------------------------------------------
 
@@ -146,9 +151,15 @@ class OpcuaSource:
             asyncua_logger.setLevel(logging.CRITICAL)
         if not self.config.enabled:
             await asyncio.Event().wait()  # a disabled device does nothing until cancelled
-        async with asyncio.TaskGroup() as tg:
-            tg.create_task(self._supervise())
-            tg.create_task(self._tick(emit))
+        with contextlib.ExitStack() as stack:
+            # the session token survives a lost session (and, in state_dir, a crash) so its orphan gets closed
+            folder = (
+                self.state_dir / "opcua" if self.state_dir else Path(stack.enter_context(tempfile.TemporaryDirectory()))
+            )
+            self._state_file = folder / f"{self.plan.device}.session.json"
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(self._supervise())
+                tg.create_task(self._tick(emit))
 
     # --- connection supervisor ----------------------------------------------------------------------------------
 
@@ -157,7 +168,7 @@ class OpcuaSource:
             self.attempts += 1
             kind = "connection"
             try:
-                async with OpcuaSession(self.plan) as session:
+                async with OpcuaSession(self.plan, self._state_file) as session:
                     sub = await session.subscribe() if self.plan.subscribe else None
                     self._up(session)
                     try:
