@@ -13,6 +13,10 @@ Two tasks in one TaskGroup:
   session is down (the gap is flagged, never interpolated), and ``stale`` for a point with no value since the
   current session began.
 
+No orphans: a session that could not be closed (network loss, crash) leaves its token in ``state_dir/opcua/
+<device>.session.json`` (mode 0600; a temporary folder without ``state_dir``); the next connect re-activates that
+session and closes it with its subscriptions, so the server never keeps more than the live one for long.
+
 Sample timestamps: ``ts`` is the tick at which the agent vouched for the value (the subscription was alive, so an
 unchanged value is current); ``source_ts`` is the OPC UA SourceTimestamp (server timestamp when the source gave
 none). Every state change is logged once per device: "failed", then "recovered".
