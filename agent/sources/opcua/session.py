@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import math
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
@@ -54,6 +55,15 @@ def map_error(device: str, endpoint: str, exc: BaseException) -> SourceError:
     raise exc  # a bug: let it propagate
 
 
+@dataclass(frozen=True, slots=True)
+class PointError:
+    """A point this session cannot read: ``reason`` for its samples (a status name where there is one), ``message``
+    for logs and PollResult.errors (device, point, node and endpoint named)."""
+
+    reason: str
+    message: str
+
+
 class OpcuaSession:
     def __init__(self, plan: DevicePlan, state_file: Path | None = None) -> None:
         self.plan = plan
@@ -62,12 +72,16 @@ class OpcuaSession:
         self.lost = asyncio.Event()
         self.lost_reason = ""
         self.resolved: dict[int, ua.NodeId] = {}
-        self.point_errors: dict[int, str] = {}
+        self.point_errors: dict[int, PointError] = {}
         self.subscription: Subscription | None = None
         self.requests = 0
 
     def _fail(self, exc: BaseException) -> SourceError:
         return map_error(self.plan.device, self.plan.endpoint, exc)
+
+    def _point_error(self, index: int, reason: str, detail: str) -> None:
+        message = f"{self.plan.device}: point {self.plan.points[index].name}: {detail}"
+        self.point_errors[index] = PointError(reason, message)
 
     def mark_lost(self, reason: str) -> None:
         if not self.lost.is_set():
@@ -174,8 +188,10 @@ class OpcuaSession:
                     relative_path_for(address, namespaces)
                     browse.append((i, address))
             except KeyError as missing:
-                self.point_errors[i] = (
-                    f"{plan.device}: point {point.name}: namespace {missing.args[0]} is not on {plan.endpoint}"
+                self._point_error(
+                    i,
+                    f"namespace {missing.args[0]} is not on the server",
+                    f"namespace {missing.args[0]} is not on {plan.endpoint}",
                 )
         for start in range(0, len(browse), _CHUNK):
             chunk = browse[start : start + _CHUNK]
@@ -187,10 +203,8 @@ class OpcuaSession:
                     target = result.Targets[0].TargetId
                     self.resolved[i] = ua.NodeId(target.Identifier, target.NamespaceIndex, target.NodeIdType)
                 else:
-                    self.point_errors[i] = (
-                        f"{plan.device}: point {plan.points[i].name}: browse path {ref.text()} not found on "
-                        f"{plan.endpoint} ({status_name(result.StatusCode.value)})"
-                    )
+                    name = status_name(result.StatusCode.value)
+                    self._point_error(i, name, f"browse path {ref.text()} not found on {plan.endpoint} ({name})")
         await self._check_nodes()
 
     async def _check_nodes(self) -> None:
@@ -202,14 +216,11 @@ class OpcuaSession:
                 point = self.plan.points[i]
                 code = dv.StatusCode.value if dv.StatusCode is not None else 0
                 if code & 0x80000000:
-                    self.point_errors[i] = (
-                        f"{self.plan.device}: point {point.name}: node {point.address.text()} "
-                        f"({node_id.to_string()}) does not exist on {self.plan.endpoint} ({status_name(code)})"
-                    )
+                    where = f"node {point.address.text()} ({node_id.to_string()})"
+                    name = status_name(code)
+                    self._point_error(i, name, f"{where} does not exist on {self.plan.endpoint} ({name})")
                 elif dv.Value is not None and dv.Value.Value != ua.NodeClass.Variable:
-                    self.point_errors[i] = (
-                        f"{self.plan.device}: point {point.name}: node {point.address.text()} is not a variable"
-                    )
+                    self._point_error(i, "not a variable", f"node {point.address.text()} is not a variable")
         for i in self.point_errors:
             self.resolved.pop(i, None)
 
@@ -292,10 +303,9 @@ class OpcuaSession:
                 self.requests += 1
                 for (i, _), result in zip(chunk, results, strict=True):
                     if isinstance(result, ua.StatusCode):
-                        self.point_errors[i] = (
-                            f"{plan.device}: point {plan.points[i].name}: the server refused to monitor "
-                            f"{plan.points[i].address.text()} ({status_name(result.value)})"
-                        )
+                        name = status_name(result.value)
+                        detail = f"the server refused to monitor {plan.points[i].address.text()} ({name})"
+                        self._point_error(i, name, detail)
         except Exception as exc:
             raise self._fail(exc) from exc
         return sub

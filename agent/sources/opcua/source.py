@@ -214,10 +214,10 @@ class OpcuaSource:
             log.info("%s: recovered: connected to %s after %.1f s", self.plan.device, self.plan.endpoint, down)
         self._failed = False
         self._failed_since = None
-        for message in session.point_errors.values():
-            if message not in self._logged_point_errors:
-                self._logged_point_errors.add(message)
-                log.error("%s", message)
+        for error in session.point_errors.values():
+            if error.message not in self._logged_point_errors:
+                self._logged_point_errors.add(error.message)
+                log.error("%s", error.message)
 
     def _down(self, reason: str, kind: str) -> None:
         self._errors[kind] = self._errors.get(kind, 0) + 1
@@ -294,7 +294,7 @@ class OpcuaSource:
                     point.unit,
                     Quality.BAD,
                     now,
-                    _status_of(point_errors[i]),
+                    point_errors[i].reason,
                     point.role,
                 )
             elif reading is None:
@@ -324,20 +324,13 @@ class OpcuaSource:
         if connected:
             self._last_success_ts = now
         all_errors = (
-            errors + tuple(point_errors.values()) if connected else (f"{self.plan.device}: {samples[0].reason}",)
+            errors + tuple(e.message for e in point_errors.values())
+            if connected
+            else (f"{self.plan.device}: {samples[0].reason}",)
         )
         total = self._requests + (session.requests if session is not None else 0)
         requests, self._requests_reported = total - self._requests_reported, total
         return PollResult(self.plan.device, now, 0.0, tuple(samples), max(0, requests), all_errors)
-
-
-def _status_of(message: str) -> str:
-    """The status name in a point error message, e.g. "... (BadNodeIdUnknown)" -> BadNodeIdUnknown."""
-    if message.endswith(")") and "(" in message:
-        candidate = message[message.rindex("(") + 1 : -1]
-        if candidate.startswith(("Bad", "Uncertain")):
-            return candidate
-    return message.split(": ", 2)[-1]
 
 
 async def read_once(source: OpcuaSource) -> PollResult:
