@@ -260,6 +260,8 @@ class OpcuaSource:
             if isinstance(exc, ConnectionLost | DeviceTimeout):
                 session.mark_lost(_short(exc, self.plan.device))
             return (str(exc),)
+        if self._session is not session:  # the session ended while the Read was out: its values are not current
+            return ()
         points = self.plan.points
         for index, dv in values.items():
             self._latest[index] = reading_of(dv, points[index].value_range)
