@@ -6,6 +6,7 @@ import datetime as dt
 import stat
 from pathlib import Path
 
+import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -95,3 +96,17 @@ def test_describe_shows_what_a_technician_compares(tmp_path: Path) -> None:
     text = pki.describe(cert)
     assert "application URI urn:x" in text and pki.thumbprint(cert) in text
     assert len(pki.thumbprint(cert).split(":")) == 32
+
+
+def test_cli_cert_writes_once_and_refuses_to_overwrite(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from agent.cli import main
+
+    argv = ["opcua", "cert", "--cert", str(tmp_path / "c.der"), "--key", str(tmp_path / "k.pem")]
+    assert main([*argv, "--application-uri", "urn:gw7:energy-agent"]) == 0
+    out = capsys.readouterr().out
+    cert = pki.load_certificate(tmp_path / "c.der")
+    assert pki.application_uri_of(cert) == "urn:gw7:energy-agent" and pki.thumbprint(cert) in out
+    before = (tmp_path / "k.pem").read_bytes()
+    assert main(argv) == 1 and "--force" in capsys.readouterr().out
+    assert (tmp_path / "k.pem").read_bytes() == before
+    assert main([*argv, "--force"]) == 0 and (tmp_path / "k.pem").read_bytes() != before
