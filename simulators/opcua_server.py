@@ -7,7 +7,8 @@ model advances to the wall clock and each variable is written with SourceTimesta
 so a client can recompute the ground truth from (seed, start, step_s, source timestamp).
 
 Security: ``--policies`` (None, Basic256Sha256_Sign, Basic256Sha256_SignAndEncrypt, Aes128_Sha256_RsaOaep_Sign, ...),
-server certificate and key (made in ``--pki-dir`` if missing), ``--users-file`` with ``name:password`` lines
+server certificate and key (made in ``--pki-dir`` if missing), ``--client-trust-dir`` (only client certificates
+found there are accepted; read at every session, so trusting a client takes effect at once), ``--users-file`` with ``name:password`` lines
 (username authentication; anonymous then refused unless ``--allow-anonymous``).
 
 Faults: SIGUSR1 (or ``--fault-every-s``) stops the server, keeps it down ``--fault-down-s`` and starts it again on
@@ -37,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from asyncua import ua
+from asyncua.common.utils import ServiceError
 from asyncua.crypto import cert_gen
 from asyncua.crypto.permission_rules import User, UserRole
 from asyncua.server.server import Server
@@ -61,6 +63,19 @@ _POLICIES: dict[str, ua.SecurityPolicyType] = {
     "Aes256_Sha256_RsaPss_Sign": ua.SecurityPolicyType.Aes256Sha256RsaPss_Sign,
     "Aes256_Sha256_RsaPss_SignAndEncrypt": ua.SecurityPolicyType.Aes256Sha256RsaPss_SignAndEncrypt,
 }
+
+
+def _trust_folder_validator(folder: Path) -> Any:
+    """Accept a client certificate only when its DER bytes are in ``folder`` (read at every session)."""
+
+    def trusted(der: bytes) -> bool:
+        return any(path.read_bytes() == der for path in folder.glob("*.der"))
+
+    async def validate(cert: x509.Certificate, _app: ua.ApplicationDescription) -> None:
+        if not await asyncio.to_thread(trusted, cert.public_bytes(serialization.Encoding.DER)):
+            raise ServiceError(StatusCodes.BadCertificateUntrusted)
+
+    return validate
 
 
 class PasswordUsers(UserManager):
@@ -154,6 +169,8 @@ class PlantServer:
         if args.cert is not None:
             await server.load_certificate(str(args.cert))
             await server.load_private_key(str(args.key))
+        if args.client_trust_dir is not None:
+            server.set_certificate_validator(_trust_folder_validator(args.client_trust_dir))
         for k in range(self.starts):  # a restarted server lists one more namespace first: indexes move
             await server.register_namespace(f"urn:energy-agent:simulator:restart:{k}")
         idx = await server.register_namespace(NAMESPACE)
@@ -335,6 +352,7 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     p.add_argument("--pki-dir", type=Path, default=None, help="Make server-cert.der / server-key.pem here if missing")
     p.add_argument("--users-file", type=Path, default=None, help="name:password lines; enables username auth")
     p.add_argument("--allow-anonymous", action="store_true")
+    p.add_argument("--client-trust-dir", type=Path, default=None, help="accept only client certificates (DER) here")
     p.add_argument("--bad", action="append", default=[], metavar="DEVICE.VALUE=STATUS")
     p.add_argument("--extra-items", type=int, default=0)
     p.add_argument("--fault-every-s", type=float, default=0.0)

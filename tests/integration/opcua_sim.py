@@ -81,6 +81,7 @@ def start_sim(
     extra_items: int = 0,
     fault_down_s: float = 3.0,
     seed: int = 1,
+    client_trust_dir: Path | None = None,
 ) -> Sim:
     workdir.mkdir(parents=True, exist_ok=True)
     port = free_port()
@@ -95,6 +96,8 @@ def start_sim(
         argv += ["--users-file", str(workdir / "users")]
     if allow_anonymous:
         argv.append("--allow-anonymous")
+    if client_trust_dir is not None:
+        argv += ["--client-trust-dir", str(client_trust_dir)]
     for item in bad:
         argv += ["--bad", item]
     proc = ServerProcess("opcua-sim", argv, workdir, port).start(timeout_s=30)

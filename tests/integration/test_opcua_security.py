@@ -13,11 +13,12 @@ from agent.cli import main as cli_main
 from agent.errors import SecurityError, SourceError
 from agent.model import Quality
 from agent.sources.opcua import pki
-from agent.sources.opcua.source import OpcuaSource, read_once
+from agent.sources.opcua.source import Backoff, OpcuaSource, read_once
 from tests.integration.opcua_sim import (
     ALL_POLICIES,
     ClientPki,
     Sim,
+    all_good,
     client_pki,
     device_config,
     point,
@@ -154,3 +155,26 @@ def test_commissioning_pins_only_when_asked(sim: Sim, tmp_path: Path, capsys: py
     assert "[2] urn:energy-agent:simulator:plant" in out
     assert "kiln1/coal_feed_tph | nsu=urn:energy-agent:simulator:plant;s=kiln1.coal_feed_tph | Variable | Double" in out
     assert PASSWORD not in out
+
+
+async def test_server_that_does_not_trust_the_agent_says_so_and_recovers_once_trusted(tmp_path: Path) -> None:
+    client_trust = tmp_path / "server-trusts"
+    client_trust.mkdir()
+    strict = start_sim(
+        tmp_path / "sim", policies=["Aes256_Sha256_RsaPss_SignAndEncrypt"], client_trust_dir=client_trust
+    )
+    try:
+        creds = client_pki(tmp_path / "pki", trust=strict)
+        cfg = device_config(
+            strict, [point("kiln1", "coal_t")], creds=creds, policy="Aes256_Sha256_RsaPss_SignAndEncrypt"
+        )
+        with pytest.raises(SecurityError) as info:
+            await read_once(OpcuaSource(cfg))
+        assert "BadCertificateUntrusted" in str(info.value) and str(creds.cert) in str(info.value)
+        source = OpcuaSource(cfg, security_retry=Backoff(1.0, 1.0))  # production waits 30 s, then longer
+        async with running(source) as run:
+            await run.wait_for(lambda r: "BadCertificateUntrusted" in r.samples[0].reason, 10)
+            (client_trust / "agent.der").write_bytes(creds.cert.read_bytes())  # the administrator trusts it
+            await run.wait_for(all_good, 10, after=len(run.results))
+    finally:
+        strict.proc.stop()

@@ -77,7 +77,10 @@ class OpcuaSession:
         self.requests = 0
 
     def _fail(self, exc: BaseException) -> SourceError:
-        return map_error(self.plan.device, self.plan.endpoint, exc)
+        error = map_error(self.plan.device, self.plan.endpoint, exc)
+        if isinstance(error, SecurityError) and "BadCertificateUntrusted" in str(error) and self.plan.client_cert:
+            return SecurityError(f"{error}: the server does not trust this agent's certificate {self.plan.client_cert}")
+        return error
 
     def _point_error(self, index: int, reason: str, detail: str) -> None:
         message = f"{self.plan.device}: point {self.plan.points[index].name}: {detail}"
