@@ -226,7 +226,8 @@ class OpcuaSource:
         if not self._failed:
             self._failed = True
             self._failed_since = self._monotonic()
-            log.warning("%s: failed: %s: %s", self.plan.device, self.plan.endpoint, reason)
+            where = "" if self.plan.endpoint in reason else f"{self.plan.endpoint}: "
+            log.warning("%s: failed: %s%s", self.plan.device, where, reason)
 
     # --- emission -----------------------------------------------------------------------------------------------
 
