@@ -75,6 +75,7 @@ class CounterTracker:
     _last_value: float = 0.0
     confirm: int = 3  # readings that must form a chain after a backward step before it is taken as a reset
     _chain: list[tuple[float, float]] = field(default_factory=list)  # the backward reading and those continuing it
+    _alt: list[tuple[float, float]] = field(default_factory=list)  # the chain before an outlier broke it
     _rate: float | None = None  # amount per second of the last counted step
 
     @property
@@ -146,20 +147,26 @@ class CounterTracker:
         if step is not None:  # the chain was a glitch: continue from the old value
             self._count(kind)
             self.stats.glitches += 1
-            self._chain = []
+            self._chain, self._alt = [], []
             return self._advance(ts, value, step)
-        c_ts, c_value = self._chain[-1]
-        if self._forward_step(c_ts, c_value, ts, value)[0] is None:  # neither continues: a new candidate
+        if self._continues(self._chain, ts, value):
+            self._chain.append((ts, value))
+        elif self._alt and self._continues(self._alt, ts, value):  # the reading that broke the chain was a glitch
+            self._chain, self._alt = [*self._alt, (ts, value)], []
+        else:  # continues nothing: a new candidate, the old chain kept in case this one is the glitch
             self.stats.glitches += 1
-            self._chain = [(ts, value)]
+            self._chain, self._alt = [(ts, value)], self._chain
             return []
-        self._chain.append((ts, value))
         return self._rebase() if len(self._chain) >= self.confirm else []
+
+    def _continues(self, chain: list[tuple[float, float]], ts: float, value: float) -> bool:
+        c_ts, c_value = chain[-1]
+        return self._forward_step(c_ts, c_value, ts, value)[0] is not None
 
     def _rebase(self) -> list[Segment]:
         """The chain is confirmed: count the interval before it (estimated) and its own steps."""
         assert self._last_ts is not None
-        chain, self._chain = self._chain, []
+        chain, self._chain, self._alt = self._chain, [], []
         self.stats.resets += 1
         steps: list[float] = []
         for (t0, v0), (t1, v1) in itertools.pairwise(chain):

@@ -134,6 +134,7 @@ class CounterMachine(RuleBasedStateMachine):
         self.counted = 0.0
         self.first_true: float | None = None
         self.resets = 0
+        self.glitched = False
         self.lost_true = 0.0
 
     def shown(self) -> float:
@@ -152,6 +153,7 @@ class CounterMachine(RuleBasedStateMachine):
         if self.first_true is None:
             self.first_true = self.true_total
         self.sent.append((self.t, self.shown()))
+        self.glitched = False
         self.deliver(self.t, self.shown())
 
     @precondition(lambda self: bool(self.sent))
@@ -164,13 +166,29 @@ class CounterMachine(RuleBasedStateMachine):
     def late_reading(self, k: int) -> None:
         self.deliver(*self.sent[-k])
 
+    # A wrong answer is only recognisable when no plausible step links it with the true readings: one wrong answer
+    # between true readings, either 0 far above the bottom of the range or the value half the range away, while no
+    # reset is undecided. (0 just after a reset, a value next to the true one modulo the width, or a value a
+    # plausible step above the reading before an undecided reset are plausible readings: nobody can tell.)
+    @precondition(lambda self: bool(self.sent) and not self.glitched and not self.tracker.undecided)
+    @rule(zero=st.booleans())
+    def glitch(self, zero: bool) -> None:
+        shown = self.shown()
+        far = (shown + self.MOD / 2) % self.MOD
+        value = 0.0 if zero and 12_000 < shown < self.MOD / 2 else far
+        self.t += 0.1
+        self.glitched = True
+        self.deliver(self.t, value)
+
     @rule()
     def nan(self) -> None:
         self.deliver(self.t + 0.1, math.nan)
 
     # A reset from the top half of the register range to 0 looks exactly like a wrap: no reader can tell them
     # apart, so resets are drawn from the bottom half, where a wrap would be more than half the range in one step.
-    @precondition(lambda self: self.shown() < CounterMachine.MOD / 2)
+    # Likewise a reset right after a wrong answer, before a true reading settled it, is a double fault the readings
+    # cannot tell apart from other histories.
+    @precondition(lambda self: self.shown() < CounterMachine.MOD / 2 and not self.tracker.undecided)
     @rule()
     def reset(self) -> None:
         self.offset = -self.true_total  # shown value jumps to 0
