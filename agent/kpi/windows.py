@@ -58,8 +58,20 @@ class WindowSpec:
     name: str
     tz: str = "UTC"
     shift_starts: tuple[int, ...] = (0, 480, 960)
+    # the last periods computed (local-time arithmetic is the costly part): most lookups hit one of them
+    _recent: list[tuple[float, float]] = field(default_factory=list, compare=False, hash=False, repr=False)
 
     def bounds(self, t: float) -> tuple[float, float]:
+        """The period ``[start, end)`` holding ``t``."""
+        for start, end in self._recent:
+            if start <= t < end:
+                return start, end
+        b = self._compute(t)
+        self._recent.insert(0, b)
+        del self._recent[4:]
+        return b
+
+    def _compute(self, t: float) -> tuple[float, float]:
         zone = ZoneInfo(self.tz)
         local = datetime.fromtimestamp(t, zone)
         midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
