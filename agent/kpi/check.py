@@ -23,6 +23,7 @@ from agent.kpi.benchmarks import LevelTable, load_levels, site_levels
 from agent.kpi.factors import load_factors
 from agent.kpi.formula import parse, references
 from agent.kpi.windows import check_window_name
+from agent.model import Role
 
 
 def check_section(site: SiteConfig, section: KpiSectionConfig, profiles: Mapping[str, ProfileConfig]) -> list[Issue]:
@@ -136,23 +137,35 @@ class _Checker:
         if dev is None:
             self.add((*path, "device"), f"unknown device '{ref.device}'{_suggest(ref.device, self.devices)}")
             return
-        profile = self.profiles.get(getattr(dev, "profile", "") or "")
-        if profile is None:
+        known = self._points(dev)
+        if known is None:
             return
+        what, points = known
         if ref.point is not None:
-            names = {p.name for p in profile.points}
+            names = {name for name, _ in points}
             if ref.point not in names:
                 self.add(
                     (*path, "point"),
-                    f"device '{ref.device}' (profile {profile.profile}) has no point '{ref.point}'{_suggest(ref.point, names)}",
+                    f"device '{ref.device}' ({what}) has no point '{ref.point}'{_suggest(ref.point, names)}",
                 )
-        elif ref.role is not None and ref.role not in {p.role for p in profile.points}:
-            roles = sorted(p.role.value for p in profile.points if p.role is not None)
+        elif ref.role is not None and ref.role not in {role for _, role in points}:
+            roles = sorted(role.value for _, role in points if role is not None)
             self.add(
                 (*path, "role"),
-                f"device '{ref.device}' (profile {profile.profile}) has no point with role {ref.role.value}; "
+                f"device '{ref.device}' ({what}) has no point with role {ref.role.value}; "
                 f"its roles: {', '.join(roles) or 'none'}",
             )
+
+    def _points(self, dev: object) -> tuple[str, list[tuple[str, Role | None]]] | None:
+        """The device's points (name, role) and where they are declared: its profile (Modbus) or its own
+        ``points`` list (OPC UA); None when unknown (a profile that did not load)."""
+        profile = self.profiles.get(str(getattr(dev, "profile", "") or ""))
+        if profile is not None:
+            return f"profile {profile.profile}", [(p.name, p.role) for p in profile.points]
+        own = getattr(dev, "points", None)
+        if isinstance(own, list) and all(hasattr(p, "name") and hasattr(p, "role") for p in own):
+            return "its points", [(str(p.name), p.role) for p in own]
+        return None
 
     def refs(self, path: Path, refs: list[PointRefConfig], *, index: bool = True) -> None:
         for i, r in enumerate(refs):
@@ -245,9 +258,9 @@ class _Checker:
                 if dev is None:
                     self.add(("kpi", "custom", i, "formula"), f"unknown device '{p.device}' in {p.fn}()")
                     continue
-                profile = self.profiles.get(getattr(dev, "profile", "") or "")
-                if profile is not None:
-                    names = {pt.name for pt in profile.points} | {pt.role.value for pt in profile.points if pt.role}
+                declared = self._points(dev)
+                if declared is not None:
+                    names = {n for n, _ in declared[1]} | {r.value for _, r in declared[1] if r is not None}
                     if p.point not in names:
                         self.add(
                             ("kpi", "custom", i, "formula"),

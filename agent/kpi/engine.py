@@ -60,10 +60,15 @@ class DeviceInfo:
 
     @classmethod
     def from_config(cls, device: object, profile: ProfileConfig | None) -> DeviceInfo:
-        """From a site device entry (``SiteConfig.devices[i]``) and its profile, if it has one."""
+        """From a site device entry (``SiteConfig.devices[i]``) and its profile (Modbus), or the device's own
+        ``points`` (OPC UA: typed values, no register width)."""
         roles: dict[str, Role] = {}
         modulus: dict[str, float] = {}
         scales: dict[str, float] = {}
+        for p in getattr(device, "points", None) or []:
+            role = getattr(p, "role", None)
+            if isinstance(role, Role):
+                roles[str(p.name)] = role
         if profile is not None:
             for p in profile.points:
                 scales[p.name] = p.scale

@@ -14,6 +14,7 @@ from agent.config.site import SiteConfig
 from agent.kpi.benchmarks import load_levels
 from agent.kpi.engine import KpiEngine
 from agent.kpi.factors import load_data_yaml, load_factors
+from agent.model import Role
 
 PROFILE = ProfileConfig.model_validate(
     {
@@ -169,3 +170,37 @@ def test_check_reports_unit_mismatch_missing_inputs_cycles_and_equipment() -> No
     assert "not computed in window month" in issues[("kpi", "custom", 2, "windows")]
     with pytest.raises(ValueError, match="depends on itself"):
         KpiEngine.from_site(site(kpi), {"meter": PROFILE}, lambda: 0.0)
+
+
+def test_opcua_devices_are_checked_against_their_own_points() -> None:
+    opcua = {
+        "name": "kiln-plc",
+        "protocol": "opcua",
+        "endpoint": "opc.tcp://127.0.0.1:4840",
+        "security": {"policy": "None", "mode": "None", "allow_none": True},
+        "points": [{"name": "coal", "node_id": "ns=2;s=Coal", "unit": "t", "role": "coal_t"}],
+    }
+    s = SiteConfig.model_validate(
+        {
+            "site": "s",
+            "gateway": "g",
+            "devices": [opcua],
+            "kpi": {
+                "lines": [
+                    {
+                        "name": "l1",
+                        "production": [{"device": "kiln-plc", "role": "production_t"}],
+                        "fuels": [{"device": "kiln-plc", "point": "coal", "kind": "counter", "carrier": "raw_coal"}],
+                    }
+                ]
+            },
+        }
+    )
+    issues = dict(check(s, {}))
+    assert issues == {
+        ("kpi", "lines", 0, "production", 0, "role"): (
+            "device 'kiln-plc' (its points) has no point with role production_t; its roles: coal_t"
+        )
+    }
+    eng = KpiEngine.from_site(s, {}, lambda: 0.0)
+    assert eng.devices["kiln-plc"].roles == {"coal": Role.COAL_T}
