@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from agent.config.profile import ProfileConfig
     from agent.config.site import SiteConfig
 
+MAX_BACKLOG_S = 40 * 86400.0  # final periods older than this are not emitted (covers a month window)
 _WIDTH_BITS = {"int16": 16, "uint16": 16, "int32": 32, "uint32": 32, "int64": 64, "uint64": 64}
 
 
@@ -320,6 +321,8 @@ class KpiEngine:
         reported = self._reported.get(key)
         if reported is None:
             reported = spec.bounds(self._t0)[0]
+        if reported < now - MAX_BACKLOG_S:  # a clock that jumped far ahead: do not emit every period in between
+            reported = spec.bounds(now - MAX_BACKLOG_S)[0]
         until = min(ind.final_until(spec.name), now)
         while True:
             start, end = spec.bounds(reported)

@@ -411,3 +411,11 @@ def test_replays_reordering_and_nan_never_change_window_totals(
     assert got.keys() == want.keys()
     for key, value in want.items():
         assert got[key] == pytest.approx(value, rel=1e-9, abs=1e-9), key
+
+
+def test_a_clock_far_ahead_does_not_emit_every_period_in_between() -> None:
+    eng = engine({"lines": [LINE]})
+    out = eng.evaluate(T0 + 365 * 86400)
+    quarters = finals(out, "production", "15m")
+    assert 0 < len(quarters) <= 40 * 96 + 1
+    assert all(v.quality is Quality.BAD and v.value is None for v in quarters)
