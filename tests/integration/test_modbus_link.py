@@ -20,7 +20,10 @@ Script = Callable[[bytes], bytes]  # request frame -> bytes to send back
 
 @asynccontextmanager
 async def scripted_server(script: Script, request_size: int) -> AsyncIterator[int]:
+    writers: set[asyncio.StreamWriter] = set()
+
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writers.add(writer)
         try:
             while True:
                 request = await reader.readexactly(request_size)
@@ -36,6 +39,8 @@ async def scripted_server(script: Script, request_size: int) -> AsyncIterator[in
         yield server.sockets[0].getsockname()[1]
     finally:
         server.close()
+        for writer in writers:  # a handler still waiting for a request must not leave its transport to the GC
+            writer.close()
         await server.wait_closed()
 
 
@@ -104,9 +109,14 @@ async def test_tcp_garbage_header_drops_the_connection_and_the_next_read_reconne
 
 
 async def test_one_request_at_a_time_on_a_link() -> None:
+    writers: list[asyncio.StreamWriter] = []
+
     async def never(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await reader.read()
-        writer.close()
+        writers.append(writer)
+        try:
+            await reader.read()
+        finally:
+            writer.close()
 
     server = await asyncio.start_server(never, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
@@ -120,4 +130,6 @@ async def test_one_request_at_a_time_on_a_link() -> None:
         await first
     await link.close()
     server.close()
+    for writer in writers:
+        writer.close()
     await server.wait_closed()
