@@ -25,7 +25,7 @@ from agent.sources.modbus.device import DevicePoller
 from agent.sources.modbus.source import ModbusSource, build_modbus_sources
 
 NAME = "probe"
-HELP = "poll Modbus devices once and print every point with its raw registers (commissioning)"
+HELP = "poll devices once (Modbus with raw registers, OPC UA with status names) and print every point"
 EX_CONFIG = 78
 
 
@@ -43,18 +43,45 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return EX_CONFIG
-    known = {name for s in sources for name in s.devices}
+    opcua = [d.name for d in loaded.site.devices if d.protocol == "opcua" and getattr(d, "enabled", True)]
+    known = {name for s in sources for name in s.devices} | set(opcua)
     unknown = sorted(set(args.device) - known)
     if unknown:
-        print(f"energy-agent probe: no enabled Modbus device named {', '.join(unknown)}", file=sys.stderr)
+        print(f"energy-agent probe: no enabled device named {', '.join(unknown)}", file=sys.stderr)
         return 2
-    results = asyncio.run(_probe(sources, set(args.device)))
+    only = set(args.device)
+    results = asyncio.run(_probe(sources, only))
     failed = 0
     for _source, poller, result in results:
         failed += poller.consecutive_failures > 0
-        lines = _json_lines(poller, result) if args.json else _text_lines(poller, result, args.orders)
+        lines = _json_lines(result, poller) if args.json else _text_lines(poller, result, args.orders)
+        print("\n".join(lines))
+    for name in opcua:
+        if only and name not in only:
+            continue
+        ok, lines = asyncio.run(_probe_opcua(loaded, name, args.json))
+        failed += not ok
         print("\n".join(lines))
     return 1 if failed else 0
+
+
+async def _probe_opcua(loaded: Any, name: str, as_json: bool) -> tuple[bool, list[str]]:
+    """One Read of every point of an OPC UA device (asyncua is imported only when the site has one)."""
+    from agent.errors import SourceError
+    from agent.sources.opcua import probe_opcua
+
+    try:
+        result = await probe_opcua(loaded, name)
+    except SourceError as exc:
+        return False, [f"{name}: FAILED: {exc}"]
+    if as_json:
+        return True, _json_lines(result)
+    lines = [f"{result.device} (OPC UA): answered in {result.duration_s * 1000:.1f} ms"]
+    for s in result.samples:
+        value = "-" if s.value is None else f"{s.value}"
+        reason = f"  ({s.reason})" if s.reason else ""
+        lines.append(f"  {s.point:<28} {value:>18} {s.unit:<6} {s.quality.value:<9}{reason}")
+    return True, lines
 
 
 async def _probe(sources: list[ModbusSource], only: set[str]) -> list[tuple[ModbusSource, DevicePoller, PollResult]]:
@@ -113,7 +140,7 @@ def _text_lines(poller: DevicePoller, result: PollResult, orders: bool) -> list[
     return lines
 
 
-def _json_lines(poller: DevicePoller, result: PollResult) -> list[str]:
+def _json_lines(result: PollResult, poller: DevicePoller | None = None) -> list[str]:
     lines = []
     for s in result.samples:
         obj: dict[str, Any] = {
@@ -126,7 +153,9 @@ def _json_lines(poller: DevicePoller, result: PollResult) -> list[str]:
         }
         if s.reason:
             obj["reason"] = s.reason
-        raw = _raw_hex(poller, s.point)
+        if s.source_ts is not None:
+            obj["source_ts"] = s.source_ts
+        raw = _raw_hex(poller, s.point) if poller is not None else ""
         if raw:
             obj["raw"] = raw
         lines.append(json.dumps(obj, ensure_ascii=False))
