@@ -13,8 +13,6 @@ import math
 from collections.abc import Callable, Mapping
 from functools import lru_cache
 
-from iapws import IAPWS97
-
 from agent.config.kpi import (
     BoilerConfig,
     CompressorConfig,
@@ -35,6 +33,9 @@ ATM_MPA = 0.101325
 
 @lru_cache(maxsize=65536)
 def _steam_h(p_mpa_abs: float, t_c: float) -> float | None:
+    # iapws pulls in scipy (~50 MB of RSS): imported on the first boiler evaluation only.
+    from iapws import IAPWS97
+
     try:
         h = IAPWS97(P=p_mpa_abs, T=t_c + 273.15).h
     except (NotImplementedError, ValueError, TypeError, ArithmeticError):
