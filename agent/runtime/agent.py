@@ -176,11 +176,11 @@ class Agent:
             parts.kpi.ingest(result.samples)
         if parts.sink is not None:
             parts.sink.wake()
-        now = self.clock()
-        self.spool_latency.add(now - result.ts)
+        # PollResult.ts is when the poll started (its slot); the last reply came duration_s later.
+        self.spool_latency.add(self.clock() - (result.ts + result.duration_s))
         interval = self._intervals.get(result.device)
         if interval:
-            self.jitter.add(abs(poll_jitter_s(result.ts - result.duration_s, interval)))
+            self.jitter.add(abs(poll_jitter_s(result.ts, interval)))
         self.polls += 1
         self._progress = True
 
