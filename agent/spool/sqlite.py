@@ -5,6 +5,11 @@ transaction, so after kill -9 the spool holds exactly what was appended and not 
 that match. ``synchronous=NORMAL`` in WAL mode cannot corrupt the database on a power cut; it can only roll back
 the last commits that were not fsynced yet, which the ``interval`` policy bounds.
 
+The ``interval`` policy's fsync of the WAL runs on a helper thread (one at a time): fsync can take milliseconds
+to tens of milliseconds on a gateway's flash or a VM disk, and on the event loop it would delay every poll and
+publish behind it. SQLite itself is only ever used from the owner's thread. ``close()`` waits for an fsync in
+flight and fsyncs once more, synchronously.
+
 Bytes are accounted as ``len(topic) + len(payload) + RECORD_OVERHEAD_BYTES`` per record; SQLite reuses freed
 pages, so the file stays near the high-water mark of that figure (plus the WAL, capped by ``journal_size_limit``).
 """
@@ -16,6 +21,7 @@ import os
 import sqlite3
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from agent.config.spool import SpoolConfig
@@ -52,6 +58,8 @@ class SqliteSpool:
         self._config = config
         self._clock = clock
         self._wal_fd: int | None = None
+        self._syncer: ThreadPoolExecutor | None = None  # runs the interval policy's WAL fsync off the caller's thread
+        self._sync_in_flight: Future[None] | None = None
         self._dirty = False  # commits since the last fsync of the WAL
         self._last_sync = time.monotonic()
         self._last_expire: float | None = None  # injected-clock time of the last expiry pass
@@ -172,9 +180,10 @@ class SqliteSpool:
         )
 
     def flush(self) -> None:
-        """Fsync the WAL if anything was committed since the last fsync (a durability point under any policy).
-        The publisher calls it once a second, which bounds the power-cut window when appends stop."""
-        self._sync_wal()
+        """Start an fsync of the WAL if anything was committed since the last one (on the helper thread; a failed
+        fsync raises SpoolError at the next call). The publisher calls it once a second, which bounds the
+        power-cut window when appends stop."""
+        self._sync_wal_soon()
 
     def expire(self) -> int:
         """Drop records older than ``max_age_s`` now; returns how many. Spool calls run it once per clock second."""
@@ -201,8 +210,12 @@ class SqliteSpool:
 
     def close(self) -> None:
         try:
+            self._wait_sync()
             self._sync_wal()
         finally:
+            if self._syncer is not None:
+                self._syncer.shutdown(wait=True)
+                self._syncer = None
             if self._wal_fd is not None:
                 os.close(self._wal_fd)
                 self._wal_fd = None
@@ -306,21 +319,58 @@ class SqliteSpool:
             self.expire()
         now = time.monotonic()
         if self._config.fsync == "interval" and (now - self._last_sync) * 1000.0 >= self._config.fsync_interval_ms:
-            self._sync_wal()
+            self._sync_wal_soon()
 
-    def _sync_wal(self) -> None:
-        self._last_sync = time.monotonic()
-        if self._config.fsync == "always" or not self._dirty:
-            return  # every commit was already fsynced, or nothing changed
-        self._dirty = False
+    def _wal(self) -> int | None:
+        """The WAL's file descriptor, opened once (None before anything was written)."""
         if self._wal_fd is None:
             try:
                 self._wal_fd = os.open(f"{self.path}-wal", os.O_RDONLY)
             except FileNotFoundError:
-                return  # nothing written yet
+                return None
             _fsync_dir(self.path.parent)  # the WAL's directory entry must survive a power cut too
+        return self._wal_fd
+
+    def _sync_wal_soon(self) -> None:
+        """Hand an fsync of the WAL to the helper thread, unless one is still running (it will cover this one's
+        commits only if they came before it started, so ``_dirty`` stays set for the next round)."""
+        self._check_sync()
+        if self._sync_in_flight is not None or self._config.fsync == "always" or not self._dirty:
+            return
+        self._last_sync = time.monotonic()
+        fd = self._wal()
+        if fd is None:
+            return
+        self._dirty = False
+        if self._syncer is None:
+            self._syncer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="spool-fsync")
+        self._sync_in_flight = self._syncer.submit(os.fsync, fd)
+
+    def _check_sync(self) -> None:
+        future = self._sync_in_flight
+        if future is None or not future.done():
+            return
+        self._sync_in_flight = None
+        exc = future.exception()
+        if isinstance(exc, OSError):
+            raise SpoolError(f"spool {self.path}: fsync of the WAL failed: {exc.strerror}") from exc
+
+    def _wait_sync(self) -> None:
+        if self._sync_in_flight is not None:
+            self._sync_in_flight.exception()  # wait
+            self._check_sync()
+
+    def _sync_wal(self) -> None:
+        """Fsync the WAL now, on this thread (at close)."""
+        self._last_sync = time.monotonic()
+        if self._config.fsync == "always" or not self._dirty:
+            return  # every commit was already fsynced, or nothing changed
+        fd = self._wal()
+        if fd is None:
+            return
+        self._dirty = False
         try:
-            os.fsync(self._wal_fd)
+            os.fsync(fd)
         except OSError as exc:
             raise SpoolError(f"spool {self.path}: fsync of the WAL failed: {exc.strerror}") from exc
 
