@@ -6,7 +6,8 @@ A device's fault stays inside its source's task (sources never raise for device 
 propagates, the group cancels the rest, the process exits non-zero and systemd restarts it.
 
 Order of work for one poll (all on the event loop, no queue between): allocate the next ``seq``, encode the
-payload, append it to the spool (durable before anything is published), feed the KPI engine, wake the sink.
+payload, append it to the spool (committed before anything is published), offer it to the sink (published at
+once when the session is up and nothing is queued ahead of it), feed the KPI engine.
 Back-pressure: a source awaits ``emit``; nothing is buffered in memory outside the spool.
 
 Signals: SIGTERM/SIGINT stop polling, evaluate and spool the KPIs once more, give the sink ``flush_timeout_s`` to
@@ -171,11 +172,12 @@ class Agent:
             tags=self._tags.get(result.device, {}),
             samples=result.samples,
         )
-        parts.spool.append(parts.topics.samples(result.device), payload, "samples", self.seq, result.ts)
+        topic = parts.topics.samples(result.device)
+        record_id = parts.spool.append(topic, payload, "samples", self.seq, result.ts)
+        if parts.sink is not None:
+            parts.sink.offer(record_id, topic, payload)
         if parts.kpi is not None:
             parts.kpi.ingest(result.samples)
-        if parts.sink is not None:
-            parts.sink.wake()
         # PollResult.ts is when the poll started (its slot); the last reply came duration_s later.
         self.spool_latency.add(self.clock() - (result.ts + result.duration_s))
         interval = self._intervals.get(result.device)
@@ -202,9 +204,10 @@ class Agent:
         site = self.loaded.site
         self.seq += 1
         payload = encode_kpis(site=site.site, gateway=site.gateway, boot=self.boot, seq=self.seq, ts=now, kpis=values)
-        parts.spool.append(parts.topics.kpi(), payload, "kpi", self.seq, now)
+        topic = parts.topics.kpi()
+        record_id = parts.spool.append(topic, payload, "kpi", self.seq, now)
         if parts.sink is not None:
-            parts.sink.wake()
+            parts.sink.offer(record_id, topic, payload)
 
     async def _kpi_loop(self) -> None:
         parts = self.parts

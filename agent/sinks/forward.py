@@ -39,6 +39,15 @@ class SpoolReader(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
+class LiveRecord:
+    """A record the caller has just appended to the spool, offered for publishing without reading it back."""
+
+    id: int
+    topic: str
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class Acked:
     record_id: int
     topic: str
@@ -97,6 +106,18 @@ class Forwarder:
         if self.replaying and sent < room:
             sent += self._send_backlog(room - sent)
         return sent
+
+    def offer(self, record: LiveRecord) -> bool:
+        """Publish a just-appended record at once when it is the next live one and the window has room; False
+        leaves it to :meth:`forward`, which reads it from the spool. Order and the window are kept either way;
+        this only saves the read-back and the wait for the forwarding task (latency under a burst of polls)."""
+        if record.id != self._live_cursor + 1 or len(self._window) >= self._max_inflight:
+            return False
+        if self._backlog_first and self.replaying:
+            return False
+        self._live_cursor = record.id
+        self._hand_over(record)
+        return True
 
     def acked(self, mid: int) -> Acked | None:
         """The broker acknowledged message ``mid``; the record is deleted at the next :meth:`flush_acks`."""

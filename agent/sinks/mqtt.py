@@ -48,7 +48,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from agent.config.mqtt import MqttConfig
 from agent.errors import SinkError
 from agent.sinks.connect import ClosingContext, backoff_s, describe, tls_context
-from agent.sinks.forward import Forwarder, OutgoingRecord, SpoolReader
+from agent.sinks.forward import Forwarder, LiveRecord, OutgoingRecord, SpoolReader
 from agent.sinks.topics import check_level, status_topic
 from agent.wire import StatusMessage, encode_status
 
@@ -146,6 +146,17 @@ class MqttSink:
 
     def wake(self) -> None:
         """Tell the sink that records were appended. Cheap; call after every append."""
+        self._wake.set()
+
+    def offer(self, record_id: int, topic: str, payload: bytes) -> None:
+        """Like :meth:`wake` for a record just appended, but publish it at once when the session is up and it is
+        next in line (no read-back, no wait for the forwarding task); else the forwarding task takes it."""
+        if (
+            self._connected.is_set()
+            and not self._need_birth
+            and self._forward.offer(LiveRecord(record_id, topic, payload))
+        ):
+            return
         self._wake.set()
 
     def stats(self) -> dict[str, Any]:

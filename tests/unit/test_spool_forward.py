@@ -133,3 +133,31 @@ def test_the_brokers_receive_maximum_caps_the_window(spool: SqliteSpool) -> None
     fw.session_up(receive_maximum=None)
     fw.forward()
     assert fw.inflight == 40
+
+
+def test_an_offered_record_goes_out_at_once_only_when_next_in_line_and_the_window_has_room(spool: SqliteSpool) -> None:
+    from agent.sinks.forward import LiveRecord
+
+    paho = Paho()
+    fw = Forwarder(spool, paho.publish, max_inflight=2, replay_rate_msgs_s=100, backlog_first=False)
+    fw.session_up()
+    first, second, third = append(spool, 3)
+    assert not fw.offer(LiveRecord(second, "t/1", b"x")), "a record ahead of it is not out yet"
+    assert fw.offer(LiveRecord(first, "t/0", b"x")) and fw.offer(LiveRecord(second, "t/1", b"x"))
+    assert not fw.offer(LiveRecord(third, "t/2", b"x")), "the window is full"
+    assert paho.sent == [first, second]
+    fw.acked(paho.mids[first])
+    fw.forward()  # the declined record is read back from the spool, in order, never twice
+    assert paho.sent == [first, second, third]
+
+
+def test_nothing_is_offered_past_a_backlog_that_must_go_first(spool: SqliteSpool) -> None:
+    from agent.sinks.forward import LiveRecord
+
+    append(spool, 3)
+    paho = Paho()
+    fw = Forwarder(spool, paho.publish, max_inflight=100, replay_rate_msgs_s=100, backlog_first=True)
+    fw.session_up()
+    (live,) = append(spool, 1)
+    assert not fw.offer(LiveRecord(live, "t/0", b"x"))
+    assert paho.sent == []
