@@ -2,7 +2,9 @@
 
 It starts, each as its own process on free loopback ports in a work folder:
 - the simulated cement plant (``python -m simulators modbus``: eleven devices behind one Modbus TCP gateway),
-- an MQTT broker: Debian's mosquitto (``deploy/demo.sh`` installs it),
+- an MQTT broker: Debian's mosquitto when installed (``deploy/demo.sh`` installs it), otherwise an embedded
+  broker (amqtt, from the ``demo`` extra; MQTT 3.1.1 only, so the agent speaks 3.1.1 to it and the centre
+  ingestor, which needs MQTT 5 shared subscriptions, is left out),
 - the agent (``energy-agent run``) with a site file written for the simulator, plus KPIs graded against the
   national cement clinker levels,
 - when Debian's influxd is installed, InfluxDB 1.x and the centre ingestor (``energy-center run``),
@@ -87,6 +89,12 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workdir", type=Path, help="keep files here (default: a temporary folder)")
     parser.add_argument("--refresh", type=float, default=2.0, help="seconds between screen updates")
     parser.add_argument("--plain", action="store_true", help="print frames one after another (no screen clearing)")
+    parser.add_argument(
+        "--broker",
+        choices=("auto", "mosquitto", "embedded"),
+        default="auto",
+        help="auto: mosquitto when installed, else the embedded broker",
+    )
 
 
 def free_port() -> int:
@@ -138,15 +146,32 @@ def _mosquitto() -> str | None:
     return shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None)
 
 
-def start_broker(procs: Processes) -> int:
-    binary = _mosquitto()
-    if binary is None:
-        raise RuntimeError("mosquitto is not installed: run deploy/demo.sh, which installs Debian's mosquitto")
+def _amqtt() -> Path | None:
+    binary = Path(sys.executable).parent / "amqtt"
+    return binary if binary.exists() else None
+
+
+def start_broker(procs: Processes, choice: str) -> tuple[int, bool]:
+    """Start a broker on a free loopback port; returns (port, embedded)."""
     port = free_port()
-    conf = procs.workdir / "mosquitto.conf"
-    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
-    wait_listening(port, procs.start("mosquitto", [binary, "-c", str(conf)]), "mosquitto")
-    return port
+    binary = _mosquitto() if choice != "embedded" else None
+    if binary is not None:
+        conf = procs.workdir / "mosquitto.conf"
+        conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
+        wait_listening(port, procs.start("mosquitto", [binary, "-c", str(conf)]), "mosquitto")
+        return port, False
+    if choice == "mosquitto":
+        raise RuntimeError("mosquitto is not installed: run deploy/demo.sh, which installs Debian's mosquitto")
+    embedded = _amqtt()
+    if embedded is None:
+        raise RuntimeError("no broker: install Debian's mosquitto, or the embedded one with pip install '.[demo]'")
+    conf = procs.workdir / "amqtt.yaml"
+    _dump(conf, {
+        "listeners": {"default": {"type": "tcp", "bind": f"127.0.0.1:{port}"}},
+        "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}},
+    })  # fmt: skip
+    wait_listening(port, procs.start("amqtt", [str(embedded), "-c", str(conf)]), "the embedded broker")
+    return port, True
 
 
 def start_influx_and_center(procs: Processes, broker_port: int) -> str | None:
@@ -189,11 +214,13 @@ def _dump(path: Path, data: dict[str, Any]) -> None:
         yaml.dump(data, f)
 
 
-def write_demo_site(workdir: Path, sim_port: int, broker_port: int) -> Path:
+def write_demo_site(workdir: Path, sim_port: int, broker_port: int, mqtt_311: bool = False) -> Path:
     from simulators.layout import site_document
 
     site = site_document("127.0.0.1", sim_port, state_dir=str(workdir / "state"))
     site["mqtt"] = {"host": "127.0.0.1", "port": broker_port, "client_id": "demo-agent"}
+    if mqtt_311:
+        site["mqtt"]["protocol"] = "3.1.1"
     site["kpi"] = DEMO_KPI
     site["monitoring"] = {"status_interval_s": 5}
     path = workdir / "site.yaml"
@@ -219,7 +246,7 @@ def run(args: argparse.Namespace) -> int:
         state = DashboardState()
         subscriber: Subscriber | None = None
         try:
-            broker = start_broker(procs)
+            broker, embedded = start_broker(procs, args.broker)
             sim_port = free_port()
             sim = procs.start(
                 "simulator",
@@ -235,12 +262,13 @@ def run(args: argparse.Namespace) -> int:
                 ],
             )
             wait_listening(sim_port, sim, "the plant simulator")
-            site = write_demo_site(workdir, sim_port, broker)
-            influx = start_influx_and_center(procs, broker)
+            site = write_demo_site(workdir, sim_port, broker, mqtt_311=embedded)
+            influx = None if embedded else start_influx_and_center(procs, broker)
             subscriber = Subscriber("127.0.0.1", broker, "plant", state)
             subscriber.start()
             agent = procs.start("energy-agent", [sys.executable, "-m", "agent", "run", str(site)])
-            print(f"work folder {workdir}; broker 127.0.0.1:{broker}; simulator 127.0.0.1:{sim_port}")
+            kind = "embedded broker (MQTT 3.1.1)" if embedded else "mosquitto"
+            print(f"work folder {workdir}; {kind} 127.0.0.1:{broker}; simulator 127.0.0.1:{sim_port}")
             if influx:
                 print(influx)
             deadline = time.monotonic() + args.duration if args.duration > 0 else None

@@ -76,3 +76,15 @@ def test_both_commands_work_in_a_fresh_virtualenv(tmp_path: Path) -> None:
     assert match, summary
     assert int(match.group(2)) == 11 and int(match.group(3)) >= 2 and match.group(4) == "0"
     assert "BENCHMARK" in demo.stdout or "between" in demo.stdout or "BELOW BASELINE" in demo.stdout
+
+
+def test_demo_falls_back_to_the_embedded_broker(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Without mosquitto the demo runs on the embedded broker (MQTT 3.1.1), the agent speaking 3.1.1 to it."""
+    from agent.cli import main
+
+    code = main(["demo", "--broker", "embedded", "--duration", "35", "--plain", "--workdir", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert code == 0, out[-3000:]
+    assert "embedded broker (MQTT 3.1.1)" in out
+    assert re.search(r"from 11 devices, [1-9]\d* KPI messages, 0 invalid payloads", out), out[-500:]
+    assert "protocol: 3.1.1" in (tmp_path / "site.yaml").read_text()
