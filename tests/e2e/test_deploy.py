@@ -45,6 +45,10 @@ def test_shipped_unit_exposure_is_at_most_2() -> None:
     assert exposure(UNIT) <= MAX_EXPOSURE
 
 
+def test_centre_unit_exposure_is_at_most_2() -> None:
+    assert exposure(REPO / "deploy" / "center" / "systemd" / "energy-center.service") <= MAX_EXPOSURE
+
+
 def test_unit_keeps_the_promises_of_the_readme() -> None:
     text = UNIT.read_text()
     for line in (
