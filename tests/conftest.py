@@ -5,8 +5,13 @@ import os
 import tempfile
 
 import pytest
+from hypothesis import settings
 
 from simulators.registry import SERVED_FILE_ENV
+
+# Property tests assert behaviour, not speed: a busy 2-core CI machine must not turn a slow example into a failure.
+settings.register_profile("project", deadline=None)
+settings.load_profile("project")
 
 pytest_plugins = ["tests.simfixtures"]
 
