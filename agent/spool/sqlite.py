@@ -20,8 +20,9 @@ import logging
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 from agent.config.spool import SpoolConfig
@@ -47,6 +48,15 @@ CREATE INDEX IF NOT EXISTS records_ts ON records (ts);
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+
+
+class _Txn:
+    """What a transaction body tells its commit: whether it changed anything."""
+
+    __slots__ = ("changed",)
+
+    def __init__(self) -> None:
+        self.changed = True
 
 
 class SqliteSpool:
@@ -103,23 +113,13 @@ class SqliteSpool:
             raise ValueError(f"spool: unknown kind {kind!r}")
         size = len(topic.encode()) + len(payload) + RECORD_OVERHEAD_BYTES
         ts = self._clock() if ts is None else ts
-        try:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                dropped = self._make_room(size)
-                cur = self._db.execute(
-                    "INSERT INTO records (kind, topic, payload, seq, ts, size) VALUES (?, ?, ?, ?, ?, ?)",
-                    (kind, topic, payload, seq, ts, size),
-                )
-                self._bump_counters(dropped, "full")
-                self._db.execute("COMMIT")
-                self._dirty = True
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                self._load()
-                raise
-        except sqlite3.Error as exc:
-            raise SpoolError(f"spool {self.path}: append failed: {exc}") from exc
+        with self._transaction("append"):
+            dropped = self._make_room(size)
+            cur = self._db.execute(
+                "INSERT INTO records (kind, topic, payload, seq, ts, size) VALUES (?, ?, ?, ?, ?, ?)",
+                (kind, topic, payload, seq, ts, size),
+            )
+            self._bump_counters(dropped, "full")
         rid = cur.lastrowid
         assert rid is not None
         self._last_id = rid
@@ -148,18 +148,8 @@ class SqliteSpool:
         id_list = list(ids)
         if not id_list:
             return
-        try:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                gone = self._delete(id_list)
-                self._db.execute("COMMIT")
-                self._dirty = True
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                self._load()
-                raise
-        except sqlite3.Error as exc:
-            raise SpoolError(f"spool {self.path}: ack failed: {exc}") from exc
+        with self._transaction("ack"):
+            gone = self._delete(id_list)
         self._forget(gone)
         self._housekeeping()
 
@@ -190,20 +180,11 @@ class SqliteSpool:
         now = self._clock()
         self._last_expire = now
         cutoff = now - self._config.max_age_s
-        try:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                rows = self._db.execute("SELECT id, kind, size FROM records WHERE ts < ?", (cutoff,)).fetchall()
-                gone = self._delete([r[0] for r in rows])
-                self._bump_counters(gone, "expired")
-                self._db.execute("COMMIT")
-                self._dirty = bool(gone) or self._dirty
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                self._load()
-                raise
-        except sqlite3.Error as exc:
-            raise SpoolError(f"spool {self.path}: expiry failed: {exc}") from exc
+        with self._transaction("expiry") as txn:
+            rows = self._db.execute("SELECT id, kind, size FROM records WHERE ts < ?", (cutoff,)).fetchall()
+            gone = self._delete([r[0] for r in rows])
+            self._bump_counters(gone, "expired")
+            txn.changed = bool(gone)  # an idle spool's expiry pass must not cause an fsync every second
         self._forget(gone)
         self._note_expire_episode(gone)
         return len(gone)
@@ -222,6 +203,24 @@ class SqliteSpool:
             self._db.close()
 
     # -- internals --------------------------------------------------------------------------------------------
+
+    @contextmanager
+    def _transaction(self, what: str) -> Iterator[_Txn]:
+        """One write transaction: committed (and, if it changed anything, the WAL marked for the next fsync) or
+        rolled back with the in-memory totals rebuilt from the database; SQLite errors become SpoolError."""
+        txn = _Txn()
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield txn
+                self._db.execute("COMMIT")
+                self._dirty = self._dirty or txn.changed
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                self._load()
+                raise
+        except sqlite3.Error as exc:
+            raise SpoolError(f"spool {self.path}: {what} failed: {exc}") from exc
 
     def _load(self) -> None:
         """Rebuild the in-memory totals from the database (at open, and after a failed transaction)."""
