@@ -114,7 +114,8 @@ def json_schema() -> dict[str, Any]:
     return schema
 
 
-def _sample_dict(s: Sample) -> dict[str, Value | float]:
+def sample_dict(s: Sample) -> dict[str, Value | float]:
+    """One sample as it goes on the wire (also what ``energy-agent probe --json`` prints, with the device)."""
     d: dict[str, Value | float] = {
         "point": s.point,
         "value": s.value,
@@ -155,7 +156,7 @@ def encode_samples(
         "device": device,
         "ts": ts,
         "tags": tags,
-        "samples": [_sample_dict(s) for s in samples],
+        "samples": [sample_dict(s) for s in samples],
     }
     return orjson.dumps(msg)
 

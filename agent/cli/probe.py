@@ -23,6 +23,7 @@ from agent.model import PollResult
 from agent.sources.modbus.codec import bytes_to_registers, decode_all_orders
 from agent.sources.modbus.device import DevicePoller
 from agent.sources.modbus.source import ModbusSource, build_modbus_sources
+from agent.wire import sample_dict
 
 NAME = "probe"
 HELP = "poll devices once (Modbus with raw registers, OPC UA with status names) and print every point"
@@ -143,18 +144,7 @@ def _text_lines(poller: DevicePoller, result: PollResult, orders: bool) -> list[
 def _json_lines(result: PollResult, poller: DevicePoller | None = None) -> list[str]:
     lines = []
     for s in result.samples:
-        obj: dict[str, Any] = {
-            "device": s.device,
-            "point": s.point,
-            "value": s.value,
-            "unit": s.unit,
-            "quality": s.quality.value,
-            "ts": s.ts,
-        }
-        if s.reason:
-            obj["reason"] = s.reason
-        if s.source_ts is not None:
-            obj["source_ts"] = s.source_ts
+        obj: dict[str, Any] = {"device": s.device, **sample_dict(s)}
         raw = _raw_hex(poller, s.point) if poller is not None else ""
         if raw:
             obj["raw"] = raw
