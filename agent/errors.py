@@ -41,6 +41,9 @@ class ConfigIssue:
         return f"{where}:{path} {prefix}{self.message}"
 
 
+EX_CONFIG = 78  # sysexits.h: the exit status of every command that refuses a config (systemd does not restart on it)
+
+
 class ConfigError(AgentError):
     """A config could not be accepted. ``issues`` holds every error found, sorted by file, line, column."""
 

@@ -18,9 +18,7 @@ from collections.abc import Sequence
 from agent.center.config import CenterConfig, load
 from agent.center.influx import make_writer
 from agent.center.ingestor import Ingestor
-from agent.errors import ConfigError
-
-EX_CONFIG = 78
+from agent.errors import EX_CONFIG, ConfigError
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -11,6 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from agent.cli._config import refuse
 from agent.config.load import load_site
 from agent.config.site import ModbusDeviceConfig
 from agent.errors import ConfigError
@@ -19,7 +20,6 @@ from agent.sources.modbus.source import plan_device
 
 NAME = "plan"
 HELP = "print each Modbus device's read requests per poll and the theoretical minimum"
-EX_CONFIG = 78
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -58,7 +58,6 @@ def run(args: argparse.Namespace) -> int:
             total += len(plan.requests)
             minimum += plan.minimum
     except ConfigError as exc:
-        print(exc, file=sys.stderr)
-        return EX_CONFIG
+        return refuse(exc)
     print(f"total: {total} requests per poll for {len(selected)} devices (theoretical minimum {minimum})")
     return 0

@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from agent.cli._config import refuse
 from agent.config.load import load_site
 from agent.config.profile import DataType
 from agent.errors import ConfigError
@@ -27,7 +28,6 @@ from agent.wire import sample_dict
 
 NAME = "probe"
 HELP = "poll devices once (Modbus with raw registers, OPC UA with status names) and print every point"
-EX_CONFIG = 78
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -42,8 +42,7 @@ def run(args: argparse.Namespace) -> int:
         loaded = load_site(args.site)
         sources = build_modbus_sources(loaded)
     except ConfigError as exc:
-        print(exc, file=sys.stderr)
-        return EX_CONFIG
+        return refuse(exc)
     opcua = [d.name for d in loaded.site.devices if d.protocol == "opcua" and getattr(d, "enabled", True)]
     known = {name for s in sources for name in s.devices} | set(opcua)
     unknown = sorted(set(args.device) - known)

@@ -8,11 +8,11 @@ import os
 import sys
 from pathlib import Path
 
+from agent.cli._config import refuse
 from agent.errors import ConfigError
 
 NAME = "run"
 HELP = "run the agent: poll, compute KPIs, spool and publish (SIGTERM stops, SIGHUP reloads)"
-EX_CONFIG = 78
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -40,10 +40,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         agent = Agent(args.site)
     except ConfigError as exc:
-        print(f"{args.site}: the site file is invalid; nothing was started:", file=sys.stderr)
-        for issue in exc.issues:
-            print(issue, file=sys.stderr)
-        return EX_CONFIG
+        return refuse(exc, f"{args.site}: the site file is invalid; nothing was started:")
     try:
         import uvloop
 

@@ -9,19 +9,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sqlite3
 import sys
 import time
 from pathlib import Path
 
-from agent.config.load import load_site
+from agent.cli._config import refuse
+from agent.config.load import load_site, state_dir
 from agent.errors import ConfigError
 from agent.spool.base import KINDS, SpoolStats
 
 NAME = "spool"
 HELP = "inspect the durable spool: `spool stats SITE.yaml` shows depth, bytes, oldest age and drops"
-EX_CONFIG = 78
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -35,16 +34,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         loaded = load_site(args.site)
     except ConfigError as exc:
-        print(f"{args.site}: the site file is invalid:", file=sys.stderr)
-        for issue in exc.issues:
-            print(issue, file=sys.stderr)
-        return EX_CONFIG
-    state_dir = Path(loaded.site.state_dir)
-    if os.environ.get("STATE_DIRECTORY"):  # systemd's StateDirectory wins, as it does for the running agent
-        state_dir = Path(os.environ["STATE_DIRECTORY"].split(":")[0])
-    elif not state_dir.is_absolute():
-        state_dir = args.site.parent / state_dir
-    path = loaded.site.spool.resolve_path(state_dir)
+        return refuse(exc, f"{args.site}: the site file is invalid:")
+    path = loaded.site.spool.resolve_path(state_dir(loaded))  # the same file the running agent uses
     try:
         stats = read_stats(path, loaded.site.spool.max_bytes, time.time())
     except (OSError, sqlite3.Error) as exc:

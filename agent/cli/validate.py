@@ -18,12 +18,12 @@ from typing import Any
 
 from agent.config.load import LoadedSite, load_profile_checked, load_site
 from agent.config.site import ModbusDeviceConfig, SerialBusConfig, TcpGatewayConfig
-from agent.errors import ConfigError, ConfigIssue
+from agent.errors import EX_CONFIG, ConfigError, ConfigIssue
 
 NAME = "validate"
 HELP = "check a site file and its device profiles (or profiles alone) and exit 0, or 78 on a bad config"
 EX_OK = 0
-EX_CONFIG = 78
+
 _PLAN_MODULE = "agent.sources.modbus.plan"
 _POINT_PATH = re.compile(r"^points\[(\d+)\](?:\.(\w+))?$")
 

@@ -284,3 +284,13 @@ def _hash(site: YamlDocument, profiles: Mapping[str, YamlDocument]) -> str:
         digest.update(f"{name}\0{len(source)}\0".encode())
         digest.update(source)
     return digest.hexdigest()
+
+
+def state_dir(loaded: LoadedSite) -> Path:
+    """Where the site's spool and state live: systemd's ``$STATE_DIRECTORY`` when set, else the site's
+    ``state_dir`` (relative paths are relative to the site file)."""
+    env = os.environ.get("STATE_DIRECTORY")
+    if env:
+        return Path(env.split(":")[0])
+    path = Path(loaded.site.state_dir)
+    return path if path.is_absolute() else loaded.path.parent / path

@@ -226,27 +226,12 @@ class RateIntegrator:
 
 
 @dataclass(slots=True)
-class LevelIntegrator:
-    """Time integral (value x seconds) of an instantaneous value, for time-weighted means. Each reading holds from
-    the previous reading's time (trapezoid); gaps longer than ``max_gap_s`` are not bridged."""
+class LevelIntegrator(RateIntegrator):
+    """Time integral (value x seconds) of an instantaneous value, for time-weighted means: the rate integral with
+    a divisor of 1. Each reading holds from the previous reading's time (trapezoid); gaps longer than
+    ``max_gap_s`` are not bridged."""
 
-    max_gap_s: float = 60.0
-    _last: tuple[float, float] | None = None
-    duplicates: int = 0
-    invalid: int = 0
-
-    def update(self, ts: float, value: float) -> list[Segment]:
-        if not math.isfinite(value) or not math.isfinite(ts):
-            self.invalid += 1
-            return []
-        last = self._last
-        if last is not None and ts <= last[0]:
-            self.duplicates += 1
-            return []
-        self._last = (ts, value)
-        if last is None or ts - last[0] > self.max_gap_s:
-            return []
-        return [Segment(last[0], ts, (last[1] + value) / 2.0 * (ts - last[0]))]
+    per_s: float = 1.0
 
     @property
     def last(self) -> tuple[float, float] | None:

@@ -7,14 +7,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from agent import __version__
-from agent.config.load import LoadedSite
+from agent.config.load import LoadedSite, state_dir
 from agent.config.mqtt import MqttConfig
 from agent.config.opcua import OpcuaDeviceConfig
 from agent.kpi.engine import KpiEngine
@@ -79,15 +77,6 @@ def build_kpi_engine(loaded: LoadedSite, clock: Callable[[], float]) -> KpiEngin
     if loaded.site.kpi is None:
         return None
     return KpiEngine.from_site(loaded.site, loaded.profiles, clock)
-
-
-def state_dir(loaded: LoadedSite) -> Path:
-    """The site's state_dir; relative paths are relative to the site file. systemd's StateDirectory wins when set."""
-    env = os.environ.get("STATE_DIRECTORY")
-    if env:
-        return Path(env.split(":")[0])
-    path = Path(loaded.site.state_dir)
-    return path if path.is_absolute() else loaded.path.parent / path
 
 
 def open_spool(loaded: LoadedSite, clock: Callable[[], float] = time.time) -> SqliteSpool:

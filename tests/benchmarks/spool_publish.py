@@ -35,17 +35,26 @@ async def _drain(sink: MqttSink, spool: SqliteSpool) -> None:
         await asyncio.sleep(0.005)
 
 
-async def replay(port: int, folder: Path, n: int, inflight: int) -> dict[str, Any]:
-    spool = SqliteSpool.open(folder / f"replay-{inflight}.sqlite", SpoolConfig())
+async def _publish(mode: str, port: int, folder: Path, n: int, inflight: int) -> dict[str, Any]:
+    """``replay``: n messages spooled before the sink connects; ``live``: produced while it runs. Both measured
+    until the spool is empty."""
+    spool = SqliteSpool.open(folder / f"{mode}-{inflight}.sqlite", SpoolConfig())
     producer = Producer(spool, devices=100, points=POINTS)
-    for i in range((n + 99) // 100):
-        producer.poll_round(time.time() - 1000 + i)
+    rounds = (n + 99) // 100
+    if mode == "replay":
+        for i in range(rounds):
+            producer.poll_round(time.time() - 1000 + i)
     config = MqttConfig(host="127.0.0.1", port=port, max_inflight=inflight, replay_rate_msgs_s=1e9)
     sink = MqttSink(config, spool, site="s1", gateway="gw1", boot=producer.boot, version="bench", config_hash="b")
     async with sink:
         task = asyncio.create_task(sink.run())
         await sink.wait_connected(10)
         started = time.perf_counter()
+        if mode == "live":
+            for _ in range(rounds):
+                producer.poll_round(time.time())
+                sink.wake()
+                await asyncio.sleep(0)
         await _drain(sink, spool)
         took = time.perf_counter() - started
         stats = sink.stats()
@@ -54,43 +63,21 @@ async def replay(port: int, folder: Path, n: int, inflight: int) -> dict[str, An
     spool.close()
     count = producer.seq
     return {
-        "mode": "replay",
+        "mode": mode,
         "max_inflight": inflight,
         "messages": count,
         "msgs_s": round(count / took),
         "samples_s": round(count * POINTS / took),
         "latency_ms": stats["publish_latency_ms"],
     }
+
+
+async def replay(port: int, folder: Path, n: int, inflight: int) -> dict[str, Any]:
+    return await _publish("replay", port, folder, n, inflight)
 
 
 async def live(port: int, folder: Path, n: int, inflight: int) -> dict[str, Any]:
-    spool = SqliteSpool.open(folder / f"live-{inflight}.sqlite", SpoolConfig())
-    producer = Producer(spool, devices=100, points=POINTS)
-    config = MqttConfig(host="127.0.0.1", port=port, max_inflight=inflight)
-    sink = MqttSink(config, spool, site="s1", gateway="gw1", boot=producer.boot, version="bench", config_hash="b")
-    async with sink:
-        task = asyncio.create_task(sink.run())
-        await sink.wait_connected(10)
-        started = time.perf_counter()
-        for _ in range((n + 99) // 100):
-            producer.poll_round(time.time())
-            sink.wake()
-            await asyncio.sleep(0)
-        await _drain(sink, spool)
-        took = time.perf_counter() - started
-        stats = sink.stats()
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-    spool.close()
-    count = producer.seq
-    return {
-        "mode": "live",
-        "max_inflight": inflight,
-        "messages": count,
-        "msgs_s": round(count / took),
-        "samples_s": round(count * POINTS / took),
-        "latency_ms": stats["publish_latency_ms"],
-    }
+    return await _publish("live", port, folder, n, inflight)
 
 
 async def run_all(args: argparse.Namespace, folder: Path) -> list[dict[str, Any]]:

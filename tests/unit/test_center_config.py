@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from agent.center.cli import EX_CONFIG, main
+from agent.center.cli import main
 from agent.center.config import load
-from agent.errors import ConfigError
+from agent.errors import EX_CONFIG, ConfigError
 
 
 def write(tmp_path: Path, text: str, dead_letter: bool = True) -> Path:
