@@ -19,6 +19,7 @@ from agent.config.opcua import OpcuaDeviceConfig
 from agent.config.spool import SpoolConfig
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"  # no '/', '+', '#': names become MQTT topic levels
+DEFAULT_TIMEOUT_MS = 1000.0  # capped at half the polling interval when timeout_ms is unset
 
 
 class SerialBusConfig(StrictModel):
@@ -77,13 +78,29 @@ class ModbusDeviceConfig(StrictModel):
     bus: str | None = Field(None, description="Name of an entry under buses")
     unit_id: int = Field(1, ge=0, le=255)
     interval_s: float = Field(1.0, gt=0, le=86400)
-    timeout_ms: float = Field(1000.0, gt=0, le=60000)
+    timeout_ms: float = Field(
+        DEFAULT_TIMEOUT_MS,
+        gt=0,
+        le=60000,
+        description="Reply timeout; unset: 1000 ms, or half of interval_s when that is shorter",
+    )
     retries: int = Field(0, ge=0, le=5)
     max_registers_per_request: int | None = Field(None, ge=1, le=125, description="Overrides the profile")
     max_gap: int | None = Field(None, ge=0, le=124, description="Overrides the profile")
     enabled: bool = True
     renewable: bool = Field(False, description="This meter measures renewable supply (PV, wind, green power)")
     tags: dict[str, str] = Field(default_factory=dict, description="e.g. line: kiln1, area: raw-mill")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_timeout(cls, data: Any) -> Any:
+        """Without ``timeout_ms``: 1000 ms, or half the interval when that is shorter, so the defaults never draw
+        the 'timeout not shorter than the interval' warning (one silent reply must not delay the next poll)."""
+        if isinstance(data, dict) and "timeout_ms" not in data:
+            interval = data.get("interval_s", 1.0)
+            if isinstance(interval, int | float) and not isinstance(interval, bool) and interval > 0:
+                return {**data, "timeout_ms": min(DEFAULT_TIMEOUT_MS, interval * 500.0)}
+        return data
 
     @model_validator(mode="after")
     def _one_transport(self) -> ModbusDeviceConfig:

@@ -151,10 +151,12 @@ def test_unknown_bus_without_close_match_lists_declared_buses() -> None:
     ]
 
 
-def test_timeout_warning_only_when_the_file_sets_timing() -> None:
+def test_timeout_warning_only_for_a_written_timeout_not_shorter_than_the_interval() -> None:
     defaults = "devices:\n  - {name: a, profile: p, host: h}\n"
     assert _site_messages(defaults) == []
-    slow = "devices:\n  - {name: a, profile: p, host: h, interval_s: 0.5}\n"
+    for interval in ("1", "0.5", "0.2"):  # unset, the timeout is at most half the interval
+        assert _site_messages(f"devices:\n  - {{name: a, profile: p, host: h, interval_s: {interval}}}\n") == []
+    slow = "devices:\n  - {name: a, profile: p, host: h, interval_s: 0.5, timeout_ms: 1000}\n"
     site, doc = _site(slow)
     (issue,) = check_site(site, doc)
     assert issue.severity == "warning"
