@@ -8,7 +8,9 @@ so a client can recompute the ground truth from (seed, start, step_s, source tim
 
 Security: ``--policies`` (None, Basic256Sha256_Sign, Basic256Sha256_SignAndEncrypt, Aes128_Sha256_RsaOaep_Sign, ...),
 server certificate and key (made in ``--pki-dir`` if missing), ``--client-trust-dir`` (only client certificates
-found there are accepted; read at every session, so trusting a client takes effect at once), ``--users-file`` with ``name:password`` lines
+found there are accepted; read at every session, so trusting a client takes effect at once; ``--client-trust-at
+channel`` refuses an untrusted client already at OpenSecureChannel with a ServiceFault BadSecurityChecksFailed, as
+many servers do, instead of at CreateSession with BadCertificateUntrusted), ``--users-file`` with ``name:password`` lines
 (username authentication; anonymous then refused unless ``--allow-anonymous``).
 
 Faults: SIGUSR1 (or ``--fault-every-s``) stops the server, keeps it down ``--fault-down-s`` and starts it again on
@@ -42,8 +44,10 @@ from asyncua.common.utils import ServiceError
 from asyncua.crypto import cert_gen
 from asyncua.crypto.permission_rules import User, UserRole
 from asyncua.server.server import Server
+from asyncua.server.uaprocessor import UaProcessor
 from asyncua.server.user_managers import UserManager
 from asyncua.ua.status_codes import StatusCodes
+from asyncua.ua.ua_binary import struct_from_binary
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID
@@ -76,6 +80,28 @@ def _trust_folder_validator(folder: Path) -> Any:
             raise ServiceError(StatusCodes.BadCertificateUntrusted)
 
     return validate
+
+
+_open_secure_channel = UaProcessor.open_secure_channel
+
+
+def _refusing_open_secure_channel(self: UaProcessor, algohdr: Any, seqhdr: Any, body: Any) -> None:
+    """UaProcessor.open_secure_channel, refusing a client certificate not in the server's channel trust folder
+    (``--client-trust-at channel``) with a ServiceFault BadSecurityChecksFailed on the SecureOpen channel."""
+    folder: Path | None = getattr(self.iserver, "sim_channel_trust_dir", None)
+    cert: bytes | None = algohdr.SenderCertificate
+    if folder is None or not cert or any(path.read_bytes() == cert for path in folder.glob("*.der")):
+        _open_secure_channel(self, algohdr, seqhdr, body)  # type: ignore[no-untyped-call]  # unannotated in asyncua
+        return
+    request = struct_from_binary(ua.OpenSecureChannelRequest, body)
+    self._connection.select_policy(algohdr.SecurityPolicyURI, cert, request.Parameters.SecurityMode)
+    fault = ua.ServiceFault()
+    fault.ResponseHeader.ServiceResult = ua.StatusCode(ua.UInt32(StatusCodes.BadSecurityChecksFailed))
+    self.send_response(request.RequestHeader.RequestHandle, seqhdr, fault, ua.MessageType.SecureOpen)  # type: ignore[no-untyped-call]  # unannotated in asyncua
+    self._transport.close()
+
+
+UaProcessor.open_secure_channel = _refusing_open_secure_channel  # type: ignore[method-assign]
 
 
 class PasswordUsers(UserManager):
@@ -169,7 +195,9 @@ class PlantServer:
         if args.cert is not None:
             await server.load_certificate(str(args.cert))
             await server.load_private_key(str(args.key))
-        if args.client_trust_dir is not None:
+        if args.client_trust_dir is not None and args.client_trust_at == "channel":
+            server.iserver.sim_channel_trust_dir = args.client_trust_dir  # type: ignore[attr-defined]
+        elif args.client_trust_dir is not None:
             server.set_certificate_validator(_trust_folder_validator(args.client_trust_dir))
         for k in range(self.starts):  # a restarted server lists one more namespace first: indexes move
             await server.register_namespace(f"urn:energy-agent:simulator:restart:{k}")
@@ -353,6 +381,12 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     p.add_argument("--users-file", type=Path, default=None, help="name:password lines; enables username auth")
     p.add_argument("--allow-anonymous", action="store_true")
     p.add_argument("--client-trust-dir", type=Path, default=None, help="accept only client certificates (DER) here")
+    p.add_argument(
+        "--client-trust-at",
+        choices=["session", "channel"],
+        default="session",
+        help="refuse an untrusted client at CreateSession (BadCertificateUntrusted) or OpenSecureChannel",
+    )
     p.add_argument("--bad", action="append", default=[], metavar="DEVICE.VALUE=STATUS")
     p.add_argument("--extra-items", type=int, default=0)
     p.add_argument("--fault-every-s", type=float, default=0.0)

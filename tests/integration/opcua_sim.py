@@ -82,6 +82,7 @@ def start_sim(
     fault_down_s: float = 3.0,
     seed: int = 1,
     client_trust_dir: Path | None = None,
+    client_trust_at: str = "session",
 ) -> Sim:
     workdir.mkdir(parents=True, exist_ok=True)
     port = free_port()
@@ -97,7 +98,7 @@ def start_sim(
     if allow_anonymous:
         argv.append("--allow-anonymous")
     if client_trust_dir is not None:
-        argv += ["--client-trust-dir", str(client_trust_dir)]
+        argv += ["--client-trust-dir", str(client_trust_dir), "--client-trust-at", client_trust_at]
     for item in bad:
         argv += ["--bad", item]
     proc = ServerProcess("opcua-sim", argv, workdir, port).start(timeout_s=30)

@@ -178,3 +178,37 @@ async def test_server_that_does_not_trust_the_agent_says_so_and_recovers_once_tr
             await run.wait_for(all_good, 10, after=len(run.results))
     finally:
         strict.proc.stop()
+
+
+async def test_server_refusing_the_agent_at_open_secure_channel_fails_only_that_device(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Many servers refuse an untrusted client already at OpenSecureChannel (BadSecurityChecksFailed), where asyncua
+    raises an AssertionError: the device fails with the certificate to hand over, and its source keeps running."""
+    client_trust = tmp_path / "server-trusts"
+    client_trust.mkdir()
+    policy = "Basic256Sha256_SignAndEncrypt"
+    strict = start_sim(tmp_path / "sim", policies=[policy], client_trust_dir=client_trust, client_trust_at="channel")
+    try:
+        creds = client_pki(tmp_path / "pki", trust=strict)
+        cfg = device_config(strict, [point("kiln1", "coal_t")], creds=creds, policy=policy)
+        with pytest.raises(SecurityError) as info:
+            await read_once(OpcuaSource(cfg))
+        assert str(info.value) == (
+            f"kiln1: {strict.endpoint} refused the secure channel (a bad status, e.g. BadSecurityChecksFailed, to "
+            f"OpenSecureChannel): the server does not trust this agent's certificate {creds.cert}"
+        )
+        caplog.set_level(logging.WARNING, logger="agent.sources.opcua")
+        source = OpcuaSource(cfg, security_retry=Backoff(1.0, 1.0))
+        async with running(source) as run:
+            refused = await run.wait_for(lambda r: True, 10, after=3)
+            assert refused.samples[0].quality is Quality.BAD
+            assert str(creds.cert) in refused.samples[0].reason
+            assert source.health()[0].state == "failed"
+            assert source.health()[0].errors_by_kind["security"] >= 1
+            (client_trust / "agent.der").write_bytes(creds.cert.read_bytes())  # the administrator trusts it
+            await run.wait_for(all_good, 10, after=len(run.results))
+    finally:
+        strict.proc.stop()
+    failed = [r.getMessage() for r in caplog.records if r.name == "agent.sources.opcua" and "failed" in r.getMessage()]
+    assert failed == [f"kiln1: failed: {str(info.value).removeprefix('kiln1: ')}"]

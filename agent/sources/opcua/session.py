@@ -14,11 +14,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import os
+import sysconfig
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
+import asyncua
+import cryptography
 from asyncua import ua
 from asyncua.client.client import Client
 from asyncua.common.subscription import DataChangeEvent, StatusChangeEvent, Subscription
@@ -36,7 +40,14 @@ _CHUNK = 500  # nodes per Read / CreateMonitoredItems request
 
 
 def map_error(device: str, endpoint: str, exc: BaseException) -> SourceError:
-    """The one place asyncua / socket exceptions become our exception tree; messages start with the device."""
+    """The one place asyncua / socket exceptions become our exception tree; messages start with the device.
+
+    asyncua also raises exceptions of general types for a server's answers: an AssertionError when the server
+    refuses OpenSecureChannel (typically BadSecurityChecksFailed for a client certificate it does not trust; the
+    status itself is lost inside asyncua), struct.error, NotEnoughData, ValueError or KeyError on a message it
+    cannot decode. Whatever was raised inside asyncua (or the cryptography it calls) is the device's failure; the
+    same types raised in our own code are bugs and propagate.
+    """
     if isinstance(exc, SourceError):
         return exc
     if isinstance(exc, UaStatusCodeError):
@@ -52,7 +63,37 @@ def map_error(device: str, endpoint: str, exc: BaseException) -> SourceError:
         return ConnectionLost(f"{device}: connection to {endpoint} failed: {exc or type(exc).__name__}")
     if isinstance(exc, UaError):
         return ConnectionLost(f"{device}: {endpoint}: {exc}")
+    where = _library_frame(exc)
+    if where == "open_secure_channel" and isinstance(exc, AssertionError):
+        return SecurityError(
+            f"{device}: {endpoint} {CHANNEL_REFUSED} (a bad status, e.g. BadSecurityChecksFailed, to OpenSecureChannel)"
+        )
+    if where is not None:
+        detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        return ConnectionLost(f"{device}: {endpoint}: the OPC UA client failed on the server's answer ({detail})")
     raise exc  # a bug: let it propagate
+
+
+CHANNEL_REFUSED = "refused the secure channel"
+_LIBRARIES = tuple(str(Path(m.__file__).parent) + os.sep for m in (asyncua, cryptography) if m.__file__)
+_STDLIB = sysconfig.get_paths()["stdlib"] + os.sep
+
+
+def _library_frame(exc: BaseException) -> str | None:
+    """The asyncua (or cryptography) function an exception was raised in, or None when it came from our code.
+
+    The innermost frame outside the standard library decides (exceptions raised in C, like struct.error, have no
+    frame of their own; asyncio's frames sit between asyncua and a TimeoutError)."""
+    frames = []
+    tb = exc.__traceback__
+    while tb is not None:
+        frames.append(tb.tb_frame.f_code)
+        tb = tb.tb_next
+    for code in reversed(frames):
+        if code.co_filename.startswith(_STDLIB) and "site-packages" not in code.co_filename:
+            continue
+        return code.co_name if code.co_filename.startswith(_LIBRARIES) else None
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,9 +117,12 @@ class OpcuaSession:
         self.subscription: Subscription | None = None
         self.requests = 0
 
-    def _fail(self, exc: BaseException) -> SourceError:
+    def fail(self, exc: BaseException) -> SourceError:
+        """``map_error`` for this session, naming the client certificate when the server does not trust it."""
         error = map_error(self.plan.device, self.plan.endpoint, exc)
-        if isinstance(error, SecurityError) and "BadCertificateUntrusted" in str(error) and self.plan.client_cert:
+        text = str(error)
+        untrusted = "BadCertificateUntrusted" in text or CHANNEL_REFUSED in text
+        if isinstance(error, SecurityError) and untrusted and self.plan.client_cert:
             return SecurityError(f"{error}: the server does not trust this agent's certificate {self.plan.client_cert}")
         return error
 
@@ -118,7 +162,7 @@ class OpcuaSession:
             await self._close(client)
             self.client = None
             if isinstance(exc, Exception):
-                raise self._fail(exc) from exc
+                raise self.fail(exc) from exc
             raise
         return self
 
@@ -250,7 +294,7 @@ class OpcuaSession:
                 values = await self._read([n for _, n in chunk], AttributeIds.Value)
                 out.update((i, dv) for (i, _), dv in zip(chunk, values, strict=True))
         except Exception as exc:
-            raise self._fail(exc) from exc
+            raise self.fail(exc) from exc
         return out
 
     def _subscription_parameters(self) -> ua.CreateSubscriptionParameters:
@@ -310,7 +354,7 @@ class OpcuaSession:
                         detail = f"the server refused to monitor {plan.points[i].address.text()} ({name})"
                         self._point_error(i, name, detail)
         except Exception as exc:
-            raise self._fail(exc) from exc
+            raise self.fail(exc) from exc
         return sub
 
     def _item_request(self, index: int, node_id: ua.NodeId) -> ua.MonitoredItemCreateRequest:

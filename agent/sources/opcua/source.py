@@ -197,10 +197,14 @@ class OpcuaSource:
 
     async def _consume(self, session: OpcuaSession, sub: Subscription) -> None:
         points = self.plan.points
-        async for index, dv in session.notifications(sub):
-            self.notifications += 1
-            if 0 <= index < len(points):
-                self._latest[index] = reading_of(dv, points[index].value_range)
+        try:
+            async for index, dv in session.notifications(sub):
+                self.notifications += 1
+                if 0 <= index < len(points):
+                    self._latest[index] = reading_of(dv, points[index].value_range)
+        except Exception as exc:  # asyncua's failure is this session's end; a bug of ours propagates from fail()
+            session.mark_lost(_short(session.fail(exc), self.plan.device))
+            return
         session.mark_lost("subscription ended")
 
     def _up(self, session: OpcuaSession) -> None:

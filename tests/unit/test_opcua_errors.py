@@ -1,0 +1,43 @@
+"""The asyncua boundary: whatever asyncua raises for a server's answer is the device's failure, whatever type it has
+(AssertionError, struct.error, NotEnoughData, ValueError, ...); the same types raised in our own code are bugs."""
+
+from __future__ import annotations
+
+import struct
+
+import pytest
+from asyncua.common.utils import Buffer
+from asyncua.ua import ua_binary
+
+from agent.errors import ConnectionLost
+from agent.sources.opcua.session import map_error
+
+
+def _raised(call: object) -> BaseException:
+    assert callable(call)
+    try:
+        call()
+    except Exception as exc:
+        return exc
+    raise AssertionError("nothing raised")
+
+
+def test_a_value_error_raised_inside_asyncua_on_a_bad_message_is_the_devices_failure() -> None:
+    exc = _raised(lambda: ua_binary.nodeid_from_binary(Buffer(b"\x09\x00")))  # no NodeId encoding 9
+    assert isinstance(exc, ValueError)
+    mapped = map_error("kiln1", "opc.tcp://plc:4840", exc)
+    assert isinstance(mapped, ConnectionLost)
+    assert str(mapped) == (
+        "kiln1: opc.tcp://plc:4840: the OPC UA client failed on the server's answer "
+        "(ValueError: 9 is not a valid NodeIdType)"
+    )
+
+
+@pytest.mark.parametrize("exc", [AssertionError("invariant"), struct.error("unpack"), ValueError("x"), KeyError("x")])
+def test_the_same_types_raised_in_our_code_are_bugs_and_propagate(exc: Exception) -> None:
+    def ours() -> None:
+        raise exc
+
+    raised = _raised(ours)
+    with pytest.raises(type(exc)):
+        map_error("kiln1", "opc.tcp://plc:4840", raised)
