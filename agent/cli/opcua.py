@@ -149,8 +149,18 @@ async def fetch_and_pin(
         print(f"already trusted: {decision.why}")
         return 0
     if confirm:
+        if not sys.stdin.isatty():
+            print(
+                "not trusted, nothing written: no terminal to ask on; compare the SHA-256 above with the server's "
+                "own display, then re-run with --yes",
+                file=sys.stderr,
+            )
+            return 1
         prompt = "Compare the SHA-256 with the server's own display. Trust it? [y/N] "
-        answer = (await asyncio.to_thread(input, prompt)).strip().lower()
+        try:
+            answer = (await asyncio.to_thread(input, prompt)).strip().lower()
+        except EOFError:  # Ctrl-D
+            answer = ""
         if answer not in ("y", "yes"):
             print("not trusted; nothing written")
             return 1

@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -155,6 +157,20 @@ def test_commissioning_pins_only_when_asked(sim: Sim, tmp_path: Path, capsys: py
     assert "[2] urn:energy-agent:simulator:plant" in out
     assert "kiln1/coal_feed_tph | nsu=urn:energy-agent:simulator:plant;s=kiln1.coal_feed_tph | Variable | Double" in out
     assert PASSWORD not in out
+
+
+def test_trust_without_yes_and_without_a_terminal_refuses_in_one_line(sim: Sim, tmp_path: Path) -> None:
+    """`opcua trust` run from a script or over a pipe cannot ask: one line saying what to do, nothing pinned."""
+    trust_dir = tmp_path / "trusted"
+    argv = [sys.executable, "-m", "agent", "opcua", "trust", sim.endpoint, "--trust-dir", str(trust_dir)]
+    done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.splitlines() == [
+        "not trusted, nothing written: no terminal to ask on; compare the SHA-256 above with the server's own "
+        "display, then re-run with --yes"
+    ]
+    assert pki.thumbprint(pki.load_certificate(sim.server_cert)) in done.stdout
+    assert not any(trust_dir.glob("*.der"))
 
 
 async def test_server_that_does_not_trust_the_agent_says_so_and_recovers_once_trusted(tmp_path: Path) -> None:
