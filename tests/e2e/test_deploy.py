@@ -6,9 +6,12 @@ import re
 import shutil
 import stat
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+
+from tests.servers.process import ServerProcess, free_port
 
 REPO = Path(__file__).resolve().parents[2]
 UNIT = REPO / "deploy" / "systemd" / "energy-agent.service"
@@ -67,15 +70,59 @@ def test_unit_keeps_the_promises_of_the_readme() -> None:
         assert line in text, line
 
 
+def unit_sections(text: str) -> dict[str, list[tuple[str, str]]]:
+    """The unit's directives per section, in order (a key may repeat, as ExecReload does)."""
+    sections: dict[str, list[tuple[str, str]]] = {}
+    current: list[tuple[str, str]] = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("[") and line.endswith("]"):
+            current = sections.setdefault(line[1:-1], [])
+        elif line and not line.startswith("#"):
+            key, _, value = line.partition("=")
+            current.append((key, value))
+    return sections
+
+
+def test_unit_restarts_are_bounded_and_a_bad_site_is_not_restarted() -> None:
+    sections = unit_sections(UNIT.read_text())
+    unit, service = dict(sections["Unit"]), sections["Service"]
+    keys = [k for k, _ in service]
+    # start limits belong in [Unit] (systemd ignores them in [Service]), and must bite with this RestartSec:
+    interval, burst = int(unit["StartLimitIntervalSec"]), int(unit["StartLimitBurst"])
+    assert burst * int(dict(service)["RestartSec"]) < interval
+    assert "StartLimitIntervalSec" not in keys and "StartLimitBurst" not in keys
+    # RestartPreventExitStatus covers the main process only: no ExecStartPre may exit 78 and be restarted
+    assert dict(service)["RestartPreventExitStatus"] == "78" and dict(service)["Restart"] == "on-failure"
+    assert "ExecStartPre" not in keys
+    assert next(v for k, v in service if k == "ExecReload").endswith("validate --quiet /etc/energy-agent/site.yaml")
+    assert dict(service)["MemoryMax"] == "512M" and dict(service)["TasksMax"] == "64"
+    assert dict(service)["SyslogLevelPrefix"] == "yes"
+
+
+def test_systemd_verifies_the_unit(tmp_path: Path) -> None:
+    if shutil.which("systemd-analyze") is None:
+        pytest.skip("systemd-analyze is not installed (Debian's systemd package)")
+    agent = Path(sys.executable).with_name("energy-agent")  # the installed path does not exist here
+    unit = tmp_path / "energy-agent.service"
+    unit.write_text(UNIT.read_text().replace("/opt/energy-agent/venv/bin/energy-agent", str(agent)))
+    done = subprocess.run(
+        ["systemd-analyze", "verify", "--man=no", str(unit)], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0 and "energy-agent.service" not in done.stderr, done.stderr
+
+
 def test_install_grants_the_site_serial_ports_refuses_bad_sites_and_uninstall_keeps_config(tmp_path: Path) -> None:
     root = tmp_path / "root"
     site = REPO / "deploy" / "site.example.yaml"
-    subprocess.run(
+    done = subprocess.run(
         ["bash", str(REPO / "deploy" / "install.sh"), "--root", str(root), "--site", str(site)],
-        check=True,
+        check=False,
         capture_output=True,
+        text=True,
         timeout=600,
     )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     assert (root / "opt/energy-agent/venv/bin/energy-agent").exists()
     assert (root / "opt/energy-agent/device_profiles/chint-dtsu666.yaml").exists()
     installed = root / "etc/energy-agent/site.yaml"
@@ -86,15 +133,26 @@ def test_install_grants_the_site_serial_ports_refuses_bad_sites_and_uninstall_ke
     assert "DeviceAllow=/dev/ttyUSB0 rw" in dropin and dropin.count("DeviceAllow=") == 1
     assert "SupplementaryGroups=dialout" in dropin
     assert exposure(with_dropin(tmp_path, dropin)) <= MAX_EXPOSURE
-    # The installed agent runs from its venv and validates the installed site with the installed profiles.
-    ok = subprocess.run(
-        [str(root / "opt/energy-agent/venv/bin/energy-agent"), "validate", "--quiet", str(installed)],
-        env={"ENERGY_AGENT_PROFILES": str(root / "opt/energy-agent/device_profiles")},
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert ok.returncode == 0, ok.stderr
+    # The README's steps 3-5 with the installed command, without the unit's environment: it finds the profile
+    # library installed beside its venv. The example (OPC UA device included) validates without a warning.
+    cli = str(root / "opt/energy-agent/venv/bin/energy-agent")
+    bare = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
+    ok = subprocess.run([cli, "validate", str(installed)], env=bare, capture_output=True, text=True, check=False)
+    assert ok.returncode == 0 and ok.stderr == "", ok.stderr
+    assert "kiln1-plc: opcua opc.tcp://192.0.2.30:4840" in ok.stdout
+    plan = subprocess.run([cli, "plan", str(installed)], env=bare, capture_output=True, text=True, check=False)
+    assert plan.returncode == 0, plan.stderr
+    assert "kiln1-meter (profile chint-dtsu666, unit 1, bus rs485-1): 4 requests per poll" in plan.stdout
+    port = free_port()
+    sim_site = tmp_path / "sim" / "site.yaml"
+    argv = [sys.executable, "-m", "simulators", "modbus", "--port", str(port), "--write-site", str(sim_site)]
+    with ServerProcess("plant-sim", argv, tmp_path / "sim", port):
+        probe = subprocess.run(
+            [cli, "probe", str(sim_site), "--device", "kiln1-meter"], env=bare, capture_output=True, text=True
+        )
+    assert probe.returncode == 0, probe.stdout + probe.stderr
+    assert probe.stdout.startswith(f"kiln1-meter (127.0.0.1:{port}, unit 2): answered")
+    assert "active_power" in probe.stdout and " bad " not in probe.stdout
 
     # A second install with an invalid site is refused (exit 78) and leaves the installed site as it was.
     bad = tmp_path / "bad-site.yaml"
@@ -116,3 +174,19 @@ def test_install_grants_the_site_serial_ports_refuses_bad_sites_and_uninstall_ke
     assert installed.exists(), "uninstall without --purge keeps the site file"
     subprocess.run(["bash", str(REPO / "deploy" / "uninstall.sh"), "--root", str(root), "--purge"], check=True)
     assert not (root / "etc/energy-agent").exists()
+
+
+@pytest.mark.parametrize("script", ["install.sh", "uninstall.sh"])
+def test_scripts_explain_their_options_and_refuse_a_missing_value(script: str, tmp_path: Path) -> None:
+    path = str(REPO / "deploy" / script)
+    helped = subprocess.run(["bash", path, "--help"], capture_output=True, text=True, check=False)
+    assert helped.returncode == 0 and helped.stderr == "", helped.stderr
+    assert "--root DIR" in helped.stdout and "-h, --help" in helped.stdout and "set -euo" not in helped.stdout
+    option = "--site" if script == "install.sh" else "--root"
+    for argv in ([option], [option, "--no-start" if script == "install.sh" else "--purge"]):
+        refused = subprocess.run(["bash", path, *argv], capture_output=True, text=True, check=False, cwd=tmp_path)
+        assert refused.returncode == 2, refused.stderr
+        assert refused.stderr == f"{script}: {option} needs a value (see {script} --help)\n"
+    unknown = subprocess.run(["bash", path, "--frobnicate"], capture_output=True, text=True, check=False)
+    assert unknown.returncode == 2 and "unknown option --frobnicate" in unknown.stderr
+    assert list(tmp_path.iterdir()) == [], "a refused call installs or removes nothing"
