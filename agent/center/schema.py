@@ -12,13 +12,16 @@ measurement     tags                                         fields
 sample          site gateway device point [unit role extra]  value (float; bools as 1.0/0.0) or value_str,
                                                              quality, reason, source_ts (UNIX s);
                                                              time = acquisition ts
-kpi             site gateway scope name window [unit]        value, coverage, quality, window_start (UNIX s),
-                                                             grade, grade_level (0 benchmark, 1 between,
-                                                             2 below baseline), distance, reference, detail_<key>;
-                                                             time = window_end
+kpi             site gateway scope name window [unit]        value, coverage, quality, window_start and
+                                                             window_end (UNIX s), grade, grade_level (0 benchmark,
+                                                             1 between, 2 below baseline), distance, reference,
+                                                             detail_<key>; time = window_start (so the open
+                                                             window is not in the future, a day is dated that day)
 gateway_status  site gateway                                 state, online (0/1), boot, version, config_hash,
-                                                             health_<key>; time = status ts
-device_health   site gateway device                          the device's scalar health figures; time = status ts
+                                                             health_<key>[_<sub>...] (the agent's own figures:
+                                                             spool, sink, loop lag...); time = status ts
+device_health   site gateway device                          one per entry of health["devices"]: its figures
+                                                             (errors_<kind> flattened); time = status ts
 gap             site gateway                                 boot, first_seq, last_seq, missing;
                                                              time = ts of the message after the gap
 =============== ============================================ ====================================================
@@ -94,6 +97,7 @@ def kpi_lines(msg: KpiMessage, precision: Precision) -> Iterator[str]:
             "coverage": float(k.coverage),
             "quality": k.quality.value,
             "window_start": float(k.window_start),
+            "window_end": float(k.window_end),
         }
         if k.grade is not None:
             fields["grade"] = k.grade.value
@@ -103,7 +107,7 @@ def kpi_lines(msg: KpiMessage, precision: Precision) -> Iterator[str]:
             fields["reference"] = k.reference
         for key, value in k.detail.items():
             fields[f"detail_{key}"] = float(value)
-        text = line(KPI, tags, fields, timestamp(k.window_end, precision))
+        text = line(KPI, tags, fields, timestamp(k.window_start, precision))
         if text is not None:
             yield text
 
@@ -120,26 +124,37 @@ def status_lines(msg: StatusMessage, precision: Precision, received_ts: float) -
         "config_hash": msg.config_hash or None,
     }
     for key, value in msg.health.items():
-        if isinstance(value, dict):
-            yield from _device_health(msg, key, value, ts)
+        if key == "devices" and isinstance(value, dict):
+            yield from _device_health(msg, value, ts)
         else:
-            fields[f"health_{key}"] = _scalar(value)
+            _flatten(fields, f"health_{key}", value)
     text = line(GATEWAY_STATUS, tags, fields, ts)
     if text is not None:
         yield text
 
 
-def _device_health(msg: StatusMessage, key: str, value: dict[str, Any], ts: int) -> Iterator[str]:
-    """``health`` may hold one mapping per device (``{"devices": {name: {...}}}`` or ``{name: {...}}``)."""
-    if all(isinstance(v, dict) for v in value.values()) and value:
-        for name, figures in value.items():
-            yield from _device_health(msg, name, figures, ts)
-        return
-    device = str(value.get("device", key))
-    fields = {k: _scalar(v) for k, v in value.items() if k != "device"}
-    text = line(DEVICE_HEALTH, {"site": msg.site, "gateway": msg.gateway, "device": device}, fields, ts)
-    if text is not None:
-        yield text
+def _device_health(msg: StatusMessage, devices: dict[str, Any], ts: int) -> Iterator[str]:
+    """Only ``health["devices"]`` holds devices (``{name: {figure: value}}``); the agent's own figures (spool,
+    sink, loop lag) stay with the gateway, so a device table never lists them."""
+    for name, figures in devices.items():
+        if not isinstance(figures, dict):
+            continue
+        fields: dict[str, FieldValue | None] = {}
+        for k, v in figures.items():
+            if k != "device":
+                _flatten(fields, k, v)
+        text = line(DEVICE_HEALTH, {"site": msg.site, "gateway": msg.gateway, "device": str(name)}, fields, ts)
+        if text is not None:
+            yield text
+
+
+def _flatten(fields: dict[str, FieldValue | None], key: str, value: Any) -> None:
+    """``{"spool": {"depth": 3}}`` -> ``spool_depth=3.0``; nested mappings join their keys with ``_``."""
+    if isinstance(value, dict):
+        for sub, inner in value.items():
+            _flatten(fields, f"{key}_{sub}", inner)
+    else:
+        fields[key] = _scalar(value)
 
 
 def gap_line(site: str, gateway: str, boot: str, first_seq: int, last_seq: int, ts: float, precision: Precision) -> str:

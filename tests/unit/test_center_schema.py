@@ -11,8 +11,8 @@ TS = 1_764_000_000.123456
 
 def samples_msg(seq: int = 7, tags: dict[str, str] | None = None) -> SamplesMessage:
     samples = [
-        Sample("m1", "P total", 12.5, "kW", Quality.GOOD, TS, role=Role.ACTIVE_POWER_KW),
-        Sample("m1", "E,imp", 1000, "kWh", Quality.GOOD, TS, role=Role.ENERGY_IMPORT_KWH),
+        Sample("m1", "P_total", 12.5, "kW", Quality.GOOD, TS, role=Role.ACTIVE_POWER_KW),
+        Sample("m1", "E_imp", 1000, "kWh, import", Quality.GOOD, TS, role=Role.ENERGY_IMPORT_KWH),
         Sample("m1", "running", True, "", Quality.GOOD, TS),
         Sample("m1", "state", 'on "auto"', "", Quality.GOOD, TS),
         Sample("m1", "temp", None, "°C", Quality.BAD, TS, reason="ILLEGAL DATA ADDRESS"),
@@ -28,9 +28,9 @@ def samples_msg(seq: int = 7, tags: dict[str, str] | None = None) -> SamplesMess
 def test_samples_become_one_point_per_sample_with_stable_keys() -> None:
     lines = list(sample_lines(samples_msg(), "ns"))
     assert lines == [
-        'sample,device=m1,gateway=gw1,point=P\\ total,role=active_power_kw,site=plant1,unit=kW value=12.5,quality="good"'
+        'sample,device=m1,gateway=gw1,point=P_total,role=active_power_kw,site=plant1,unit=kW value=12.5,quality="good"'
         " 1764000000123456000",
-        "sample,device=m1,gateway=gw1,point=E\\,imp,role=energy_import_kwh,site=plant1,unit=kWh value=1000.0,"
+        "sample,device=m1,gateway=gw1,point=E_imp,role=energy_import_kwh,site=plant1,unit=kWh\\,\\ import value=1000.0,"
         'quality="good" 1764000000123456000',
         'sample,device=m1,gateway=gw1,point=running,site=plant1 value=1.0,quality="good" 1764000000123456000',
         'sample,device=m1,gateway=gw1,point=state,site=plant1 value_str="on \\"auto\\"",quality="good" 1764000000123456000',
@@ -54,7 +54,8 @@ def test_only_allowed_device_tags_become_tags() -> None:
     assert not any("serial" in line for line in lines)
 
 
-def test_kpi_point_is_keyed_by_window_end_and_carries_the_grade() -> None:
+def test_kpi_point_is_keyed_by_window_start_and_carries_the_grade() -> None:
+    """At window start: the open window's point is not in the future and a day's point is dated that day."""
     k = KpiValue(
         name="sec_clinker",
         scope="kiln1",
@@ -76,7 +77,8 @@ def test_kpi_point_is_keyed_by_window_end_and_carries_the_grade() -> None:
     (text,) = kpi_lines(msg, "ms")
     head, fields, ts = text.split(" ", 1)[0], text.split(" ", 1)[1].rsplit(" ", 1)[0], text.rsplit(" ", 1)[1]
     assert head == "kpi,gateway=gw1,name=sec_clinker,scope=kiln1,site=plant1,unit=kgce/t,window=1h"
-    assert ts == "1764000000123"
+    assert ts == "1763996400123"
+    assert "window_start=1763996400.123456" in fields and "window_end=1764000000.123456" in fields
     assert 'grade="between"' in fields and "grade_level=1i" in fields and "distance=1.5" in fields
     assert "detail_energy_kwh=1000.0" in fields and "coverage=0.98" in fields
 
@@ -89,12 +91,18 @@ def test_status_with_per_device_health() -> None:
         boot="b",
         ts=TS,
         version="0.1.0",
-        health={"devices": {"m1": {"state": "ok", "consecutive_failures": 0, "errors_by_kind": {"timeout": 2}}}},
+        health={
+            "devices": {"m1": {"state": "ok", "consecutive_failures": 0, "errors": {"timeout": 2}}},
+            "spool": {"depth": 3, "dropped_full": {"samples": 1}},
+            "loop_lag_s": {"p50": 0.001, "max": None},
+        },
     )
     lines = list(status_lines(msg, "s", received_ts=0))
     assert lines == [
-        'device_health,device=m1,gateway=gw1,site=plant1 state="ok",consecutive_failures=0.0 1764000000',
-        'gateway_status,gateway=gw1,site=plant1 state="online",online=1i,boot="b",version="0.1.0" 1764000000',
+        'device_health,device=m1,gateway=gw1,site=plant1 state="ok",consecutive_failures=0.0,errors_timeout=2.0'
+        " 1764000000",
+        'gateway_status,gateway=gw1,site=plant1 state="online",online=1i,boot="b",version="0.1.0",'
+        "health_spool_depth=3.0,health_spool_dropped_full_samples=1.0,health_loop_lag_s_p50=0.001 1764000000",
     ]
 
 
