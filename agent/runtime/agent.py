@@ -35,7 +35,7 @@ from agent.model import PollResult
 from agent.runtime.monitor import LoopLagMonitor, Percentiles, Ring, poll_jitter_s
 from agent.runtime.notify import SystemdNotifier
 from agent.runtime.parts import Parts, build_kpi_engine, build_sources, open_sink, open_spool, topics_of
-from agent.runtime.prometheus import PrometheusServer
+from agent.runtime.prometheus import Family, PrometheusServer, families
 from agent.sources.base import Source
 from agent.wire import encode_kpis, encode_samples
 
@@ -255,59 +255,9 @@ class Agent:
             "sink": parts.sink.stats() if parts and parts.sink else {},
         }
 
-    def prometheus_metrics(self) -> list[tuple[str, str, str, list[tuple[dict[str, str], float]]]]:
-        h = self.health()
-        devices: dict[str, dict[str, Any]] = h["devices"]
-        out: list[tuple[str, str, str, list[tuple[dict[str, str], float]]]] = [
-            (
-                "energy_agent_device_up",
-                "gauge",
-                "1 when the device's last poll succeeded",
-                [({"device": d}, 1.0 if v["state"] == "ok" else 0.0) for d, v in devices.items()],
-            ),
-            (
-                "energy_agent_device_consecutive_failures",
-                "gauge",
-                "Failed polls in a row",
-                [({"device": d}, float(v["consecutive_failures"])) for d, v in devices.items()],
-            ),
-            (
-                "energy_agent_device_requests_total",
-                "counter",
-                "Requests sent to the device",
-                [({"device": d}, float(v["requests"])) for d, v in devices.items()],
-            ),
-            (
-                "energy_agent_device_errors_total",
-                "counter",
-                "Errors by kind",
-                [({"device": d, "kind": k}, float(n)) for d, v in devices.items() for k, n in v["errors"].items()],
-            ),
-            ("energy_agent_polls_total", "counter", "Polls handed to the spool", [({}, float(h["polls"]))]),
-        ]
-        for key, name, help_text in (
-            ("loop_lag_s", "energy_agent_loop_lag_seconds", "Event-loop lag"),
-            ("poll_jitter_s", "energy_agent_poll_jitter_seconds", "Poll start offset from its aligned slot"),
-            ("poll_to_spool_s", "energy_agent_poll_to_spool_seconds", "Acquisition to spooled"),
-        ):
-            out.append(
-                (
-                    name,
-                    "gauge",
-                    help_text,
-                    [({"quantile": q}, float(v)) for q, v in h[key].items() if v is not None and q != "max"],
-                )
-            )
-        spool: dict[str, float] = h["spool"]
-        out.append(
-            (
-                "energy_agent_spool",
-                "gauge",
-                "Spool figures",
-                [({"figure": k}, float(v)) for k, v in spool.items() if isinstance(v, int | float)],
-            )
-        )
-        return out
+    def prometheus_metrics(self) -> list[Family]:
+        """/metrics: the same snapshot as the status topic, in Prometheus' conventions."""
+        return families(self.health())
 
     # ---- reload ----------------------------------------------------------------------------------------------
 
