@@ -32,7 +32,7 @@ from agent import __version__
 from agent.config.load import LoadedSite, load_site
 from agent.errors import ConfigError
 from agent.model import PollResult
-from agent.runtime.monitor import LoopLagMonitor, Percentiles, Ring, poll_jitter_s
+from agent.runtime.monitor import Liveness, LoopLagMonitor, Percentiles, Ring, poll_jitter_s, status_line
 from agent.runtime.notify import SystemdNotifier
 from agent.runtime.parts import Parts, build_kpi_engine, build_sources, open_sink, open_spool, topics_of
 from agent.runtime.prometheus import Family, PrometheusServer, families
@@ -65,12 +65,12 @@ class Agent:
         self.jitter = Ring()
         self.spool_latency = Ring()
         self.polls = 0
-        self._progress = True
         self._stopping = asyncio.Event()
         self._reload_requested = asyncio.Event()
         self._source_tasks: dict[str, tuple[Source, asyncio.Task[None]]] = {}
         self._other_tasks: list[asyncio.Task[None]] = []
         self._tg: asyncio.TaskGroup | None = None
+        self._liveness: Liveness | None = None
         self.loaded: LoadedSite = load_site(site_path)
         self.parts: Parts | None = None
         self._intervals: dict[str, float] = {}
@@ -128,7 +128,8 @@ class Agent:
             self._other_tasks.append(tg.create_task(self._kpi_loop(), name="kpi"))
             self._other_tasks.append(tg.create_task(self._status_loop(), name="status"))
             self._other_tasks.append(tg.create_task(self.loop_lag.run(), name="loop-lag"))
-            self._other_tasks.append(tg.create_task(self.notifier.watchdog(self._made_progress), name="watchdog"))
+            self._other_tasks.append(tg.create_task(self.notifier.watchdog(self._alive), name="watchdog"))
+            self._other_tasks.append(tg.create_task(self.notifier.status_updates(self._status_line), name="sd-status"))
             self._other_tasks.append(tg.create_task(self._reload_loop(), name="reload"))
             await self._stopping.wait()
             await self._shutdown()
@@ -184,13 +185,24 @@ class Agent:
         if interval:
             self.jitter.add(abs(poll_jitter_s(result.ts, interval)))
         self.polls += 1
-        self._progress = True
 
-    def _made_progress(self) -> bool:
-        """For the watchdog: the loop runs (we are called from it) and, when devices exist, polls arrive."""
-        progressed = self._progress or not self._source_tasks
-        self._progress = False
-        return progressed
+    def _alive(self) -> str | None:
+        """For the watchdog: None while the loop, the spool and the publisher are alive (devices may all be down)."""
+        parts = self.parts
+        assert parts is not None
+        if self._liveness is None:
+            keepalive_s = self.loaded.site.mqtt.keepalive_s if self.loaded.site.mqtt is not None else 30
+            self._liveness = Liveness(self.loop_lag, max(3.0 * keepalive_s, self.notifier.watchdog_s or 0.0))
+        tasks = {t.get_name(): t for t in self._other_tasks if t.get_name() in ("sink", "loop-lag")}
+        sink = parts.sink.stats() if parts.sink is not None else None
+        return self._liveness.check(tasks, parts.spool.stats().depth, sink)
+
+    def _status_line(self) -> str:
+        parts = self.parts
+        assert parts is not None
+        devices = [h for source, _ in self._source_tasks.values() for h in source.health()]
+        return status_line(devices, parts.spool.stats().depth, parts.sink.stats() if parts.sink is not None else None)
+
 
     # ---- KPIs and status -------------------------------------------------------------------------------------
 

@@ -1,6 +1,6 @@
-"""Self-monitoring figures the runtime keeps: event-loop lag, poll jitter and poll-to-spool latency.
-
-Figures are kept in bounded rings so memory stays flat over months of running.
+"""Self-monitoring the runtime keeps: event-loop lag, poll jitter and poll-to-spool latency (in bounded rings, so
+memory stays flat over months of running), what the systemd watchdog vouches for (``Liveness``) and the one-line
+status for ``systemctl status``.
 """
 
 from __future__ import annotations
@@ -8,7 +8,11 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
+
+from agent.model import DeviceHealth
 
 
 class Ring:
@@ -64,3 +68,57 @@ def poll_jitter_s(poll_start: float, interval_s: float) -> float:
     """How far a poll started from its wall-clock-aligned slot (polls are aligned to multiples of the interval)."""
     offset = poll_start % interval_s
     return offset if offset <= interval_s / 2 else offset - interval_s
+
+
+class Liveness:
+    """What the systemd watchdog vouches for: the agent itself is alive, whatever the plant does.
+
+    Alive means: the event loop runs its timers (the loop-lag monitor ticked lately), the long-running tasks of
+    the pipeline have not ended, and a publisher with a session and a backlog gets something published or
+    acknowledged. Devices that do not answer, or poll once a minute, are no reason to be restarted: they are
+    reported per device, not by the watchdog. ``check`` returns None when alive, else the reason in one sentence.
+    """
+
+    def __init__(
+        self, loop_lag: LoopLagMonitor, stall_s: float, monotonic: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.loop_lag = loop_lag
+        self.stall_s = stall_s
+        self._monotonic = monotonic
+        self._publisher_progress: tuple[int, ...] = ()
+        self._publisher_progress_at = monotonic()
+
+    def check(
+        self, tasks: Mapping[str, asyncio.Task[None]], spool_depth: int, sink: Mapping[str, Any] | None
+    ) -> str | None:
+        now = self._monotonic()
+        silent = now - self.loop_lag.last_tick
+        if silent > self.stall_s:
+            return f"the event loop ran no timer for {silent:.1f} s"
+        for name, task in tasks.items():
+            if task.done():
+                return f"the {name} task has ended"
+        if sink is None:
+            return None
+        progress = (int(sink.get("published", 0)), int(sink.get("acked", 0)))
+        if progress != self._publisher_progress or not sink.get("connected") or spool_depth == 0:
+            self._publisher_progress = progress
+            self._publisher_progress_at = now
+            return None
+        stalled = now - self._publisher_progress_at
+        if stalled > self.stall_s:
+            return (
+                f"the publisher has a broker session and {spool_depth} spooled messages but published and "
+                f"acknowledged nothing for {stalled:.0f} s"
+            )
+        return None
+
+
+def status_line(devices: Sequence[DeviceHealth], spool_depth: int, sink: Mapping[str, Any] | None) -> str:
+    """One line for ``systemctl status`` (sd_notify STATUS=)."""
+    failing = sum(1 for h in devices if h.state == "failed")
+    polling = sum(1 for h in devices if h.state != "disabled")
+    broker = (
+        "no broker configured" if sink is None else ("broker connected" if sink.get("connected") else "broker down")
+    )
+    return f"polling {polling} devices, {failing} failing, spool depth {spool_depth}, {broker}"

@@ -2,8 +2,9 @@
 RELOADING and WATCHDOG pings. No libsystemd dependency.
 
 Watchdog: systemd sets ``$WATCHDOG_USEC`` when the unit has ``WatchdogSec=``; we ping every half of it, from a task
-on the event loop, and only while the pipeline makes progress (``progress()`` returns True), so a blocked loop or
-a stalled pipeline gets the service restarted.
+on the event loop, while the agent itself is alive (``alive()`` returns None; see ``monitor.Liveness``): a blocked
+loop, an ended task or a wedged publisher gets the service restarted. Devices that do not answer do not: the
+watchdog vouches for the agent, not for the plant. STATUS= carries a one-line summary whenever it changes.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ class SystemdNotifier:
         if usec.isdigit() and int(usec) > 0 and (not pid or pid == str(os.getpid())):
             self.watchdog_s = int(usec) / 1_000_000
         self._sock: socket.socket | None = None
+        self._status_shown = ""
 
     @property
     def enabled(self) -> bool:
@@ -51,9 +53,11 @@ class SystemdNotifier:
 
     def ready(self, status: str = "") -> None:
         self.notify("READY=1\n" + (f"STATUS={status}\n" if status else ""))
+        self._status_shown = status or self._status_shown
 
     def status(self, status: str) -> None:
         self.notify(f"STATUS={status}\n")
+        self._status_shown = status
 
     def stopping(self) -> None:
         self.notify("STOPPING=1\n")
@@ -62,17 +66,35 @@ class SystemdNotifier:
         # MONOTONIC_USEC lets systemd >= 253 match the reload with its READY=1; older versions ignore it.
         self.notify(f"RELOADING=1\nMONOTONIC_USEC={time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000}\n")
 
-    async def watchdog(self, progress: Callable[[], bool]) -> None:
-        """Ping every half of WatchdogSec while ``progress()`` says the pipeline is alive. Runs until cancelled."""
+    async def watchdog(self, alive: Callable[[], str | None]) -> None:
+        """Ping every half of WatchdogSec while ``alive()`` finds nothing wrong (returns None); else log its reason
+        once per episode and let systemd restart us. Runs until cancelled."""
         if self.watchdog_s is None or self._address is None:
             return
         period = self.watchdog_s / 2
+        stalled = False
         while True:
             await asyncio.sleep(period)
-            if progress():
+            problem = alive()
+            if problem is None:
                 self.notify("WATCHDOG=1\n")
-            else:
-                log.warning("watchdog: no progress in the pipeline for %.1f s; not pinging systemd", period)
+                if stalled:
+                    log.warning("watchdog: alive again; pinging systemd")
+                stalled = False
+            elif not stalled:
+                stalled = True
+                log.error("watchdog: %s; not pinging systemd, which restarts the agent after WatchdogSec", problem)
+
+    async def status_updates(self, status: Callable[[], str], period_s: float = 1.0) -> None:
+        """Send STATUS= whenever ``status()`` says something new (checked every ``period_s``), so ``systemctl
+        status`` shows the agent's state. Runs until cancelled; does nothing without systemd."""
+        if self._address is None:
+            return
+        while True:
+            text = status()
+            if text != self._status_shown:
+                self.status(text)
+            await asyncio.sleep(period_s)
 
     def close(self) -> None:
         if self._sock is not None:
