@@ -10,6 +10,7 @@ from pathlib import Path
 
 from agent.cli._config import refuse
 from agent.errors import ConfigError
+from agent.runtime.journal import JournalFormatter
 
 NAME = "run"
 HELP = "run the agent: poll, compute KPIs, spool and publish (SIGTERM stops, SIGHUP reloads)"
@@ -21,13 +22,14 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 
 def configure_logging(level: str) -> None:
-    """One line per event on stdout. Under systemd (JOURNAL_STREAM set) journald adds the time itself."""
-    fmt = (
-        "%(levelname)s %(name)s: %(message)s"
-        if os.environ.get("JOURNAL_STREAM")
-        else ("%(asctime)s %(levelname)s %(name)s: %(message)s")
-    )
-    logging.basicConfig(level=level, format=fmt, stream=sys.stdout, force=True)
+    """One line per event on stdout. Under systemd (JOURNAL_STREAM set) journald adds the time itself and takes
+    each line's ``<N>`` prefix as its priority (``journalctl -p warning``)."""
+    handler = logging.StreamHandler(sys.stdout)
+    if os.environ.get("JOURNAL_STREAM"):
+        handler.setFormatter(JournalFormatter("%(levelname)s %(name)s: %(message)s"))
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=level, handlers=[handler], force=True)
     # Libraries log their own view of device faults at WARNING/ERROR; ours say it once, with the device name.
     for noisy in ("pymodbus", "asyncua", "paho"):
         logging.getLogger(noisy).setLevel(logging.CRITICAL)
