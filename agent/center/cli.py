@@ -2,27 +2,40 @@
 
     energy-center run center.yaml        consume MQTT and write to InfluxDB until SIGTERM/SIGINT
     energy-center validate center.yaml   check the config; exit 0, or 78 (EX_CONFIG) listing every problem
+    energy-center --version
 
 Exit codes: 0 clean stop, 78 bad config (the systemd unit does not restart on it), 1 anything else.
+
+Under systemd (``Type=notify``) ``run`` sends READY once the broker granted the subscriptions, and, with
+``WatchdogSec=``, pings the watchdog while the ingestor's pipeline is alive (:meth:`Ingestor.stalled`: it keeps the
+time bounds of its waits, whether or not messages arrive). A blocked event loop or a stuck pipeline stops the pings
+and systemd restarts the service; nothing un-acknowledged is lost by that.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import signal
 import sys
 from collections.abc import Sequence
 
+from agent import __version__
 from agent.center.config import CenterConfig, load
 from agent.center.influx import make_writer
 from agent.center.ingestor import Ingestor
-from agent.errors import EX_CONFIG, ConfigError
+from agent.cli._config import refuse
+from agent.errors import ConfigError
+from agent.runtime.notify import SystemdNotifier
+
+log = logging.getLogger("agent.center")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="energy-center", description="Energy-centre ingestor: MQTT -> InfluxDB")
+    parser.add_argument("--version", action="version", version=f"energy-center {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     run = sub.add_parser("run", help="consume the agents' topics and write to InfluxDB")
     run.add_argument("config", help="center.yaml")
@@ -31,13 +44,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-async def serve(config: CenterConfig) -> None:
+async def serve(config: CenterConfig, notifier: SystemdNotifier) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     writer = await asyncio.to_thread(make_writer, config.influx)
-    await Ingestor(config, writer).run(stop)
+    ready_sent = False
+
+    def ready() -> None:
+        nonlocal ready_sent
+        if not ready_sent:
+            ready_sent = True
+            notifier.ready(f"subscribed; writing to {writer.target}")
+
+    ingestor = Ingestor(config, writer, ready=ready)
+    watchdog = asyncio.create_task(notifier.watchdog(ingestor.stalled))
+    try:
+        await ingestor.run(stop)
+    finally:
+        notifier.stopping()
+        watchdog.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watchdog
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -45,20 +74,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = load(args.config)
     except ConfigError as exc:
-        print(exc, file=sys.stderr)
-        return EX_CONFIG
+        status = refuse(exc)
+        errors = len(exc.issues)
+        print(f"config not valid: {errors} error{'s' if errors != 1 else ''}", file=sys.stderr)
+        return status
     if args.command == "validate":
         print(f"{args.config}: ok")
         return 0
     logging.basicConfig(
         level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
+    notifier = SystemdNotifier()
     try:
-        import uvloop
+        try:
+            import uvloop
 
-        uvloop.run(serve(config))
-    except ImportError:
-        asyncio.run(serve(config))
+            uvloop.run(serve(config, notifier))
+        except ImportError:
+            asyncio.run(serve(config, notifier))
+    finally:
+        notifier.close()
     return 0
 
 

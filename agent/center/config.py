@@ -17,27 +17,31 @@ Example::
       database: energy
     dead_letter:
       file: /var/lib/energy-center/dead-letter.jsonl
+    limits:                        # what one gateway may send; the excess is quarantined and counted
+      max_message_bytes: 524288
+      max_past_s: 7776000
+
+The file is read with agent.config's YAML loader (positions, duplicate keys, YAML limits) and errors are worded by
+agent.config.diagnostics, so ``energy-center validate`` reads like ``energy-agent validate``.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
-from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.error import MarkedYAMLError
 
-from agent.errors import ConfigError, ConfigIssue
+from agent.config.diagnostics import issues_from_validation
+from agent.config.yaml_source import load_yaml
+from agent.errors import ConfigError
 
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 
 
 class StrictModel(BaseModel):
-    """Same contract as agent.config.base.StrictModel (unknown keys are errors, frozen); agent/center imports only
-    agent.model, agent.errors and agent.wire, so it is restated here rather than imported."""
+    """Same contract as agent.config.base.StrictModel (unknown keys are errors, frozen)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=False)
 
@@ -134,72 +138,42 @@ class GapConfig(StrictModel):
     share_interval_s: float = Field(1.0, gt=0, description="How often group members tell each other what they saw")
 
 
+class LimitsConfig(StrictModel):
+    """What one message and one gateway may hold. The excess is quarantined (dead letter) and counted; everything
+    else of that message and that gateway is written."""
+
+    max_message_bytes: int = Field(
+        524_288, ge=1024, description="Larger payloads are quarantined unread (keep the broker's limit above it)"
+    )
+    max_items_per_message: int = Field(
+        10_000, ge=1, description="Samples in a samples message, KPIs in a kpi message, devices in a status"
+    )
+    max_series_per_gateway: int = Field(
+        20_000, ge=1, description="Distinct series (device+point+unit+role, KPI scope+name+window+unit) per gateway"
+    )
+    max_past_s: float = Field(
+        90 * 86400.0, gt=0, description="Older timestamps are quarantined (keep it above the agents' spool max_age_s)"
+    )
+    max_future_s: float = Field(
+        600.0, gt=0, description="Timestamps further ahead of the centre's clock are quarantined"
+    )
+
+
 class CenterConfig(StrictModel):
     mqtt: CenterMqttConfig = Field(default_factory=CenterMqttConfig)
-    influx: InfluxConfig
-    dead_letter: DeadLetterConfig
+    influx: InfluxConfig = Field(description="Where points go: kind v1 with database, or v2 with org and bucket")
+    dead_letter: DeadLetterConfig = Field(description="Where refused payloads are kept: file and/or topic")
     gaps: GapConfig = Field(default_factory=GapConfig)
+    limits: LimitsConfig = Field(default_factory=LimitsConfig)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
 
 def load(path: str | Path) -> CenterConfig:
     """Read and validate; raise ConfigError with every problem, each as ``file:line:col: path: message``."""
-    path = Path(path)
+    doc = load_yaml(Path(path), str(path))
+    if not isinstance(doc.data, dict):
+        raise ConfigError([doc.issue((), "expected a mapping with 'influx' and 'dead_letter' (and 'mqtt')")])
     try:
-        text = path.read_text()
-    except OSError as exc:
-        raise ConfigError([ConfigIssue(str(path), 0, 0, "", f"cannot read: {exc.strerror}")]) from exc
-    yaml = YAML(typ="rt")
-    yaml.allow_duplicate_keys = False
-    try:
-        data = yaml.load(text)
-    except MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        line, col = (mark.line + 1, mark.column + 1) if mark is not None else (0, 0)
-        raise ConfigError([ConfigIssue(str(path), line, col, "", str(exc.problem or exc))]) from exc
-    if not isinstance(data, dict):
-        raise ConfigError([ConfigIssue(str(path), 1, 1, "", "expected a mapping with 'mqtt' and 'influx'")])
-    try:
-        return CenterConfig.model_validate(_plain(data))
+        return CenterConfig.model_validate(doc.data)
     except ValidationError as exc:
-        issues = []
-        for err in exc.errors():
-            loc = tuple(err["loc"])
-            line, col = _position(data, loc)
-            issues.append(ConfigIssue(str(path), line, col, _dotted(loc), err["msg"]))
-        raise ConfigError(issues) from exc
-
-
-def _plain(node: Any) -> Any:
-    if isinstance(node, dict):
-        return {str(k): _plain(v) for k, v in node.items()}
-    if isinstance(node, list):
-        return [_plain(v) for v in node]
-    return node
-
-
-def _position(data: Any, loc: tuple[int | str, ...]) -> tuple[int, int]:
-    """Line and column (1-based) of the deepest node of ``loc`` that exists in the YAML."""
-    line, col = 1, 1
-    node = data
-    for part in loc:
-        if isinstance(node, CommentedMap) and part in node:
-            pos = node.lc.key(part)
-            line, col = pos[0] + 1, pos[1] + 1
-            node = node[part]
-        elif isinstance(node, CommentedSeq) and isinstance(part, int) and part < len(node):
-            pos = node.lc.item(part)
-            line, col = pos[0] + 1, pos[1] + 1
-            node = node[part]
-        else:
-            if isinstance(node, CommentedMap) and node.lc.line is not None:
-                line, col = node.lc.line + 1, node.lc.col + 1
-            break
-    return line, col
-
-
-def _dotted(loc: tuple[int | str, ...]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
+        raise ConfigError(issues_from_validation(exc, doc, CenterConfig)) from None

@@ -2,8 +2,8 @@
 
 Lifecycle: ``start()`` connects in paho's network thread (``loop_start``) and reconnects on its own with backoff;
 ``stop()`` disconnects normally (the session stays on the broker for ``session_expiry_s``) and joins the thread.
-Received messages are handed to ``deliver`` from the network thread; ``ack()`` and ``publish()`` may be called
-from any one other thread.
+Received messages are handed to ``deliver`` from the network thread, and ``subscribed`` is called there each time
+the broker granted the subscriptions; ``ack()`` and ``publish()`` may be called from any one other thread.
 
 Delivery contract, as the broker sees it:
 
@@ -70,9 +70,15 @@ def subscriptions(config: CenterMqttConfig) -> list[tuple[str, SubscribeOptions]
 
 
 class MqttConsumer:
-    def __init__(self, config: CenterMqttConfig, deliver: Callable[[Inbound], None]) -> None:
+    def __init__(
+        self,
+        config: CenterMqttConfig,
+        deliver: Callable[[Inbound], None],
+        subscribed: Callable[[], None] = lambda: None,
+    ) -> None:
         self.config = config
         self._deliver = deliver
+        self._subscribed = subscribed
         self.generation = 0
         self.connected = threading.Event()
         self._was_connected = False
@@ -177,6 +183,7 @@ class MqttConsumer:
             log.error("%s: %s refused subscriptions: %s", self.config.client_id, self.where, ", ".join(refused))
         else:
             log.info("%s: subscribed as group %s", self.config.client_id, self.config.group)
+            self._subscribed()
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         self._deliver(Inbound(self.generation, msg.mid, msg.qos, msg.topic, bytes(msg.payload), time.time()))

@@ -12,6 +12,14 @@ one batch at a time, while the next batch is being decoded.
   un-acked (back-pressure) and keeps the rest queued in our session. Logged once as failed, once as recovered.
 - A refused write (other 4xx) is retried message by message; the messages InfluxDB refuses are quarantined with
   its error text. A malformed payload is quarantined with the validation error. Both are counted and acked.
+- Hostile or broken input never stops the pipeline: a payload over ``limits.max_message_bytes`` is quarantined
+  unread; the wire schema refuses numbers that cannot be stored (NaN, inf, 1e400, 10**400); the limits of
+  limits.py refuse items stamped outside the clock-skew window and new series beyond the gateway's quota (the
+  rest of the message is written, the whole message goes to the dead letter with the reasons). An exception from
+  our own code while handling one message is a bug: logged once with its traceback, the message quarantined,
+  counted (``internal_errors``) and acked, so it cannot come back and kill the ingestor again.
+- Liveness: every wait in the pipeline declares how long it may take (:meth:`Ingestor.stalled`); the systemd
+  watchdog is pinged only while the pipeline keeps those promises, whether or not messages arrive.
 - On stop the batch in hand is written and acknowledged if InfluxDB takes it; if not, it is left un-acked and the
   broker redelivers it to this client id later. Redelivery overwrites the same points (see schema.py).
 """
@@ -35,10 +43,14 @@ from agent.center.consumer import Inbound, MqttConsumer, share_topic
 from agent.center.deadletter import DeadLetter, DeadLetterSink
 from agent.center.gaps import GapTracker
 from agent.center.influx import InfluxWriteError, InfluxWriter
+from agent.center.limits import Admission
 from agent.center.schema import gap_line, kpi_lines, sample_lines, status_lines
-from agent.wire import KpiMessage, SamplesMessage, decode
+from agent.wire import KpiMessage, SamplesMessage, StatusMessage, decode
 
 log = logging.getLogger("agent.center")
+
+_GRACE_S = 10.0  # how late a pipeline step may be beyond its own bound before the ingestor counts as stuck
+_MAX_PEER_RANGE = 1_000_000  # seqs in one run of a peer's report; longer runs are not believed
 
 
 @dataclass(slots=True)
@@ -48,8 +60,13 @@ class IngestStats:
     stale_acks: int = 0  # not acked because the connection changed; the broker redelivers them
     points_written: int = 0
     batches: int = 0
-    quarantined: int = 0  # malformed, mismatched or refused, each stored in the dead letter
+    quarantined: int = 0  # messages stored in the dead letter, whole or in part (each counted once)
     refused: int = 0  # of those, refused by InfluxDB
+    invalid: int = 0  # not valid wire JSON (incl. non-finite or out-of-range numbers), or not matching the topic
+    oversized: int = 0  # larger than limits.max_message_bytes
+    skewed: int = 0  # samples, KPIs or statuses stamped outside the clock-skew window
+    over_limit: int = 0  # items refused by max_items_per_message or max_series_per_gateway
+    internal_errors: int = 0  # messages a bug of ours could not handle
     write_retries: int = 0
     gaps: int = 0
     missing_seqs: int = 0
@@ -61,6 +78,13 @@ class _Entry:
     lines: list[str] = field(default_factory=list)
     dead: DeadLetter | None = None
 
+    def quarantine(self, reason: str, payload: bytes | None = None) -> None:
+        """Add ``reason`` to the message's dead letter (one letter per message, reasons joined)."""
+        if self.dead is not None:
+            reason = f"{self.dead.reason}; {reason}"
+        item = self.item
+        self.dead = DeadLetter(item.received_ts, item.topic, reason, item.payload if payload is None else payload)
+
 
 class Ingestor:
     def __init__(
@@ -69,11 +93,18 @@ class Ingestor:
         writer: InfluxWriter,
         *,
         monotonic: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = time.time,
+        ready: Callable[[], None] = lambda: None,
     ) -> None:
         self.config = config
         self.name = config.mqtt.client_id
         self._writer = writer
         self._monotonic = monotonic
+        self._ready = ready
+        self._admission = Admission(config.limits, clock)
+        self._due = monotonic()  # run() starts the pipeline at once; its first wait sets the bound
+        self._doing = "starting"
+        self._bugs_logged: set[tuple[str, str, int]] = set()
         self._gaps = GapTracker(config.gaps.reorder_timeout_s)
         self._seen: dict[tuple[str, str, str], dict[int, float]] = {}  # seq -> wire ts, since the last share
         self._share_topic = share_topic(config.mqtt)
@@ -86,6 +117,20 @@ class Ingestor:
     def stats(self) -> IngestStats:
         return self._stats
 
+    def stalled(self) -> str | None:
+        """None while the pipeline keeps the bound its current wait declared (plus a grace): it collects, writes
+        or backs off as it should, whether or not messages arrive. Else what it is stuck in (for the watchdog)."""
+        late = self._monotonic() - self._due
+        if late <= _GRACE_S:
+            return None
+        return f"{self.name}: the pipeline is stuck {self._doing}, {late:.0f} s past its bound"
+
+    def _expect(self, within_s: float, doing: str) -> None:
+        """The pipeline is about to wait for at most ``within_s`` while ``doing`` something."""
+        due = self._monotonic() + within_s
+        if due >= self._due:
+            self._due, self._doing = due, doing
+
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until ``stop`` is set; then finish the batch in hand and disconnect (the session stays)."""
         loop = asyncio.get_running_loop()
@@ -95,7 +140,11 @@ class Ingestor:
             with contextlib.suppress(RuntimeError):  # the loop is closing: un-acked, so the broker redelivers it
                 loop.call_soon_threadsafe(queue.put_nowait, item)
 
-        consumer = MqttConsumer(self.config.mqtt, deliver)
+        def subscribed() -> None:  # paho's network thread
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(self._ready)
+
+        consumer = MqttConsumer(self.config.mqtt, deliver, subscribed)
         self._consumer = consumer
         self._dead = DeadLetterSink(self.config.dead_letter, lambda t, p: consumer.publish(t, p, qos=1))
         consumer.start()
@@ -138,12 +187,14 @@ class Ingestor:
         cfg = self.config.influx
         entries: list[_Entry] = []
         points = 0
+        self._expect(self.config.gaps.reorder_timeout_s / 2, "waiting for messages")
         item = await _next(queue, self.config.gaps.reorder_timeout_s / 2)
         deadline = self._monotonic() + cfg.flush_interval_ms / 1000
         while item is not None:
             points += self._add(item, entries)
             if points >= cfg.batch_points:
                 break
+            self._expect(max(0.0, deadline - self._monotonic()), "collecting a batch")
             item = await _next(queue, deadline - self._monotonic())
         return entries, self._due_gaps()
 
@@ -155,44 +206,81 @@ class Ingestor:
                 self._share()
 
     def _add(self, item: Inbound, entries: list[_Entry]) -> int:
-        """Decode one message into its lines (or a dead letter); returns the number of points it adds."""
+        """Decode one message into its lines and/or a dead letter; returns the number of points it adds. Never
+        raises: whatever goes wrong with one message stays with that message."""
         if item.topic == self._share_topic:
             self._peer_report(item.payload)
             return 0
         self._stats.received += 1
         entry = _Entry(item)
         entries.append(entry)
-        precision = self.config.influx.precision
+        try:
+            self._admit(entry)
+        except Exception as exc:  # a bug of ours; the message must not come back and kill us again
+            self._stats.internal_errors += 1
+            self._bug(exc, f"while handling a message on {item.topic}")
+            entry.lines = []
+            entry.quarantine(f"internal error (a bug, please report it): {type(exc).__name__}: {exc}")
+        return len(entry.lines)
+
+    def _admit(self, entry: _Entry) -> None:
+        item = entry.item
+        limit = self.config.limits.max_message_bytes
+        if len(item.payload) > limit:
+            self._stats.oversized += 1
+            entry.quarantine(
+                f"{len(item.payload)} bytes, more than limits.max_message_bytes ({limit}); only the first {limit} "
+                "bytes are kept here",
+                item.payload[:limit],
+            )
+            return
         try:
             msg = decode(item.payload)
         except ValidationError as exc:
             reason = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'payload'}: {e['msg']}" for e in exc.errors()[:5])
-            entry.dead = DeadLetter(item.received_ts, item.topic, f"invalid payload: {reason}", item.payload)
-            return 0
-        except ValueError as exc:
-            entry.dead = DeadLetter(item.received_ts, item.topic, f"invalid payload: {exc}", item.payload)
-            return 0
+            self._stats.invalid += 1
+            entry.quarantine(f"invalid payload: {reason}")
+            return
         mismatch = _topic_mismatch(item.topic, self.config.mqtt.topic_prefix, msg)
         if mismatch:
-            entry.dead = DeadLetter(item.received_ts, item.topic, mismatch, item.payload)
-            return 0
-        if isinstance(msg, SamplesMessage):
-            entry.lines = list(sample_lines(msg, precision, self.config.influx.extra_tags))
-        elif isinstance(msg, KpiMessage):
-            entry.lines = list(kpi_lines(msg, precision))
-        else:
-            entry.lines = list(status_lines(msg, precision, item.received_ts))
+            self._stats.invalid += 1
+            entry.quarantine(mismatch)
+            return
+        verdict = self._admission.check(msg)
+        self._stats.skewed += verdict.skewed
+        self._stats.over_limit += verdict.over_limit
+        if verdict.refused:
+            entry.quarantine("; ".join(verdict.refused))
         if isinstance(msg, SamplesMessage | KpiMessage):
-            self._gaps.observe(msg.site, msg.gateway, msg.boot, msg.seq, msg.ts, self._monotonic())
-            self._seen.setdefault((msg.site, msg.gateway, msg.boot), {})[msg.seq] = msg.ts
-        return len(entry.lines)
+            # Arrived, even if refused: not a gap. A gap point is stamped with a believable time.
+            ts = msg.ts if self._admission.believable(msg.ts) else item.received_ts
+            self._gaps.observe(msg.site, msg.gateway, msg.boot, msg.seq, ts, self._monotonic())
+            self._seen.setdefault((msg.site, msg.gateway, msg.boot), {})[msg.seq] = ts
+        out = verdict.message
+        precision = self.config.influx.precision
+        if isinstance(out, SamplesMessage):
+            entry.lines = list(sample_lines(out, precision, self.config.influx.extra_tags))
+        elif isinstance(out, KpiMessage):
+            entry.lines = list(kpi_lines(out, precision))
+        elif isinstance(out, StatusMessage):
+            entry.lines = list(status_lines(out, precision, item.received_ts))
+
+    def _bug(self, exc: BaseException, where: str) -> None:
+        """Log a bug of ours with its traceback, once per place it was raised (then it is only counted)."""
+        tb = exc.__traceback__
+        while tb is not None and tb.tb_next is not None:
+            tb = tb.tb_next
+        key = (type(exc).__name__, tb.tb_frame.f_code.co_filename if tb else "", tb.tb_lineno if tb else 0)
+        if key not in self._bugs_logged:
+            self._bugs_logged.add(key)
+            log.error("%s: bug %s; the message is quarantined and the ingestor goes on", self.name, where, exc_info=exc)
 
     async def _flush(self, entries: list[_Entry], gap_lines: list[str], stop: asyncio.Event) -> bool:
         """Write, quarantine, then ack. False when stopped before InfluxDB took the batch (nothing acked)."""
         body = [line for e in entries for line in e.lines] + gap_lines
         if body:
             try:
-                if not await self._retrying(lambda: self._writer.write(_join(body)), stop):
+                if not await self._retrying(lambda: self._writer.write(_join(body)), stop, refuse_bugs=True):
                     return False
                 self._stats.points_written += len(body)
             except InfluxWriteError as exc:
@@ -203,7 +291,8 @@ class Ingestor:
         if dead:
             assert self._dead is not None
             sink = self._dead
-            if not await self._retrying(lambda: sink.put(dead), stop):
+            put = functools.partial(sink.put, dead)
+            if not await self._retrying(put, stop, bound_s=10.0 * len(dead), what="storing dead letters"):
                 return False
             more = f" and {len(dead) - 1} more" if len(dead) > 1 else ""
             log.warning("%s: quarantined a message on %s%s: %s", self.name, dead[0].topic, more, dead[0].reason[:300])
@@ -223,12 +312,13 @@ class Ingestor:
             if not e.lines:
                 continue
             try:
-                if not await self._retrying(functools.partial(self._writer.write, _join(e.lines)), stop):
+                write = functools.partial(self._writer.write, _join(e.lines))
+                if not await self._retrying(write, stop, refuse_bugs=True):
                     return False
                 self._stats.points_written += len(e.lines)
             except InfluxWriteError as exc:
                 self._stats.refused += 1
-                e.dead = DeadLetter(e.item.received_ts, e.item.topic, f"InfluxDB refused it: {exc}", e.item.payload)
+                e.quarantine(f"InfluxDB refused it: {exc}")
         if gap_lines:
             try:
                 if not await self._retrying(functools.partial(self._writer.write, _join(gap_lines)), stop):
@@ -238,11 +328,23 @@ class Ingestor:
                 log.error("%s: InfluxDB refused the gap points (%s); they are only in this log", self.name, exc)
         return True
 
-    async def _retrying(self, write: Callable[[], None], stop: asyncio.Event) -> bool:
+    async def _retrying(
+        self,
+        write: Callable[[], None],
+        stop: asyncio.Event,
+        *,
+        refuse_bugs: bool = False,
+        bound_s: float = 0.0,
+        what: str = "writing to InfluxDB",
+    ) -> bool:
         """Run ``write`` in a worker thread until it succeeds (True) or ``stop`` is set while waiting (False).
-        Non-retriable InfluxWriteError propagates."""
+        Non-retriable InfluxWriteError propagates. Any other exception is a bug: logged once with its traceback,
+        then with ``refuse_bugs`` raised as a refusal (the messages are quarantined one by one), else retried like
+        an outage (nothing is acknowledged that was not stored)."""
         delay = self.config.influx.retry_initial_ms / 1000
+        bound_s = bound_s or 2 * self.config.influx.timeout_ms / 1000
         while True:
+            self._expect(bound_s, what)
             try:
                 await asyncio.to_thread(write)
             except InfluxWriteError as exc:
@@ -251,6 +353,13 @@ class Ingestor:
                 self._failed(str(exc))
             except (OSError, RuntimeError) as exc:  # dead-letter file or topic
                 self._failed(f"dead letter: {exc}")
+            except Exception as exc:
+                self._bug(exc, "while writing")
+                if refuse_bugs:
+                    raise InfluxWriteError(
+                        f"internal error (a bug): {type(exc).__name__}: {exc}", retriable=False
+                    ) from exc
+                self._failed(f"internal error: {type(exc).__name__}: {exc}")
             else:
                 if self._failing is not None:
                     log.info("%s: recovered: writes succeed again", self.name)
@@ -261,6 +370,7 @@ class Ingestor:
             self._stats.write_retries += 1
             if stop.is_set():
                 return False
+            self._expect(delay, f"backing off after a failure {what}")
             try:
                 await asyncio.wait_for(stop.wait(), delay)
                 return False
@@ -313,11 +423,13 @@ class Ingestor:
             now = self._monotonic()
             for site, gw, boot, ranges in report["seen"]:
                 for lo, hi, ts in ranges:
+                    if not 0 <= int(hi) - int(lo) < _MAX_PEER_RANGE:
+                        raise ValueError(f"a run of {int(hi) - int(lo) + 1} seqs")
                     for seq in range(int(lo), int(hi) + 1):
                         self._gaps.observe(str(site), str(gw), str(boot), seq, float(ts), now, local=False)
             for site, gw, boot, low in report.get("low", []):
                 self._gaps.advance_to(str(site), str(gw), str(boot), int(low), now)
-        except (ValueError, TypeError, KeyError) as exc:
+        except Exception as exc:  # a peer's report is advice; a malformed one must not stop us
             log.debug("%s: ignored a malformed report on %s: %s", self.name, self._share_topic, exc)
 
 

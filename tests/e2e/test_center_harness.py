@@ -39,6 +39,8 @@ def center_config(
         "mqtt": {"host": "127.0.0.1", "port": broker_port, "client_id": client_id, "group": "centre"},
         "influx": {"flush_interval_ms": 100, "retry_initial_ms": 100, "retry_max_ms": 500} | influx,
         "gaps": {"reorder_timeout_s": 1.0, "share_interval_s": 0.2},
+        # Generated data is stamped from the fixed origin T0, which falls behind the wall clock as time goes on.
+        "limits": {"max_past_s": 20 * 365 * 86400.0},
     }
     for name, values in sections.items():
         cfg[name] = cfg.get(name, {}) | values
@@ -48,8 +50,9 @@ def center_config(
 class CenterProcess:
     """``python -m agent.center.cli run center.yaml`` in its own session; log in ``<workdir>/<client_id>.log``."""
 
-    def __init__(self, workdir: Path, config: dict[str, Any]) -> None:
+    def __init__(self, workdir: Path, config: dict[str, Any], env: dict[str, str] | None = None) -> None:
         workdir.mkdir(parents=True, exist_ok=True)
+        self.env = env
         self.name = config["mqtt"]["client_id"]
         config.setdefault("dead_letter", {"file": str(workdir / f"{self.name}-dead.jsonl")})
         self.config_path = workdir / f"{self.name}.yaml"
@@ -58,7 +61,7 @@ class CenterProcess:
         self.proc: subprocess.Popen[bytes] | None = None
         self._log_offset = 0
 
-    def start(self, timeout_s: float = 30.0) -> CenterProcess:
+    def start(self, timeout_s: float = 30.0, wait: bool = True) -> CenterProcess:
         """Start and wait until the broker confirmed the subscriptions (only then is nothing published missed)."""
         self._log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         with self.log_path.open("ab") as log:
@@ -68,9 +71,14 @@ class CenterProcess:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                env=None if self.env is None else os.environ | self.env,
             )
-        self.wait_log("subscribed as group", timeout_s)
+        if wait:
+            self.wait_log("subscribed as group", timeout_s)
         return self
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
 
     def log(self, whole: bool = False) -> str:
         try:

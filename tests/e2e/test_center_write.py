@@ -43,7 +43,7 @@ def test_v1_every_point_once_duplicates_overwrite_bad_payloads_quarantined_gap_r
             # gw2 loses seq 20..22 on the way: the ingestor must report exactly that gap
             good += [samples_message("gw2", seq, "meter2", T0 + seq, 5) for seq in range(40) if not 20 <= seq <= 22]
             good += [kpi_message("gw1", 60 + i, T0 + 60 + i) for i in range(5)]
-            odd = Sample("meter1", 'P total, L1="avg"', 1.25, "kW", Quality.GOOD, T0)
+            odd = Sample("meter1", "P_total.L1-avg", 1.25, 'kW, L1="avg"', Quality.GOOD, T0)  # escaped tag value
             good.append(
                 (
                     f"plant/{SITE}/gw3/meter1/samples",
@@ -68,7 +68,7 @@ def test_v1_every_point_once_duplicates_overwrite_bad_payloads_quarantined_gap_r
             per_series = db.query("SELECT count(value) FROM sample GROUP BY gateway, device, point", DB)
             counts = {(s["tags"]["gateway"], s["tags"]["point"]): s["values"][0][1] for s in per_series}
             assert counts == {("gw1", f"p{i}"): 60 for i in range(10)} | {("gw2", f"p{i}"): 37 for i in range(5)} | {
-                ("gw3", 'P total, L1="avg"'): 1
+                ("gw3", "P_total.L1-avg"): 1
             }
             assert db.scalar("SELECT count(value) FROM kpi", DB) == 5
             assert db.scalar("SELECT sum(value) FROM kpi", DB) == sum(100.0 + 60 + i for i in range(5))

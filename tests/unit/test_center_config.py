@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from agent import __version__
 from agent.center.cli import main
 from agent.center.config import load
 from agent.errors import EX_CONFIG, ConfigError
@@ -29,10 +30,10 @@ def test_minimal_v1_config_gets_safe_defaults(tmp_path: Path) -> None:
 
 def test_refused_payloads_must_have_somewhere_to_go(tmp_path: Path) -> None:
     path = write(tmp_path, "influx:\n  database: energy\n", dead_letter=False)
-    with pytest.raises(ConfigError, match="dead_letter: Field required"):
+    with pytest.raises(ConfigError, match="dead_letter: field required: 'dead_letter' \\(where refused payloads"):
         load(path)
     path.write_text("influx:\n  database: energy\ndead_letter: {}\n")
-    with pytest.raises(ConfigError, match=r"center\.yaml:3:1: dead_letter: Value error, set 'file' or 'topic'"):
+    with pytest.raises(ConfigError, match=r"center\.yaml:3:14: dead_letter: set 'file' or 'topic'"):
         load(path)
 
 
@@ -45,9 +46,9 @@ def test_errors_name_file_line_column_and_path(tmp_path: Path) -> None:
         load(path)
     text = str(err.value).splitlines()
     assert text == [
-        f"{path}:3:3: mqtt.prot: Extra inputs are not permitted",
-        f"{path}:5:3: influx.kind: Input should be 'v1' or 'v2'",
-        f"{path}:7:3: influx.batch_points: Input should be greater than or equal to 1",
+        f"{path}:3:3: mqtt.prot: unknown key 'prot' (did you mean 'port'?)",
+        f"{path}:5:9: influx.kind: 'v3' is not a valid kind; use one of v1, v2",
+        f"{path}:7:17: influx.batch_points: 0 is too small; the smallest allowed is 1",
     ]
 
 
@@ -87,5 +88,38 @@ def test_cli_validate_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[s
     bad.write_text("influx:\n  databse: energy\ndead_letter:\n  topic: dead\n")
     assert main(["validate", str(bad)]) == EX_CONFIG
     err = capsys.readouterr().err
-    assert "bad.yaml:2:3: influx.databse: Extra inputs are not permitted" in err
+    assert err.splitlines() == [
+        f"{bad}:2:3: influx.databse: unknown key 'databse' (did you mean 'database'?)",
+        "config not valid: 1 error",
+    ]
+    assert "Traceback" not in err and "pydantic" not in err
     assert main(["validate", str(tmp_path / "missing.yaml")]) == EX_CONFIG
+    assert f"{tmp_path / 'missing.yaml'}:1:1: file not found" in capsys.readouterr().err
+
+
+def test_cli_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0
+    assert capsys.readouterr().out == f"energy-center {__version__}\n"
+
+
+def test_malformed_yaml_is_one_positioned_error_not_a_traceback(tmp_path: Path) -> None:
+    path = write(tmp_path, "influx:\n  database: energy\n  - x\n", dead_letter=False)
+    with pytest.raises(ConfigError) as err:
+        load(path)
+    assert str(err.value).startswith(f"{path}:3:3: not valid YAML:")
+
+
+def test_limits_have_safe_defaults_and_are_checked(tmp_path: Path) -> None:
+    limits = load(write(tmp_path, "influx:\n  database: energy\n")).limits
+    assert limits.max_message_bytes == 524_288 and limits.max_series_per_gateway == 20_000
+    assert limits.max_past_s >= 7 * 86400  # above the agents' default spool max_age_s: a replay is not "skewed"
+    path = write(tmp_path, "influx:\n  database: energy\nlimits:\n  max_future_s: -1\n  max_serie_per_gateway: 5\n")
+    with pytest.raises(ConfigError) as err:
+        load(path)
+    assert str(err.value).splitlines() == [
+        f"{path}:4:17: limits.max_future_s: -1 is too small; it must be more than 0",
+        f"{path}:5:3: limits.max_serie_per_gateway: unknown key 'max_serie_per_gateway' "
+        "(did you mean 'max_series_per_gateway'?)",
+    ]
