@@ -12,11 +12,10 @@ import sys
 from pathlib import Path
 
 from agent.cli._config import refuse
-from agent.config.load import load_site
 from agent.config.site import ModbusDeviceConfig
 from agent.errors import ConfigError
+from agent.runtime.compile import compile_site
 from agent.sources.modbus.plan import ReadPlan
-from agent.sources.modbus.source import plan_device
 
 NAME = "plan"
 HELP = "print each Modbus device's read requests per poll and the theoretical minimum"
@@ -40,8 +39,8 @@ def format_plan(plan: ReadPlan, header: str) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        loaded = load_site(args.site)
-        devices = [d for d in loaded.site.devices if isinstance(d, ModbusDeviceConfig)]
+        compiled = compile_site(args.site)
+        devices = [d for d in compiled.loaded.site.devices if isinstance(d, ModbusDeviceConfig)]
         unknown = sorted(set(args.device) - {d.name for d in devices})
         if unknown:
             print(f"energy-agent plan: no Modbus device named {', '.join(unknown)} in {args.site}", file=sys.stderr)
@@ -49,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
         selected = [d for d in devices if not args.device or d.name in args.device]
         total = minimum = 0
         for device in selected:
-            plan = plan_device(loaded, device)
+            plan = compiled.modbus_plans[device.name]
             where = f"{device.host}:{device.port}" if device.host is not None else f"bus {device.bus}"
             header = f"{device.name} (profile {device.profile}, unit {device.unit_id}, {where})"
             if not device.enabled:

@@ -1,31 +1,26 @@
 """``energy-agent validate SITE.yaml`` / ``energy-agent validate --profile FILE...``: check config before deploying.
 
-Loads the site and every profile it uses (or the given profiles alone), builds each Modbus device's read plan when
-the Modbus source is installed, and prints every problem compiler-style (``file:line:col: path: message``) on
-stderr, errors and warnings together, sorted. Exit 0 when the config is valid (warnings allowed), 78 (EX_CONFIG)
+Compiles the site as ``run`` does (``agent.runtime.compile``: the site and every profile it uses, each Modbus
+device's read plan, each OPC UA device's plan, serial bus timing, the KPI section), or checks the given profiles
+alone, and prints every problem compiler-style (``file:line:col: path: message``) on stderr, errors and warnings
+together, sorted. A site that validates starts. Exit 0 when the config is valid (warnings allowed), 78 (EX_CONFIG)
 when it is not. On success a one-line summary per device goes to stdout; ``--quiet`` prints errors only.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
-import importlib.util
-import re
 import sys
 from pathlib import Path
-from typing import Any
 
-from agent.config.load import LoadedSite, load_profile_checked, load_site
+from agent.config.load import LoadedSite, load_profile_checked
 from agent.config.site import ModbusDeviceConfig, SerialBusConfig, TcpGatewayConfig
 from agent.errors import EX_CONFIG, ConfigError, ConfigIssue
+from agent.runtime.compile import compile_site
 
 NAME = "validate"
 HELP = "check a site file and its device profiles (or profiles alone) and exit 0, or 78 on a bad config"
 EX_OK = 0
-
-_PLAN_MODULE = "agent.sources.modbus.plan"
-_POINT_PATH = re.compile(r"^points\[(\d+)\](?:\.(\w+))?$")
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -52,14 +47,13 @@ def run(args: argparse.Namespace) -> int:
         summary.append(f"{path}: profile {profile.profile}, {len(profile.points)} points")
     if args.site is not None:
         try:
-            loaded = load_site(args.site)
+            compiled = compile_site(args.site)
         except ConfigError as e:
             issues += e.issues
         else:
-            issues += loaded.warnings
-            plan_issues, requests = _plans(loaded)
-            issues += plan_issues
-            summary += [_describe(loaded, d, requests.get(d.name)) for d in loaded.site.devices]
+            issues += compiled.warnings
+            requests = {name: len(plan.requests) for name, plan in compiled.modbus_plans.items()}
+            summary += [_describe(compiled.loaded, d, requests.get(d.name)) for d in compiled.loaded.site.devices]
     return _report(issues, summary, quiet=args.quiet)
 
 
@@ -77,38 +71,6 @@ def _report(issues: list[ConfigIssue], summary: list[str], *, quiet: bool) -> in
         for line in summary:
             print(line)
     return EX_OK
-
-
-def _plans(loaded: LoadedSite) -> tuple[list[ConfigIssue], dict[str, int]]:
-    """Build every Modbus device's read plan, if the Modbus source is installed: its errors, request counts."""
-    if importlib.util.find_spec(_PLAN_MODULE) is None:
-        return [], {}
-    build: Any = getattr(importlib.import_module(_PLAN_MODULE), "build_read_plan", None)
-    if build is None:
-        return [], {}
-    issues: list[ConfigIssue] = []
-    counts: dict[str, int] = {}
-    for device in loaded.site.devices:
-        if not isinstance(device, ModbusDeviceConfig) or device.profile not in loaded.profiles:
-            continue
-        try:
-            plan = build(loaded.profiles[device.profile], device)
-        except ConfigError as e:
-            issues += [_reposition(loaded, device.profile, i) for i in e.issues]
-            continue
-        counts[device.name] = len(plan.requests)
-    return list(dict.fromkeys(issues)), counts
-
-
-def _reposition(loaded: LoadedSite, profile: str, issue: ConfigIssue) -> ConfigIssue:
-    """Give a plan issue without a position (line 0) the position of the point it names in the profile file."""
-    match = _POINT_PATH.match(issue.path)
-    if issue.line > 0 or match is None:
-        return issue
-    path: tuple[str | int, ...] = ("points", int(match.group(1)))
-    if match.group(2):
-        path = (*path, match.group(2))
-    return loaded.profile_issue(profile, path, issue.message, issue.severity)
 
 
 def _describe(loaded: LoadedSite, device: object, requests: int | None) -> str:

@@ -13,22 +13,21 @@ device on the bus of:
 - ``TURNAROUND_S``: the time a device takes to start answering. 10 ms is an assumption typical of meters and
   drives; slow PLCs take longer.
 
-Requests per device come from the Modbus read plan (``agent.sources.modbus.plan.build_read_plan``) when that
-module is present and accepts the profile; otherwise one request per point, which over-estimates.
+The requests of each device come from its Modbus read plan, built by the compile step
+(``agent.runtime.compile``), which calls ``check_bus_times`` once every plan is built: config sits below the
+sources, so it is handed the requests rather than importing the planner.
 """
 
 from __future__ import annotations
 
-import importlib
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Protocol
 
-from agent.config.profile import ProfileConfig
 from agent.config.site import ModbusDeviceConfig, SerialBusConfig, SiteConfig
-from agent.config.yaml_source import YamlDocument
-from agent.errors import ConfigError, ConfigIssue
+from agent.config.yaml_source import PathKey
+from agent.errors import ConfigIssue
 
 TURNAROUND_S = 0.010
 REQUEST_CHARS = 8
@@ -59,48 +58,16 @@ def estimate_bus_cycle_s(bus: SerialBusConfig, requests: Iterable[RequestSize]) 
     return sum(request_time_s(bus, r) for r in requests)
 
 
-def device_requests(profile: ProfileConfig, device: ModbusDeviceConfig) -> list[RequestSize]:
-    """The requests one poll of ``device`` makes: from the read plan if available, else one per point."""
-    planned = _planned_requests(profile, device)
-    if planned is not None:
-        return planned
-    return [RequestSize(p.type.registers(p.length), p.kind.is_bit) for p in profile.points]
+class _Positions(Protocol):
+    def issue(self, path: PathKey, message: str, *, severity: str = "error") -> ConfigIssue: ...
 
 
-def _planned_requests(profile: ProfileConfig, device: ModbusDeviceConfig) -> list[RequestSize] | None:
-    try:
-        plan_module: Any = importlib.import_module("agent.sources.modbus.plan")
-    except ImportError:
-        return None
-    build = getattr(plan_module, "build_read_plan", None)
-    if build is None:
-        return None
-    try:
-        plan = build(profile, device)
-    except ConfigError:
-        return None  # the validate command reports the plan's own errors
-    out: list[RequestSize] = []
-    for request in plan.requests:
-        count = _first_int(request, ("count", "quantity", "length", "size"))
-        if count is None:
-            return None
-        bits = getattr(request, "function", None) in (1, 2) or bool(
-            getattr(getattr(request, "kind", None), "is_bit", 0)
-        )
-        out.append(RequestSize(count, bits))
-    return out
-
-
-def _first_int(obj: object, names: Sequence[str]) -> int | None:
-    for name in names:
-        value = getattr(obj, name, None)
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-    return None
-
-
-def check_bus_times(site: SiteConfig, profiles: Mapping[str, ProfileConfig], doc: YamlDocument) -> list[ConfigIssue]:
-    """A warning at each serial bus whose estimated cycle is longer than the shortest interval polled on it."""
+def check_bus_times(
+    site: SiteConfig, requests: Mapping[str, Sequence[RequestSize]], doc: _Positions
+) -> list[ConfigIssue]:
+    """A warning at each serial bus whose estimated cycle is longer than the shortest interval polled on it.
+    ``requests`` holds one poll's requests per device name (from its read plan); ``doc`` positions the warning
+    (a ``YamlDocument`` of the site file, or the ``LoadedSite``)."""
     issues: list[ConfigIssue] = []
     for i, bus in enumerate(site.buses):
         if not isinstance(bus, SerialBusConfig):
@@ -108,11 +75,11 @@ def check_bus_times(site: SiteConfig, profiles: Mapping[str, ProfileConfig], doc
         devices = [
             d
             for d in site.devices
-            if isinstance(d, ModbusDeviceConfig) and d.enabled and d.bus == bus.name and d.profile in profiles
+            if isinstance(d, ModbusDeviceConfig) and d.enabled and d.bus == bus.name and d.name in requests
         ]
         if not devices:
             continue
-        cycle = estimate_bus_cycle_s(bus, (r for d in devices for r in device_requests(profiles[d.profile], d)))
+        cycle = estimate_bus_cycle_s(bus, (r for d in devices for r in requests[d.name]))
         fastest = min(devices, key=lambda d: d.interval_s)
         if cycle > fastest.interval_s:
             issues.append(

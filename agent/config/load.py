@@ -5,7 +5,8 @@ Public API::
     load_profile(path) -> ProfileConfig              ConfigError with all issues of that file
     load_profile_checked(path) -> (ProfileConfig, warnings)
     load_site(path) -> LoadedSite                    ConfigError with all issues of the site AND its profiles
-    shipped_profile_dir() -> Path                    the repo's device_profiles/, or $ENERGY_AGENT_PROFILES
+    shipped_profile_dir() -> Path                    the repo's device_profiles/ (or the installed one beside the
+                                                     venv), or $ENERGY_AGENT_PROFILES
 
 A ``ConfigError`` carries errors and warnings together, sorted; a successful load returns the warnings in
 ``LoadedSite.warnings``. File names in messages are as the caller gave the site path, with profile folders
@@ -16,9 +17,12 @@ file, in order) and then in the shipped library; the first folder that has the n
 a shipped profile. A profile's name is its ``profile:`` key (files are conventionally ``<name>.yaml``); every
 ``*.yaml`` in those folders is indexed, and two files in one folder claiming a name the site uses is an error.
 
+What needs the Modbus planner or the KPI tables (read plans, serial bus timing, the ``kpi`` section's references)
+is checked by the compile step, ``agent.runtime.compile.compile_site``, which every command uses.
+
 Section hooks: after the site and its profiles validated and the built-in cross-checks ran without errors, each
-of ``agent.config.kpi``, ``agent.config.mqtt``, ``agent.config.spool``, ``agent.config.opcua`` (and
-``agent.config.monitoring`` if present) that defines
+of ``agent.config.mqtt``, ``agent.config.spool``, ``agent.config.opcua`` (and ``agent.config.monitoring`` if
+present) that defines
 
     def check(site: SiteConfig, profiles: Mapping[str, ProfileConfig]) -> list[tuple[tuple[str | int, ...], str]]
 
@@ -34,6 +38,7 @@ import importlib
 import importlib.util
 import os
 import re
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,7 +47,6 @@ from typing import Any
 from pydantic import ValidationError
 
 import agent
-from agent.config.bus_time import check_bus_times
 from agent.config.checks import check_profile, check_site
 from agent.config.diagnostics import did_you_mean, issues_from_validation
 from agent.config.profile import ProfileConfig
@@ -51,8 +55,7 @@ from agent.config.yaml_source import PathKey, YamlDocument, load_yaml
 from agent.errors import ConfigError, ConfigIssue
 
 ENV_PROFILES = "ENERGY_AGENT_PROFILES"
-SECTION_MODULES = (
-    "agent.config.kpi",
+SECTION_MODULES = (  # the kpi section is checked by the compile step (agent.runtime.compile), which may import kpi
     "agent.config.mqtt",
     "agent.config.spool",
     "agent.config.opcua",
@@ -95,11 +98,17 @@ class LoadedSite:
 
 
 def shipped_profile_dir() -> Path:
-    """The profile library shipped with the agent, or the folder named by $ENERGY_AGENT_PROFILES."""
+    """The profile library shipped with the agent, or the folder named by $ENERGY_AGENT_PROFILES.
+
+    In a source checkout the library is the repository's ``device_profiles/``; installed by ``deploy/install.sh``
+    it sits beside the venv (``/opt/energy-agent/device_profiles`` for ``/opt/energy-agent/venv``), so the
+    installed command finds it without the service's environment."""
     override = os.environ.get(ENV_PROFILES)
     if override:
         return Path(override)
-    return Path(agent.__file__).resolve().parent.parent / "device_profiles"
+    checkout = Path(agent.__file__).resolve().parent.parent / "device_profiles"
+    beside_venv = Path(sys.prefix).resolve().parent / "device_profiles"
+    return checkout if checkout.is_dir() or not beside_venv.is_dir() else beside_venv
 
 
 def load_profile(path: Path) -> ProfileConfig:
@@ -127,7 +136,6 @@ def load_site(path: Path) -> LoadedSite:
     profiles, profile_docs, profile_paths = _load_used_profiles(path, doc, issues)
     if site is not None:
         issues += check_site(site, doc)
-        issues += check_bus_times(site, profiles, doc)
         if not _has_errors(issues):
             issues += _section_hooks(site, profiles, doc)
     if site is None or _has_errors(issues):

@@ -1,13 +1,29 @@
-"""YAML loading that remembers where every value came from.
+"""YAML loading that remembers where every value came from, and refuses input built to hurt the loader.
 
-``load_yaml(path, display)`` reads one file with ruamel.yaml (round-trip mode) and returns a ``YamlDocument``: the
-content as plain ``dict``/``list``/scalars (pydantic never sees ruamel types) plus a side table of 1-based
-``(line, col)`` positions for every mapping key, mapping value and sequence item, keyed by the path tuple
-(``("points", 3, "type")``). Problems are raised as ``ConfigError``:
+``load_yaml(path, display)`` reads one file and returns a ``YamlDocument``: the content as plain
+``dict``/``list``/scalars plus where each key, value and sequence item was written (1-based ``(line, col)``),
+looked up by path tuple (``("points", 3, "type")``). Problems are raised as ``ConfigError``, each positioned:
 
-- malformed YAML: one issue at the position the parser stopped, never a traceback;
+- malformed YAML: one issue at the position the parser stopped;
 - duplicate keys: one issue per duplicate, at the later key, naming the line of the first (YAML says keys are
-  unique; silently keeping one of the two is what we refuse to do).
+  unique; silently keeping one of the two is what we refuse to do);
+- tags other than YAML's plain types (``!!python/object/apply``, ``!custom``, ``!!binary``...): a config file
+  holds text, numbers, true/false, lists and mappings, nothing that constructs objects;
+- nesting deeper than ``MAX_DEPTH`` lists/mappings (a real site file needs fewer than ten);
+- aliases (``*name``) that repeat more than ``MAX_ALIAS_VALUES`` values, or more values than the file writes
+  itself when it is larger ("billion laughs"), an alias used inside the value it names, an undefined alias;
+- more than one document in the file.
+
+Scalars follow the YAML 1.2 core schema, as ruamel.yaml reads them: ``true``/``false`` (not ``yes``/``on``),
+``null``/``~``/empty, decimal, ``0x``, ``0o``, ``0b`` integers (``_`` allowed), floats with ``.inf``/``.nan``;
+everything else, dates included, is text. Merge keys (``<<: *defaults``) are resolved; merged keys keep no
+position of their own (their mapping's is used).
+
+Why not a YAML library's own loader: the event stream of libyaml (through PyYAML's C parser; its pure-Python
+parser where the C one is not installed) is read once, building the data and a compact position tree directly.
+The round-trip loader of ruamel.yaml needed ~0.6 ms and ~12 KB per profile point (66 s and 1.1 GB for 100,000
+points); this needs a few microseconds and a few hundred bytes (``tests/benchmarks/bench_config.py``). Aliases
+share one object instead of copying it, so a bomb is refused before anything is expanded.
 
 ``display`` is the file name used in messages (as the user gave it, or relative), so errors read
 ``site.yaml:12:5: ...``.
@@ -15,22 +31,95 @@ content as plain ``dict``/``list``/scalars (pydantic never sees ruamel types) pl
 
 from __future__ import annotations
 
-import datetime
-from collections.abc import Mapping
+import re
+from array import array
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.error import MarkedYAMLError, YAMLError
-from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
-from ruamel.yaml.scalarbool import ScalarBoolean
+import yaml
 
 from agent.errors import ConfigError, ConfigIssue
 
 PathKey = tuple[str | int, ...]
 Position = tuple[int, int]  # 1-based line, column
+
+MAX_DEPTH = 100  # nested lists/mappings; the deepest site section needs about ten
+MAX_ALIAS_VALUES = 100_000  # values aliases may repeat, or as many as the file writes itself when it has more
+
+_Parser: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when PyYAML was built with it
+_YAML = "tag:yaml.org,2002:"
+_PLAIN_TAGS = {f"{_YAML}{t}" for t in ("str", "int", "float", "bool", "null", "seq", "map")} | {"!"}
+_LINE = 1 << 32  # a position is packed as line * _LINE + col in one unsigned 64-bit array slot
+
+
+class _Where:
+    """Positions inside one mapping or sequence. Mapping: ``names`` are its own keys in order and ``at`` holds
+    (key, value) positions per name; sequence: ``names`` is None and ``at`` holds one position per item.
+    ``kids`` holds the ``_Where`` of entries that are themselves mappings or sequences."""
+
+    __slots__ = ("at", "kids", "names")
+
+    def __init__(self, names: tuple[Any, ...] | None, at: array[int], kids: dict[Any, _Where] | None) -> None:
+        self.names = names
+        self.at = at
+        self.kids = kids
+
+    def slot(self, key: Any) -> int:
+        """Index of ``key`` in ``at`` (the value's slot for mappings), or -1."""
+        if self.names is None:
+            return key if isinstance(key, int) and not isinstance(key, bool) and 0 <= key < len(self.at) else -1
+        try:
+            return 2 * self.names.index(key) + 1
+        except ValueError:
+            return -1
+
+
+def _unpack(packed: int) -> Position:
+    return packed >> 32, packed & (_LINE - 1)
+
+
+class _Table(Mapping[PathKey, Position]):
+    """Read-only ``path -> position`` view over the position tree: of keys (``keys=True``) or of values."""
+
+    def __init__(self, root: _Where | None, keys: bool) -> None:
+        self._root = root
+        self._keys = keys
+
+    def __getitem__(self, path: PathKey) -> Position:
+        if not path:
+            if self._keys:
+                raise KeyError(path)
+            return (1, 1)
+        where = self._root
+        for part in path[:-1]:
+            if where is None or where.kids is None or where.slot(part) < 0:
+                raise KeyError(path)
+            where = where.kids.get(part)
+        slot = where.slot(path[-1]) if where is not None else -1
+        if slot < 0:
+            raise KeyError(path)
+        if self._keys and where is not None and where.names is not None:
+            slot -= 1
+        assert where is not None
+        return _unpack(where.at[slot])
+
+    def __iter__(self) -> Iterator[PathKey]:
+        if not self._keys:
+            yield ()
+        stack: list[tuple[PathKey, _Where]] = [((), self._root)] if self._root is not None else []
+        while stack:
+            prefix, where = stack.pop()
+            keys = where.names if where.names is not None else range(len(where.at))
+            for key in keys:
+                yield (*prefix, key)
+                kid = where.kids.get(key) if where.kids else None
+                if kid is not None:
+                    stack.append(((*prefix, key), kid))
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +129,7 @@ class YamlDocument:
     file: str
     data: Any
     keys: Mapping[PathKey, Position]  # position of the key of a mapping entry
-    values: Mapping[PathKey, Position]  # position of a mapping value or sequence item
+    values: Mapping[PathKey, Position]  # position of a mapping value or sequence item; () -> (1, 1)
     source: bytes = b""  # the file as read, for hashing
 
     def value_position(self, path: PathKey) -> Position:
@@ -49,8 +138,9 @@ class YamlDocument:
 
     def key_position(self, path: PathKey) -> Position:
         """Where the key of the entry at ``path`` is written (sequence items: the item), else its nearest ancestor."""
-        if path in self.keys:
-            return self.keys[path]
+        found = self.keys.get(path)
+        if found is not None:
+            return found
         return _nearest(self.values, path)
 
     def issue(self, path: PathKey, message: str, *, at_key: bool = False, severity: str = "error") -> ConfigIssue:
@@ -78,7 +168,7 @@ def _nearest(table: Mapping[PathKey, Position], path: PathKey) -> Position:
 
 
 def load_yaml(path: Path, display: str) -> YamlDocument:
-    """Parse ``path``; raise ConfigError for unreadable files, malformed YAML and duplicate keys."""
+    """Parse ``path``; raise ConfigError for unreadable files and every problem ``parse_yaml`` finds."""
     try:
         source = path.read_bytes()
         text = source.decode("utf-8")
@@ -91,113 +181,329 @@ def load_yaml(path: Path, display: str) -> YamlDocument:
 
 
 def parse_yaml(text: str, display: str, source: bytes = b"") -> YamlDocument:
-    """Parse YAML text (see ``load_yaml``)."""
-    yaml = YAML(typ="rt")
+    """Parse YAML text (see the module docstring for what is refused)."""
+    builder = _Builder(display)
+    parser = _Parser(text)
     try:
-        node = yaml.compose(text)
-    except MarkedYAMLError as e:
-        raise ConfigError([_syntax_issue(e, display)]) from None
-    except YAMLError as e:
+        data, where = builder.build(_events(parser))
+    except yaml.MarkedYAMLError as e:
+        raise ConfigError([_syntax_issue(e, display, text)]) from None
+    except yaml.reader.ReaderError as e:
+        line, col = _offset_position(text, e.position)
+        raise ConfigError([ConfigIssue(display, line, col, "", f"not valid YAML: {e.reason}")]) from None
+    except yaml.YAMLError as e:
         raise ConfigError([ConfigIssue(display, 1, 1, "", f"not valid YAML: {e}")]) from None
-    duplicates: list[ConfigIssue] = []
-    if node is not None:
-        _find_duplicates(node, display, duplicates)
-    if duplicates:
-        raise ConfigError(duplicates)
-    try:
-        raw = yaml.constructor.construct_document(node) if node is not None else None  # no second parse
-    except MarkedYAMLError as e:  # e.g. an undefined alias or tag, found only when constructing
-        raise ConfigError([_syntax_issue(e, display)]) from None
-    except YAMLError as e:
-        raise ConfigError([ConfigIssue(display, 1, 1, "", f"not valid YAML: {e}")]) from None
-    keys: dict[PathKey, Position] = {}
-    values: dict[PathKey, Position] = {(): (1, 1)}
-    data = _plain(raw, (), keys, values)
-    return YamlDocument(display, data, keys, values, source or text.encode("utf-8"))
+    finally:
+        parser.dispose()
+    if builder.issues:
+        raise ConfigError(builder.issues)
+    return YamlDocument(display, data, _Table(where, True), _Table(where, False), source or text.encode("utf-8"))
 
 
-def _syntax_issue(e: MarkedYAMLError, display: str) -> ConfigIssue:
+def _events(parser: Any) -> Iterator[Any]:
+    while parser.check_event():
+        yield parser.get_event()
+
+
+def _offset_position(text: str, offset: int) -> Position:
+    offset = max(0, min(offset, len(text)))
+    line_start = text.rfind("\n", 0, offset) + 1
+    return text.count("\n", 0, offset) + 1, offset - line_start + 1
+
+
+def _syntax_issue(e: yaml.MarkedYAMLError, display: str, text: str) -> ConfigIssue:
     mark = e.problem_mark or e.context_mark
     line, col = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
     problem = e.problem or e.context or "malformed YAML"
+    if "maximum nesting depth" in problem:  # libyaml's own limit (1000), met while reading ahead in [ or {
+        return ConfigIssue(display, line, col, "", _too_deep())
     message = f"not valid YAML: {problem}"
     if e.context and e.problem and e.context_mark is not None:
         message += f" ({e.context} on line {e.context_mark.line + 1})"
-    if "'\\t'" in problem:
+    if mark is not None and "\t" in _line_text(text, mark.line)[: mark.column + 1]:
         message += "; indent with spaces, not tabs"
+    elif problem.startswith("mapping values are not allowed"):
+        message += "; put quotes around a value that contains ': '"
     return ConfigIssue(display, line, col, "", message)
 
 
-def _find_duplicates(node: Node, display: str, out: list[ConfigIssue]) -> None:
-    if isinstance(node, MappingNode):
-        seen: dict[str, int] = {}
-        for key, value in node.value:
-            if isinstance(key, ScalarNode) and key.tag != "tag:yaml.org,2002:merge":
-                name = str(key.value)
-                line = key.start_mark.line + 1
-                if name in seen:
-                    out.append(
-                        ConfigIssue(
-                            display,
-                            line,
-                            key.start_mark.column + 1,
-                            "",
-                            f"duplicate key '{name}': first given on line {seen[name]}; keep one of the two",
-                        )
-                    )
+def _too_deep() -> str:
+    return (
+        f"lists and mappings are nested more than {MAX_DEPTH} deep here; a config file needs fewer than ten "
+        "levels (is this the right file?)"
+    )
+
+
+def _line_text(text: str, index: int) -> str:
+    lines = text.split("\n", index + 1)
+    return lines[index] if index < len(lines) else ""
+
+
+class _Stop(Exception):
+    """A limit was hit: the builder's issues say which; nothing after it is read."""
+
+
+_NO_KEY = object()  # a mapping waiting for its next key
+_MERGE = object()  # the key of a ``<<`` entry
+_MERGE_TEXT = object()  # what ``_resolve`` returns for a plain ``<<``
+
+
+class _Frame:
+    """A mapping or sequence being built."""
+
+    __slots__ = ("anchor", "at", "data", "is_map", "key", "key_at", "kids", "merges", "names", "size", "start")
+
+    def __init__(self, is_map: bool, anchor: str | None, start: int) -> None:
+        self.is_map = is_map
+        self.anchor = anchor
+        self.start = start  # packed position of the container itself
+        self.data: Any = {} if is_map else []
+        self.at: array[int] = array("Q")
+        self.kids: dict[Any, _Where] | None = None
+        self.names: list[Any] = []
+        self.merges: list[tuple[Any, int]] = []  # (merged value, packed position of the <<)
+        self.key: Any = _NO_KEY
+        self.key_at = 0
+        self.size = 1  # values this container expands to, itself included
+
+
+def _pack(mark: Any) -> int:
+    return int((mark.line + 1) * _LINE + mark.column + 1)
+
+
+class _Builder:
+    """Events -> (plain data, position tree), in one pass. Iterative: nesting costs no Python stack."""
+
+    def __init__(self, display: str) -> None:
+        self.display = display
+        self.issues: list[ConfigIssue] = []
+        self.anchors: dict[str, tuple[Any, _Where | None, int]] = {}  # name -> (value, positions, size)
+        self.open_anchors: set[str] = set()
+        self.written = 0  # values written in the file
+        self.repeated = 0  # values repeated by aliases
+        self.strings: dict[str, str] = {}  # one object per distinct text: keys and names repeat a lot
+        self.key_tuples: dict[tuple[Any, ...], tuple[Any, ...]] = {}  # likewise the key lists of mappings
+
+    def problem(self, packed: int, message: str) -> None:
+        line, col = _unpack(packed)
+        self.issues.append(ConfigIssue(self.display, line, col, "", message))
+
+    def stop(self, packed: int, message: str) -> _Stop:
+        self.problem(packed, message)
+        return _Stop()
+
+    def build(self, events: Iterator[Any]) -> tuple[Any, _Where | None]:
+        try:
+            return self._build(events)
+        except _Stop:
+            return None, None
+
+    def _build(self, events: Iterator[Any]) -> tuple[Any, _Where | None]:
+        stack: list[_Frame] = []
+        root: Any = None
+        root_where: _Where | None = None
+        documents = 0
+        scalar_event, alias_event = yaml.ScalarEvent, yaml.AliasEvent
+        seq_start, map_start = yaml.SequenceStartEvent, yaml.MappingStartEvent
+        seq_end, map_end = yaml.SequenceEndEvent, yaml.MappingEndEvent
+        strings = self.strings
+        for event in events:
+            kind = type(event)
+            where: _Where | None = None
+            if kind is scalar_event:
+                mark = event.start_mark
+                packed = (mark.line + 1) * _LINE + mark.column + 1
+                tag = event.tag
+                if tag is None and event.implicit[0]:
+                    value = _resolve(event.value)
+                    if value is _MERGE_TEXT:
+                        value = _MERGE if stack and stack[-1].is_map and stack[-1].key is _NO_KEY else "<<"
+                elif tag is None or tag == "!" or tag == _STR_TAG:
+                    value = event.value
                 else:
-                    seen[name] = line
-            _find_duplicates(value, display, out)
-    elif isinstance(node, SequenceNode):
-        for item in node.value:
-            _find_duplicates(item, display, out)
+                    value = self._tagged(tag, event.value, packed)
+                if type(value) is str:
+                    value = strings.setdefault(value, value)
+                size = 1
+                self.written += 1
+                if event.anchor is not None:
+                    self.anchors[event.anchor] = (value, None, 1)
+            elif kind is map_start or kind is seq_start:
+                packed = _pack(event.start_mark)
+                if len(stack) >= MAX_DEPTH:
+                    raise self.stop(packed, _too_deep())
+                tag = event.tag
+                if tag is not None and tag != "!" and tag != (_MAP_TAG if kind is map_start else _SEQ_TAG):
+                    self.problem(packed, _tag_message(tag))
+                stack.append(_Frame(kind is map_start, event.anchor, packed))
+                self.written += 1
+                if event.anchor is not None:
+                    self.open_anchors.add(event.anchor)
+                continue
+            elif kind is map_end or kind is seq_end:
+                frame = stack.pop()
+                value, where = self._finish(frame)
+                packed, size = frame.start, frame.size
+                if frame.anchor is not None:
+                    self.open_anchors.discard(frame.anchor)
+                    self.anchors[frame.anchor] = (value, where, size)
+            elif kind is alias_event:
+                packed = _pack(event.start_mark)
+                value, where, size = self._alias(event.anchor, packed)
+            elif kind is yaml.DocumentStartEvent:
+                documents += 1
+                if documents > 1:
+                    raise self.stop(
+                        _pack(event.start_mark),
+                        "a second YAML document starts here; a config file holds one: remove this '---' or what "
+                        "follows it",
+                    )
+                continue
+            else:
+                continue
+            # A finished value: it belongs to the enclosing container, or is the document.
+            if not stack:
+                root, root_where = value, where
+                continue
+            parent = stack[-1]
+            parent.size += size
+            if not parent.is_map:
+                if where is not None:
+                    if parent.kids is None:
+                        parent.kids = {}
+                    parent.kids[len(parent.data)] = where
+                parent.data.append(value)
+                parent.at.append(packed)
+            elif parent.key is _NO_KEY:
+                if where is not None:
+                    self.problem(
+                        packed, "a key must be plain text or a number, not a list or mapping; write it as text"
+                    )
+                    value = f"<{'list' if isinstance(value, list) else 'mapping'} key>"
+                parent.key, parent.key_at = value, packed
+            else:
+                self._entry(parent, value, where, packed)
+        return root, root_where
 
+    def _alias(self, name: str, packed: int) -> tuple[Any, _Where | None, int]:
+        if name in self.open_anchors:
+            raise self.stop(
+                packed,
+                f"alias *{name} is used inside the value it names, which would contain itself; write the value out",
+            )
+        target = self.anchors.get(name)
+        if target is None:
+            raise self.stop(packed, f"not valid YAML: found undefined alias *{name}; define it first with &{name}")
+        self.repeated += target[2]
+        allowed = max(MAX_ALIAS_VALUES, self.written)
+        if self.repeated > allowed:
+            raise self.stop(
+                packed,
+                f"aliases (*name) repeat more than {allowed} values (the file itself writes {self.written}), as a "
+                "'billion laughs' attack does; write the values out or use fewer aliases",
+            )
+        return target
 
-def _plain(value: Any, path: PathKey, keys: dict[PathKey, Position], values: dict[PathKey, Position]) -> Any:
-    """Convert ruamel's round-trip types to plain Python, recording positions as we go."""
-    if isinstance(value, CommentedMap):
-        out: dict[Any, Any] = {}
-        for k in value:
-            key = _scalar(k)
-            child: PathKey = (*path, key if isinstance(key, str | int) else str(key))
-            own = k in value.lc.data  # merged (<<) keys have no position of their own
-            if own:
-                kl, kc = value.lc.key(k)
-                vl, vc = value.lc.value(k)
-                keys[child] = (kl + 1, kc + 1)
-                values[child] = (vl + 1, vc + 1)
-            out[key] = _plain(value[k], child, keys, values)
-        return out
-    if isinstance(value, CommentedSeq):
-        items: list[Any] = []
-        for i, item in enumerate(value):
-            child = (*path, i)
-            if i in value.lc.data:
-                il, ic = value.lc.item(i)
-                values[child] = (il + 1, ic + 1)
-            items.append(_plain(item, child, keys, values))
-        return items
-    if isinstance(value, dict):
-        return {_scalar(k): _plain(v, (*path, str(k)), keys, values) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v, (*path, i), keys, values) for i, v in enumerate(value)]
-    return _scalar(value)
+    def _entry(self, parent: _Frame, value: Any, where: _Where | None, packed: int) -> None:
+        key = parent.key
+        parent.key = _NO_KEY
+        if key is _MERGE:
+            parent.merges.append((value, parent.key_at))
+            return
+        data = parent.data
+        if key in data:
+            first = parent.at[2 * parent.names.index(key)] >> 32
+            self.problem(parent.key_at, f"duplicate key '{key}': first given on line {first}; keep one of the two")
+            return
+        data[key] = value
+        parent.names.append(key)
+        parent.at.append(parent.key_at)
+        parent.at.append(packed)
+        if where is not None:
+            if parent.kids is None:
+                parent.kids = {}
+            parent.kids[key] = where
 
+    def _finish(self, frame: _Frame) -> tuple[Any, _Where]:
+        if not frame.is_map:
+            return frame.data, _Where(None, frame.at, frame.kids)
+        data = frame.data
+        for merged, packed in frame.merges:
+            for mapping in merged if isinstance(merged, list) else [merged]:
+                if not isinstance(mapping, dict):
+                    self.problem(
+                        packed, "<< merges a mapping (or a list of mappings) into this one, e.g. <<: *defaults"
+                    )
+                    break
+                for k, v in mapping.items():
+                    if k not in data:
+                        data[k] = v  # no position of its own: its mapping's is used
+        names = tuple(frame.names)
+        return data, _Where(self.key_tuples.setdefault(names, names), frame.at, frame.kids)
 
-def _scalar(value: Any) -> Any:
-    # Order matters: ruamel's ScalarBoolean subclasses int, and bool subclasses int.
-    if value is None or type(value) in (bool, int, float, str):
+    def _tagged(self, tag: str, text: str, packed: int) -> Any:
+        """A scalar with an explicit tag: YAML's plain types only."""
+        wanted = {_YAML + "int": int, _YAML + "float": float, _YAML + "bool": bool, _YAML + "null": type(None)}
+        if tag not in wanted:
+            self.problem(packed, _tag_message(tag))
+            return text
+        value = _resolve(text)
+        if wanted[tag] is float and type(value) is int:
+            return float(value)
+        if type(value) is not wanted[tag]:
+            self.problem(packed, f"'{text}' is not a valid {_short_tag(tag)}; remove the tag or fix the value")
+            return text
         return value
-    if isinstance(value, ScalarBoolean):
-        return bool(value)
-    if isinstance(value, bool):
-        return bool(value)
-    if isinstance(value, int):
-        return int(value)
-    if isinstance(value, float):
-        return float(value)
-    if isinstance(value, str):
-        return str(value)
-    if isinstance(value, datetime.date):
-        return value
-    return str(value)  # tagged scalars and other exotic types: let the model reject the text
+
+
+_STR_TAG, _SEQ_TAG, _MAP_TAG = _YAML + "str", _YAML + "seq", _YAML + "map"
+
+
+def _short_tag(tag: str) -> str:
+    return f"!!{tag[len(_YAML) :]}" if tag.startswith(_YAML) else tag
+
+
+def _tag_message(tag: str) -> str:
+    return (
+        f"tag {_short_tag(tag)} is not allowed: a config file holds plain values only (text, numbers, true/false, "
+        "lists, mappings); remove the tag"
+    )
+
+
+# YAML 1.2 core schema, as ruamel.yaml resolves plain scalars.
+_CONSTANTS: dict[str, Any] = {
+    **dict.fromkeys(("true", "True", "TRUE"), True),
+    **dict.fromkeys(("false", "False", "FALSE"), False),
+    **dict.fromkeys(("~", "null", "Null", "NULL"), None),
+    **dict.fromkeys((".inf", ".Inf", ".INF", "+.inf", "+.Inf", "+.INF"), float("inf")),
+    **dict.fromkeys(("-.inf", "-.Inf", "-.INF"), float("-inf")),
+    **dict.fromkeys((".nan", ".NaN", ".NAN"), float("nan")),
+    "<<": _MERGE_TEXT,
+}
+_MAYBE_NOT_TEXT = frozenset("0123456789+-.~nNtTfF<")
+_INT = re.compile(r"[-+]?(?:0b[01_]+|0o[0-7_]+|0x[0-9a-fA-F_]+|[0-9_]+)")
+_FLOAT = re.compile(
+    r"[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?"
+    r"|[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)"
+    r"|[-+]?\.[0-9_]+(?:[eE][-+][0-9]+)?"
+)
+
+
+def _resolve(text: str) -> Any:
+    """A plain scalar's value: bool, None, int, float, or the text itself."""
+    if not text:
+        return None
+    if text[0] not in _MAYBE_NOT_TEXT:
+        return text
+    if text in _CONSTANTS:
+        return _CONSTANTS[text]
+    try:
+        if _INT.fullmatch(text):
+            digits = text.replace("_", "")
+            body = digits.lstrip("+-")
+            return int(digits, 0) if body[:2] in ("0x", "0o", "0b") else int(digits, 10)
+        if _FLOAT.fullmatch(text):
+            return float(text.replace("_", ""))
+    except ValueError:
+        pass  # e.g. "+_": digits-only by the pattern, no number once the underscores are gone
+    return text

@@ -9,13 +9,12 @@ from agent.config.bus_time import (
     RequestSize,
     character_bits,
     check_bus_times,
-    device_requests,
     estimate_bus_cycle_s,
     request_time_s,
 )
 from agent.config.checks import check_profile, check_site
 from agent.config.profile import ProfileConfig
-from agent.config.site import ModbusDeviceConfig, SerialBusConfig, SiteConfig
+from agent.config.site import SerialBusConfig, SiteConfig
 from agent.config.yaml_source import YamlDocument, parse_yaml
 
 
@@ -199,25 +198,6 @@ def test_cycle_is_the_sum_of_requests() -> None:
     assert estimate_bus_cycle_s(bus, []) == 0
 
 
-def test_without_a_plan_each_point_is_one_request(monkeypatch: pytest.MonkeyPatch) -> None:
-    import agent.config.bus_time as bus_time
-
-    monkeypatch.setattr(bus_time, "_planned_requests", lambda profile, device: None)
-    profile, _ = _profile(_point("a", "holding_register", 0, "float64") + _point("b", "coil", 3, "bool"))
-    device = ModbusDeviceConfig.model_validate({"name": "d", "profile": "p", "host": "h"})
-    assert device_requests(profile, device) == [RequestSize(4), RequestSize(1, bits=True)]
-
-
-def test_plan_requests_are_used_when_the_plan_exists() -> None:
-    pytest.importorskip("agent.sources.modbus.plan")
-    points = "".join(_point(f"p{i}", "holding_register", 2 * i, "float32") for i in range(10))
-    profile, _ = _profile(points)
-    device = ModbusDeviceConfig.model_validate({"name": "d", "profile": "p", "host": "h"})
-    requests = device_requests(profile, device)
-    assert sum(r.count for r in requests) == 20  # contiguous registers, nothing twice
-    assert len(requests) < 10  # coalesced
-
-
 def test_slow_bus_warning_names_the_fastest_device() -> None:
     text = (
         "buses:\n  - {name: rs485-1, port: /dev/ttyUSB0, baudrate: 1200}\n"
@@ -227,8 +207,9 @@ def test_slow_bus_warning_names_the_fastest_device() -> None:
         "  - {name: off, profile: p, bus: rs485-1, unit_id: 3, interval_s: 0.1, enabled: false}\n"
     )
     site, doc = _site(text)
-    profile, _ = _profile(_point("a", "holding_register", 0, "float32"))
-    (issue,) = check_bus_times(site, {"p": profile}, doc)
+    one_float = [RequestSize(2)]  # what the read plan of profile p asks per poll
+    requests = {"slow": one_float, "fast": one_float, "off": one_float}
+    (issue,) = check_bus_times(site, requests, doc)
     bus = site.buses[0]
     assert isinstance(bus, SerialBusConfig)
     cycle = estimate_bus_cycle_s(bus, [RequestSize(2), RequestSize(2)])
@@ -238,4 +219,4 @@ def test_slow_bus_warning_names_the_fastest_device() -> None:
     )
     relaxed = text.replace("interval_s: 0.25", "interval_s: 5")
     site, doc = _site(relaxed)
-    assert check_bus_times(site, {"p": profile}, doc) == []
+    assert check_bus_times(site, requests, doc) == []

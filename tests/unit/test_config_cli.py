@@ -96,7 +96,21 @@ def test_plan_errors_are_reported_at_the_point(
     monkeypatch.chdir(tmp_path)
     assert main(["validate", "site.yaml"]) == 78
     first = capsys.readouterr().err.splitlines()[0]
-    assert first.startswith("profiles/big.yaml:4:5: points[0]: ")
+    assert first == (  # the device's setting is what breaks the profile: point at it, and at the point
+        "site.yaml:5:73: devices[0].max_registers_per_request: 50 is too small for profile big: point 'serial' "
+        "(string, profiles/big.yaml:4:5) spans 100 registers and a value cannot be split over two requests; set at "
+        "least 100, or remove the setting"
+    )
+    (tmp_path / "site.yaml").write_text(
+        "site: s\ngateway: g\nprofile_dirs: [profiles]\ndevices:\n  - {name: m, profile: big, host: 127.0.0.1}\n"
+    )
+    (tmp_path / "profiles" / "big.yaml").write_text(
+        "profile: big\naddress_base: 0\nmax_registers_per_request: 1\npoints:\n"
+        "  - {name: energy, kind: holding_register, address: 0, type: float32}\n"
+    )
+    assert main(["validate", "site.yaml"]) == 78
+    first = capsys.readouterr().err.splitlines()[0]
+    assert first.startswith("profiles/big.yaml:5:5: points[0]: energy spans 2 registers, more than one request")
 
 
 def test_schema_command_writes_three_schemas(tmp_path: Path) -> None:

@@ -97,7 +97,7 @@ def test_merge_keys_are_not_duplicates_and_are_resolved() -> None:
     ("text", "where", "fragment"),
     [
         ("a: [1, 2\nb: 3\n", "f.yaml:2:2:", "expected ',' or ']'"),
-        ("a: b: c\n", "f.yaml:1:5:", "mapping values are not allowed here"),
+        ("a: b: c\n", "f.yaml:1:5:", "mapping values are not allowed in this context; put quotes around a value"),
         ("a:\n\t- 1\n", "f.yaml:2:1:", "indent with spaces, not tabs"),
         ("a: *nowhere\n", "f.yaml:1:4:", "undefined alias"),
         ("a: 'unclosed\n", "f.yaml:2:1:", "not valid YAML"),

@@ -1,8 +1,9 @@
 """Golden config cases: each ``tests/cases/config_*/`` folder holds config files and ``expected.txt``, the exact
 text a technician sees (one issue per line, file names relative to the folder; empty for a valid config).
 
-A folder with ``site.yaml`` is loaded as a site (its ``profile_dirs`` relative to it; the shipped library is
-replaced by an empty folder so cases do not depend on it); otherwise each ``*.yaml`` in it is loaded as a profile.
+A folder with ``site.yaml`` is compiled as ``validate`` and ``run`` do (``agent.runtime.compile``: its
+``profile_dirs`` relative to it; the shipped library is replaced by an empty folder so cases do not depend on it);
+otherwise each ``*.yaml`` in it is loaded as a profile.
 
 After an intended change of wording, rewrite the files with ``UPDATE_GOLDEN=1`` and review the diff.
 """
@@ -14,8 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from agent.config.load import ENV_PROFILES, load_profile_checked, load_site
+from agent.config.load import ENV_PROFILES, load_profile_checked
 from agent.errors import ConfigError, ConfigIssue
+from agent.runtime.compile import compile_site
 
 CASES = Path(__file__).resolve().parent.parent / "cases"
 CASE_DIRS = sorted(p for p in CASES.glob("config_*") if p.is_dir())
@@ -25,7 +27,7 @@ def render(case: Path) -> str:
     issues: list[ConfigIssue] = []
     if (case / "site.yaml").exists():
         try:
-            issues += load_site(Path("site.yaml")).warnings
+            issues += compile_site(Path("site.yaml")).warnings
         except ConfigError as e:
             issues += e.issues
     else:

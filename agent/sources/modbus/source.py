@@ -107,26 +107,34 @@ class ModbusSource:
         return await poller.poll(self._link(), self._before_request)
 
     async def run(self, emit: Emit) -> None:
+        """Every device yields a result at each of its slots: a poll, or, in a slot that its backoff leaves out,
+        every point bad with "backing off: <why>" (no request is sent), so a gap is visible as it happens."""
         link = self._link()
         now = self.clock.now()
-        due = {p.name: first_slot(now, p.interval_s) for p in self.pollers}
+        due = {p.name: first_slot(now, p.interval_s) for p in self.pollers}  # the device's next slot
+        poll_at = dict(due)  # the next slot that sends requests (later than ``due`` while backing off)
         order = {p.name: i for i, p in enumerate(self.pollers)}
         try:
             while True:
                 now = self.clock.now()
                 for p in self.pollers:  # a clock set back leaves slots far ahead: start again from now
-                    due[p.name] = realign(due[p.name], now, p.interval_s, p.consecutive_failures)
+                    due[p.name] = realign(due[p.name], now, p.interval_s, 0)
+                    poll_at[p.name] = realign(poll_at[p.name], now, p.interval_s, p.consecutive_failures)
                 poller = min(self.pollers, key=lambda p: (due[p.name], order[p.name]))
                 slot = due[poller.name]
                 await self.clock.sleep_until(slot)
-                result = await poller.poll(link, self._before_request)
-                await emit(result)
-                step = next_slot(slot, self.clock.now(), poller.interval_s, poller.consecutive_failures)
+                if slot < poll_at[poller.name]:
+                    poller.count("backoff_skipped")
+                    await emit(poller.backing_off(slot))
+                    step = next_slot(slot, self.clock.now(), poller.interval_s, 0)
+                else:
+                    result = await poller.poll(link, self._before_request)
+                    await emit(result)
+                    step = next_slot(slot, self.clock.now(), poller.interval_s, poller.consecutive_failures)
+                    poll_at[poller.name] = step.at
                 if step.missed:
                     poller.count("missed_slot", step.missed)
-                if step.backoff_skipped:
-                    poller.count("backoff_skipped", step.backoff_skipped)
-                due[poller.name] = step.at
+                due[poller.name] = step.at - step.backoff_skipped * poller.interval_s
         finally:
             await link.close()
 
@@ -163,10 +171,17 @@ def _rtu_silence_s(bus: SerialBusConfig) -> float:
     return 3.5 * bits / bus.baudrate if bus.baudrate <= 19200 else 0.00175
 
 
-def build_modbus_sources(loaded: LoadedSiteLike, clock: Clock | None = None) -> list[ModbusSource]:
+def build_modbus_sources(
+    loaded: LoadedSiteLike, clock: Clock | None = None, *, plans: Mapping[str, ReadPlan] | None = None
+) -> list[ModbusSource]:
     """One source per Modbus TCP device (``host``) and one per bus or gateway (``bus``) with its enabled devices.
-    Raises ConfigError when a read plan cannot be built."""
+    ``plans`` are the read plans by device name from the compile step (``agent.runtime.compile``); without them
+    each is built here, raising ConfigError when one cannot be."""
     clock = clock or SystemClock()
+
+    def plan_of(device: ModbusDeviceConfig) -> ReadPlan:
+        return plans[device.name] if plans is not None else plan_device(loaded, device)
+
     site = loaded.site
     threshold = site.monitoring.failure_threshold
     buses = {b.name: b for b in site.buses}
@@ -178,7 +193,7 @@ def build_modbus_sources(loaded: LoadedSiteLike, clock: Clock | None = None) -> 
         if device.host is not None:
             profile = loaded.profiles[device.profile]
             endpoint = f"{device.host}:{device.port}"
-            poller = DevicePoller(device, plan_device(loaded, device), endpoint, clock.now, threshold)
+            poller = DevicePoller(device, plan_of(device), endpoint, clock.now, threshold)
             host, port = device.host, device.port
             sources.append(
                 ModbusSource(
@@ -201,7 +216,7 @@ def build_modbus_sources(loaded: LoadedSiteLike, clock: Clock | None = None) -> 
             profile = loaded.profiles[device.profile]
             parts += [device.model_dump_json(), profile.model_dump_json()]
             endpoint = bus.port if isinstance(bus, SerialBusConfig) else f"{bus.host}:{bus.port}"
-            pollers.append(DevicePoller(device, plan_device(loaded, device), endpoint, clock.now, threshold))
+            pollers.append(DevicePoller(device, plan_of(device), endpoint, clock.now, threshold))
         sources.append(
             ModbusSource(bus_name, pollers, _bus_link_factory(bus), _bus_pause_s(bus), clock, _fingerprint(*parts))
         )

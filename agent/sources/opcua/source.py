@@ -94,10 +94,11 @@ class OpcuaSource:
         retry: Backoff | None = None,
         security_retry: Backoff | None = None,
         state_dir: Path | None = None,
+        plan: DevicePlan | None = None,  # compiled by agent.runtime.compile; else compiled here
     ) -> None:
         self.config = config
         self.state_dir = state_dir
-        self.plan: DevicePlan = compile_device(config, base_dir)
+        self.plan: DevicePlan = plan if plan is not None else compile_device(config, base_dir)
         self._fingerprint = hashlib.sha256(f"{config.model_dump_json()}|{base_dir.resolve()}".encode()).hexdigest()
         self._clock = clock
         self._monotonic = monotonic
