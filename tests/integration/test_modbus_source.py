@@ -182,7 +182,7 @@ async def test_rtu_over_tcp_gateway_with_a_silent_unit_does_not_starve_the_other
     # the silent unit cost one timeout per poll (the rest of its poll was not sent), then backed off; the others'
     # polls never waited for it
     assert max(p.duration_s for n in ("kiln1-meter", "pv-meter") for p in by_device[n]) < 0.25
-    silent = by_device["main-meter"]
+    silent = [p for p in by_device["main-meter"] if p.requests]
     assert all(0.25 <= p.duration_s < 0.6 for p in silent)  # its timeout, plus at most its own quarantine
     for p in silent:
         assert_every_point_once(p, loaded, "main-meter")
@@ -191,10 +191,11 @@ async def test_rtu_over_tcp_gateway_with_a_silent_unit_does_not_starve_the_other
     slots = [p.ts - START for p in silent]
     assert slots[:3] == [101, 102, 103]
     assert slots[3] == 105  # after 3 failures: every 2nd slot, then 4th, ...
-    assert len(silent) < len(by_device["kiln1-meter"])
+    skipped = [p for p in by_device["main-meter"] if not p.requests]  # those slots still yield bad samples
+    assert [p.ts - START for p in skipped][:1] == [104]
     health = {h.device: h for h in source.health()}
     assert health["main-meter"].state == "failed" and health["main-meter"].consecutive_failures == len(silent)
-    assert health["main-meter"].errors_by_kind["backoff_skipped"] >= 1
+    assert health["main-meter"].errors_by_kind["backoff_skipped"] == len(skipped) >= 1
     assert health["kiln1-meter"].state == "ok"
     failed_lines = [r.getMessage() for r in caplog.records if "failed" in r.getMessage()]
     assert failed_lines == [
@@ -446,3 +447,25 @@ async def test_a_clock_set_back_realigns_the_schedule_instead_of_waiting_out_the
         ("kiln1-meter", 102 - 3600),
         ("main-meter", 102 - 3600),
     ]
+
+
+async def test_a_backing_off_device_still_yields_bad_samples_in_every_slot(tmp_path: Path, clock: VirtualClock) -> None:
+    """Backoff spares the bus, not the record: a slot without a request gives every point bad, "backing off: ...",
+    so the centre sees an honest gap slot by slot instead of no samples for up to minutes."""
+    model = PlantModel(start=START)
+    faults = FaultPlan(silent_units=frozenset({2}))
+    async with ModbusSimulator(model, [SimUnit("main-meter", METER, 2)], clock=clock.now, faults=faults) as sim:
+        dev = meter_device("main-meter", host="127.0.0.1", port=sim.port, unit_id=2, timeout_ms=250)
+        loaded = write_site(tmp_path, [dev])
+        [source] = build_modbus_sources(loaded, clock=clock)
+        results = await collect(source, 12)
+    assert [r.ts - START for r in results] == list(range(101, 113))  # one result per slot, none missing
+    # 3 failed polls, then a poll every 2nd, then every 4th slot; the slots between send nothing
+    assert [r.requests for r in results] == [1, 1, 1, 0, 1, 0, 0, 0, 1, 0, 0, 0]
+    for r in results:
+        assert_every_point_once(r, loaded, "main-meter")
+        reason = "timeout after 250 ms" if r.requests else "backing off: timeout after 250 ms"
+        assert {(s.quality, s.value, s.reason, s.ts) for s in r.samples} == {(Quality.BAD, None, reason, r.ts)}
+    health = source.health()[0]
+    assert health.errors_by_kind["backoff_skipped"] == 7 and health.consecutive_failures == 5
+    assert health.requests == 5

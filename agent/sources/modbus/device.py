@@ -93,6 +93,7 @@ class DevicePoller:
         self.errors_by_kind: dict[str, int] = {}
         self.raw: dict[str, bytes] = {}  # last raw bytes per point, kept only when capture_raw is set
         self.capture_raw = False
+        self.last_failure = ""  # the reason of the last failed poll (its first point's), for backing-off slots
 
     @property
     def slots(self) -> list[ReadRequest]:
@@ -216,6 +217,16 @@ class DevicePoller:
             if self.consecutive_failures == 0:
                 log.warning("%s: failed: %s", self.name, st.errors[0] if st.errors else "no reply")
             self.consecutive_failures += 1
+            self.last_failure = st.unreachable or next((s.reason for s in st.samples.values() if s.reason), "no reply")
+
+    def backing_off(self, ts: float) -> PollResult:
+        """The result of a slot that backoff leaves out: every point bad, "backing off: <last failure>"."""
+        reason = f"backing off: {self.last_failure}"
+        samples = []
+        for name in self.plan.point_names:
+            unit, role = self._meta[name]
+            samples.append(Sample(self.name, name, None, unit, Quality.BAD, ts, reason, role))
+        return PollResult(self.name, ts, 0.0, tuple(samples), 0, (reason,))
 
     def _bad(self, samples: dict[str, Sample], request: ReadRequest, reason: str, ts: float) -> None:
         name = self.name

@@ -7,7 +7,8 @@ more slots does not cause a burst of catch-up polls: the missed slots are skippe
 Backoff: after ``BACKOFF_AFTER`` consecutive failed polls (no reply at all) the device is polled only every
 ``2**k`` slots (k = 1, 2, ...), capped at ``BACKOFF_CAP_S`` (or one interval, if longer), so a dead device on a
 shared bus costs at most one timeout per backoff period and never starves the others. Slots skipped by backoff are
-counted separately (``backoff_skipped``), not as missed.
+counted separately (``backoff_skipped``), not as missed, and still yield a result: every point bad, "backing off:
+<last failure>" (``ModbusSource.run``).
 
 Clock steps: if the wall clock is set back, a slot can lie far in the future; a source re-aligns a device whose
 next slot is more than one interval ahead of now (``realign``) instead of waiting out the step.
