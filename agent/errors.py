@@ -11,6 +11,7 @@ AgentError                    base of everything we raise on purpose
 │   └── SecurityError         TLS / OPC UA certificate or authentication refused
 ├── DecodeError               raw registers could not be decoded as the declared type
 ├── SpoolError                the durable spool could not be opened or written
+│   └── StateDirError         the state directory is unusable (not writable, held by another agent): exit 78
 └── SinkError                 publishing failed (broker refused, TLS, ACL)
 """
 
@@ -87,6 +88,11 @@ class DecodeError(AgentError):
 
 class SpoolError(AgentError):
     pass
+
+
+class StateDirError(SpoolError):
+    """The state directory cannot be used: not writable, not creatable, or locked by another running agent. An
+    operator must act; restarting does not help, so ``run`` exits with EX_CONFIG (systemd does not restart on it)."""
 
 
 class SinkError(AgentError):

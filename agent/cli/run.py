@@ -1,4 +1,5 @@
-"""``energy-agent run SITE.yaml``: the service. Exit 0 on a clean stop, 78 on a bad config."""
+"""``energy-agent run SITE.yaml``: the service. Exit 0 on a clean stop, 78 on a bad config or an unusable state
+directory (not writable, or held by another running agent), 1 when the spool cannot be opened for another reason."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import sys
 from pathlib import Path
 
 from agent.cli._config import refuse
-from agent.errors import ConfigError
+from agent.errors import EX_CONFIG, ConfigError, SpoolError, StateDirError
 from agent.runtime.journal import JournalFormatter
 
 NAME = "run"
@@ -49,4 +50,10 @@ def run(args: argparse.Namespace) -> int:
         uvloop.run(agent.run())
     except KeyboardInterrupt:
         pass
+    except StateDirError as exc:  # an operator must act (permissions, another agent): a restart would only loop
+        print(f"{exc}; nothing was started", file=sys.stderr)
+        return EX_CONFIG
+    except SpoolError as exc:  # e.g. no space to create the spool: may pass, systemd restarts after RestartSec
+        print(f"{exc}; nothing was started", file=sys.stderr)
+        return 1
     return 0

@@ -175,7 +175,7 @@ class Agent:
         )
         topic = parts.topics.samples(result.device)
         record_id = parts.spool.append(topic, payload, "samples", self.seq, result.ts)
-        if parts.sink is not None:
+        if parts.sink is not None and record_id is not None:  # None: the disk refused it (counted by the spool)
             parts.sink.offer(record_id, topic, payload)
         if parts.kpi is not None:
             parts.kpi.ingest(result.samples)
@@ -218,7 +218,7 @@ class Agent:
         payload = encode_kpis(site=site.site, gateway=site.gateway, boot=self.boot, seq=self.seq, ts=now, kpis=values)
         topic = parts.topics.kpi()
         record_id = parts.spool.append(topic, payload, "kpi", self.seq, now)
-        if parts.sink is not None:
+        if parts.sink is not None and record_id is not None:
             parts.sink.offer(record_id, topic, payload)
 
     async def _kpi_loop(self) -> None:

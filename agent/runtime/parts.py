@@ -20,7 +20,9 @@ from agent.sinks.mqtt import MqttSink
 from agent.sinks.topics import kpi_topic, samples_topic
 from agent.sources.base import Source
 from agent.sources.modbus.source import build_modbus_sources
+from agent.spool.lock import StateDirLock
 from agent.spool.sqlite import SqliteSpool
+from agent.spool.storage import RESERVE_BYTES
 
 log = logging.getLogger("agent.runtime")
 
@@ -80,9 +82,22 @@ def build_kpi_engine(loaded: LoadedSite, clock: Callable[[], float]) -> KpiEngin
 
 
 def open_spool(loaded: LoadedSite, clock: Callable[[], float] = time.time) -> SqliteSpool:
-    directory = state_dir(loaded)
-    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-    return SqliteSpool.open(loaded.site.spool.resolve_path(directory), loaded.site.spool, clock)
+    """Lock the state directory (one agent per directory, for as long as the spool is open), then open the spool:
+    a corrupt file is moved aside and a new one started, and a reserve is kept for a full disk. Raises
+    StateDirError when an operator must act (not writable, held by another agent), SpoolError otherwise."""
+    lock = StateDirLock.acquire(state_dir(loaded))
+    try:
+        return SqliteSpool.open(
+            loaded.site.spool.resolve_path(state_dir(loaded)),
+            loaded.site.spool,
+            clock,
+            replace_corrupt=True,
+            reserve_bytes=RESERVE_BYTES,
+            lock=lock,
+        )
+    except BaseException:
+        lock.release()
+        raise
 
 
 def topics_of(loaded: LoadedSite) -> Topics:

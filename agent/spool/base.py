@@ -10,6 +10,8 @@ Contract:
 - The store is bounded by bytes and by age. When an append does not fit, the oldest ``status`` records go first,
   then the oldest ``samples``, then the oldest ``kpi``; every drop is counted (persisted with the deletion, in
   the same transaction) and each episode is logged once.
+- A filesystem that refuses writes (full, read-only, failing) is not an error: the same order makes room within
+  the space the spool holds; a message that cannot be stored at all is counted and ``append`` returns None.
 """
 
 from __future__ import annotations
@@ -45,11 +47,18 @@ class SpoolStats:
     depth_by_kind: dict[str, int] = field(default_factory=dict)
     dropped_full: dict[str, int] = field(default_factory=dict)  # per kind, dropped because the spool was full
     dropped_expired: dict[str, int] = field(default_factory=dict)  # per kind, dropped because older than max_age
+    dropped_unwritable: dict[str, int] = field(default_factory=dict)  # per kind, never stored: the disk refused
     fsync: str = ""
+    disk_fault: str = ""  # while the filesystem refuses the spool's writes: why (else "")
+    fsync_failures: int = 0  # failed fsyncs of the WAL since start
+    corrupt_replaced: int = 0  # 1 when this spool replaced a corrupt one at start (kept as ``replaced_file``)
+    replaced_file: str = ""
 
     @property
     def dropped_total(self) -> int:
-        return sum(self.dropped_full.values()) + sum(self.dropped_expired.values())
+        return (
+            sum(self.dropped_full.values()) + sum(self.dropped_expired.values()) + sum(self.dropped_unwritable.values())
+        )
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -62,14 +71,22 @@ class SpoolStats:
             "depth_by_kind": dict(self.depth_by_kind),
             "dropped_full": dict(self.dropped_full),
             "dropped_expired": dict(self.dropped_expired),
+            "dropped_unwritable": dict(self.dropped_unwritable),
             "dropped_total": self.dropped_total,
             "fsync": self.fsync,
+            "disk_fault": self.disk_fault,
+            "fsync_failures": self.fsync_failures,
+            "corrupt_replaced": self.corrupt_replaced,
+            "replaced_file": self.replaced_file,
         }
 
 
 class Spool(Protocol):
-    def append(self, topic: str, payload: bytes, kind: Kind, seq: int | None = None, ts: float | None = None) -> int:
-        """Store one message durably (per the fsync policy) and return its id."""
+    def append(
+        self, topic: str, payload: bytes, kind: Kind, seq: int | None = None, ts: float | None = None
+    ) -> int | None:
+        """Store one message durably (per the fsync policy) and return its id; None when the filesystem refused
+        to store it (counted in ``dropped_unwritable``)."""
         ...
 
     def read(self, after_id: int, limit: int, upto_id: int | None = None) -> list[SpooledRecord]:

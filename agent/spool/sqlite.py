@@ -3,36 +3,42 @@
 Durability (see ``agent.config.spool`` for the two fsync policies): each append, ack and drop is one
 transaction, so after kill -9 the spool holds exactly what was appended and not acked, with the drop counters
 that match. ``synchronous=NORMAL`` in WAL mode cannot corrupt the database on a power cut; it can only roll back
-the last commits that were not fsynced yet, which the ``interval`` policy bounds.
-
-The ``interval`` policy's fsync of the WAL runs on a helper thread (one at a time): fsync can take milliseconds
-to tens of milliseconds on a gateway's flash or a VM disk, and on the event loop it would delay every poll and
-publish behind it. SQLite itself is only ever used from the owner's thread. ``close()`` waits for an fsync in
-flight and fsyncs once more, synchronously.
+the last commits that were not fsynced yet, which the ``interval`` policy bounds (its fsync runs on a helper
+thread: ``agent.spool.walsync``).
 
 Bytes are accounted as ``len(topic) + len(payload) + RECORD_OVERHEAD_BYTES`` per record; SQLite reuses freed
 pages, so the file stays near the high-water mark of that figure (plus the WAL, capped by ``journal_size_limit``).
+
+When the filesystem refuses a write (full, read-only, I/O error; ``agent.spool.storage``) nothing raises: the
+spool gives back its reserve, keeps to the space it already holds by dropping the oldest records in the declared
+order, counts every drop, logs the episode once, and grows again once space is back. A message that cannot be
+stored even so is counted as ``dropped_unwritable`` and ``append`` returns None; acks the disk refused are retried.
+A corrupt file is moved aside on ``open(replace_corrupt=True)`` and a new spool started.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
-import os
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
 from agent.config.spool import SpoolConfig
-from agent.errors import SpoolError
+from agent.errors import SpoolError, StateDirError
 from agent.spool.base import DROP_ORDER, KINDS, RECORD_OVERHEAD_BYTES, Kind, SpooledRecord, SpoolStats
+from agent.spool.lock import StateDirLock
+from agent.spool.storage import Reserve, free_bytes, is_corrupt, is_storage_fault, move_aside, refused
+from agent.spool.walsync import WalSyncer, fsync_dir
 
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 _EXPIRE_EVERY_S = 1.0
+_RETRY_S = 1.0  # on a disk that refuses everything, one more try per second (other appends are counted at once)
+_PROBE_S = 5.0  # while keeping to its space, how often the spool looks whether the filesystem has room again
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -49,46 +55,119 @@ CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NU
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
+Gone = list[tuple[int, str, int]]  # (id, kind, size) of deleted records
+
 
 class _Txn:
-    """What a transaction body tells its commit: whether it changed anything."""
+    """What a transaction body tells its commit: whether it changed anything, and the counter increments to
+    apply in memory once committed (never before: a rolled-back transaction leaves the totals as they were)."""
 
-    __slots__ = ("changed",)
+    __slots__ = ("changed", "counters")
 
     def __init__(self) -> None:
         self.changed = True
+        self.counters: dict[str, int] = {}
+
+
+class _StorageFault(Exception):
+    """The filesystem refused a write transaction. Internal: handled inside SqliteSpool, never raised out of it."""
+
+    def __init__(self, what: str, exc: sqlite3.Error) -> None:
+        super().__init__(f"{what}: {exc}")
+        self.reason = str(exc)
+
+
+class _DiskEpisode:
+    """A spell of a filesystem refusing the spool's writes, from the first refusal to the first append that
+    grows the spool again."""
+
+    def __init__(self, reason: str, cap: int | None, now: float) -> None:
+        self.reason = reason
+        self.cap = cap  # the spool keeps its bytes at or below this; None: try to grow (space seemed back)
+        self.blocked_at: float | None = None  # when every way to store an append failed last
+        self.last_probe = now
+        self.dropped: dict[str, int] = {}
+        self.unstored: dict[str, int] = {}
 
 
 class SqliteSpool:
     """The durable spool. Create with :meth:`open`; one instance per file, used from one thread."""
 
-    def __init__(self, path: Path, db: sqlite3.Connection, config: SpoolConfig, clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        path: Path,
+        db: sqlite3.Connection,
+        config: SpoolConfig,
+        clock: Callable[[], float],
+        reserve: Reserve | None = None,
+    ) -> None:
         self.path = path
         self._db = db
         self._config = config
         self._clock = clock
-        self._wal_fd: int | None = None
-        self._syncer: ThreadPoolExecutor | None = None  # runs the interval policy's WAL fsync off the caller's thread
-        self._sync_in_flight: Future[None] | None = None
-        self._dirty = False  # commits since the last fsync of the WAL
-        self._last_sync = time.monotonic()
+        self._sync = WalSyncer(path)
+        self._reserve = reserve or Reserve(path.with_name(f"{path.name}.reserve"), 0)
+        self._lock: StateDirLock | None = None
         self._last_expire: float | None = None  # injected-clock time of the last expiry pass
         self._full_episode: dict[str, int] | None = None
         self._expire_episode: dict[str, int] | None = None
+        self._disk: _DiskEpisode | None = None
+        self._unsaved: dict[str, int] = {}  # counter increments the disk refused to store; saved with a later write
+        self._unacked: list[int] = []  # acked ids whose deletion the disk refused; deleted with a later write
         self._bytes = 0
         self._depth: dict[str, int] = dict.fromkeys(KINDS, 0)
         self._last_id = 0
         self._counters: dict[str, int] = {}
+        self._replaced = ""
         self._load()
 
     @classmethod
-    def open(cls, path: str | Path, config: SpoolConfig, clock: Callable[[], float] = time.time) -> SqliteSpool:
-        """Open or create the spool file and recover it. Raises SpoolError naming the file."""
+    def open(
+        cls,
+        path: str | Path,
+        config: SpoolConfig,
+        clock: Callable[[], float] = time.time,
+        *,
+        replace_corrupt: bool = False,
+        reserve_bytes: int = 0,
+        lock: StateDirLock | None = None,
+    ) -> SqliteSpool:
+        """Open or create the spool file and recover it. Raises SpoolError naming the file (StateDirError when an
+        operator must make it writable). With ``replace_corrupt``, a file that is not a sound spool is moved aside
+        and a new one started. ``reserve_bytes`` > 0 keeps a reserve file for a full disk. The spool releases
+        ``lock`` when it is closed."""
         path = Path(path)
+        reserve = Reserve(path.with_name(f"{path.name}.reserve"), reserve_bytes)
         try:
-            created = not path.exists()
-            path.parent.mkdir(parents=True, exist_ok=True)
-            db = sqlite3.connect(path, isolation_level=None, timeout=5.0)
+            try:
+                spool = cls._open(path, config, clock, reserve)
+            except sqlite3.DatabaseError as exc:
+                if not (replace_corrupt and is_corrupt(exc)):
+                    raise
+                aside = move_aside(path, clock())
+                log.error(
+                    "spool %s: not a sound SQLite spool (%s); moved it aside to %s for inspection and started a new "
+                    "spool; the messages it held will not be published",
+                    path,
+                    exc,
+                    aside.name,
+                )
+                spool = cls._open(path, config, clock, reserve)
+                spool._record_replacement(aside)
+        except sqlite3.Error as exc:
+            raise _open_error(path, exc) from exc
+        except OSError as exc:
+            raise refused(exc, f"spool {path}: cannot open: {exc.strerror}") from exc
+        reserve.ensure()
+        spool._lock = lock
+        return spool
+
+    @classmethod
+    def _open(cls, path: Path, config: SpoolConfig, clock: Callable[[], float], reserve: Reserve) -> SqliteSpool:
+        created = not path.exists()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(path, isolation_level=None, timeout=5.0)
+        try:
             db.execute("PRAGMA journal_mode=WAL").fetchone()
             db.execute(f"PRAGMA synchronous={'FULL' if config.fsync == 'always' else 'NORMAL'}")
             db.execute("PRAGMA journal_size_limit=67108864")
@@ -97,34 +176,44 @@ class SqliteSpool:
             if row is None:
                 db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
             elif row[0] != str(SCHEMA_VERSION):
-                raise SpoolError(f"spool {path}: schema version {row[0]} is not {SCHEMA_VERSION}")
+                raise StateDirError(
+                    f"spool {path}: schema version {row[0]} is not {SCHEMA_VERSION} (written by another version of "
+                    "the agent); run that version to drain it, or move the file aside"
+                )
             if created:
-                _fsync_dir(path.parent)
-        except sqlite3.Error as exc:
-            raise SpoolError(f"spool {path}: cannot open: {exc}") from exc
-        except OSError as exc:
-            raise SpoolError(f"spool {path}: cannot open: {exc.strerror}") from exc
-        return cls(path, db, config, clock)
+                fsync_dir(path.parent)
+            return cls(path, db, config, clock, reserve)
+        except BaseException:
+            db.close()
+            raise
 
     # -- Spool protocol ---------------------------------------------------------------------------------------
 
-    def append(self, topic: str, payload: bytes, kind: Kind, seq: int | None = None, ts: float | None = None) -> int:
+    def append(
+        self, topic: str, payload: bytes, kind: Kind, seq: int | None = None, ts: float | None = None
+    ) -> int | None:
         if kind not in KINDS:
             raise ValueError(f"spool: unknown kind {kind!r}")
         size = len(topic.encode()) + len(payload) + RECORD_OVERHEAD_BYTES
+        if size > self._config.max_bytes:
+            raise SpoolError(f"spool {self.path}: a {size} B message is larger than max_bytes")
         ts = self._clock() if ts is None else ts
-        with self._transaction("append"):
-            dropped = self._make_room(size)
-            cur = self._db.execute(
-                "INSERT INTO records (kind, topic, payload, seq, ts, size) VALUES (?, ?, ?, ?, ?, ?)",
-                (kind, topic, payload, seq, ts, size),
-            )
-            self._bump_counters(dropped, "full")
+        if self._disk is not None:
+            return self._append_on_full_disk(topic, payload, kind, seq, ts, size)
+        try:
+            with self._transaction("append") as txn:
+                dropped = self._make_room(size, self._config.max_bytes)
+                cur = self._db.execute(
+                    "INSERT INTO records (kind, topic, payload, seq, ts, size) VALUES (?, ?, ?, ?, ?, ?)",
+                    (kind, topic, payload, seq, ts, size),
+                )
+                self._bump_counters(txn, dropped, "full")
+        except _StorageFault as fault:
+            self._disk_refused(fault)
+            return self._append_on_full_disk(topic, payload, kind, seq, ts, size)
         rid = cur.lastrowid
         assert rid is not None
-        self._last_id = rid
-        self._bytes += size
-        self._depth[kind] += 1
+        self._appended(rid, kind, size)
         self._note_full_episode(dropped)
         self._housekeeping()
         return rid
@@ -145,17 +234,26 @@ class SqliteSpool:
         return self._last_id
 
     def ack(self, ids: Iterable[int]) -> None:
-        id_list = list(ids)
+        id_list = self._unacked + list(ids) if self._unacked else list(ids)
         if not id_list:
             return
-        with self._transaction("ack"):
-            gone = self._delete(id_list)
+        try:
+            with self._transaction("ack"):
+                gone = self._delete(id_list)
+        except _StorageFault as fault:
+            self._unacked = id_list  # the records stay until a write succeeds; a restart would resend them
+            self._disk_refused(fault)
+            return
+        self._unacked = []
         self._forget(gone)
         self._housekeeping()
 
     def stats(self) -> SpoolStats:
-        row = self._db.execute("SELECT min(ts) FROM records").fetchone()
-        oldest = row[0] if row else None
+        try:
+            oldest = self._db.execute("SELECT min(ts) FROM records").fetchone()[0]
+        except sqlite3.Error:
+            oldest = None
+        counters = self._counters_now()
         return SpoolStats(
             path=str(self.path),
             depth=sum(self._depth.values()),
@@ -164,66 +262,78 @@ class SqliteSpool:
             oldest_ts=oldest,
             oldest_age_s=None if oldest is None else max(0.0, self._clock() - oldest),
             depth_by_kind=dict(self._depth),
-            dropped_full={k: self._counters.get(f"dropped_full_{k}", 0) for k in KINDS},
-            dropped_expired={k: self._counters.get(f"dropped_expired_{k}", 0) for k in KINDS},
+            dropped_full={k: counters.get(f"dropped_full_{k}", 0) for k in KINDS},
+            dropped_expired={k: counters.get(f"dropped_expired_{k}", 0) for k in KINDS},
+            dropped_unwritable={k: counters.get(f"dropped_unwritable_{k}", 0) for k in KINDS},
             fsync=self._fsync_text(),
+            disk_fault=self._disk.reason if self._disk is not None else "",
+            fsync_failures=self._sync.failures,
+            corrupt_replaced=counters.get("corrupt_replaced", 0),
+            replaced_file=self._replaced,
         )
 
     def flush(self) -> None:
-        """Start an fsync of the WAL if anything was committed since the last one (on the helper thread; a failed
-        fsync raises SpoolError at the next call). The publisher calls it once a second, which bounds the
-        power-cut window when appends stop."""
-        self._sync_wal_soon()
+        """Start an fsync of the WAL if anything was committed since the last one (on the helper thread). The
+        publisher calls it once a second, which bounds the power-cut window when appends stop."""
+        if self._config.fsync == "interval":
+            self._sync.soon()
 
     def expire(self) -> int:
         """Drop records older than ``max_age_s`` now; returns how many. Spool calls run it once per clock second."""
         now = self._clock()
         self._last_expire = now
         cutoff = now - self._config.max_age_s
-        with self._transaction("expiry") as txn:
-            rows = self._db.execute("SELECT id, kind, size FROM records WHERE ts < ?", (cutoff,)).fetchall()
-            gone = self._delete([r[0] for r in rows])
-            self._bump_counters(gone, "expired")
-            txn.changed = bool(gone)  # an idle spool's expiry pass must not cause an fsync every second
+        try:
+            with self._transaction("expiry") as txn:
+                rows = self._db.execute("SELECT id, kind, size FROM records WHERE ts < ?", (cutoff,)).fetchall()
+                gone = self._delete([r[0] for r in rows])
+                self._bump_counters(txn, gone, "expired")
+                txn.changed = bool(gone)  # an idle spool's expiry pass must not cause an fsync every second
+        except _StorageFault as fault:
+            self._disk_refused(fault)
+            return 0  # tried again in a second
         self._forget(gone)
         self._note_expire_episode(gone)
         return len(gone)
 
     def close(self) -> None:
         try:
-            self._wait_sync()
-            self._sync_wal()
+            if self._unsaved or self._unacked:
+                with contextlib.suppress(_StorageFault), self._transaction("close") as txn:
+                    self._save_pending(txn)
+            self._sync.close()
         finally:
-            if self._syncer is not None:
-                self._syncer.shutdown(wait=True)
-                self._syncer = None
-            if self._wal_fd is not None:
-                os.close(self._wal_fd)
-                self._wal_fd = None
             self._db.close()
+            if self._lock is not None:
+                self._lock.release()
+                self._lock = None
 
     # -- internals --------------------------------------------------------------------------------------------
 
     @contextmanager
     def _transaction(self, what: str) -> Iterator[_Txn]:
-        """One write transaction: committed (and, if it changed anything, the WAL marked for the next fsync) or
-        rolled back with the in-memory totals rebuilt from the database; SQLite errors become SpoolError."""
+        """One write transaction: committed (then the WAL is marked for the next fsync and the counters updated in
+        memory) or rolled back. A refusal by the filesystem becomes _StorageFault, other SQLite errors SpoolError."""
         txn = _Txn()
         try:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield txn
                 self._db.execute("COMMIT")
-                self._dirty = self._dirty or txn.changed
             except BaseException:
-                self._db.execute("ROLLBACK")
-                self._load()
+                if self._db.in_transaction:  # after SQLITE_FULL or an I/O error SQLite may have rolled back itself
+                    self._db.execute("ROLLBACK")
                 raise
         except sqlite3.Error as exc:
+            if is_storage_fault(exc):
+                raise _StorageFault(what, exc) from exc
             raise SpoolError(f"spool {self.path}: {what} failed: {exc}") from exc
+        self._sync.dirty = self._sync.dirty or txn.changed
+        for name, n in txn.counters.items():
+            self._counters[name] = self._counters.get(name, 0) + n
 
     def _load(self) -> None:
-        """Rebuild the in-memory totals from the database (at open, and after a failed transaction)."""
+        """Build the in-memory totals from the database (at open)."""
         self._bytes = 0
         self._depth = dict.fromkeys(KINDS, 0)
         for kind, count, size in self._db.execute("SELECT kind, count(*), sum(size) FROM records GROUP BY kind"):
@@ -232,15 +342,21 @@ class SqliteSpool:
         row = self._db.execute("SELECT seq FROM sqlite_sequence WHERE name='records'").fetchone()
         self._last_id = row[0] if row else 0
         self._counters = dict(self._db.execute("SELECT name, value FROM counters").fetchall())
+        row = self._db.execute("SELECT value FROM meta WHERE key='replaced'").fetchone()
+        self._replaced = row[0] if row else ""
 
-    def _make_room(self, size: int) -> list[tuple[int, str, int]]:
-        """Inside a transaction: delete the oldest records per DROP_ORDER until ``size`` more bytes fit."""
-        excess = self._bytes + size - self._config.max_bytes
-        victims: list[tuple[int, str, int]] = []
+    def _appended(self, rid: int, kind: str, size: int) -> None:
+        self._last_id = rid
+        self._bytes += size
+        self._depth[kind] += 1
+
+    def _make_room(self, size: int, limit: int, freed: int = 0) -> Gone:
+        """Inside a transaction: delete the oldest records per DROP_ORDER until ``size`` more bytes fit under
+        ``limit`` (``freed`` bytes are already deleted in this transaction)."""
+        excess = self._bytes - freed + size - limit
+        victims: Gone = []
         if excess <= 0:
             return victims
-        if size > self._config.max_bytes:
-            raise SpoolError(f"spool {self.path}: a {size} B message is larger than max_bytes")
         for kind in DROP_ORDER:
             while excess > 0:
                 last = victims[-1][0] if victims and victims[-1][1] == kind else 0
@@ -260,33 +376,153 @@ class SqliteSpool:
         self._delete([v[0] for v in victims])
         return victims
 
-    def _delete(self, ids: list[int]) -> list[tuple[int, str, int]]:
+    def _delete(self, ids: list[int]) -> Gone:
         """Inside a transaction: delete these ids; returns (id, kind, size) of the ones that existed."""
-        gone: list[tuple[int, str, int]] = []
+        gone: Gone = []
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
             marks = ",".join("?" * len(chunk))
             gone += self._db.execute(f"DELETE FROM records WHERE id IN ({marks}) RETURNING id, kind, size", chunk)
         return gone
 
-    def _bump_counters(self, gone: list[tuple[int, str, int]], why: str) -> None:
-        per_kind: dict[str, int] = {}
+    def _bump_counters(self, txn: _Txn, gone: Gone, why: str) -> None:
+        per_name: dict[str, int] = {}
         for _, kind, _ in gone:
-            per_kind[kind] = per_kind.get(kind, 0) + 1
-        for kind, n in per_kind.items():
             name = f"dropped_{why}_{kind}"
+            per_name[name] = per_name.get(name, 0) + 1
+        self._add_counters(txn, per_name)
+
+    def _add_counters(self, txn: _Txn, per_name: dict[str, int]) -> None:
+        for name, n in per_name.items():
             self._db.execute(
                 "INSERT INTO counters VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = value + excluded.value",
                 (name, n),
             )
-            self._counters[name] = self._counters.get(name, 0) + n
+            txn.counters[name] = txn.counters.get(name, 0) + n
 
-    def _forget(self, gone: list[tuple[int, str, int]]) -> None:
+    def _counters_now(self) -> dict[str, int]:
+        if not self._unsaved:
+            return self._counters
+        return {k: self._counters.get(k, 0) + self._unsaved.get(k, 0) for k in self._counters.keys() | self._unsaved}
+
+    def _forget(self, gone: Gone) -> None:
         for _, kind, size in gone:
             self._bytes -= size
             self._depth[kind] -= 1
 
-    def _note_full_episode(self, dropped: list[tuple[int, str, int]]) -> None:
+    def _record_replacement(self, aside: Path) -> None:
+        with self._transaction("open") as txn:
+            self._add_counters(txn, {"corrupt_replaced": 1})
+            self._db.execute("INSERT OR REPLACE INTO meta VALUES ('replaced', ?)", (aside.name,))
+        self._replaced = aside.name
+
+    # -- a filesystem that refuses writes ---------------------------------------------------------------------
+
+    def _disk_refused(self, fault: _StorageFault) -> None:
+        """Start an episode (logged once): give back the reserve and keep to the bytes the spool holds now."""
+        disk = self._disk
+        if disk is not None:
+            if disk.cap is None:  # space seemed back, but it is not
+                disk.cap = min(self._bytes, self._config.max_bytes)
+            return
+        released = self._reserve.release()
+        self._disk = _DiskEpisode(fault.reason, min(self._bytes, self._config.max_bytes), self._clock())
+        log.error(
+            "spool %s: the filesystem refuses writes (%s) at %d bytes stored%s; keeping to that space by dropping "
+            "the oldest status, then samples, then KPI messages (counted) until there is room again",
+            self.path,
+            fault.reason,
+            self._bytes,
+            f"; gave back the {self._reserve.size >> 20} MiB reserve" if released else "",
+        )
+
+    def _append_on_full_disk(
+        self, topic: str, payload: bytes, kind: Kind, seq: int | None, ts: float, size: int
+    ) -> int | None:
+        """During an episode: append within the space the spool holds (deleting acked records first, then the
+        oldest by policy, more on each retry), or try to grow when space seemed back. None: not stored, counted."""
+        disk = self._disk
+        assert disk is not None
+        now = self._clock()
+        if disk.blocked_at is None or abs(now - disk.blocked_at) >= _RETRY_S or disk.cap is None:
+            disk.blocked_at = None
+            limits = [self._config.max_bytes] if disk.cap is None else []
+            cap = min(self._config.max_bytes, disk.cap if disk.cap is not None else self._bytes)
+            limits += [max(size, cap - extra) for extra in (0, 15 * size, 255 * size)]
+            for n, limit in enumerate(limits):
+                if n:  # a retry: a complete checkpoint lets the WAL start over in the file space it holds
+                    with contextlib.suppress(sqlite3.Error):
+                        self._db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                try:
+                    rid = self._insert_within(topic, payload, kind, seq, ts, size, limit)
+                except _StorageFault as fault:
+                    self._disk_refused(fault)
+                    continue
+                if limit == self._config.max_bytes and disk.cap is None:
+                    self._end_disk_episode(disk)
+                else:
+                    disk.cap = self._bytes
+                self._housekeeping()
+                return rid
+            disk.blocked_at = now
+        self._unsaved[f"dropped_unwritable_{kind}"] = self._unsaved.get(f"dropped_unwritable_{kind}", 0) + 1
+        disk.unstored[kind] = disk.unstored.get(kind, 0) + 1
+        self._housekeeping()
+        return None
+
+    def _insert_within(
+        self, topic: str, payload: bytes, kind: Kind, seq: int | None, ts: float, size: int, limit: int
+    ) -> int:
+        disk = self._disk
+        assert disk is not None
+        with self._transaction("append") as txn:
+            acked = self._save_pending(txn)
+            dropped = self._make_room(size, limit, sum(g[2] for g in acked))
+            cur = self._db.execute(
+                "INSERT INTO records (kind, topic, payload, seq, ts, size) VALUES (?, ?, ?, ?, ?, ?)",
+                (kind, topic, payload, seq, ts, size),
+            )
+            self._bump_counters(txn, dropped, "full")
+        self._unsaved = {}
+        self._unacked = []
+        self._forget(acked)
+        self._forget(dropped)
+        for _, k, _ in dropped:
+            disk.dropped[k] = disk.dropped.get(k, 0) + 1
+        rid = cur.lastrowid
+        assert rid is not None
+        self._appended(rid, kind, size)
+        return rid
+
+    def _save_pending(self, txn: _Txn) -> Gone:
+        """Inside a transaction: store the counts and delete the acked records the disk refused before."""
+        self._add_counters(txn, self._unsaved)
+        return self._delete(self._unacked)
+
+    def _end_disk_episode(self, disk: _DiskEpisode) -> None:
+        self._disk = None
+        unstored = f"; could not store {_counts(disk.unstored)}" if disk.unstored else ""
+        log.warning(
+            "spool %s: the filesystem takes writes again; in that episode dropped %s to make room%s",
+            self.path,
+            _counts(disk.dropped) or "nothing",
+            unstored,
+        )
+
+    def _probe_disk(self, disk: _DiskEpisode) -> None:
+        """Every few seconds: when the filesystem has room for the reserve and as much again, make the reserve and
+        let the next append try to grow the spool."""
+        now = self._clock()
+        if disk.cap is None or abs(now - disk.last_probe) < _PROBE_S:
+            return
+        disk.last_probe = now
+        free = free_bytes(self.path.parent)
+        if (free is None or free >= 2 * self._reserve.size + (1 << 20)) and self._reserve.ensure():
+            disk.cap = None
+
+    # -- episodes of the bounds, housekeeping -----------------------------------------------------------------
+
+    def _note_full_episode(self, dropped: Gone) -> None:
         self._forget(dropped)
         if dropped:
             if self._full_episode is None:
@@ -302,7 +538,7 @@ class SqliteSpool:
             log.warning("spool %s: no longer full; dropped %s in this episode", self.path, _counts(self._full_episode))
             self._full_episode = None
 
-    def _note_expire_episode(self, gone: list[tuple[int, str, int]]) -> None:
+    def _note_expire_episode(self, gone: Gone) -> None:
         if gone:
             if self._expire_episode is None:
                 self._expire_episode = {}
@@ -316,62 +552,13 @@ class SqliteSpool:
     def _housekeeping(self) -> None:
         if self._last_expire is None or abs(self._clock() - self._last_expire) >= _EXPIRE_EVERY_S:
             self.expire()
-        now = time.monotonic()
-        if self._config.fsync == "interval" and (now - self._last_sync) * 1000.0 >= self._config.fsync_interval_ms:
-            self._sync_wal_soon()
-
-    def _wal(self) -> int | None:
-        """The WAL's file descriptor, opened once (None before anything was written)."""
-        if self._wal_fd is None:
-            try:
-                self._wal_fd = os.open(f"{self.path}-wal", os.O_RDONLY)
-            except FileNotFoundError:
-                return None
-            _fsync_dir(self.path.parent)  # the WAL's directory entry must survive a power cut too
-        return self._wal_fd
-
-    def _sync_wal_soon(self) -> None:
-        """Hand an fsync of the WAL to the helper thread, unless one is still running (it will cover this one's
-        commits only if they came before it started, so ``_dirty`` stays set for the next round)."""
-        self._check_sync()
-        if self._sync_in_flight is not None or self._config.fsync == "always" or not self._dirty:
-            return
-        self._last_sync = time.monotonic()
-        fd = self._wal()
-        if fd is None:
-            return
-        self._dirty = False
-        if self._syncer is None:
-            self._syncer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="spool-fsync")
-        self._sync_in_flight = self._syncer.submit(os.fsync, fd)
-
-    def _check_sync(self) -> None:
-        future = self._sync_in_flight
-        if future is None or not future.done():
-            return
-        self._sync_in_flight = None
-        exc = future.exception()
-        if isinstance(exc, OSError):
-            raise SpoolError(f"spool {self.path}: fsync of the WAL failed: {exc.strerror}") from exc
-
-    def _wait_sync(self) -> None:
-        if self._sync_in_flight is not None:
-            self._sync_in_flight.exception()  # wait
-            self._check_sync()
-
-    def _sync_wal(self) -> None:
-        """Fsync the WAL now, on this thread (at close)."""
-        self._last_sync = time.monotonic()
-        if self._config.fsync == "always" or not self._dirty:
-            return  # every commit was already fsynced, or nothing changed
-        fd = self._wal()
-        if fd is None:
-            return
-        self._dirty = False
-        try:
-            os.fsync(fd)
-        except OSError as exc:
-            raise SpoolError(f"spool {self.path}: fsync of the WAL failed: {exc.strerror}") from exc
+            if self._disk is not None:
+                self._probe_disk(self._disk)
+        if (
+            self._config.fsync == "interval"
+            and (time.monotonic() - self._sync.last) * 1000.0 >= self._config.fsync_interval_ms
+        ):
+            self._sync.soon()
 
     def _fsync_text(self) -> str:
         if self._config.fsync == "always":
@@ -383,9 +570,15 @@ def _counts(per_kind: dict[str, int]) -> str:
     return ", ".join(f"{n} {kind}" for kind, n in sorted(per_kind.items()))
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+def _open_error(path: Path, exc: sqlite3.Error) -> SpoolError:
+    if is_corrupt(exc):
+        return SpoolError(f"spool {path}: cannot open: not a sound SQLite spool ({exc}); move it aside or delete it")
+    name = getattr(exc, "sqlite_errorname", "")
+    if name.startswith(("SQLITE_READONLY", "SQLITE_CANTOPEN")):
+        return StateDirError(
+            f"spool {path}: cannot open for writing ({exc}); make {path.parent} and the spool files in it writable "
+            "for the agent's user"
+        )
+    if is_storage_fault(exc):
+        return SpoolError(f"spool {path}: cannot open: {exc}; free space on the filesystem of {path.parent}")
+    return SpoolError(f"spool {path}: cannot open: {exc}")

@@ -95,11 +95,12 @@ def test_old_messages_expire_counted_per_kind(tmp_path: Path, caplog: pytest.Log
 def test_ids_keep_growing_after_everything_was_acked_and_reopened(tmp_path: Path) -> None:
     spool = SqliteSpool.open(tmp_path / "s.sqlite", SpoolConfig(), Clock())
     first = spool.append(TOPIC, b"1", "samples")
+    assert first is not None
     spool.ack([first])
     spool.close()
     spool = SqliteSpool.open(tmp_path / "s.sqlite", SpoolConfig(), Clock())
     assert spool.last_id() == first
-    assert spool.append(TOPIC, b"2", "samples") > first
+    assert (spool.append(TOPIC, b"2", "samples") or 0) > first
     assert spool.read(0, 10, upto_id=first) == []
     spool.close()
 
@@ -168,5 +169,5 @@ def test_a_wal_cut_anywhere_opens_to_a_consistent_earlier_state(
     assert spool.stats().depth == len(records)
     assert spool.stats().bytes == sum(size_of(r.topic, r.payload) for r in records)
     new = spool.append(TOPIC, b"after the cut", "samples")
-    assert new > max((r.id for r in records), default=0)
+    assert new is not None and new > max((r.id for r in records), default=0)
     spool.close()

@@ -81,8 +81,9 @@ class SpoolMachine(RuleBasedStateMachine):
                     break
                 excess -= self.model.pop(rid).size
                 self.dropped_full[drop_kind] += 1
-        rid = self.spool.append(topic, payload, kind, seq=rid_hint(self.last_id))
-        assert rid > self.last_id, "ids must grow across restarts"
+        stored = self.spool.append(topic, payload, kind, seq=rid_hint(self.last_id))
+        assert stored is not None and stored > self.last_id, "ids must grow across restarts"
+        rid = stored
         self.last_id = rid
         self.model[rid] = record
 
