@@ -8,7 +8,8 @@ Public API::
     shipped_profile_dir() -> Path                    the repo's device_profiles/ (or the installed one beside the
                                                      venv), or $ENERGY_AGENT_PROFILES
 
-A ``ConfigError`` carries errors and warnings together, sorted; a successful load returns the warnings in
+Secret files the site names (password files, private keys) that other users can read draw a warning at the key
+naming them (``agent.config.secret_files``). A ``ConfigError`` carries errors and warnings together, sorted; a successful load returns the warnings in
 ``LoadedSite.warnings``. File names in messages are as the caller gave the site path, with profile folders
 joined to its folder, so ``energy-agent validate site.yaml`` prints ``profiles/acme.yaml:12:5: ...``.
 
@@ -50,6 +51,7 @@ import agent
 from agent.config.checks import check_profile, check_site
 from agent.config.diagnostics import did_you_mean, issues_from_validation
 from agent.config.profile import ProfileConfig
+from agent.config.secret_files import readable_secret_files
 from agent.config.site import SiteConfig
 from agent.config.yaml_source import PathKey, YamlDocument, load_yaml
 from agent.errors import ConfigError, ConfigIssue
@@ -136,6 +138,9 @@ def load_site(path: Path) -> LoadedSite:
     profiles, profile_docs, profile_paths = _load_used_profiles(path, doc, issues)
     if site is not None:
         issues += check_site(site, doc)
+        issues += [
+            doc.issue(at, message, severity="warning") for at, message in readable_secret_files(site, path.parent)
+        ]
         if not _has_errors(issues):
             issues += _section_hooks(site, profiles, doc)
     if site is None or _has_errors(issues):
