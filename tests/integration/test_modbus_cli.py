@@ -4,11 +4,14 @@ as a separate process on a free loopback port, stopped by PID), through the CLI'
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from pytest import CaptureFixture
 
 from agent.cli import main
 from agent.config.load import load_site
@@ -93,3 +96,108 @@ def test_a_point_no_request_can_read_is_reported_at_its_line(
     assert main(["plan", str(site)]) == 78
     err = capsys.readouterr().err
     assert "wide.yaml:5:5: points[1]: sn spans 20 registers, more than one request may read (10" in err
+
+
+def sim_port(site: Path) -> int:
+    port = load_site(site).site.buses[0].port
+    assert isinstance(port, int)
+    return port
+
+
+def probe_site(tmp_path: Path, port: int, points: list[str], unit_id: int = 2) -> Path:
+    """A site polling the plant simulator's unit ``unit_id`` with a profile of these point lines."""
+    (tmp_path / "p").mkdir(exist_ok=True)
+    (tmp_path / "p" / "trial.yaml").write_text(
+        "profile: trial\naddress_base: 0\nbyte_order: CDAB\npoints:\n" + "".join(f"  - {p}\n" for p in points)
+    )
+    site = tmp_path / "site.yaml"
+    site.write_text(
+        "site: x\ngateway: g\nprofile_dirs: [p]\n"
+        f"devices:\n  - {{name: m, profile: trial, host: 127.0.0.1, port: {port}, unit_id: {unit_id}}}\n"
+    )
+    return site
+
+
+VOLTAGE = "{name: voltage_l1_v, kind: input_register, address: 0, type: float32, unit: V}"
+NOWHERE = "{name: ghost, kind: input_register, address: 9000, type: float32, unit: V}"
+
+
+def test_probe_exits_1_when_no_point_can_be_read_and_says_why_once(plant: Path, tmp_path: Path) -> None:
+    site = probe_site(tmp_path, sim_port(plant), [NOWHERE])
+    done = subprocess.run(
+        [sys.executable, "-m", "agent", "probe", str(site)], capture_output=True, text=True, check=False, timeout=60
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    both = done.stdout + done.stderr
+    assert both.count("ILLEGAL DATA ADDRESS") == 1, both  # one error line, not per point and in the log as well
+    assert "m (127.0.0.1:" in done.stdout and "answered, but no point could be read" in done.stdout
+    assert "  hint: the device has no register there: check the point's address and the profile's address_base" in both
+    assert done.stderr == ""
+
+
+def test_probe_exits_3_when_some_points_are_bad(plant: Path, tmp_path: Path, capsys: CaptureFixture[str]) -> None:
+    site = probe_site(tmp_path, sim_port(plant), [VOLTAGE, NOWHERE])
+    assert main(["probe", str(site)]) == 3
+    out = capsys.readouterr().out
+    assert "answered, 1 of 2 points bad" in out and out.count("ILLEGAL DATA ADDRESS") == 1
+    ghost = next(line for line in out.splitlines() if line.startswith("  ghost"))
+    assert ghost.split() == ["ghost", "-", "V", "bad"]  # the error line above says why
+    assert main(["probe", str(site), "--json"]) == 3
+
+
+def test_probe_hints_at_unit_id_when_the_gateway_finds_no_device(
+    plant: Path, tmp_path: Path, capsys: CaptureFixture[str]
+) -> None:
+    site = probe_site(tmp_path, sim_port(plant), [VOLTAGE], unit_id=42)
+    assert main(["probe", str(site)]) == 1
+    out = capsys.readouterr().out
+    assert out.count("GATEWAY TARGET DEVICE FAILED TO RESPOND") == 1
+    assert "hint: the gateway is reachable but the device behind it does not answer: check unit_id" in out
+
+
+def test_probe_hints_at_host_and_port_when_nothing_listens(tmp_path: Path, capsys: CaptureFixture[str]) -> None:
+    site = probe_site(tmp_path, free_port(), [VOLTAGE])
+    assert main(["probe", str(site)]) == 1
+    out = capsys.readouterr().out
+    assert "error: cannot connect: connection refused" in out
+    assert "hint: nothing accepts the connection: check host and port" in out
+
+
+def test_probe_orders_ranks_an_energy_counter_by_continuity(plant: Path, capsys: CaptureFixture[str]) -> None:
+    """The meter's energy counters are uint32 ABCD; by magnitude CDAB ranked first, by continuity ABCD does."""
+    assert main(["probe", str(plant), "--device", "kiln1-meter", "--orders"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    energy = lines[next(i for i, line in enumerate(lines) if line.startswith("  energy_import")) + 1]
+    assert energy.strip().startswith("orders: ABCD="), energy
+    assert energy.endswith("(now ABCD; ranked by continuity between two polls)"), energy
+    power = lines[next(i for i, line in enumerate(lines) if line.startswith("  active_power")) + 1]
+    assert power.strip().startswith("orders: CDAB=") and power.endswith("(now CDAB)"), power
+
+
+def test_probe_watch_prints_frames_without_a_terminal(plant: Path) -> None:
+    argv = [sys.executable, "-m", "agent", "probe", str(plant), "--device", "kiln1-meter", "--watch"]
+    done = subprocess.run([*argv, "--count", "3", "--interval", "0.2"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    frames = [f for f in done.stdout.split("\n\n") if f.strip()]
+    assert len(frames) == 3 and "\x1b[" not in done.stdout
+    for frame in frames:
+        head, device, *points = frame.splitlines()
+        assert head.startswith(f"{plant} at ") and head.endswith("every 0.2 s (Ctrl-C ends)")
+        assert device.startswith("kiln1-meter (") and len(points) == 18
+
+
+def test_probe_watch_ends_on_ctrl_c(plant: Path) -> None:
+    argv = [sys.executable, "-m", "agent", "probe", str(plant), "--device", "kiln1-meter", "--watch"]
+    with subprocess.Popen(
+        [*argv, "--interval", "0.2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    ) as proc:
+        try:
+            assert proc.stdout is not None and proc.stderr is not None
+            assert proc.stdout.readline().startswith(f"{plant} at ")  # the first frame is coming
+            assert proc.stdout.readline().startswith("kiln1-meter (")
+            proc.send_signal(signal.SIGINT)
+            proc.wait(timeout=20)
+            err = proc.stderr.read()
+        finally:
+            proc.kill()
+    assert proc.returncode == 0 and err == "", err  # no traceback
