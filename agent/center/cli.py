@@ -9,7 +9,9 @@ Exit codes: 0 clean stop, 78 bad config (the systemd unit does not restart on it
 Under systemd (``Type=notify``) ``run`` sends READY once the broker granted the subscriptions, and, with
 ``WatchdogSec=``, pings the watchdog while the ingestor's pipeline is alive (:meth:`Ingestor.stalled`: it keeps the
 time bounds of its waits, whether or not messages arrive). A blocked event loop or a stuck pipeline stops the pings
-and systemd restarts the service; nothing un-acknowledged is lost by that.
+and systemd restarts the service; nothing un-acknowledged is lost by that. STATUS= carries the counters
+(:meth:`IngestStats.summary`), so ``systemctl status energy-center`` shows what was received, written and
+quarantined, and why.
 """
 
 from __future__ import annotations
@@ -59,14 +61,18 @@ async def serve(config: CenterConfig, notifier: SystemdNotifier) -> None:
             notifier.ready(f"subscribed; writing to {writer.target}")
 
     ingestor = Ingestor(config, writer, ready=ready)
-    watchdog = asyncio.create_task(notifier.watchdog(ingestor.stalled))
+    helpers = [
+        asyncio.create_task(notifier.watchdog(ingestor.stalled)),
+        asyncio.create_task(notifier.status_updates(lambda: ingestor.stats().summary(), period_s=5.0)),
+    ]
     try:
         await ingestor.run(stop)
     finally:
         notifier.stopping()
-        watchdog.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await watchdog
+        for task in helpers:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -67,6 +67,16 @@ class IngestStats:
     skewed: int = 0  # samples, KPIs or statuses stamped outside the clock-skew window
     over_limit: int = 0  # items refused by max_items_per_message or max_series_per_gateway
     internal_errors: int = 0  # messages a bug of ours could not handle
+
+    def summary(self) -> str:
+        """One line for ``systemctl status`` (STATUS=)."""
+        return (
+            f"received {self.received}, acked {self.acked}, {self.points_written} points written; quarantined "
+            f"{self.quarantined} (invalid {self.invalid}, oversized {self.oversized}, skewed {self.skewed}, "
+            f"over limit {self.over_limit}, refused {self.refused}, internal errors {self.internal_errors}); "
+            f"gaps {self.gaps}"
+        )
+
     write_retries: int = 0
     gaps: int = 0
     missing_seqs: int = 0

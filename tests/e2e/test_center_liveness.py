@@ -108,6 +108,9 @@ async def test_a_bug_handling_one_message_quarantines_it_and_the_ingestor_goes_o
         pub.close()
     stats = ingestor.stats()
     assert (stats.received, stats.acked, stats.internal_errors, stats.quarantined) == (10, 10, 2, 2)
+    assert "quarantined 2 (invalid 0, oversized 0, skewed 0, over limit 0, refused 0, internal errors 2)" in (
+        stats.summary()
+    )
     letters = [json.loads(x) for x in dead.read_text().splitlines()]
     assert all(
         d["reason"] == "internal error (a bug, please report it): ZeroDivisionError: division by zero" for d in letters
@@ -194,6 +197,8 @@ def test_ready_after_the_subscriptions_and_watchdog_pings_while_idle(tmp_path: P
             since = time.monotonic()
             drain(since + 3)
             assert sum(m == "WATCHDOG=1\n" and t > since for t, m in got) >= 4  # idle, no messages at all
+            # the counters for systemctl status
+            assert any(m.startswith("STATUS=received 0, acked 0, 0 points written; quarantined 0") for _, m in got)
             assert center.stop() == 0
         assert "STOPPING=1\n" in [m for _, m in got] or _stopping_sent(sock)
     finally:

@@ -1,6 +1,8 @@
-"""The shipped broker setup (deploy/center/mosquitto: TLS, passwords, per-gateway ACL with %u) with the ingestor
-over TLS: a gateway can publish only its own branch, the ingestor's subscriptions and its dead-letter topic are
-allowed, and a payload that lies about its gateway is quarantined to the dead-letter topic."""
+"""The shipped broker setup (deploy/center/mosquitto: TLS, passwords, per-gateway ACL with %u = "<site>/<gateway>",
+message size limit) with the ingestor over TLS: a gateway can publish only its own branch (not another gateway's,
+not its own name under another site), the ingestor's subscriptions and its dead-letter topic are allowed, a payload
+that lies about its gateway is quarantined to the dead-letter topic, and an oversized message never gets past the
+broker."""
 
 from __future__ import annotations
 
@@ -92,7 +94,7 @@ def test_tls_and_per_gateway_acl_from_deploy(tmp_path: Path) -> None:
     d.mkdir()
     make_certs(d)
     shutil.copy(DEPLOY / "acl", d / "acl")
-    users = {"energy-center": "c-pass", "gw1": "g1-pass", "energy-viewer": "v-pass"}
+    users = {"energy-center": "c-pass", "plant1/gw1": "g1-pass", "energy-viewer": "v-pass"}
     for i, (user, pw) in enumerate(users.items()):
         subprocess.run([passwd, "-b", *(["-c"] if i == 0 else []), str(d / "passwd"), user, pw], check=True)
     (tmp_path / "mqtt.pass").write_text("c-pass\n")
@@ -125,20 +127,37 @@ def test_tls_and_per_gateway_acl_from_deploy(tmp_path: Path) -> None:
         viewer.loop_start()
         try:
             with CenterProcess(tmp_path / "c", cfg) as center:
-                # gw1 tries to write gw2's branch (QoS 0: mosquitto drops a denied PUBLISH, and for a QoS 1 one
-                # it drops the connection, so a rogue client would only reconnect in a loop).
-                rogue = Publisher(broker.port, "gw1-rogue", username="gw1", password="g1-pass", ca_file=d / "ca.crt")
-                for topic, payload in [samples_message("gw2", seq, "m1", T0 + seq, 3) for seq in range(10)]:
+                # gw1 of plant1 tries to write gw2's branch, and its own gateway name under another site (QoS 0:
+                # mosquitto drops a denied PUBLISH; for a QoS 1 one an MQTT 3.1.1 client is disconnected).
+                login = {"username": "plant1/gw1", "password": "g1-pass", "ca_file": d / "ca.crt"}
+                rogue = Publisher(broker.port, "gw1-rogue", **login)  # type: ignore[arg-type]
+                other_gateway = [samples_message("gw2", seq, "m1", T0 + seq, 3) for seq in range(10)]
+                other_site = [samples_message("gw1", seq, "m1", T0 + seq, 3, site="plant2") for seq in range(10)]
+                assert other_site[0][0] == "plant/plant2/gw1/m1/samples"
+                for topic, payload in other_gateway + other_site:
                     rogue.client.publish(topic, payload, qos=0)
                 rogue.close()
-                gw1 = Publisher(broker.port, "gw1", username="gw1", password="g1-pass", ca_file=d / "ca.crt")
+                gw1 = Publisher(broker.port, "gw1", **login)  # type: ignore[arg-type]
                 own = [samples_message("gw1", seq, "m1", T0 + seq, 3) for seq in range(10)]
                 liar = ("plant/plant1/gw1/m1/samples", samples_message("gw2", 50, "m1", T0 + 50, 3)[1])
                 gw1.publish_all([liar, *own])
+                # Over the broker's message_size_limit: dropped at the door. Mosquitto 2.0 also disconnects the
+                # client ("protocol error"), so an agent must never produce such a message (see the README).
+                huge = samples_message("gw1", 60, "big", T0, 12_000)
+                assert len(huge[1]) > 1_048_576
+                big = Publisher(broker.port, "gw1-big", **login)  # type: ignore[arg-type]
+                reasons: list[str] = []
+                big.client.on_disconnect = lambda c, u, f, rc, p: reasons.append(str(rc))
+                big.client.publish(*huge, qos=1)
+                wait_until(lambda: bool(reasons), 30, "the broker to drop the oversized message's client")
+                big.close()
                 wait_until(lambda: db.scalar("SELECT count(value) FROM sample", "energy") == 30, 30, "gw1's points")
                 assert got.wait(30), "no dead letter on the topic"
-                assert db.query("SHOW TAG VALUES FROM sample WITH KEY = gateway", "energy")[0]["values"] == [
-                    ["gateway", "gw1"]
+                tags = db.query("SHOW TAG VALUES FROM sample WITH KEY IN (site, gateway, device)", "energy")
+                assert sorted(tuple(v) for v in tags[0]["values"]) == [
+                    ("device", "m1"),
+                    ("gateway", "gw1"),
+                    ("site", "plant1"),
                 ]
                 assert len(letters) == 1 and "does not match the payload" in letters[0]["reason"]
                 assert letters[0]["topic"] == "plant/plant1/gw1/m1/samples"
