@@ -35,7 +35,8 @@ class Role(StrEnum):
     # electricity
     ENERGY_IMPORT_KWH = "energy_import_kwh"
     ENERGY_EXPORT_KWH = "energy_export_kwh"
-    REACTIVE_ENERGY_KVARH = "reactive_energy_kvarh"
+    REACTIVE_ENERGY_KVARH = "reactive_energy_kvarh"  # import (lagging) reactive energy
+    REACTIVE_ENERGY_EXPORT_KVARH = "reactive_energy_export_kvarh"  # reverse (leading) reactive energy
     ACTIVE_POWER_KW = "active_power_kw"
     REACTIVE_POWER_KVAR = "reactive_power_kvar"
     APPARENT_POWER_KVA = "apparent_power_kva"
@@ -81,6 +82,7 @@ COUNTER_ROLES: frozenset[Role] = frozenset(
         Role.ENERGY_IMPORT_KWH,
         Role.ENERGY_EXPORT_KWH,
         Role.REACTIVE_ENERGY_KVARH,
+        Role.REACTIVE_ENERGY_EXPORT_KVARH,
         Role.PRODUCTION_T,
         Role.COAL_T,
         Role.GAS_M3,
@@ -156,6 +158,7 @@ class KpiValue:
     distance: float | None = None
     reference: str = ""
     detail: dict[str, float] = field(default_factory=dict)
+    reason: str = ""
 
 
 @dataclass(frozen=True, slots=True)

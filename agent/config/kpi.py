@@ -13,7 +13,19 @@ Example::
           production: [{device: kiln1, role: production_t}]
           electricity: [{device: kiln1-meter, role: energy_import_kwh}]
           fuels: [{device: kiln1, role: coal_t, carrier: raw_coal, lhv_gj_per_unit: 22.5}]
-      demand: [{name: site, meters: [{device: main-meter, role: energy_import_kwh}]}]
+          corrections: {altitude_m: 1650}            # inputs of the level row's corrections
+        - name: bof1
+          indicator: converter
+          production: [{device: bof1, role: production_t}]
+          electricity: [{device: bof1-meter, role: energy_import_kwh}]
+          credits:                                   # recovered / exported energy, subtracted
+            - {device: bof1, role: gas_m3, carrier: converter_gas, co2: none}
+            - {device: trt, role: energy_export_kwh, carrier: electricity, co2: grid}
+      equipment:
+        - {kind: boiler, name: b1, device: boiler1, steam_state: saturated, steam_dryness: 0.98,
+           fuel: {device: boiler1, role: gas_m3, carrier: natural_gas}}
+      demand: [{name: site, meters: [{device: main-meter, role: energy_import_kwh}], contracted_kw: 8000}]
+      park: {name: park}                             # totals over the lines for dual control
 
 ``check(site, profiles)`` reports references to unknown devices, points, roles, KPIs and indicators with their
 path in the site file; the config loader positions the messages.
@@ -92,11 +104,50 @@ RATE_ROLES: frozenset[Role] = frozenset(
 
 class FuelConfig(PointRefConfig):
     """A fuel or energy carrier input. ``carrier`` is a key of the factor table (raw_coal, natural_gas, heat, ...);
-    a measured low heating value overrides the carrier's reference coefficient."""
+    a measured low heating value overrides the carrier's reference coefficient, for kgce and CO2 alike."""
 
     carrier: str
     lhv_gj_per_unit: float | None = Field(None, gt=0, description="Measured low heating value, GJ per t or per m3")
-    co2_fuel: str | None = Field(None, description="Fuel of the CO2 factor table; defaults from the carrier")
+    co2_fuel: str | None = Field(
+        None, description="Fuel whose carbon content and oxidation give the CO2; defaults from the carrier"
+    )
+    feedstock: bool = Field(
+        False, description="Used as raw material (原料用能): counted in kgce, left out of the park's controlled total"
+    )
+
+
+class CreditConfig(PointRefConfig):
+    """Energy recovered and delivered out of the line (waste-heat power, exported coke-oven or converter gas, steam
+    sold): subtracted from the line's energy. The amount is valued with ``carrier`` (its coefficient, or the measured
+    ``lhv_gj_per_unit``) or an explicit ``kgce_per_unit``. ``co2`` says whether the credit also reduces the line's CO2:
+    ``none`` (default: the energy credit only), ``grid`` (exported electricity at the grid factor), ``heat`` (exported
+    heat or steam at the heat factor), ``fuel`` (exported fuel gas: the carbon leaves with it, at the carrier's fuel
+    factor) or ``factor`` with ``co2_tco2_per_unit``."""
+
+    carrier: str | None = None
+    kgce_per_unit: float | None = Field(None, gt=0, description="Explicit coefficient, kgce per unit of the point")
+    lhv_gj_per_unit: float | None = Field(None, gt=0, description="Measured low heating value, GJ per unit")
+    co2: Literal["none", "grid", "heat", "fuel", "factor"] = "none"
+    co2_tco2_per_unit: float | None = Field(None, ge=0, description="With co2: factor, tCO2 per unit of the point")
+
+    @model_validator(mode="after")
+    def _valued(self) -> CreditConfig:
+        if (self.carrier is None) == (self.kgce_per_unit is None):
+            raise ValueError("a credit needs either carrier (valued with the factor table) or kgce_per_unit, not both")
+        if self.kgce_per_unit is not None and self.lhv_gj_per_unit is not None:
+            raise ValueError("give kgce_per_unit or lhv_gj_per_unit, not both")
+        if (self.co2 == "factor") != (self.co2_tco2_per_unit is not None):
+            raise ValueError("co2: factor goes with co2_tco2_per_unit, and co2_tco2_per_unit only with co2: factor")
+        if self.co2 == "fuel" and self.carrier is None:
+            raise ValueError("co2: fuel needs the credit's carrier (its fuel factor)")
+        return self
+
+
+class ProductionRefConfig(PointRefConfig):
+    """A production point. ``equivalent_factor`` converts its tonnes into the reference product of the quota
+    standard (折合/equivalent production, e.g. a conversion the standard defines per product grade)."""
+
+    equivalent_factor: float = Field(1.0, gt=0, description="Tonnes of reference product per tonne of this product")
 
 
 class LevelOverrideConfig(StrictModel):
@@ -136,13 +187,15 @@ class BaselineVariableConfig(StrictModel):
 
 class BaselineConfig(StrictModel):
     """ISO 50006 style energy baseline: energy = intercept + sum(coef x variable) per period, CUSUM of actual minus
-    expected. Without ``coefficients`` the model is fitted (least squares) on the first ``training_periods``."""
+    expected. Without ``coefficients`` the model is fitted (least squares) on the first ``training_periods``; a fit
+    with R² below ``r2_min`` publishes no expected energy and no CUSUM and keeps training on the latest periods."""
 
     period: str = "1h"
     energy: Literal["electricity_kwh", "energy_kgce"] = "electricity_kwh"
     variables: list[BaselineVariableConfig] = Field(min_length=1)
     coefficients: dict[str, float] | None = Field(None, description="intercept and one entry per variable")
     training_periods: int = Field(24, ge=3, le=10000)
+    r2_min: float = Field(0.75, ge=0, le=1, description="A fitted model below this R² publishes no CUSUM")
 
 
 class LineConfig(StrictModel):
@@ -151,12 +204,17 @@ class LineConfig(StrictModel):
     name: str = Field(pattern=NAME)
     indicator: str | None = Field(None, description="Level table indicator, e.g. cement_clinker, ferrosilicon")
     level_edition: str | None = Field(None, description="Edition of the levels, e.g. '2023'; default the newest")
-    production: list[PointRefConfig] = Field(min_length=1)
+    production: list[ProductionRefConfig] = Field(min_length=1)
     production_unit: str = Field("t", description="Unit of production, e.g. t or weight_box")
     electricity: list[PointRefConfig] = Field(default_factory=list)
     fuels: list[FuelConfig] = Field(default_factory=list)
     water: list[PointRefConfig] = Field(default_factory=list)
     waste_heat: list[PointRefConfig] = Field(default_factory=list, description="Recovered heat, GJ")
+    credits: list[CreditConfig] = Field(default_factory=list, description="Energy delivered out, subtracted")
+    corrections: dict[str, float] = Field(
+        default_factory=dict,
+        description="Inputs of the level row's corrections, e.g. altitude_m, ore_grade_pct (see energy_levels.yaml)",
+    )
     windows: list[str] | None = None
     coverage_min: float | None = Field(None, ge=0, le=1)
     baseline: BaselineConfig | None = None
@@ -169,7 +227,20 @@ class _EquipmentBase(StrictModel):
     coverage_min: float | None = Field(None, ge=0, le=1)
 
 
-class MotorConfig(_EquipmentBase):
+class _EfficiencyBand(StrictModel):
+    efficiency_plausible: tuple[float, float] | None = Field(
+        None, description="Efficiency outside [low, high] is uncertain; default per kind (see agent.kpi.equipment)"
+    )
+
+    @field_validator("efficiency_plausible")
+    @classmethod
+    def _band(cls, v: tuple[float, float] | None) -> tuple[float, float] | None:
+        if v is not None and not 0 <= v[0] < v[1] <= 2:
+            raise ValueError("efficiency_plausible is [low, high] with 0 <= low < high <= 2")
+        return v
+
+
+class MotorConfig(_EquipmentBase, _EfficiencyBand):
     kind: Literal["motor"] = "motor"
     rated_power_kw: float = Field(gt=0)
     rated_efficiency: float | None = Field(None, gt=0, le=1, description="Used for load when no shaft power")
@@ -177,16 +248,29 @@ class MotorConfig(_EquipmentBase):
     shaft_power: PointRefConfig | None = None  # default: role shaft_power_kw if the device has it
 
 
-class BoilerConfig(_EquipmentBase):
-    """Direct-method efficiency: steam x (h_steam - h_feedwater) / (fuel x LHV)."""
+class BoilerConfig(_EquipmentBase, _EfficiencyBand):
+    """Direct-method efficiency: steam x (h_steam - h_feedwater) / (fuel x LHV). ``steam_state`` says which steam
+    the boiler makes: ``superheated`` (enthalpy from pressure and temperature; a temperature at or below saturation
+    makes the efficiency uncertain, never liquid enthalpy) or ``saturated`` (h' + x r from pressure alone, with the
+    dryness x from ``steam_dryness``, e.g. the boiler's test report)."""
 
     kind: Literal["boiler"] = "boiler"
+    steam_state: Literal["superheated", "saturated"] = "superheated"
+    steam_dryness: float | None = Field(None, ge=0.5, le=1.0, description="Saturated steam: dryness fraction x")
     fuel: FuelConfig
     steam: PointRefConfig | None = None  # default: role steam_flow_tph
     pressure: PointRefConfig | None = None  # default: role steam_pressure_mpa (gauge unless pressure_absolute)
     temperature: PointRefConfig | None = None  # default: role steam_temperature_c
     feedwater_temperature: PointRefConfig | None = None  # default: role feedwater_temperature_c
     pressure_absolute: bool = Field(False, description="true if the pressure point is absolute, not gauge")
+
+    @model_validator(mode="after")
+    def _dryness(self) -> BoilerConfig:
+        if self.steam_state == "saturated" and self.steam_dryness is None:
+            raise ValueError("steam_state saturated needs steam_dryness (the dryness x, e.g. 0.98 from a test report)")
+        if self.steam_state == "superheated" and self.steam_dryness is not None:
+            raise ValueError("steam_dryness applies to steam_state: saturated only")
+        return self
 
 
 class CompressorConfig(_EquipmentBase):
@@ -195,8 +279,10 @@ class CompressorConfig(_EquipmentBase):
     air_flow: PointRefConfig | None = None  # default: role air_flow_m3min
 
 
-class PumpConfig(_EquipmentBase):
-    """Pump: rho g Q H / P; fan: Q dp / P (``pressure`` is the total pressure rise in MPa)."""
+class PumpConfig(_EquipmentBase, _EfficiencyBand):
+    """Unit (pump or fan + motor) efficiency, hydraulic power over electric input: pump rho g Q H / P, fan Q dp / P
+    (``pressure`` is the total pressure rise in MPa). The KPI is ``unit_efficiency``: with electric input power it is
+    not the pump's own (shaft) efficiency."""
 
     kind: Literal["pump", "fan"] = "pump"
     input_power: PointRefConfig | None = None  # default: role active_power_kw
@@ -247,11 +333,14 @@ class DemandConfig(StrictModel):
 
 
 class PowerFactorConfig(StrictModel):
-    """Power factor over the window from active and reactive energy: kWh / sqrt(kWh^2 + kvarh^2)."""
+    """Power factor over the window from active and reactive energy: kWh / sqrt(kWh^2 + kvarh^2). ``reactive`` are
+    the import (lagging) kvarh counters; ``reactive_export`` the reverse (leading, over-compensation) kvarh, added to
+    the reactive energy (kvarh = import + export) as supply companies bill it."""
 
     name: str = Field(pattern=NAME)
     active: list[PointRefConfig] = Field(min_length=1)
     reactive: list[PointRefConfig] = Field(min_length=1)
+    reactive_export: list[PointRefConfig] = Field(default_factory=list)
     windows: list[str] | None = None
 
 
@@ -276,6 +365,15 @@ class BalanceConfig(StrictModel):
     main: PointRefConfig
     subs: list[PointRefConfig] = Field(min_length=1)
     max_unaccounted_share: float = Field(0.05, ge=0, le=1)
+    windows: list[str] | None = None
+
+
+class ParkConfig(StrictModel):
+    """Park totals over process lines: comprehensive energy, the part counted for energy dual control (renewable
+    electricity and feedstock energy left out), CO2, and CO2 per tonne of standard coal."""
+
+    name: str = Field("park", pattern=NAME)
+    lines: list[str] | None = Field(None, description="Line names; default every line")
     windows: list[str] | None = None
 
 
@@ -335,6 +433,7 @@ class KpiSectionConfig(StrictModel):
     balance: list[BalanceConfig] = Field(default_factory=list)
     custom: list[CustomKpiConfig] = Field(default_factory=list)
     levels: list[LevelOverrideConfig] = Field(default_factory=list)
+    park: ParkConfig | None = None
 
     @field_validator("shifts")
     @classmethod
@@ -351,6 +450,8 @@ LINE_KPIS = (
     "production",
     "electricity_kwh",
     "energy_kgce",
+    "energy_gross_kgce",
+    "credit_kgce",
     "sec_kwh_per_t",
     "energy_kgce_per_t",
     "co2_t",
@@ -367,11 +468,22 @@ EQUIPMENT_KPIS: dict[str, tuple[str, ...]] = {
     "motor": ("load_factor", "efficiency"),
     "boiler": ("efficiency", "steam_t"),
     "compressor": ("specific_power_kw_per_m3min",),
-    "pump": ("efficiency",),
-    "fan": ("efficiency",),
+    "pump": ("unit_efficiency",),
+    "fan": ("unit_efficiency",),
     "transformer": ("load_factor", "losses_kwh", "efficiency"),
     "kiln": ("heat_kj_per_kg",),
 }
+
+PARK_KPIS = (
+    "energy_kgce",
+    "renewable_kgce",
+    "feedstock_kgce",
+    "energy_controlled_kgce",
+    "co2_t",
+    "co2_t_per_tce",
+    "renewable_energy_share",
+)
+RENAMED_KPIS = {("pump", "efficiency"): "unit_efficiency", ("fan", "efficiency"): "unit_efficiency"}
 
 
 def declared_kpis(section: KpiSectionConfig) -> dict[str, Path]:
@@ -393,6 +505,9 @@ def declared_kpis(section: KpiSectionConfig) -> dict[str, Path]:
     for i, b in enumerate(section.balance):
         out[f"{b.name}.unaccounted_share"] = ("kpi", "balance", i)
         out[f"{b.name}.unaccounted_kwh"] = ("kpi", "balance", i)
+    if section.park is not None:
+        for k in PARK_KPIS:
+            out[f"{section.park.name}.{k}"] = ("kpi", "park")
     for i, c in enumerate(section.custom):
         out[f"{c.scope}.{c.name}"] = ("kpi", "custom", i)
     return out

@@ -3,6 +3,11 @@ energy of each new period from the model, and the CUSUM of (actual - expected).
 
 The model is either given (``coefficients``) or fitted by least squares on the first ``training_periods`` periods
 with good coverage. A rising CUSUM means more energy than the baseline predicts; a falling one means savings.
+
+A fitted model whose R² is below ``r2_min`` (default 0.75: the model-quality check that energy-baseline tools cite
+from ISO 50006 / IPMVP practice; energy.md §4, status 2nd) publishes neither expected energy nor CUSUM: the actual
+energy is published with the R² and the reason, and the fit is repeated each period on the latest
+``training_periods`` good periods until it passes.
 """
 
 from __future__ import annotations
@@ -110,15 +115,25 @@ class BaselineKpi:
         good = coverage >= self.coverage_min and e.present
         x = [v.value for v in xs]
         detail: dict[str, float] = {"final": 1.0, "training": 0.0}
+        rejected: Model | None = None
         if good and self.model is None:
             self._train_x.append(x)
             self._train_y.append(e.value)
             if len(self._train_y) >= self.cfg.training_periods:
                 self.model = fit(self._train_x, self._train_y)
-                if self.model is None:  # collinear or constant variables: keep collecting
+                if self.model is not None and (self.model.r2 or 0.0) < self.cfg.r2_min:
+                    rejected, self.model = self.model, None  # too weak to judge savings by: keep training
+                if self.model is None:  # collinear, constant or weak: slide the training window
                     self._train_x.pop(0)
                     self._train_y.pop(0)
         quality = Quality.GOOD if good else Quality.UNCERTAIN if e.present else Quality.BAD
+        reason = ""
+        if rejected is not None:
+            detail["r2"] = rejected.r2 or 0.0
+            reason = (
+                f"baseline model R² {rejected.r2 or 0.0:.2f} below r2_min {self.cfg.r2_min:g}: no expected energy "
+                "and no CUSUM (R² >= 0.75 as cited from ISO 50006 / IPMVP practice, status 2nd)"
+            )
 
         def kv(name: str, value: float | None, q: Quality = quality) -> KpiValue:
             return KpiValue(
@@ -136,6 +151,7 @@ class BaselineKpi:
                 None,
                 "",
                 dict(detail),
+                reason=reason,
             )
 
         actual = kv("baseline_actual", e.value if e.present else None)

@@ -3,12 +3,15 @@
 Rows come from ``agent/data/energy_levels.yaml`` (edition, standard, source and verification status on each) and
 from the site's ``kpi.levels`` overrides. A grade computed from a row that is not status OK is still given, but its
 ``reference`` text says so: it is never presented as official.
+
+A row may carry corrections its standard defines (ore grade, altitude): :func:`corrected` applies them with the
+line's ``corrections`` inputs and says in ``reference`` what it applied, or which input is missing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
 from functools import cache
 
 from agent.config.kpi import LevelOverrideConfig
@@ -19,9 +22,37 @@ _STATUS_TEXT = {
     "OK": "status OK",
     "2nd": "status 2nd (not confirmed in the official text)",
     "UNCONF": "status UNCONF (unconfirmed, not an official value)",
-    "calc": "status calc (derived)",
+    "calc": "status calc (derived from sourced values, not an official value)",
     "site": "set by the site",
 }
+
+
+ALTITUDE_MIN_M = 1500.0  # GB 16780-2021: the clinker correction applies to sites above 1500 m
+
+
+@dataclass(frozen=True, slots=True)
+class Correction:
+    """A correction of a row's levels that its standard defines.
+
+    ``linear``: level + ``per_unit`` x (input - ``reference``), the difference limited to ``only`` (below or above
+    the reference) and to ``max_units``. ``altitude``: level x K, K = 1.179 - 0.211 x p / 101325 Pa for a site above
+    1500 m (GB 16780-2021), p the site's mean atmospheric pressure (``atmospheric_pressure_kpa``, else from the
+    altitude by the standard atmosphere). ``levels`` names the levels corrected."""
+
+    kind: str
+    input: str
+    reference: float
+    per_unit: float
+    levels: tuple[str, ...]
+    status: str
+    only: str | None = None
+    max_units: float | None = None
+    text: str = ""
+
+
+def standard_atmosphere_kpa(altitude_m: float) -> float:
+    """ISO 2533 / ICAO standard atmosphere below 11 km: p = 101.325 x (1 - 2.25577e-5 h)^5.25588 kPa."""
+    return float(101.325 * (1.0 - 2.25577e-5 * altitude_m) ** 5.25588)
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +72,8 @@ class LevelRow:
     source: str
     status: str
     note: str = ""
+    corrections: tuple[Correction, ...] = ()
+    adjusted: str = ""  # what corrected() applied or could not apply
 
     @property
     def official(self) -> bool:
@@ -54,7 +87,47 @@ class LevelRow:
             "gb_quota": "grade 1/grade 3 of the quota standard, not the policy levels",
             "site": "site levels",
         }.get(self.kind, self.kind)
-        return f"{self.standard} {self.indicator}, edition {self.edition}, {status}; {levels}, source {self.source}"
+        text = f"{self.standard} {self.indicator}, edition {self.edition}, {status}; {levels}, source {self.source}"
+        return f"{text}; {self.adjusted}" if self.adjusted else text
+
+
+def corrected(row: LevelRow, inputs: Mapping[str, float]) -> LevelRow:
+    """The row with its corrections applied to the line's inputs (``LineConfig.corrections``); each one applied,
+    or missing its input, is named in ``reference``."""
+    if not row.corrections:
+        return row
+    levels = {"benchmark": row.benchmark, "baseline": row.baseline}
+    said: list[str] = []
+    for c in row.corrections:
+        x = inputs.get(c.input)
+        if c.kind == "altitude":
+            alt = inputs.get("altitude_m")
+            if alt is None:
+                said.append(f"altitude correction not applied (set corrections.altitude_m) [{c.status}]")
+                continue
+            if alt <= ALTITUDE_MIN_M:
+                continue
+            p_kpa = inputs.get("atmospheric_pressure_kpa") or standard_atmosphere_kpa(alt)
+            k = 1.179 - 0.211 * p_kpa * 1000.0 / 101325.0
+            for lv in c.levels:
+                levels[lv] *= k
+            said.append(f"{'/'.join(c.levels)} x altitude factor {k:.4f} ({alt:g} m, {p_kpa:.1f} kPa) [{c.status}]")
+            continue
+        if x is None:
+            said.append(f"{c.text or c.input} correction not applied (set corrections.{c.input}) [{c.status}]")
+            continue
+        units = x - c.reference
+        if (c.only == "below" and units > 0) or (c.only == "above" and units < 0):
+            units = 0.0
+        if c.max_units is not None:
+            units = max(-c.max_units, min(c.max_units, units))
+        for lv in c.levels:
+            levels[lv] += c.per_unit * units
+        said.append(
+            f"{'/'.join(c.levels)} {c.per_unit * units:+g} {row.unit} for {c.input} {x:g} "
+            f"(reference {c.reference:g}) [{c.status}]"
+        )
+    return replace(row, benchmark=levels["benchmark"], baseline=levels["baseline"], adjusted="; ".join(said))
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +209,20 @@ def load_levels() -> LevelTable:
             source=str(r["source"]),
             status=r["status"],
             note=r.get("note", ""),
+            corrections=tuple(
+                Correction(
+                    kind=c["kind"],
+                    input=c.get("input", "altitude_m"),
+                    reference=float(c.get("reference", 0.0)),
+                    per_unit=float(c.get("per_unit", 0.0)),
+                    levels=tuple(c["levels"]),
+                    status=c["status"],
+                    only=c.get("only"),
+                    max_units=c.get("max_units"),
+                    text=c.get("text", ""),
+                )
+                for c in r.get("corrections", ())
+            ),
         )
         for r in raw["levels"]
     )

@@ -7,7 +7,9 @@ import difflib
 from collections.abc import Iterable, Mapping
 
 from agent.config.kpi import (
+    RENAMED_KPIS,
     BaselineConfig,
+    CreditConfig,
     EquipmentConfig,
     FuelConfig,
     Issue,
@@ -74,6 +76,9 @@ class _Checker:
             for field in ("production", "electricity", "water", "waste_heat"):
                 self.refs((*at, field), getattr(line, field))
             self.fuels((*at, "fuels"), line.fuels)
+            self.credits((*at, "credits"), line.credits)
+            self.no_negative_scale(at, line)
+            self.corrections(at, line, table)
             self.windows((*at, "windows"), line.windows)
             if line.baseline is not None:
                 self.baseline((*at, "baseline"), line.baseline, line)
@@ -85,6 +90,7 @@ class _Checker:
         for i, pf in enumerate(s.power_factor):
             self.refs(("kpi", "power_factor", i, "active"), pf.active)
             self.refs(("kpi", "power_factor", i, "reactive"), pf.reactive)
+            self.refs(("kpi", "power_factor", i, "reactive_export"), pf.reactive_export)
         for i, r in enumerate(s.renewable):
             self.refs(("kpi", "renewable", i, "total"), r.total)
             if r.renewable is not None:
@@ -94,6 +100,12 @@ class _Checker:
         for i, b in enumerate(s.balance):
             self.refs(("kpi", "balance", i, "main"), [b.main], index=False)
             self.refs(("kpi", "balance", i, "subs"), b.subs)
+        if s.park is not None:
+            known = [x.name for x in s.lines]
+            for i, n in enumerate(s.park.lines or []):
+                if n not in known:
+                    self.add(("kpi", "park", "lines", i), f"unknown line '{n}'{_suggest(n, known)}")
+            self.windows(("kpi", "park", "windows"), s.park.windows)
         self.names()
         self.custom()
         return sorted(self.issues, key=lambda it: tuple(str(p) for p in it[0]))
@@ -180,6 +192,48 @@ class _Checker:
             if f.co2_fuel is not None and f.co2_fuel not in table.fuels:
                 self.add((*path, i, "co2_fuel"), f"unknown fuel '{f.co2_fuel}'{_suggest(f.co2_fuel, table.fuels)}")
 
+    def credits(self, path: Path, credits: list[CreditConfig]) -> None:
+        table = load_factors()
+        for i, c in enumerate(credits):
+            self.ref((*path, i), c)
+            if c.carrier is None:
+                continue
+            carrier = table.carriers.get(c.carrier)
+            if carrier is None:
+                self.add((*path, i, "carrier"), f"unknown carrier '{c.carrier}'{_suggest(c.carrier, table.carriers)}")
+            elif c.co2 == "fuel" and carrier.co2_fuel is None:
+                self.add(
+                    (*path, i, "co2"),
+                    f"carrier '{c.carrier}' has no fuel CO2 factor ({carrier.co2_none or 'not a combustion fuel'}): "
+                    "use co2: grid, heat, none or factor with co2_tco2_per_unit",
+                )
+
+    def no_negative_scale(self, at: Path, line: LineConfig) -> None:
+        """A negative scale on an energy input would subtract energy silently: recovered or exported energy is a
+        credit, declared as such."""
+        for field in ("electricity", "fuels", "production", "credits"):
+            for i, r in enumerate(getattr(line, field)):
+                if r.scale < 0:
+                    self.add(
+                        (*at, field, i, "scale"),
+                        f"negative scale {r.scale:g}: declare recovered or exported energy under credits "
+                        "(with its carrier and CO2 treatment) and give the meter a positive scale",
+                    )
+
+    def corrections(self, at: Path, line: LineConfig, table: LevelTable) -> None:
+        """``corrections`` names only inputs of the corrections of the line's level row."""
+        if not line.corrections:
+            return
+        row = table.find(line.indicator, line.level_edition) if line.indicator else None
+        wanted: set[str] = set()
+        for c in row.corrections if row is not None else ():
+            wanted |= {"altitude_m", "atmospheric_pressure_kpa"} if c.kind == "altitude" else {c.input}
+        for key in line.corrections:
+            if key not in wanted:
+                what = f"indicator '{line.indicator}'" if line.indicator else "a line without indicator"
+                takes = ", ".join(sorted(wanted)) or "none"
+                self.add((*at, "corrections", key), f"{what} has no correction '{key}'; it takes: {takes}")
+
     def baseline(self, path: Path, b: BaselineConfig, line: LineConfig) -> None:
         if b.energy == "electricity_kwh" and not line.electricity:
             self.add((*path, "energy"), "a baseline of electricity_kwh needs the line's electricity meters")
@@ -245,7 +299,9 @@ class _Checker:
             kpis, points = references(parse(c.formula))
             mine = set(c.windows or self.section.windows)
             for k in kpis:
-                if k not in known:
+                if k not in known and (renamed := self._renamed(k)):
+                    self.add(("kpi", "custom", i, "formula"), renamed)
+                elif k not in known:
                     self.add(("kpi", "custom", i, "formula"), f"unknown KPI '{k}'{_suggest(k, known)}")
                 elif missing := sorted(mine - self._windows_of(known[k])):
                     self.add(
@@ -268,8 +324,23 @@ class _Checker:
                         )
             self.windows(("kpi", "custom", i, "windows"), c.windows)
 
+    def _renamed(self, name: str) -> str:
+        """The message for a KPI that has a new name (e.g. a pump's efficiency, now its unit efficiency)."""
+        scope, _, kpi = name.partition(".")
+        for eq in self.section.equipment:
+            new = RENAMED_KPIS.get((eq.kind, kpi))
+            if eq.name == scope and new:
+                return (
+                    f"'{name}' is now '{scope}.{new}': hydraulic power over electric input is the {eq.kind} and "
+                    "motor together, not the shaft efficiency"
+                )
+        return ""
+
     def _windows_of(self, path: Path) -> set[str]:
-        """The windows of the declaration at ``path`` (("kpi", group, index))."""
+        """The windows of the declaration at ``path`` (("kpi", group, index), or ("kpi", "park"))."""
+        if path[1] == "park":
+            assert self.section.park is not None
+            return set(self.section.park.windows or self.section.windows)
         group, index = path[1], path[2]
         assert isinstance(group, str) and isinstance(index, int)
         windows: list[str] | None = getattr(getattr(self.section, group)[index], "windows", None)

@@ -4,6 +4,9 @@ Fixed blocks start at local quarter hours; the sliding variant moves in ``slidin
 the sum of its last ``block_min / step`` sub-blocks). A block enters the maximum once it is final, and only if its
 coverage reached the minimum (a block with a gap would understate demand). Each block is processed once: O(1)
 per block, independent of the number of samples.
+
+With ``contracted_kw`` (the contracted/核定 demand) each value carries ``detail["over_contracted_kw"]`` (maximum
+minus contracted) and ``detail["over_contract"]`` (1.0 when the maximum exceeded it, else 0.0).
 """
 
 from __future__ import annotations
@@ -115,13 +118,19 @@ class DemandKpi:
             )
             detail = {"final": 1.0 if final else 0.0, "block_min": float(self.cfg.block_min)}
             distance: float | None = None
-            reference = ""
+            reference = reason = ""
             if best is not None:
                 detail["block_start"] = best[1]
                 if self.cfg.contracted_kw is not None:
                     distance = best[0] - self.cfg.contracted_kw
                     detail["over_contracted_kw"] = distance  # the wire carries ``distance`` only with a grade
+                    detail["over_contract"] = 1.0 if distance > 0 else 0.0
                     reference = f"contracted demand {self.cfg.contracted_kw:g} kW"
+                    if distance > 0:
+                        reason = (
+                            f"over the contracted demand by {distance:.1f} kW (the excess is commonly billed at "
+                            "twice the demand tariff; supply-utility practice, status 2nd)"
+                        )
             out.append(
                 KpiValue(
                     name,
@@ -138,6 +147,7 @@ class DemandKpi:
                     distance,
                     reference,
                     detail,
+                    reason=reason,
                 )
             )
         return out

@@ -35,6 +35,7 @@ from agent.kpi.indicators import (
     power_factor_kpi,
     renewable_kpi,
 )
+from agent.kpi.park import park_kpis
 from agent.kpi.windows import WindowSpec, parse_hhmm
 from agent.model import KpiValue, Quality, Role, Sample
 
@@ -185,6 +186,8 @@ class KpiEngine:
             self._indicators.append(renewable_kpi(r, ctx, default_ren))
         for b in cfg.balance:
             self._indicators.extend(balance_kpis(b, ctx))
+        if cfg.park is not None:  # after the lines: the park sums their terms
+            self._indicators.extend(park_kpis(cfg.park, ctx))
         for ind in self._indicators:
             for name in _names(ind):
                 self._by_name[f"{ind.scope}.{name}"] = ind

@@ -1,8 +1,14 @@
 """Equipment formulas (engineering definitions; standards in energy.md section 5).
 
 - boiler direct method: heat output rate = D x (h_steam - h_feedwater), enthalpies from IAPWS-IF97 (``iapws``);
-- pump hydraulic power rho g Q H, fan air power Q dp;
+  superheated steam from (p, T), refused at or below the saturation temperature (IF97 would return the liquid's
+  enthalpy); saturated steam h = h' + x r from the pressure and the declared dryness x;
+- pump and fan unit efficiency (pump or fan + motor): hydraulic power rho g Q H or Q dp over electric input;
 - transformer losses P0 + beta^2 Pk with beta = S / S_N.
+
+Efficiencies outside a plausible band are uncertain, with the reason. The default bands are engineering judgement,
+not a standard: boiler 0.50-1.05 (GB 24500-2020 puts gas condensing boilers' grade 1 at 103 % on LHV, the worst
+grade 3 at 82 %), motor 0.30-0.99, pump or fan unit 0.05-0.95; ``efficiency_plausible`` sets a site's own.
 
 Rates are per hour so they integrate like every other rate: GJ/h, kW.
 """
@@ -29,6 +35,13 @@ from agent.model import Role
 
 G = 9.80665
 ATM_MPA = 0.101325
+P_CRITICAL_MPA = 22.064  # no saturation above the critical pressure
+PLAUSIBLE_EFFICIENCY: dict[str, tuple[float, float]] = {
+    "boiler": (0.50, 1.05),
+    "motor": (0.30, 0.99),
+    "pump": (0.05, 0.95),
+    "fan": (0.05, 0.95),
+}
 
 
 @lru_cache(maxsize=65536)
@@ -51,17 +64,61 @@ def steam_enthalpy_kj_kg(p_mpa_abs: float, t_c: float) -> float | None:
     return _steam_h(round(p_mpa_abs, 3), round(t_c, 2))
 
 
+@lru_cache(maxsize=4096)
+def _saturation(p_mpa_abs: float) -> tuple[float, float, float] | None:
+    from iapws import IAPWS97
+
+    try:
+        liquid, vapour = IAPWS97(P=p_mpa_abs, x=0.0), IAPWS97(P=p_mpa_abs, x=1.0)
+        out = (float(liquid.T) - 273.15, float(liquid.h), float(vapour.h))
+    except (NotImplementedError, ValueError, TypeError, ArithmeticError, AttributeError):
+        return None
+    return out if all(math.isfinite(v) for v in out) else None
+
+
+def saturation(p_mpa_abs: float) -> tuple[float, float, float] | None:
+    """(saturation temperature degC, h' of the liquid, h'' of the vapour, kJ/kg) at an absolute pressure; None above
+    the critical point or outside IF97. The pressure is rounded to 1 kPa, as for the enthalpies."""
+    if not 0.000611657 <= p_mpa_abs < P_CRITICAL_MPA:
+        return None
+    return _saturation(round(p_mpa_abs, 3))
+
+
+def saturated_steam_enthalpy_kj_kg(p_mpa_abs: float, dryness: float) -> float | None:
+    """Wet saturated steam: h = h' + x (h'' - h') at the pressure (x = 1: dry saturated)."""
+    sat = saturation(p_mpa_abs)
+    return None if sat is None else sat[1] + dryness * (sat[2] - sat[1])
+
+
+def below_saturation(p_mpa: float, t_c: float, *, gauge: bool = True) -> bool:
+    """Whether a steam temperature is at or below saturation at the pressure: not superheated steam."""
+    sat = saturation(p_mpa + ATM_MPA if gauge else p_mpa)
+    return sat is not None and t_c <= sat[0]
+
+
 def feedwater_enthalpy_kj_kg(p_mpa_abs: float, t_c: float) -> float | None:
     """Enthalpy of compressed feedwater; at boiler pressure where valid, else at saturation pressure."""
     return steam_enthalpy_kj_kg(p_mpa_abs, t_c)
 
 
 def boiler_heat_gj_per_h(
-    steam_tph: float, p_mpa: float, t_c: float, t_fw_c: float, *, gauge: bool = True
+    steam_tph: float,
+    p_mpa: float,
+    t_c: float | None,
+    t_fw_c: float,
+    *,
+    gauge: bool = True,
+    dryness: float | None = None,
 ) -> float | None:
-    """Useful heat rate of a boiler in GJ/h (t/h x kJ/kg = MJ/h)."""
+    """Useful heat rate of a boiler in GJ/h (t/h x kJ/kg = MJ/h). With ``dryness`` the steam is saturated (the
+    temperature is not used); without, superheated, and None at or below the saturation temperature."""
     p_abs = p_mpa + ATM_MPA if gauge else p_mpa
-    h_s = steam_enthalpy_kj_kg(p_abs, t_c)
+    if dryness is not None:
+        h_s = saturated_steam_enthalpy_kj_kg(p_abs, dryness)
+    elif t_c is None or below_saturation(p_abs, t_c, gauge=False):
+        return None
+    else:
+        h_s = steam_enthalpy_kj_kg(p_abs, t_c)
     h_fw = feedwater_enthalpy_kj_kg(p_abs, t_fw_c)
     if h_s is None or h_fw is None:
         return None
@@ -83,6 +140,35 @@ def transformer_loss_kw(s_kva: float, rated_kva: float, p0_kw: float, pk_kw: flo
 
 def _ref(device: str, role: Role) -> PointRefConfig:
     return PointRefConfig.model_validate({"device": device, "role": role})
+
+
+def plausible(kind: str, band: tuple[float, float] | None) -> Callable[[float | None, Mapping[str, float]], str | None]:
+    """The check of an efficiency KPI: the reason when the value is outside the band (the kind's default)."""
+    low, high = band or PLAUSIBLE_EFFICIENCY[kind]
+    source = "set by the site" if band else "default band, engineering judgement"
+
+    def check(value: float | None, _: Mapping[str, float]) -> str | None:
+        if value is None or low <= value <= high:
+            return None
+        return f"implausible {kind} efficiency {value:.3f}: outside {low:g}..{high:g} ({source}); check the meters"
+
+    return check
+
+
+def _boiler_check(
+    band: tuple[float, float] | None, superheated: bool
+) -> Callable[[float | None, Mapping[str, float]], str | None]:
+    in_band = plausible("boiler", band)
+
+    def check(value: float | None, v: Mapping[str, float]) -> str | None:
+        if superheated and v.get("b", 0.0) > 0.0:
+            return (
+                f"steam at or below saturation {v['b'] * 100:.0f} % of the time: not superheated, heat not counted "
+                "then (set steam_state: saturated with steam_dryness if the boiler makes saturated steam)"
+            )
+        return in_band(value, v)
+
+    return check
 
 
 def equipment_kpis(eq: EquipmentConfig, ctx: Context) -> list[TermKpi]:
@@ -108,26 +194,11 @@ def equipment_kpis(eq: EquipmentConfig, ctx: Context) -> list[TermKpi]:
             p_mean = term(eq.input_power, Role.ACTIVE_POWER_KW, mean=True)
             return [kpi("load_factor", "1", {"p": p_mean}, lambda v: v["p"] * eta / eq.rated_power_kw)]
         shaft_mean = term(shaft_ref, Role.SHAFT_POWER_KW, mean=True)
-        return [
-            kpi("load_factor", "1", {"s": shaft_mean}, lambda v: v["s"] / eq.rated_power_kw),
-            kpi("efficiency", "1", {"s": shaft_mean, "p": p_in}, ratio("s", "p")),
-        ]
+        eff = kpi("efficiency", "1", {"s": shaft_mean, "p": p_in}, ratio("s", "p"))
+        eff.check = plausible("motor", eq.efficiency_plausible)
+        return [kpi("load_factor", "1", {"s": shaft_mean}, lambda v: v["s"] / eq.rated_power_kw), eff]
     if isinstance(eq, BoilerConfig):
-        gauge = not eq.pressure_absolute
-        inputs = [
-            eq.steam or _ref(d, Role.STEAM_FLOW_TPH),
-            eq.pressure or _ref(d, Role.STEAM_PRESSURE_MPA),
-            eq.temperature or _ref(d, Role.STEAM_TEMPERATURE_C),
-            eq.feedwater_temperature or _ref(d, Role.FEEDWATER_TEMPERATURE_C),
-        ]
-        heat = src.derived(
-            f"{eq.name}/heat_gjh", inputs, lambda x: boiler_heat_gj_per_h(x[0], x[1], x[2], x[3], gauge=gauge), w
-        )
-        fuel = Term([(src.channel(eq.fuel, w), ctx.fuel_gj(eq.fuel))], mean=True)
-        return [
-            kpi("efficiency", "1", {"h": Term([(heat, 1.0)], mean=True), "f": fuel}, ratio("h", "f")),
-            kpi("steam_t", "t", {"s": Term([(src.channel(inputs[0], w), 1.0)])}, total("s")),
-        ]
+        return _boiler(eq, ctx, kpi)
     if isinstance(eq, CompressorConfig):
         p = term(eq.input_power, Role.ACTIVE_POWER_KW, mean=True)
         q = term(eq.air_flow, Role.AIR_FLOW_M3MIN, mean=True)
@@ -142,7 +213,9 @@ def equipment_kpis(eq: EquipmentConfig, ctx: Context) -> list[TermKpi]:
         else:
             inputs = [flow, eq.pressure or _ref(d, Role.DISCHARGE_PRESSURE_MPA)]
             hyd = src.derived(f"{eq.name}/air_kw", inputs, lambda x: fan_air_kw(x[0], x[1]), w)
-        return [kpi("efficiency", "1", {"h": Term([(hyd, 1.0)], mean=True), "p": p}, ratio("h", "p"))]
+        unit_eff = kpi("unit_efficiency", "1", {"h": Term([(hyd, 1.0)], mean=True), "p": p}, ratio("h", "p"))
+        unit_eff.check = plausible(eq.kind, eq.efficiency_plausible)
+        return [unit_eff]
     if isinstance(eq, TransformerConfig):
         s_ref = eq.apparent_power or _ref(d, Role.APPARENT_POWER_KVA)
         s_mean = term(s_ref, Role.APPARENT_POWER_KVA, mean=True)
@@ -163,3 +236,44 @@ def equipment_kpis(eq: EquipmentConfig, ctx: Context) -> list[TermKpi]:
     fuel_heat = Term([(src.channel(f, w), ctx.fuel_gj(f)) for f in eq.fuels])
     prod = term(eq.production, Role.PRODUCTION_T)
     return [kpi("heat_kj_per_kg", "kJ/kg", {"h": fuel_heat, "p": prod}, ratio("h", "p", 1000.0))]
+
+
+def _boiler(
+    eq: BoilerConfig, ctx: Context, kpi: Callable[[str, str, dict[str, Term], Callable[..., float | None]], TermKpi]
+) -> list[TermKpi]:
+    """Efficiency (direct method) and steam output; superheated steam also integrates the share of time the steam
+    was at or below saturation (a 0/1 rate), which makes the efficiency uncertain."""
+    w = ctx.specs(eq.windows)
+    src, d = ctx.source, eq.device
+    gauge = not eq.pressure_absolute
+    steam = eq.steam or _ref(d, Role.STEAM_FLOW_TPH)
+    pressure = eq.pressure or _ref(d, Role.STEAM_PRESSURE_MPA)
+    feedwater = eq.feedwater_temperature or _ref(d, Role.FEEDWATER_TEMPERATURE_C)
+    fuel = Term([(src.channel(eq.fuel, w), ctx.fuel_gj(eq.fuel))], mean=True)
+    terms = {"f": fuel}
+    if eq.steam_state == "saturated":
+        x = eq.steam_dryness
+        heat = src.derived(
+            f"{eq.name}/heat_gjh",
+            [steam, pressure, feedwater],
+            lambda v: boiler_heat_gj_per_h(v[0], v[1], None, v[2], gauge=gauge, dryness=x),
+            w,
+        )
+    else:
+        inputs = [steam, pressure, eq.temperature or _ref(d, Role.STEAM_TEMPERATURE_C), feedwater]
+        heat = src.derived(
+            f"{eq.name}/heat_gjh", inputs, lambda v: boiler_heat_gj_per_h(v[0], v[1], v[2], v[3], gauge=gauge), w
+        )
+        wet = src.derived(
+            f"{eq.name}/below_saturation",
+            inputs,
+            lambda v: 1.0 if below_saturation(v[1], v[2], gauge=gauge) else 0.0,
+            w,
+        )
+        terms["b"] = Term([(wet, 1.0)], mean=True)
+    terms["h"] = Term([(heat, 1.0)], mean=True)
+    by_ratio = ratio("h", "f")
+    # never superheated in the window: no heat was counted, so no efficiency (not 0)
+    eff = kpi("efficiency", "1", terms, lambda v: None if v.get("b", 0.0) >= 1.0 - 1e-9 else by_ratio(v))
+    eff.check = _boiler_check(eq.efficiency_plausible, eq.steam_state == "superheated")
+    return [eff, kpi("steam_t", "t", {"s": Term([(src.channel(steam, w), 1.0)])}, total("s"))]

@@ -4,6 +4,11 @@ Every factor carries its status and source so a KPI can say what it was computed
 (``kpi.factors``): the electricity method (equivalent value 0.1229 kgce/kWh by default, or the equal-value method
 with that year's published figure), the grid factor (data year and scope, or an explicit value), and per fuel a
 measured low heating value, which overrides the reference coefficient.
+
+One energy content per carrier: a carrier's NCV is its standard-coal coefficient in GJ (or the measured low heating
+value), and both its kgce and its CO2 are computed from that NCV. CO2 is direct (combustion: NCV x carbon content x
+oxidation x 44/12, carbon content and oxidation from the fuels table), indirect (purchased heat and steam: GJ x the
+heat factor; electricity: the grid factor) or none, with the reason in the table.
 """
 
 from __future__ import annotations
@@ -27,6 +32,8 @@ class Carrier:
     source: str
     note: str
     co2_fuel: str | None
+    co2_indirect: str | None = None  # "heat" or "grid"
+    co2_none: str = ""  # why the carrier has no CO2 factor
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +78,12 @@ class FactorTable:
     def kgce_per_gj(self) -> float:
         return 1e6 / self.kj_per_kgce
 
+    def ncv_gj(self, carrier: str) -> float:
+        """The declared energy content (GJ per unit) of a carrier: its standard-coal coefficient in GJ (1 for a
+        carrier metered in GJ, whose coefficient 34.12 is the rounded 1e6 / 29307.6)."""
+        c = self.carriers[carrier]
+        return 1.0 if c.unit == "GJ" else c.kgce_per_unit / self.kgce_per_gj()
+
 
 def load_data_yaml(name: str) -> Any:
     text = resources.files("agent.data").joinpath(name).read_text(encoding="utf-8")
@@ -81,9 +94,18 @@ def load_data_yaml(name: str) -> Any:
 def load_factors() -> FactorTable:
     """The shipped factor table (read once)."""
     raw = load_data_yaml("energy_factors.yaml")
+    kj_per_kgce = float(raw.get("standard_coal_kj_per_kgce", KJ_PER_KGCE_DEFAULT))
     carriers = {
         k: Carrier(
-            k, v["unit"], float(v["kgce_per_unit"]), v["status"], str(v["source"]), v.get("note", ""), v.get("co2_fuel")
+            k,
+            v["unit"],
+            float(v["kgce_per_unit"]) if "kgce_per_unit" in v else float(v["ncv_gj"]) * 1e6 / kj_per_kgce,
+            v["status"],
+            str(v["source"]),
+            v.get("note", ""),
+            v.get("co2_fuel"),
+            v.get("co2_indirect"),
+            v.get("co2_none", ""),
         )
         for k, v in raw["carriers"].items()
     }
@@ -104,7 +126,7 @@ def load_factors() -> FactorTable:
         for k, v in raw["fuels"].items()
     }
     return FactorTable(
-        kj_per_kgce=float(raw.get("standard_coal_kj_per_kgce", KJ_PER_KGCE_DEFAULT)),
+        kj_per_kgce=kj_per_kgce,
         carriers=carriers,
         grid=grid,
         fuels=fuels,

@@ -14,13 +14,14 @@ from typing import Protocol
 
 from agent.config.kpi import (
     BalanceConfig,
+    CreditConfig,
     FuelConfig,
     LineConfig,
     PointRefConfig,
     PowerFactorConfig,
     RenewableConfig,
 )
-from agent.kpi.benchmarks import LevelRow, grade
+from agent.kpi.benchmarks import LevelRow, corrected, grade
 from agent.kpi.channels import Channel, Term, TermValue
 from agent.kpi.factors import FactorTable
 from agent.kpi.windows import WindowSpec
@@ -79,6 +80,8 @@ class TermKpi:
     detail: Callable[[Mapping[str, float]], dict[str, float]] | None = None
     reference: str = ""
     target: Callable[[float], tuple[float | None, str]] | None = None  # distance to a target and its text
+    # why a value is implausible (then uncertain, with that ``reason``), or None when it is plausible
+    check: Callable[[float | None, Mapping[str, float]], str | None] | None = None
 
     def final_until(self, window: str) -> float:
         return min((t.final_until(window) for t in self.terms.values()), default=float("inf"))
@@ -103,6 +106,11 @@ class TermKpi:
         g: Grade | None = None
         distance: float | None = None
         reference = self.reference
+        reason = ""
+        if self.check is not None and present and (why := self.check(value, nums)) is not None:
+            quality = Quality.UNCERTAIN if quality is Quality.GOOD else quality
+            detail["implausible"] = 1.0
+            reason = why
         if self.level is not None:
             reference = self.level.reference()
             if value is not None and quality is Quality.GOOD:
@@ -129,6 +137,7 @@ class TermKpi:
                 distance,
                 reference,
                 detail,
+                reason=reason,
             )
         ]
 
@@ -162,6 +171,7 @@ class Context:
     grid_reference: str = ""
     level_for: Callable[[str | None, str | None], LevelRow | None] = lambda i, e: None
     notes: list[str] = field(default_factory=list)
+    lines: dict[str, LineTerms] = field(default_factory=dict)  # filled by line_kpis, read by the park KPIs
 
     def specs(self, names: Sequence[str] | None) -> tuple[WindowSpec, ...]:
         """The window specs for a declaration's ``windows`` (the section's default when not given)."""
@@ -172,43 +182,95 @@ class Context:
     def term(self, refs: Sequence[PointRefConfig], windows: Sequence[WindowSpec], weight: float = 1.0) -> Term:
         return Term([(self.source.channel(r, windows), weight) for r in refs])
 
-    def fuel_kgce(self, f: FuelConfig) -> float:
-        if f.lhv_gj_per_unit is not None:  # measured calorific value first (GB/T 2589)
-            return f.lhv_gj_per_unit * self.factors.kgce_per_gj()
-        return self.factors.carriers[f.carrier].kgce_per_unit
+    def fuel_kgce(self, f: FuelConfig | CreditConfig) -> float:
+        if isinstance(f, CreditConfig) and f.kgce_per_unit is not None:
+            return f.kgce_per_unit
+        return self.fuel_gj(f) * self.factors.kgce_per_gj()
 
-    def fuel_gj(self, f: FuelConfig) -> float:
+    def fuel_gj(self, f: FuelConfig | CreditConfig) -> float:
+        """The one energy content (GJ per unit) used for both kgce and CO2: measured first (GB/T 2589), else the
+        carrier's coefficient."""
         if f.lhv_gj_per_unit is not None:
             return f.lhv_gj_per_unit
-        return self.factors.carriers[f.carrier].kgce_per_unit / self.factors.kgce_per_gj()
+        if isinstance(f, CreditConfig) and f.kgce_per_unit is not None:
+            return f.kgce_per_unit / self.factors.kgce_per_gj()
+        assert f.carrier is not None
+        return self.factors.ncv_gj(f.carrier)
 
     def fuel_tco2(self, f: FuelConfig) -> float:
-        carrier = self.factors.carriers.get(f.carrier)
-        if f.carrier == "heat":
-            return self.factors.heat_tco2_per_gj
-        name = f.co2_fuel or (carrier.co2_fuel if carrier else None)
-        fuel = self.factors.fuels.get(name or "")
-        return 0.0 if fuel is None else fuel.tco2_per_unit(f.lhv_gj_per_unit)
+        """tCO2 per unit: combustion (energy x carbon content x oxidation x 44/12), indirect (heat and steam at the
+        heat factor, electricity at the grid factor) or 0 where the factor table says why."""
+        return self._tco2(f.carrier, f.co2_fuel, self.fuel_gj(f))
+
+    def _tco2(self, carrier: str, co2_fuel: str | None, gj: float) -> float:
+        c = self.factors.carriers[carrier]
+        if c.co2_indirect == "heat":
+            return gj * self.factors.heat_tco2_per_gj
+        if c.co2_indirect == "grid":
+            return self._kwh(carrier, gj) * self.grid_tco2_per_mwh / 1000.0
+        fuel = self.factors.fuels.get(co2_fuel or c.co2_fuel or "")
+        return 0.0 if fuel is None else fuel.tco2_per_unit(gj)
+
+    def _kwh(self, carrier: str | None, gj: float) -> float:
+        """kWh per unit: 1 for a carrier metered in kWh, else the energy content in kWh."""
+        if carrier is not None and self.factors.carriers[carrier].unit == "kWh":
+            return 1.0
+        return gj * 1e6 / 3600.0
+
+    def credit_tco2(self, c: CreditConfig) -> float:
+        """tCO2 per unit the credit takes off the line's CO2 (0 for ``co2: none``)."""
+        gj = self.fuel_gj(c)
+        if c.co2 == "factor":
+            return c.co2_tco2_per_unit or 0.0
+        if c.co2 == "heat":
+            return gj * self.factors.heat_tco2_per_gj
+        if c.co2 == "grid":
+            return self._kwh(c.carrier, gj) * self.grid_tco2_per_mwh / 1000.0
+        if c.co2 == "fuel" and c.carrier is not None:
+            return self._tco2(c.carrier, None, gj)
+        return 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class LineTerms:
+    """What the park totals need of a line: net kgce, CO2, and the kgce of renewable electricity and feedstock."""
+
+    kgce: Term
+    co2: Term
+    renewable_kgce: Term
+    feedstock_kgce: Term
 
 
 def line_kpis(line: LineConfig, ctx: Context) -> list[TermKpi]:
-    """Per-unit energy, carbon and water KPIs of one process line."""
+    """Per-unit energy, carbon and water KPIs of one process line. Production is equivalent production (each point
+    x its ``equivalent_factor``); energy and CO2 are net of the line's credits; the level row is corrected with the
+    line's ``corrections``."""
     w = ctx.specs(line.windows)
     cov = ctx.coverage_min if line.coverage_min is None else line.coverage_min
     pu = line.production_unit
-    prod = ctx.term(line.production, w)
+    prod = Term([(ctx.source.channel(r, w), r.equivalent_factor) for r in line.production])
     elec = ctx.term(line.electricity, w)
-    kgce = Term(
-        [(ch, ctx.electricity_kgce_per_kwh) for ch in elec.channels()]
-        + [(ctx.source.channel(f, w), ctx.fuel_kgce(f)) for f in line.fuels]
-    )
+    renewable = [r for r in line.electricity if r.device in ctx.renewable_devices]
+    gross_parts = [(ch, ctx.electricity_kgce_per_kwh) for ch in elec.channels()]
+    gross_parts += [(ctx.source.channel(f, w), ctx.fuel_kgce(f)) for f in line.fuels]
+    credit = Term([(ctx.source.channel(c, w), ctx.fuel_kgce(c)) for c in line.credits])
+    kgce = Term(gross_parts + [(ch, -k) for ch, k in credit.parts])
     co2_parts: list[tuple[Channel, float]] = []
     for r in line.electricity:
         factor = ctx.renewable_tco2_per_mwh if r.device in ctx.renewable_devices else ctx.grid_tco2_per_mwh
         co2_parts.append((ctx.source.channel(r, w), factor / 1000.0))
     co2_parts += [(ctx.source.channel(f, w), ctx.fuel_tco2(f)) for f in line.fuels]
+    co2_parts += [(ctx.source.channel(c, w), -ctx.credit_tco2(c)) for c in line.credits if c.co2 != "none"]
     co2 = Term(co2_parts)
+    ctx.lines[line.name] = LineTerms(
+        kgce,
+        co2,
+        Term([(ctx.source.channel(r, w), ctx.electricity_kgce_per_kwh) for r in renewable]),
+        Term([(ctx.source.channel(f, w), ctx.fuel_kgce(f)) for f in line.fuels if f.feedstock]),
+    )
     level = ctx.level_for(line.indicator, line.level_edition)
+    if level is not None:
+        level = corrected(level, line.corrections)
 
     def kpi(
         name: str,
@@ -233,7 +295,15 @@ def line_kpis(line: LineConfig, ctx: Context) -> list[TermKpi]:
             kpi("co2_t", "tCO2", {"c": co2}, total("c")),
             kpi("co2_t_per_t", f"tCO2/{pu}", {"c": co2, "p": prod}, ratio("c", "p")),
         ]
-        out[-2].reference = out[-1].reference = ctx.grid_reference
+        uncounted = sorted({f.carrier for f in line.fuels if ctx.factors.carriers[f.carrier].co2_none})
+        why = "; ".join(f"{c} counted at 0 tCO2: {ctx.factors.carriers[c].co2_none}" for c in uncounted)
+        out[-2].reference = out[-1].reference = "; ".join(x for x in (ctx.grid_reference, why) if x)
+        if line.credits:
+            gross = Term(gross_parts)
+            out += [
+                kpi("energy_gross_kgce", "kgce", {"e": gross}, total("e")),
+                kpi("credit_kgce", "kgce", {"e": credit}, total("e")),
+            ]
     if line.fuels:
         heat = Term([(ctx.source.channel(f, w), ctx.fuel_gj(f)) for f in line.fuels])
         # GJ/t = 1000 kJ/kg
@@ -245,26 +315,49 @@ def line_kpis(line: LineConfig, ctx: Context) -> list[TermKpi]:
         gj_per_kgce = 1.0 / ctx.factors.kgce_per_gj()
         out.append(kpi("waste_heat_gj", "GJ", {"h": wh}, total("h")))
         if line.electricity or line.fuels:
-            out.append(kpi("waste_heat_share", "1", {"h": wh, "e": kgce}, ratio("h", "e", 1.0 / gj_per_kgce)))
+            gross_in = Term(gross_parts)
+            out.append(kpi("waste_heat_share", "1", {"h": wh, "e": gross_in}, ratio("h", "e", 1.0 / gj_per_kgce)))
     return out
 
 
+REVERSE_REACTIVE_RULE = (
+    "reactive energy = import + export kvarh (reverse kvarh of over-compensation added, as supply companies bill it; "
+    "status UNCONF: not confirmed in the text of 功率因数调整电费办法)"
+)
+
+
 def power_factor_kpi(cfg: PowerFactorConfig, ctx: Context) -> TermKpi:
+    """Power factor of the window, kWh / sqrt(kWh² + kvarh²), with kvarh the import plus the export reactive energy
+    where export counters are declared."""
     w = ctx.specs(cfg.windows)
 
     def pf(v: Mapping[str, float]) -> float | None:
         s = math.hypot(v["p"], v["q"])
         return v["p"] / s if s > 0 else None
 
+    terms = {"p": ctx.term(cfg.active, w), "q": ctx.term(cfg.reactive + cfg.reactive_export, w)}
+    if not cfg.reactive_export:
+        return TermKpi(
+            "power_factor",
+            cfg.name,
+            "1",
+            terms,
+            pf,
+            w,
+            ctx.coverage_min,
+            detail=lambda v: {"active_kwh": v["p"], "reactive_kvarh": v["q"]},
+        )
+    terms["x"] = ctx.term(cfg.reactive_export, w)
     return TermKpi(
         "power_factor",
         cfg.name,
         "1",
-        {"p": ctx.term(cfg.active, w), "q": ctx.term(cfg.reactive, w)},
+        terms,
         pf,
         w,
         ctx.coverage_min,
-        detail=lambda v: {"active_kwh": v["p"], "reactive_kvarh": v["q"]},
+        detail=lambda v: {"active_kwh": v["p"], "reactive_kvarh": v["q"], "reactive_export_kvarh": v["x"]},
+        reference=REVERSE_REACTIVE_RULE,
     )
 
 

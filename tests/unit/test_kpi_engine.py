@@ -363,7 +363,7 @@ def test_fan_efficiency_and_kiln_heat_consumption() -> None:
             yield t, [*line, *fan]
 
     out = drive(eng, stream())
-    assert finals(out, "efficiency")[0].value == pytest.approx(30.0 / 40.0)
+    assert finals(out, "unit_efficiency")[0].value == pytest.approx(30.0 / 40.0)  # fan + motor
     assert finals(out, "heat_kj_per_kg")[0].value == pytest.approx(4.5 * 25.0 / 36.0 * 1000)
 
 
