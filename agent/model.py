@@ -172,3 +172,5 @@ class DeviceHealth:
     last_poll_duration_s: float | None
     requests: int
     errors_by_kind: dict[str, int] = field(default_factory=dict)
+    retries: int = 0  # requests or connection attempts repeated after a failure (a timeout, a dropped connection)
+    connection_drops: int = 0  # established connections (sessions) lost, including those a resend recovered

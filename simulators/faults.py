@@ -5,8 +5,8 @@ Request faults run on a schedule over the requests the simulator receives for th
 several schedules hit the same request number the first of this list wins:
 
 1. ``silent_units``: requests to these units are never answered (a dead slave on a shared bus). Not numbered.
-2. ``drop_every=N``: every Nth request closes the connection instead of answering (TCP; on a serial line the
-   request is just not answered, as a cable pull would do).
+2. ``drop_every=N``: every Nth request closes the connection instead of answering (Modbus TCP and RTU over TCP;
+   on a serial line the request is just not answered, as a cable pull would do).
 3. ``late_every=N``: every Nth request is answered ``late_s`` seconds late, with its own transaction id, so a
    client that timed out must discard the stale reply.
 4. ``exception_every=N``: every Nth request answers a Modbus exception; codes cycle through ``exception_codes``

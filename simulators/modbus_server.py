@@ -121,7 +121,7 @@ class _Handler(ServerRequestHandler):
             sim.stats.faults["outage"] += 1
             return
         if decision.action is Action.DROP:
-            if not serial_framing:
+            if sim.transport != "rtu_pty":  # a socket (Modbus TCP, RTU over TCP) is closed; a serial line is silent
                 self.close()
             return
         if decision.action is Action.LATE:

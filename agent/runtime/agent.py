@@ -255,6 +255,8 @@ class Agent:
                     "consecutive_failures": h.consecutive_failures,
                     "last_poll_duration_s": h.last_poll_duration_s,
                     "requests": h.requests,
+                    "retries": h.retries,
+                    "connection_drops": h.connection_drops,
                     "errors": dict(h.errors_by_kind),
                 }
                 for h in devices

@@ -240,8 +240,12 @@ async def test_connection_dropped_every_few_requests_reconnects_without_losing_a
     for r in results:
         assert all(s.quality is Quality.GOOD for s in r.samples), r.errors
     assert source.link is not None
-    assert sim.stats.faults["drop"] == source.link.stats.by_kind["reconnect_retry"] >= 4
-    assert source.link.stats.connects == 1 + sim.stats.faults["drop"]
+    drops = sim.stats.faults["drop"]
+    assert drops == source.link.stats.resends == source.link.stats.drops >= 4
+    assert source.link.stats.connects == 1 + drops
+    # each drop and its resend is counted on the device (they were invisible: no poll failed)
+    health = source.health()[0]
+    assert (health.connection_drops, health.retries, health.errors_by_kind) == (drops, drops, {})
 
 
 @pytest.mark.parametrize("transport", ["tcp", "rtu_over_tcp"])
@@ -469,3 +473,39 @@ async def test_a_backing_off_device_still_yields_bad_samples_in_every_slot(tmp_p
     health = source.health()[0]
     assert health.errors_by_kind["backoff_skipped"] == 7 and health.consecutive_failures == 5
     assert health.requests == 5
+
+
+async def test_drops_and_resends_on_a_gateway_are_counted_on_the_device_whose_request_it_was(
+    tmp_path: Path, clock: VirtualClock
+) -> None:
+    model = PlantModel(start=START)
+    units = [SimUnit("kiln1-meter", METER, 1), SimUnit("main-meter", METER, 2), SimUnit("pv-meter", METER, 3)]
+    faults = FaultPlan(units=frozenset({2}), drop_every=3)  # every 3rd request to unit 2 closes the socket
+    async with ModbusSimulator(model, units, transport="rtu_over_tcp", clock=clock.now, faults=faults) as sim:
+        bus = {"name": "gw", "transport": "tcp_gateway", "host": "127.0.0.1", "port": sim.port, "framing": "rtu"}
+        devices = [meter_device(u.device, bus="gw", unit_id=u.unit_id, timeout_ms=300, retries=1) for u in units]
+        loaded = write_site(tmp_path, devices, [bus])
+        [source] = build_modbus_sources(loaded, clock=clock)
+        results = await collect(source, 3 * 6)
+    assert all(s.quality is Quality.GOOD for r in results for s in r.samples)
+    drops = sim.stats.faults["drop"]
+    assert drops >= 3
+    health = {h.device: (h.connection_drops, h.retries, h.errors_by_kind) for h in source.health()}
+    assert health == {"kiln1-meter": (0, 0, {}), "main-meter": (drops, drops, {}), "pv-meter": (0, 0, {})}
+
+
+async def test_timeouts_retried_are_counted_as_retries_not_errors(tmp_path: Path, clock: VirtualClock) -> None:
+    model = PlantModel(start=START)
+    faults = FaultPlan(drop_every=2)  # on a serial line a drop is a request never answered: a timeout
+    async with ModbusSimulator(
+        model, [SimUnit("kiln1-meter", METER, 1)], "rtu_pty", clock=clock.now, faults=faults
+    ) as sim:
+        assert sim.pty_path is not None
+        bus = {"name": "rs485-1", "port": sim.pty_path, "baudrate": 115200}
+        loaded = write_site(tmp_path, [meter_device("kiln1-meter", bus="rs485-1", unit_id=1, retries=1)], [bus])
+        [source] = build_modbus_sources(loaded, clock=clock)
+        results = await collect(source, 4)
+    assert all(s.quality is Quality.GOOD for r in results for s in r.samples)  # each poll's retry was answered
+    health = source.health()[0]
+    assert (health.retries, health.connection_drops) == (sim.stats.faults["drop"], 0)
+    assert health.retries >= 2 and health.errors_by_kind == {}

@@ -90,6 +90,9 @@ async def test_server_restart_recovers_within_bound_and_flags_the_gap(sim: Sim, 
             stable = await wait_status_async(sim, lambda s: s["sessions"] == 1 and s["subscriptions"] == subs, 5)
             assert stable["monitored_items"] == len(points) * subs
         assert source.connects == cycles + 1 and source.health()[0].state == "ok"
+        health = source.health()[0]  # each restart: one session lost, and the attempts that brought it back
+        assert health.connection_drops == cycles
+        assert health.retries == source.attempts - 1 >= cycles
     assert_truth(sim, run.results)
     closed = await wait_status_async(sim, lambda s: s["sessions"] == 0 and s["subscriptions"] == 0, 5)
     assert closed["monitored_items"] == 0  # the agent's exit deleted its subscription and closed its session

@@ -1,6 +1,7 @@
-"""The systemd watchdog vouches for the agent, not for the plant; STATUS= tells ``systemctl status`` how the plant
-is. The agent runs in-process against the Modbus simulator and mosquitto, with a real AF_UNIX notify socket as
-systemd listens on and a short WatchdogSec (WATCHDOG_USEC=1 s: pings every 0.5 s; systemd would act on a gap > 1 s).
+"""The agent as a service: the systemd watchdog vouches for the agent, not for the plant; STATUS= tells ``systemctl
+status`` how the plant is; the health on the status topic counts what a resend hid. The agent runs in-process
+against the Modbus simulator and mosquitto, with a real AF_UNIX notify socket as systemd listens on and a short
+WatchdogSec (WATCHDOG_USEC=1 s: pings every 0.5 s; systemd would act on a gap > 1 s).
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import json
 import socket
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -21,10 +23,12 @@ from ruamel.yaml import YAML
 from agent.config.load import shipped_profile_dir
 from agent.runtime.agent import Agent
 from agent.runtime.notify import SystemdNotifier
+from agent.wire import StatusMessage, decode
 from simulators.faults import FaultPlan
 from simulators.modbus_server import ModbusSimulator, SimUnit
 from simulators.plant import PlantModel
 from tests.servers.mosquitto import mosquitto
+from tests.servers.mqtt_count import CountingSubscriber, Received
 from tests.servers.process import ServerProcess
 
 METER = shipped_profile_dir() / "generic-3ph-meter.yaml"
@@ -70,14 +74,16 @@ def broker(tmp_path: Path) -> Iterator[ServerProcess]:
         yield b
 
 
-def write_site(tmp_path: Path, port: int, broker_port: int, devices: list[dict[str, Any]]) -> Path:
+def write_site(
+    tmp_path: Path, port: int, broker_port: int, devices: list[dict[str, Any]], status_interval_s: float = 30
+) -> Path:
     doc = {
         "site": "test-plant",
         "gateway": "gw1",
         "state_dir": str(tmp_path / "state"),
         "devices": [{"profile": "generic-3ph-meter", "host": "127.0.0.1", "port": port, **d} for d in devices],
         "mqtt": {"host": "127.0.0.1", "port": broker_port, "client_id": "watchdog-test", "reconnect_min_s": 0.2},
-        "monitoring": {"failure_threshold": 1},
+        "monitoring": {"failure_threshold": 1, "status_interval_s": status_interval_s},
     }
     path = tmp_path / "site.yaml"
     with path.open("w") as f:
@@ -149,3 +155,37 @@ async def test_a_site_whose_devices_are_all_unreachable_keeps_pinging_and_says_s
             await run.wait_status("polling 2 devices, 2 failing, spool depth 0, broker connected")
             await asyncio.sleep(4 * WATCHDOG_S)
             assert_pinged_without_gaps(run, time.monotonic())
+
+
+async def test_dropped_connections_and_resends_reach_the_status_topic(
+    tmp_path: Path, notify_socket: NotifySocket, broker: ServerProcess
+) -> None:
+    """Every 4th request closes the connection; the agent resends and no poll fails, so errors stay empty: the
+    health on the status topic must still count each drop and each resend."""
+    model = PlantModel(start=float(int(time.time())))
+    units = [SimUnit("kiln1-meter", METER, 1)]
+    with CountingSubscriber(broker.port, client_id="status-reader") as status:
+        async with ModbusSimulator(model, units, faults=FaultPlan(drop_every=4)) as sim:
+            site = write_site(tmp_path, sim.port, broker.port, [{"name": "kiln1-meter"}], status_interval_s=1)
+            async with running(site, notify_socket) as run:
+
+                def counted(r: Received) -> bool:
+                    return any(_drops(doc) >= 2 for doc in r.status)
+
+                await asyncio.to_thread(status.wait_until, "2 drops in a status", counted, 20)
+            final = run.agent.health()["devices"]["kiln1-meter"]
+            drops = sim.stats.faults["drop"]
+    assert (final["connection_drops"], final["retries"], final["errors"]) == (drops, drops, {})
+    published = next(doc for doc in status.received.status if _drops(doc) >= 2)
+    message = decode(json.dumps(published))  # the wire schema accepts it
+    assert isinstance(message, StatusMessage)
+    device = message.health["devices"]["kiln1-meter"]
+    assert device["retries"] == device["connection_drops"] >= 2 and device["errors"] == {}
+
+
+def _drops(doc: dict[str, object]) -> int:
+    health = doc.get("health")
+    if not isinstance(health, dict):
+        return 0
+    device = health.get("devices", {}).get("kiln1-meter", {})
+    return int(device.get("connection_drops", 0))

@@ -90,6 +90,8 @@ class DevicePoller:
         self.last_success_ts: float | None = None
         self.last_duration_s: float | None = None
         self.requests = 0
+        self.retries = 0  # requests sent again: after a timeout (``retries``) or on a new connection after a drop
+        self.connection_drops = 0  # connections found lost by this device's requests (dropped mid-request or idle)
         self.errors_by_kind: dict[str, int] = {}
         self.raw: dict[str, bytes] = {}  # last raw bytes per point, kept only when capture_raw is set
         self.capture_raw = False
@@ -116,6 +118,8 @@ class DevicePoller:
             self.last_duration_s,
             self.requests,
             dict(self.errors_by_kind),
+            self.retries,
+            self.connection_drops,
         )
 
     def _where(self, request: ReadRequest) -> str:
@@ -197,6 +201,7 @@ class DevicePoller:
     async def _read(self, link: ModbusLink, request: ReadRequest) -> bytes:
         retries = self.config.retries
         while True:
+            drops, resends = link.stats.drops, link.stats.resends
             try:
                 return await link.read(
                     self.config.unit_id, request.function, request.start, request.count, self.timeout_s
@@ -205,7 +210,10 @@ class DevicePoller:
                 if retries <= 0:
                     raise
                 retries -= 1
-                self.count("retry")
+                self.retries += 1
+            finally:  # one request at a time on the link: what it counted during this read was ours
+                self.connection_drops += link.stats.drops - drops
+                self.retries += link.stats.resends - resends
 
     def _account(self, st: _PollState) -> None:
         if st.answered:

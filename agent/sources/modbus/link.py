@@ -23,8 +23,10 @@ So the same small core serves Modbus TCP, RTU-over-TCP (``framing="rtu"`` on a s
 Known limits: a Modbus TCP device that does not echo the transaction id gets every reply discarded (counted as
 late) and times out; RS-485 adapters that echo our own request back are not supported (no local-echo filter).
 
-Lifecycle: ``read`` connects on demand; a lost connection fails the request in flight (ConnectionLost) and the next
-``read`` reconnects. ``close`` releases the socket or port. Concurrency: one caller at a time (the source's own
+Lifecycle: ``read`` connects on demand; a lost connection fails the request in flight, which is sent once more on a
+new connection when the old one had been up (reads are idempotent), else raises ConnectionLost; the next ``read``
+reconnects. ``stats.drops`` and ``stats.resends`` count both, each within the ``read`` that noticed it, so the
+caller can put them on the device whose request it was. ``close`` releases the socket or port. Concurrency: one caller at a time (the source's own
 task); a second concurrent ``read`` is a bug and raises RuntimeError. Errors raised: DeviceTimeout, DeviceException,
 FrameError, ConnectionLost (agent.errors), each with a short reason used as the sample's reason.
 """
@@ -54,8 +56,9 @@ class LinkStats:
     stray_bytes: int = 0  # bytes found in the receive buffer before a request was sent (discarded)
     connects: int = 0
     disconnects: int = 0
+    drops: int = 0  # established connections lost (peer closed, failed write, unparseable stream), once noticed
+    resends: int = 0  # requests sent again on a new connection because the old one dropped under them
     late_by_unit: dict[int, int] = field(default_factory=dict)  # late replies by the unit id they carry
-    by_kind: dict[str, int] = field(default_factory=dict)
 
     def late(self, unit: int) -> None:
         self.late_replies += 1
@@ -86,6 +89,7 @@ class ModbusLink:
         self._tid = 0
         self._busy = False
         self._generation = 0  # which socket is current, so a stale socket's close event is ignored
+        self._drop_unnoticed = False  # the connection was lost; the next (or current) request counts it
         self.idle_since = 0.0  # time.monotonic() when the last request finished (bus pause counts from here)
         self._quarantine: dict[int, tuple[float, asyncio.Future[None]]] = {}  # RTU unit -> (until, late reply seen)
 
@@ -161,13 +165,14 @@ class ModbusLink:
     async def close(self) -> None:
         self._drop()
 
-    def _drop(self) -> None:
+    def _drop(self, lost: bool = False) -> None:
         if self._closer is not None:
             closer, self._closer = self._closer, None
             with contextlib.suppress(OSError):
                 closer()
         if self._connected:
             self.stats.disconnects += 1
+            self._drop_unnoticed = self._drop_unnoticed or lost
         self._connected = False
         self._writer = None
         self._generation += 1
@@ -175,7 +180,7 @@ class ModbusLink:
     def _lost(self, exc: BaseException | None) -> None:
         reason = "connection lost" if exc is None else f"connection lost: {exc}"
         self._fail(ConnectionLost(reason))
-        self._drop()
+        self._drop(lost=True)
 
     def _fail(self, exc: SourceError) -> None:
         pending = self._pending
@@ -190,6 +195,7 @@ class ModbusLink:
         if self._busy:
             raise RuntimeError(f"{self.endpoint}: concurrent requests on one Modbus link")
         self._busy = True
+        self._notice_drop()  # lost while idle: counted by the request that finds it gone
         try:
             request = frames.read_pdu(function, start, count)
             for attempt in (0, 1):
@@ -202,12 +208,19 @@ class ModbusLink:
                     # idempotent, so reconnect and ask once more before calling the device unreachable
                     if attempt or not was_connected:
                         raise
-                    self.stats.by_kind["reconnect_retry"] = self.stats.by_kind.get("reconnect_retry", 0) + 1
+                    self._notice_drop()
+                    self.stats.resends += 1
                     continue
                 return frames.check_reply(pdu, function, count)
             raise AssertionError("unreachable")
         finally:
+            self._notice_drop()
             self._busy = False
+
+    def _notice_drop(self) -> None:
+        if self._drop_unnoticed:
+            self._drop_unnoticed = False
+            self.stats.drops += 1
 
     async def _transact(self, unit: int, pdu: bytes, function: int, timeout_s: float) -> bytes:
         if self.framing == "rtu" and unit in self._quarantine:
@@ -268,7 +281,7 @@ class ModbusLink:
                 reply = frames.cut_tcp(self._buffer)
             except FrameError as exc:
                 self._fail(exc)
-                self._drop()  # a TCP stream cannot be resynchronised after a garbage header
+                self._drop(lost=True)  # a TCP stream cannot be resynchronised after a garbage header
                 return
             if reply is None:
                 return

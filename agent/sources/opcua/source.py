@@ -114,6 +114,7 @@ class OpcuaSource:
         self.connects = 0
         self.notifications = 0  # data-change notifications consumed (all sessions)
         self.attempts = 0
+        self.connection_drops = 0  # sessions lost after they were up
         self._consecutive_failures = 0
         self._last_success_ts: float | None = None
         self._last_duration_s: float | None = None
@@ -147,6 +148,8 @@ class OpcuaSource:
                 last_poll_duration_s=self._last_duration_s,
                 requests=self._requests + (self._session.requests if self._session else 0),
                 errors_by_kind=dict(self._errors),
+                retries=max(0, self.attempts - 1),  # the supervisor only tries again after a failure or a loss
+                connection_drops=self.connection_drops,
             )
         ]
 
@@ -186,6 +189,7 @@ class OpcuaSource:
                         self._requests += session.requests
                         self._latest = [None] * len(self._latest)
                         if session.lost.is_set():  # flag the gap now, before the (bounded) teardown
+                            self.connection_drops += 1
                             self._down(session.lost_reason, kind)
                         self._session = None
             except SourceError as exc:
