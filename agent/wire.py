@@ -17,15 +17,26 @@ The JSON Schema of these payloads is ``agent/data/wire-v1.schema.json``, written
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any, Literal
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
 
 from agent.model import Grade, KpiValue, Quality, Sample, Value
 
 WIRE_VERSION = 1
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+_POINT = r"^[A-Za-z0-9_.-]{1,64}$"  # the profile's rule for point names
+
+# Numbers a centre can store. JSON has no NaN/Infinity, but parsers accept the tokens and read 1e400 as inf; an
+# integer may have any number of digits. Every number on the wire is finite, integers fit 64 bits (signed, or
+# unsigned for uint64 registers), and timestamps are UNIX seconds InfluxDB can hold (int64 nanoseconds: < 2262).
+Finite = Annotated[float, Field(allow_inf_nan=False)]
+WireInt = Annotated[int, Field(ge=-(2**63), le=2**64 - 1)]
+Timestamp = Annotated[float, Field(ge=0, lt=9_223_372_036.0, allow_inf_nan=False)]
+Text = Annotated[str, Field(max_length=1024)]
+_HEALTH_DEPTH = 6
 
 
 class _Wire(BaseModel):
@@ -33,14 +44,14 @@ class _Wire(BaseModel):
 
 
 class WireSample(_Wire):
-    point: str
-    value: float | int | bool | str | None
-    unit: str = ""
+    point: str = Field(pattern=_POINT)
+    value: Finite | WireInt | bool | Text | None
+    unit: str = Field("", max_length=64)
     quality: Quality
-    ts: float = Field(description="Acquisition time, UNIX seconds UTC")
-    reason: str = ""
-    role: str | None = None
-    source_ts: float | None = None
+    ts: Timestamp = Field(description="Acquisition time, UNIX seconds UTC")
+    reason: Text = ""
+    role: str | None = Field(None, max_length=64)
+    source_ts: Timestamp | None = None
 
 
 class SamplesMessage(_Wire):
@@ -48,29 +59,31 @@ class SamplesMessage(_Wire):
     type: Literal["samples"] = "samples"
     site: str = Field(pattern=_NAME)
     gateway: str = Field(pattern=_NAME)
-    boot: str
-    seq: int = Field(ge=0)
+    boot: str = Field(max_length=64)
+    seq: int = Field(ge=0, lt=2**63)
     device: str = Field(pattern=_NAME)
-    ts: float = Field(description="Poll time, UNIX seconds UTC")
-    tags: dict[str, str] = Field(default_factory=dict)
+    ts: Timestamp = Field(description="Poll time, UNIX seconds UTC")
+    tags: dict[Annotated[str, Field(max_length=64)], Annotated[str, Field(max_length=256)]] = Field(
+        default_factory=dict, max_length=64
+    )
     samples: list[WireSample]
 
 
 class WireKpi(_Wire):
-    name: str
-    scope: str
-    value: float | None
-    unit: str
-    window: str
-    window_start: float
-    window_end: float
-    coverage: float = Field(ge=0, le=1)
+    name: str = Field(max_length=128)
+    scope: str = Field(max_length=128)
+    value: Finite | None
+    unit: str = Field(max_length=64)
+    window: str = Field(max_length=64)
+    window_start: Timestamp
+    window_end: Timestamp
+    coverage: float = Field(ge=0, le=1, allow_inf_nan=False)
     quality: Quality
-    ts: float
+    ts: Timestamp
     grade: Grade | None = None
-    distance: float | None = None
-    reference: str = ""
-    detail: dict[str, float] = Field(default_factory=dict)
+    distance: Finite | None = None
+    reference: Text = ""
+    detail: dict[Annotated[str, Field(max_length=64)], Finite] = Field(default_factory=dict, max_length=64)
 
 
 class KpiMessage(_Wire):
@@ -78,9 +91,9 @@ class KpiMessage(_Wire):
     type: Literal["kpi"] = "kpi"
     site: str = Field(pattern=_NAME)
     gateway: str = Field(pattern=_NAME)
-    boot: str
-    seq: int = Field(ge=0)
-    ts: float
+    boot: str = Field(max_length=64)
+    seq: int = Field(ge=0, lt=2**63)
+    ts: Timestamp
     kpis: list[WireKpi]
 
 
@@ -90,11 +103,20 @@ class StatusMessage(_Wire):
     site: str = Field(pattern=_NAME)
     gateway: str = Field(pattern=_NAME)
     state: Literal["online", "offline"]
-    boot: str = ""
-    ts: float = 0.0
-    version: str = ""
-    config_hash: str = ""
-    health: dict[str, Any] = Field(default_factory=dict)
+    boot: str = Field("", max_length=64)
+    ts: Timestamp = 0.0
+    version: str = Field("", max_length=128)
+    config_hash: str = Field("", max_length=128)
+    health: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Self-monitoring figures: mappings and lists (at most 6 deep) of finite numbers, booleans, text",
+    )
+
+    @field_validator("health")
+    @classmethod
+    def _storable(cls, health: dict[str, Any]) -> dict[str, Any]:
+        _check_health(health, 1)
+        return health
 
 
 Message = Annotated[SamplesMessage | KpiMessage | StatusMessage, Field(discriminator="type")]
@@ -199,6 +221,26 @@ def encode_kpis(*, site: str, gateway: str, boot: str, seq: int, ts: float, kpis
 
 def encode_status(status: StatusMessage) -> bytes:
     return status.model_dump_json(exclude_defaults=False).encode()
+
+
+def _check_health(node: Any, depth: int) -> None:
+    """Every number finite and 64-bit, every text and key bounded, nesting bounded; raise ValueError saying where."""
+    if depth > _HEALTH_DEPTH:
+        raise ValueError(f"nested deeper than {_HEALTH_DEPTH} levels")
+    items = node.items() if isinstance(node, dict) else enumerate(node)
+    for key, value in items:
+        if isinstance(key, str) and len(key) > 128:
+            raise ValueError(f"key {key[:20]!r}... is longer than 128 characters")
+        if isinstance(value, dict | list):
+            _check_health(value, depth + 1)
+        elif isinstance(value, bool) or value is None:
+            continue
+        elif isinstance(value, int) and not -(2**63) <= value < 2**64:
+            raise ValueError(f"{key}: integer out of the 64-bit range")
+        elif isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"{key}: {value} is not a finite number")
+        elif isinstance(value, str) and len(value) > 1024:
+            raise ValueError(f"{key}: text longer than 1024 characters")
 
 
 def _finite(v: float | None) -> float | None:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import math
+from collections.abc import Callable
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from agent.model import Grade, KpiValue, Quality, Role, Sample, Value
 from agent.wire import KpiMessage, SamplesMessage, decode, encode_kpis, encode_samples
@@ -48,3 +52,86 @@ def test_kpi_non_finite_numbers_become_null_and_grades_survive() -> None:
     assert isinstance(msg, KpiMessage)
     k = msg.kpis[0]
     assert (k.value, k.distance, k.grade, k.detail) == (None, None, Grade.BETWEEN, {"final": 1.0})
+
+
+# Numbers that JSON parsers accept but no database can store: the tokens NaN/Infinity, 1e400 (read as inf) and
+# integers of any length. Each one used to reach the centre's line-protocol conversion and crash the ingestor.
+HOSTILE = [b"NaN", b"Infinity", b"-Infinity", b"1e400", b"-1e400", b"1" + b"0" * 400]
+ENVELOPE = b'"v":1,"site":"s1","gateway":"gw1","boot":"b","seq":1'
+SAMPLE = b'{"point":"p1","value":%s,"unit":"kW","quality":"good","ts":%s,"source_ts":%s}'
+KPI = (
+    b'{"name":"sec","scope":"line1","value":%s,"unit":"kWh/t","window":"1h","window_start":1764000000,'
+    b'"window_end":%s,"coverage":%s,"quality":"good","ts":1764003600,"distance":%s,"detail":{"x":%s}}'
+)
+OK_TS = b"1764000000.5"
+
+
+def _samples(value: bytes = b"1.5", ts: bytes = OK_TS, source_ts: bytes = b"null", msg_ts: bytes = OK_TS) -> bytes:
+    sample = SAMPLE % (value, ts, source_ts)
+    return b'{"type":"samples",%s,"device":"m1","ts":%s,"samples":[%s]}' % (ENVELOPE, msg_ts, sample)
+
+
+def _kpis(
+    value: bytes = b"1.5", end: bytes = b"1764003600", cov: bytes = b"1", dist: bytes = b"0", det: bytes = b"1"
+) -> bytes:
+    return b'{"type":"kpi",%s,"ts":1764003600,"kpis":[%s]}' % (ENVELOPE, KPI % (value, end, cov, dist, det))
+
+
+def _status(ts: bytes = OK_TS, health: bytes = b"{}") -> bytes:
+    return b'{"type":"status","site":"s1","gateway":"gw1","state":"online","ts":%s,"health":%s}' % (ts, health)
+
+
+def test_well_formed_messages_with_extreme_but_storable_numbers_pass() -> None:
+    msg = decode(_samples(value=str(2**64 - 1).encode(), source_ts=OK_TS))
+    assert isinstance(msg, SamplesMessage) and msg.samples[0].value == 2**64 - 1
+    decode(_samples(value=b"-1.7976931348623157e308"))
+    decode(_kpis())
+    decode(_status(health=b'{"devices":{"m1":{"errors":{"timeout":3},"ok":true,"t":null}},"lag":[0.1,2]}'))
+
+
+@pytest.mark.parametrize("bad", HOSTILE)
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda b: _samples(value=b),
+        lambda b: _samples(ts=b),
+        lambda b: _samples(source_ts=b),
+        lambda b: _samples(msg_ts=b),
+        lambda b: _kpis(value=b),
+        lambda b: _kpis(end=b),
+        lambda b: _kpis(cov=b),
+        lambda b: _kpis(dist=b),
+        lambda b: _kpis(det=b),
+        lambda b: _status(ts=b),
+        lambda b: _status(health=b'{"polls":%s}' % b),
+        lambda b: _status(health=b'{"devices":{"m1":{"lag":[1,%s]}}}' % b),
+    ],
+    ids=[
+        "sample.value", "sample.ts", "sample.source_ts", "samples.ts", "kpi.value", "kpi.window_end",
+        "kpi.coverage", "kpi.distance", "kpi.detail", "status.ts", "status.health", "status.health.nested",
+    ],
+)  # fmt: skip
+def test_numbers_that_cannot_be_stored_are_refused(build: Callable[[bytes], bytes], bad: bytes) -> None:
+    with pytest.raises(ValidationError):
+        decode(build(bad))
+
+
+@pytest.mark.parametrize("ts", [b"-1", b"9223372037", b"1e300"])
+def test_timestamps_outside_what_influxdb_can_hold_are_refused(ts: bytes) -> None:
+    with pytest.raises(ValidationError):
+        decode(_samples(ts=ts))
+
+
+@pytest.mark.parametrize("point", ["", "p" * 65, "P total", "E,imp", "a\nb", "x=1"])
+def test_point_names_follow_the_profile_rule(point: str) -> None:
+    payload = _samples().replace(b'"point":"p1"', b'"point":' + json.dumps(point).encode())
+    with pytest.raises(ValidationError):
+        decode(payload)
+
+
+def test_health_nesting_and_text_are_bounded() -> None:
+    deep = b'{"a":' * 7 + b"1" + b"}" * 7
+    with pytest.raises(ValidationError):
+        decode(_status(health=deep))
+    with pytest.raises(ValidationError):
+        decode(_status(health=b'{"note":"%s"}' % (b"x" * 1025)))
