@@ -2,7 +2,7 @@
 # Run the demo on a fresh Debian/Ubuntu machine: the simulated cement plant, a broker, the agent computing and
 # grading KPIs, InfluxDB with the centre ingestor, and a live terminal view. Ctrl-C stops everything.
 # Installs what it needs when missing (Debian's mosquitto and influxdb, python3-venv), then the agent in .venv.
-# Extra arguments go to `energy-agent demo` (e.g. --duration 120).
+# Extra arguments go to `energy-agent demo` (e.g. --duration 120, --keep to keep the work folder and its data).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -1,15 +1,23 @@
-"""A live terminal view of what reaches the broker: KPIs with their benchmark/baseline grade, and device health.
+"""The demo's live terminal view of what reaches the broker: KPIs with their benchmark/baseline grade, device
+health, and where the data went and how to look at it.
 
 It is an MQTT subscriber like any other consumer at the centre: it reads the topics and payloads of agent.wire,
-so what it shows is what was really published.
+so what it shows is what was really published. :func:`render` is pure (state, clock and places in, lines out) and
+fits ``max_lines`` (40 by default); :func:`frame` redraws a screen in place without clearing it (no flicker).
 """
 
 from __future__ import annotations
 
+import math
 import threading
 import time
+import unicodedata
+from collections import Counter
 from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
@@ -17,6 +25,27 @@ from paho.mqtt.enums import CallbackAPIVersion
 from agent.wire import KpiMessage, SamplesMessage, StatusMessage, WireKpi, decode
 
 _GRADE_TEXT = {"benchmark": "BENCHMARK 标杆", "between": "between", "below_baseline": "BELOW BASELINE 基准"}
+_FIXED_WINDOWS = {"shift": 8 * 3600.0, "day": 86400.0, "week": 7 * 86400.0, "month": 31 * 86400.0}
+_FIXED_WINDOWS |= {"year": 365 * 86400.0, "12mo": 366 * 86400.0}
+_UNIT_S = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_GRADE_WORD = {"benchmark": "BENCHMARK", "between": "between", "below_baseline": "BELOW BASELINE"}
+PV_HOURS = (6, 18)  # the simulated PV plant generates between these local hours (simulators/process.py)
+DEMAND_BLOCK_S = 900.0
+
+
+@dataclass(frozen=True, slots=True)
+class Places:
+    """Where the demo's data goes, to tell the viewer how to look at it."""
+
+    workdir: Path
+    kept: bool  # the work folder stays after the demo ends
+    broker: str  # "mosquitto" or "embedded broker (MQTT 3.1.1)"
+    broker_port: int
+    topic: str  # "<prefix>/<site>/<gateway>"
+    influx_port: int | None  # None: no InfluxDB in this run
+    database: str = "energy"
+    timezone: str = "UTC"  # the plant's (site file's) zone
+    started: float = 0.0  # when the agent started polling (UNIX s)
 
 
 @dataclass
@@ -59,48 +88,215 @@ class DashboardState:
                     self.health = msg.health
 
 
-def _fmt(value: float | None, unit: str) -> str:
-    if value is None:
-        return "-"
+# ---- text helpers --------------------------------------------------------------------------------------------
+
+
+def _width(text: str) -> int:
+    """Terminal columns: CJK characters take two."""
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
+def _ljust(text: str, width: int) -> str:
+    return text + " " * max(0, width - _width(text))
+
+
+def _rjust(text: str, width: int) -> str:
+    return " " * max(0, width - _width(text)) + text
+
+
+def _number(value: float) -> str:
     magnitude = abs(value)
     digits = 0 if magnitude >= 1000 else 1 if magnitude >= 100 else 2 if magnitude >= 1 else 3
-    return f"{value:,.{digits}f} {unit}"
+    return f"{value:,.{digits}f}"
 
 
-def render(state: DashboardState, now: float, width: int = 118) -> str:
-    """The screen as text (no terminal control codes): pure, so it can be tested."""
+def fmt_value(value: float | None, unit: str) -> str:
+    """A KPI value with its unit; a ratio (unit "1") as a percentage, so no bare "1" is printed as a unit."""
+    if value is None or not math.isfinite(value):
+        return "-"
+    if unit == "1":
+        return f"{value * 100:.1f} %"
+    return f"{_number(value)} {unit}".strip()
+
+
+def _window_s(name: str) -> float:
+    if name in _FIXED_WINDOWS:
+        return _FIXED_WINDOWS[name]
+    try:
+        return float(name[:-1]) * _UNIT_S[name[-1]]
+    except (KeyError, ValueError, IndexError):
+        return math.inf
+
+
+def is_provisional(k: WireKpi) -> bool:
+    """True while the KPI's window is still open (its value will change): ``final`` false on the wire, or
+    ``detail.final`` 0 from agents before that field."""
+    final = getattr(k, "final", None)
+    if isinstance(final, bool) and not final:
+        return True
+    return k.detail.get("final", 1.0) == 0.0
+
+
+def _indicative(k: WireKpi) -> bool:
+    """A grade on a window shorter than the grading periods (the national levels are annual figures)."""
+    return bool(getattr(k, "grade_indicative", False))
+
+
+def _local(ts: float, tz: str) -> str:
+    return datetime.fromtimestamp(ts, ZoneInfo(tz)).strftime("%H:%M")
+
+
+def first_whole_block_end(started: float) -> float:
+    """End of the first 15-minute demand block that starts after ``started`` (the block the demo began in is
+    incomplete and does not count). Quarter hours are the same in every time zone."""
+    return math.ceil(started / DEMAND_BLOCK_S) * DEMAND_BLOCK_S + DEMAND_BLOCK_S
+
+
+# ---- the screen ----------------------------------------------------------------------------------------------
+
+
+def _cell(k: WireKpi | None, places: Places) -> str:
+    """One window's value: ``*`` marks a provisional one; an empty peak demand says when it fills."""
+    if k is None:
+        return ""
+    if k.value is None and k.name.startswith("max_demand"):
+        fills = max(first_whole_block_end(places.started), k.window_start + DEMAND_BLOCK_S)
+        return f"after {_local(fills, places.timezone)}"
+    return fmt_value(k.value, k.unit) + ("*" if is_provisional(k) else " ")
+
+
+def _notes(last: dict[str, WireKpi], places: Places, now: float) -> list[str]:
+    """Why a value is empty or zero, for the cases a newcomer asks about (by KPI name, longest window)."""
+    notes = []
+    if any(name.startswith("max_demand") and k.value is None for name, k in last.items()):
+        ends = _local(first_whole_block_end(places.started), places.timezone)
+        notes.append(f"Peak demand counts whole 15-minute blocks only: empty until the first whole one ends, {ends}.")
+    share = last.get("renewable_share")
+    hour = datetime.fromtimestamp(now, ZoneInfo(places.timezone)).hour
+    if share is not None and not share.value and not PV_HOURS[0] <= hour < PV_HOURS[1]:
+        notes.append(
+            f"Renewable share is 0 % at night: the simulated PV generates {PV_HOURS[0]:02d}:00-{PV_HOURS[1]:02d}:00 "
+            f"plant time, and it is {_local(now, places.timezone)} there."
+        )
+    return notes
+
+
+def _grade_cell(k: WireKpi) -> str:
+    if k.quality != "good" and k.value is not None and not is_provisional(k):
+        return "low coverage"  # an open window's coverage is still growing: not flagged
+    if k.grade is None:
+        return ""
+    text = _GRADE_TEXT.get(k.grade.value, k.grade.value)
+    return f"({text})" if _indicative(k) else text
+
+
+def _other_windows(others: list[WireKpi]) -> str:
+    """The windows without a column (e.g. a graded KPI's grading periods), on one line under the KPI's row."""
+    graded = any(k.grade is not None and not _indicative(k) for k in others)
+    parts = []
+    for k in others:
+        grade = f" {_GRADE_WORD.get(k.grade.value, k.grade.value)}" if k.grade is not None else ""
+        value = fmt_value(k.value, k.unit if k.unit == "1" else "") + ("*" if is_provisional(k) else "")
+        parts.append(f"{k.window} {value}{grade}")
+    return " " * 13 + ("└ grading periods: " if graded else "└ ") + " | ".join(parts)
+
+
+def _kpi_lines(kpis: list[WireKpi], places: Places, now: float) -> tuple[list[str], list[str]]:
+    """(header + one line per KPI with a value column for each of the two windows most KPIs have, notes that
+    explain empty or zero values). A KPI's other windows (its grading periods) go on a line under its row.
+    Graded KPIs come first; coverage and grade are those of the longest window with a column; a grade in
+    parentheses is indicative (window shorter than the grading periods)."""
+    count = Counter(k.window for k in kpis)
+    windows = sorted(sorted(count, key=lambda w: (-count[w], _window_s(w)))[:2], key=_window_s)
+    rows: dict[tuple[str, str], dict[str, WireKpi]] = {}
+    for k in kpis:
+        rows.setdefault((k.scope, k.name), {})[k.window] = k
+    head = _ljust("scope", 13) + _ljust("KPI   (* = window still open)", 28)
+    lines = [head + "".join(_rjust(w, 18) for w in windows) + f"  {'cover':>5}  {_ljust('grade', 16)}{'distance':>9}"]
+    longest: dict[str, WireKpi] = {}
+    graded_first = sorted(rows, key=lambda key: (all(k.grade is None for k in rows[key].values()), key))
+    for key in graded_first:
+        per = rows[key]
+        shown = [w for w in windows if w in per] or [max(per, key=_window_s)]
+        last = longest[key[1]] = per[shown[-1]]
+        cells = "".join(_rjust(_cell(per.get(w), places), 18) for w in windows)
+        distance = _number(last.distance) if last.distance is not None else ""
+        row = _ljust(key[0][:12], 13) + _ljust(key[1][:27], 28) + cells
+        lines.append(f"{row}  {last.coverage * 100:4.0f}%  {_ljust(_grade_cell(last), 16)}{distance:>9}".rstrip())
+        others = [per[w] for w in sorted(per, key=_window_s) if w not in windows and w not in shown]
+        if others:
+            lines.append(_other_windows(others))
+    return lines, _notes(longest, places, now)
+
+
+def _device_lines(devices: dict[str, tuple[float, int, int]], health: dict[str, Any], now: float) -> list[str]:
+    """Three devices per line: name, seconds since the last poll, good/points, state (and failures in a row)."""
+    cells = []
+    for name, (ts, good, total) in devices.items():
+        h = health.get(name, {})
+        state = str(h.get("state", "?"))
+        fails = int(h.get("consecutive_failures", 0) or 0)
+        if fails:
+            state = f"{state[:6]} {fails}"
+        cells.append(f"{name[:14]:<14}{min(now - ts, 999.0):>4.0f}s {good:>3}/{total:<3} {state:<8}")
+    head = f"{'device':<14}{'ago':>5} {'good':>7} {'state':<8}"
+    lines = ["  ".join([head] * min(3, max(1, len(cells)))).rstrip()]
+    for i in range(0, len(cells), 3):
+        lines.append("  ".join(cells[i : i + 3]).rstrip())
+    return lines
+
+
+def _place_lines(places: Places) -> list[str]:
+    folder = "kept after exit" if places.kept else "deleted on exit; --keep keeps it"
+    lines = [
+        f"Work folder  {places.workdir}  (site.yaml, logs, spool; {folder})",
+        f"MQTT         {places.broker} 127.0.0.1:{places.broker_port}, topics {places.topic}/<device>/samples, "
+        "/kpi, /status",
+        f"  watch it:  mosquitto_sub -h 127.0.0.1 -p {places.broker_port} -t '{places.topic}/kpi' -v",
+    ]
+    if places.influx_port is None:
+        lines.append("InfluxDB     not in this run (needs Debian's influxdb and mosquitto)")
+    else:
+        url = f"http://127.0.0.1:{places.influx_port}"
+        lines.append(f"InfluxDB     {url}, database {places.database}, written by energy-center; query it:")
+        lines.append(
+            f"curl -G 127.0.0.1:{places.influx_port}/query -d db={places.database} "
+            """--data-urlencode 'q=SELECT last("value") FROM "kpi" GROUP BY "name"'"""
+        )
+    return lines
+
+
+def render(state: DashboardState, now: float, places: Places, max_lines: int = 40) -> list[str]:
+    """The screen as lines of text (no control codes), at most ``max_lines``: KPI rows are cut first, with a line
+    saying how many more there are and where to see them."""
     with state.lock:
-        kpis = sorted(state.kpis.values(), key=lambda k: (k.scope, k.name, k.window))
+        kpis = list(state.kpis.values())
         devices = dict(sorted(state.devices.items()))
         health = dict(state.health)
-        head = (
-            f"agent {state.status} | messages {state.messages} (samples {state.sample_messages}, "
-            f"kpi {state.kpi_messages}, invalid {state.invalid})"
-        )
-    lines = ["Plant energy agent: live view".ljust(width), head, ""]
-    lines.append(f"{'scope':<14}{'KPI':<30}{'window':<8}{'value':>18}  {'cover':>6}  {'grade':<20}{'distance':>14}")
-    for k in kpis:
-        grade = _GRADE_TEXT.get(k.grade.value, k.grade.value) if k.grade else ""
-        distance = _fmt(k.distance, "") if k.distance is not None else ""
-        flag = "" if k.quality == "good" else f" ({k.quality.value})"
-        lines.append(
-            f"{k.scope[:13]:<14}{k.name[:29]:<30}{k.window:<8}{_fmt(k.value, k.unit):>18}  "
-            f"{k.coverage * 100:5.1f}%  {grade + flag:<20}{distance:>14}"
-        )
-    if not kpis:
-        lines.append("  (no KPI message yet: the first comes after the KPI publish interval)")
-    lines += ["", f"{'device':<18}{'last poll':>10}  {'good/points':>12}  {'state':<8}{'failures':>9}"]
-    dev_health: dict[str, Any] = health.get("devices", {})
-    for name, (ts, good, total) in devices.items():
-        h = dev_health.get(name, {})
-        lines.append(
-            f"{name:<18}{now - ts:>9.1f}s  {good:>5}/{total:<6}  {h.get('state', '?'):<8}"
-            f"{h.get('consecutive_failures', 0):>9}"
-        )
+        counts = (state.messages, state.sample_messages, state.kpi_messages, state.invalid)
+        status = state.status
     spool = health.get("spool", {})
-    if spool:
-        lines += ["", f"spool depth {spool.get('depth', '?')}, bytes {spool.get('bytes', '?')}"]
-    return "\n".join(lines)
+    top = [
+        f"Energy demo  {_local(now, places.timezone)} {places.timezone} | agent {status} | "
+        f"{counts[0]} messages: {counts[1]} samples, {counts[2]} KPI, {counts[3]} invalid | "
+        f"spool {spool.get('depth', '?')}"
+    ]
+    if kpis:
+        kpi_lines, notes = _kpi_lines(kpis, places, now)
+    else:
+        kpi_lines, notes = ["(no KPI message yet: the first comes after the KPI publish interval)"], []
+    bottom = ["", *_device_lines(devices, health.get("devices", {}), now), "", *_place_lines(places), *notes]
+    room = max_lines - len(top) - len(bottom)
+    if len(kpi_lines) > room:
+        hidden = len(kpi_lines) - room + 1
+        kpi_lines = [*kpi_lines[: room - 1], f"... {hidden} more KPIs: query InfluxDB or watch MQTT (below)"]
+    return [*top, *kpi_lines, *bottom][:max_lines]
+
+
+def frame(lines: list[str]) -> str:
+    """One redraw: cursor home, each line followed by clear-to-end-of-line, then clear below. The screen is never
+    cleared as a whole, so it does not flicker."""
+    return "\x1b[H" + "".join(f"{line}\x1b[K\n" for line in lines) + "\x1b[J"
 
 
 class Subscriber:

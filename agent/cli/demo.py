@@ -8,14 +8,18 @@ It starts, each as its own process on free loopback ports in a work folder:
 - the agent (``energy-agent run``) with a site file written for the simulator, plus KPIs graded against the
   national cement clinker levels,
 - when Debian's influxd is installed, InfluxDB 1.x and the centre ingestor (``energy-center run``),
-and shows what arrives at the broker: KPIs with benchmark/baseline grades and device health.
-Stops after ``--duration`` seconds or on Ctrl-C; exit 0 when every device's samples and a KPI message arrived.
+and shows, on one screen of at most 40 lines redrawn in place, what arrives at the broker (KPIs with
+benchmark/baseline grades, device health) and where the data went (work folder, MQTT topics with a mosquitto_sub
+line, InfluxDB URL with an example query). Stops after ``--duration`` seconds or on Ctrl-C; exit 0 when every
+device's samples and a KPI message arrived. The work folder is a temporary one deleted on exit unless ``--keep``
+(or ``--workdir``) is given.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import shlex
 import shutil
 import signal
 import socket
@@ -25,9 +29,12 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ruamel.yaml import YAML
+
+if TYPE_CHECKING:
+    from agent.cli._dashboard import Places
 
 NAME = "demo"
 HELP = "run the whole pipeline on built-in defaults: plant simulator, broker, agent, live view"
@@ -87,6 +94,9 @@ DEMO_KPI: dict[str, Any] = {
 def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--duration", type=float, default=0, help="stop after this many seconds (0 = until Ctrl-C)")
     parser.add_argument("--workdir", type=Path, help="keep files here (default: a temporary folder)")
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the temporary work folder (logs, spool, InfluxDB data) after exit"
+    )
     parser.add_argument("--refresh", type=float, default=2.0, help="seconds between screen updates")
     parser.add_argument("--plain", action="store_true", help="print frames one after another (no screen clearing)")
     parser.add_argument(
@@ -174,8 +184,8 @@ def start_broker(procs: Processes, choice: str) -> tuple[int, bool]:
     return port, True
 
 
-def start_influx_and_center(procs: Processes, broker_port: int) -> str | None:
-    """InfluxDB 1.x plus the ingestor, when influxd is installed; returns a line saying where the data goes."""
+def start_influx_and_center(procs: Processes, broker_port: int) -> int | None:
+    """InfluxDB 1.x plus the ingestor, when influxd is installed; returns InfluxDB's HTTP port."""
     influxd = shutil.which("influxd")
     if influxd is None:
         return None
@@ -204,7 +214,7 @@ def start_influx_and_center(procs: Processes, broker_port: int) -> str | None:
         },
     )
     procs.start("energy-center", [sys.executable, "-m", "agent.center.cli", "run", str(center)])
-    return f"InfluxDB 1.x on http://127.0.0.1:{http} (database energy), fed by energy-center"
+    return http
 
 
 def _dump(path: Path, data: dict[str, Any]) -> None:
@@ -229,22 +239,46 @@ def write_demo_site(workdir: Path, sim_port: int, broker_port: int, mqtt_311: bo
 
 
 @contextlib.contextmanager
-def _workdir(given: Path | None) -> Iterator[Path]:
+def _workdir(given: Path | None, keep: bool) -> Iterator[Path]:
     if given is not None:
         given.mkdir(parents=True, exist_ok=True)
         yield given.resolve()
+    elif keep:
+        yield Path(tempfile.mkdtemp(prefix="energy-demo-"))
     else:
         with tempfile.TemporaryDirectory(prefix="energy-demo-") as tmp:
             yield Path(tmp)
 
 
-def run(args: argparse.Namespace) -> int:
-    from agent.cli._dashboard import DashboardState, Subscriber, render
+def _screen_lines() -> int:
+    """Lines the live view may use: 40, or fewer on a smaller terminal (a frame must never scroll)."""
+    return max(10, min(40, shutil.get_terminal_size((120, 41)).lines - 1))
 
-    with _workdir(args.workdir) as workdir:
+
+def _farewell(places: Places) -> list[str]:
+    """What to say on exit about the data: where it stays and how to look at it again, or that it is gone."""
+    if not places.kept:
+        return [f"work folder {places.workdir} deleted (run with --keep to keep logs, spool and InfluxDB data)"]
+    lines = [f"work folder kept: {places.workdir} (site.yaml, *.log, state/spool.sqlite, ground-truth.jsonl)"]
+    if places.influx_port is not None:
+        conf = shlex.quote(str(places.workdir / "influxdb.conf"))
+        lines.append(f"  to look at the data again, start InfluxDB on it: influxd -config {conf} &")
+        lines.append(
+            f"  then: curl -G 127.0.0.1:{places.influx_port}/query -d db={places.database} "
+            """--data-urlencode 'q=SELECT last("value") FROM "kpi" GROUP BY "name"'"""
+        )
+    return lines
+
+
+def run(args: argparse.Namespace) -> int:
+    from agent.cli._dashboard import DashboardState, Places, Subscriber, frame, render
+
+    with _workdir(args.workdir, args.keep) as workdir:
         procs = Processes(workdir)
         state = DashboardState()
         subscriber: Subscriber | None = None
+        places: Places | None = None
+        live = not args.plain and sys.stdout.isatty()
         try:
             broker, embedded = start_broker(procs, args.broker)
             sim_port = free_port()
@@ -267,30 +301,47 @@ def run(args: argparse.Namespace) -> int:
             subscriber = Subscriber("127.0.0.1", broker, "plant", state)
             subscriber.start()
             agent = procs.start("energy-agent", [sys.executable, "-m", "agent", "run", str(site)])
-            kind = "embedded broker (MQTT 3.1.1)" if embedded else "mosquitto"
-            print(f"work folder {workdir}; {kind} 127.0.0.1:{broker}; simulator 127.0.0.1:{sim_port}")
-            if influx:
-                print(influx)
+            doc: dict[str, Any] = YAML(typ="safe", pure=True).load(site.read_text())
+            places = Places(
+                workdir=workdir,
+                kept=args.keep or args.workdir is not None,
+                broker="embedded broker (MQTT 3.1.1)" if embedded else "mosquitto",
+                broker_port=broker,
+                topic=f"plant/{doc['site']}/{doc['gateway']}",
+                influx_port=influx,
+                timezone=doc.get("timezone", "UTC"),
+                started=time.time(),
+            )
+            print(f"demo running in {workdir}; {places.broker} 127.0.0.1:{broker}; simulator 127.0.0.1:{sim_port}")
+            if live:
+                print("\x1b[?25l", end="", flush=True)  # hide the cursor while the view redraws
             deadline = time.monotonic() + args.duration if args.duration > 0 else None
-            clear = "" if args.plain or not sys.stdout.isatty() else "\x1b[H\x1b[2J"
             while deadline is None or time.monotonic() < deadline:
                 time.sleep(min(args.refresh, max(0.0, deadline - time.monotonic())) if deadline else args.refresh)
                 if agent.poll() is not None:
                     print(f"the agent exited with code {agent.returncode}; see {workdir}/energy-agent.log")
                     return 1
-                print(clear + render(state, time.time()), flush=True)
+                if live:
+                    print(frame(render(state, time.time(), places, _screen_lines())), end="", flush=True)
+                else:
+                    print("\n".join(render(state, time.time(), places)) + "\n", flush=True)
         except KeyboardInterrupt:
             pass
         except RuntimeError as exc:
             print(f"demo: {exc}", file=sys.stderr)
             return 1
         finally:
+            if live:
+                print("\x1b[?25h", end="", flush=True)
             procs.stop_all()
             if subscriber is not None:
                 subscriber.stop()
         devices = len(state.devices)
+        print()
+        for line in _farewell(places) if places is not None else []:
+            print(line)
         print(
-            f"\ndemo done: {state.sample_messages} sample messages from {devices} devices, "
+            f"demo done: {state.sample_messages} sample messages from {devices} devices, "
             f"{state.kpi_messages} KPI messages, {state.invalid} invalid payloads"
         )
         ok = devices >= 11 and state.kpi_messages > 0 and state.invalid == 0

@@ -79,12 +79,20 @@ def test_both_commands_work_in_a_fresh_virtualenv(tmp_path: Path) -> None:
 
 
 def test_demo_falls_back_to_the_embedded_broker(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """Without mosquitto the demo runs on the embedded broker (MQTT 3.1.1), the agent speaking 3.1.1 to it."""
+    """Without mosquitto the demo runs on the embedded broker (MQTT 3.1.1), the agent speaking 3.1.1 to it.
+    ``--keep`` keeps its temporary work folder and says where it is."""
     from agent.cli import main
 
-    code = main(["demo", "--broker", "embedded", "--duration", "35", "--plain", "--workdir", str(tmp_path)])
+    code = main(["demo", "--broker", "embedded", "--duration", "35", "--plain", "--keep"])
     out = capsys.readouterr().out
-    assert code == 0, out[-3000:]
-    assert "embedded broker (MQTT 3.1.1)" in out
-    assert re.search(r"from 11 devices, [1-9]\d* KPI messages, 0 invalid payloads", out), out[-500:]
-    assert "protocol: 3.1.1" in (tmp_path / "site.yaml").read_text()
+    kept = re.search(r"^work folder kept: (\S+) ", out, flags=re.MULTILINE)
+    assert kept, out[-1000:]
+    workdir = Path(kept.group(1))
+    try:
+        assert code == 0, out[-3000:]
+        assert "embedded broker (MQTT 3.1.1)" in out
+        assert re.search(r"from 11 devices, [1-9]\d* KPI messages, 0 invalid payloads", out), out[-500:]
+        assert "protocol: 3.1.1" in (workdir / "site.yaml").read_text()
+        assert (workdir / "energy-agent.log").exists() and (workdir / "state" / "spool.sqlite").exists()
+    finally:
+        shutil.rmtree(workdir)
