@@ -61,6 +61,7 @@ def read_stats(path: Path, max_bytes: int, now: float) -> SpoolStats:
             total += size or 0
         oldest = db.execute("SELECT min(ts) FROM records").fetchone()[0]
         counters = dict(db.execute("SELECT name, value FROM counters").fetchall())
+        replaced = db.execute("SELECT value FROM meta WHERE key = 'replaced'").fetchone()
     finally:
         db.close()
     return SpoolStats(
@@ -73,6 +74,9 @@ def read_stats(path: Path, max_bytes: int, now: float) -> SpoolStats:
         depth_by_kind=depth,
         dropped_full={k: counters.get(f"dropped_full_{k}", 0) for k in KINDS},
         dropped_expired={k: counters.get(f"dropped_expired_{k}", 0) for k in KINDS},
+        dropped_unwritable={k: counters.get(f"dropped_unwritable_{k}", 0) for k in KINDS},
+        corrupt_replaced=counters.get("corrupt_replaced", 0),
+        replaced_file=replaced[0] if replaced else "",
     )
 
 
@@ -88,5 +92,10 @@ def render(stats: SpoolStats) -> str:
         "expired      "
         + ", ".join(f"{stats.dropped_expired.get(k, 0)} {k}" for k in KINDS)
         + " (older than max_age_s)",
+        "unstored     "
+        + ", ".join(f"{stats.dropped_unwritable.get(k, 0)} {k}" for k in KINDS)
+        + " (the disk refused them)",
     ]
+    if stats.replaced_file:
+        lines.append(f"replaced     a corrupt spool at start, kept as {stats.replaced_file}")
     return "\n".join(lines)
