@@ -138,10 +138,13 @@ class Grade(StrEnum):
 class KpiValue:
     """One KPI over one window.
 
-    ``coverage`` is the share (0..1) of the window with good input data; ``quality`` is good only when coverage
-    reached the KPI's minimum. ``grade`` and ``distance`` (in the KPI's unit, positive = worse than the level it
-    is compared with) are set for KPIs graded against benchmark/baseline levels; ``reference`` names the row
-    used (edition, source, verification status).
+    ``coverage`` is the share (0..1) of the whole window with good input data, also while the window is open;
+    ``quality`` is good only when coverage reached the KPI's minimum. ``final`` is False for the running value of
+    a window not closed yet: provisional, replaced by the final value later. ``grade`` and ``distance`` (in the
+    KPI's unit, positive = worse than the level it is compared with) are set for KPIs graded against
+    benchmark/baseline levels; ``reference`` names the row used (edition, source, verification status).
+    ``grade_indicative`` marks a grade on a window shorter than the grading periods (the national levels are
+    annual figures). ``reason`` says what else a reader must know, e.g. a clock step inside the window.
     """
 
     name: str
@@ -158,6 +161,8 @@ class KpiValue:
     distance: float | None = None
     reference: str = ""
     detail: dict[str, float] = field(default_factory=dict)
+    final: bool = True
+    grade_indicative: bool = False
     reason: str = ""
 
 

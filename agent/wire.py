@@ -21,7 +21,7 @@ import math
 from typing import Annotated, Any, Literal
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
 
 from agent.model import Grade, KpiValue, Quality, Sample, Value
 
@@ -84,6 +84,23 @@ class WireKpi(_Wire):
     distance: Finite | None = None
     reference: Text = ""
     detail: dict[Annotated[str, Field(max_length=64)], Finite] = Field(default_factory=dict, max_length=64)
+    final: bool = Field(
+        True, description="False for the running value of a window not closed yet: provisional, never a result"
+    )
+    grade_indicative: bool = Field(
+        False, description="The grade is on a window shorter than the grading periods (the levels are annual)"
+    )
+    reason: Text = Field("", description="What else a reader must know, e.g. a clock step inside the window")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _final_from_detail(cls, data: Any) -> Any:
+        """Agents before the ``final`` field said it in ``detail.final`` (1 or 0)."""
+        if isinstance(data, dict) and "final" not in data:
+            detail = data.get("detail")
+            if isinstance(detail, dict) and detail.get("final") == 0:
+                return {**data, "final": False}
+        return data
 
 
 class KpiMessage(_Wire):
@@ -198,11 +215,16 @@ def encode_kpis(*, site: str, gateway: str, boot: str, seq: int, ts: float, kpis
             "quality": k.quality.value,
             "ts": k.ts,
         }
+        d["final"] = k.final
         if k.grade is not None:
             d["grade"] = k.grade.value
             d["distance"] = _finite(k.distance)
+            if k.grade_indicative:
+                d["grade_indicative"] = True
         if k.reference:
             d["reference"] = k.reference
+        if k.reason:
+            d["reason"] = k.reason
         if k.detail:
             d["detail"] = {key: v for key, v in k.detail.items() if _finite(v) is not None}
         items.append(d)

@@ -15,6 +15,8 @@ sample          site gateway device point [unit role extra]  value (float; bools
 kpi             site gateway scope name window [unit]        value, coverage, quality, window_start and
                                                              window_end (UNIX s), grade, grade_level (0 benchmark,
                                                              1 between, 2 below baseline), distance, reference,
+                                                             final (bool: false = provisional running value),
+                                                             grade_indicative (bool), reason,
                                                              detail_<key>; time = window_start (so the open
                                                              window is not in the future, a day is dated that day)
 gateway_status  site gateway                                 state, online (0/1), boot, version, config_hash,
@@ -98,11 +100,15 @@ def kpi_lines(msg: KpiMessage, precision: Precision) -> Iterator[str]:
             "quality": k.quality.value,
             "window_start": float(k.window_start),
             "window_end": float(k.window_end),
+            "final": k.final,  # false: the running value of an open window, provisional
         }
         if k.grade is not None:
             fields["grade"] = k.grade.value
             fields["grade_level"] = GRADE_LEVEL[k.grade.value]
             fields["distance"] = k.distance
+            fields["grade_indicative"] = k.grade_indicative  # true: a window shorter than the grading periods
+        if k.reason:
+            fields["reason"] = k.reason
         if k.reference:
             fields["reference"] = k.reference
         for key, value in k.detail.items():

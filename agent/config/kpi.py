@@ -218,6 +218,24 @@ class LineConfig(StrictModel):
     windows: list[str] | None = None
     coverage_min: float | None = Field(None, ge=0, le=1)
     baseline: BaselineConfig | None = None
+    grade_windows: list[str] = Field(
+        default_factory=lambda: ["month", "year", "12mo"],
+        description="Windows graded as such (the national levels are annual figures); the graded KPI is also "
+        "computed in them. 12mo is the rolling 12 local calendar months",
+    )
+    shorter_grades: Literal["indicative", "none"] = Field(
+        "indicative", description="The line's other windows: a grade marked indicative, or no grade"
+    )
+
+    @field_validator("grade_windows")
+    @classmethod
+    def _grade_windows(cls, v: list[str]) -> list[str]:
+        from agent.kpi.windows import check_window_name
+
+        for name in v:
+            if (why := check_window_name(name)) is not None:
+                raise ValueError(why)
+        return v
 
 
 class _EquipmentBase(StrictModel):
@@ -324,6 +342,13 @@ class DemandConfig(StrictModel):
     sliding_step_min: int = Field(1, ge=1, le=60)
     contracted_kw: float | None = Field(None, gt=0)
     windows: list[str] = Field(default_factory=lambda: ["day", "month"])
+
+    @field_validator("windows")
+    @classmethod
+    def _calendar_periods(cls, v: list[str]) -> list[str]:
+        if "12mo" in v:
+            raise ValueError("maximum demand is kept per period: use month or year, not the overlapping 12mo")
+        return v
 
     @model_validator(mode="after")
     def _divides(self) -> DemandConfig:

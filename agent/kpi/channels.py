@@ -14,9 +14,26 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from agent.kpi.counters import CounterTracker, LevelIntegrator, RateIntegrator, Segment
-from agent.kpi.windows import Bucket, WindowedSum, WindowSpec
+from agent.kpi.windows import Bucket, CalendarSum, MonthLedger, WindowedSum, WindowSpec
 
 Tracker = CounterTracker | RateIntegrator | LevelIntegrator
+
+
+@dataclass(slots=True)
+class TimeFrame:
+    """How far the wall clock stepped since the engine started (seconds, summed over detected steps). Trackers get
+    ``ts - shift`` (steady time: deltas between readings as the monotonic clock measured them); their segments
+    are put back on the wall clock (``+ shift``) to find their windows, those ending by ``since`` (readings taken
+    before the last step) with the shift before it. One per engine, shared by its channels."""
+
+    shift: float = 0.0
+    previous: float = 0.0
+    since: float = float("-inf")
+    stepped: bool = False
+
+    def wall(self, seg: Segment) -> float:
+        """What to add to the segment's steady times."""
+        return self.shift if seg.t1 > self.since else self.previous
 
 
 @dataclass(slots=True)
@@ -30,30 +47,75 @@ class Channel:
     tracker: Tracker
     scale: float = 1.0
     settle_s: float = 120.0
-    sums: dict[str, WindowedSum] = field(default_factory=dict)
+    sums: dict[str, WindowedSum | CalendarSum] = field(default_factory=dict)
     point: str | None = None  # the device point bound on the first reading (a role may match several)
     counter_bits: int | None = None  # declared register width of a counter (else the profile's data type)
+    frame: TimeFrame = field(default_factory=TimeFrame)
     _sum_list: list[WindowedSum] = field(default_factory=list)
 
     def use_window(self, spec: WindowSpec) -> None:
-        if spec.name not in self.sums:
-            ws = WindowedSum(spec, settle_s=self.settle_s)
-            self.sums[spec.name] = ws
-            self._sum_list.append(ws)
+        if spec.name in self.sums:
+            return
+        if spec.calendar:  # built from the day sums: nothing more to do per segment
+            self.use_window(WindowSpec("day", spec.tz, spec.shift_starts))
+            days = self.sums["day"]
+            assert isinstance(days, WindowedSum)
+            if days.ledger is None:
+                days.ledger = MonthLedger(WindowSpec("month", spec.tz, spec.shift_starts))
+            self.sums[spec.name] = CalendarSum(spec, days)
+            return
+        ws = WindowedSum(spec, settle_s=self.settle_s)
+        self.sums[spec.name] = ws
+        self._sum_list.append(ws)
 
     def feed(self, ts: float, value: float) -> None:
+        """One good reading; ``ts`` is steady time (see TimeFrame)."""
         for seg in self.tracker.update(ts, value):
             self.add(seg)
 
     def add(self, seg: Segment) -> None:
-        if self.scale != 1.0:
-            seg = Segment(seg.t0, seg.t1, seg.amount * self.scale, seg.covered)
+        if self.scale != 1.0 or self.frame.stepped:
+            shift = self.frame.wall(seg)
+            seg = Segment(seg.t0 + shift, seg.t1 + shift, seg.amount * self.scale, seg.covered)
         for ws in self._sum_list:
             ws.add(seg)
 
     def finalize(self, now: float) -> None:
         for ws in self._sum_list:
             ws.finalize(now)
+
+    def dump(self) -> dict[str, object]:
+        """The channel's state as JSON-ready data (agent.kpi.state); tracker times on the wall clock."""
+        days = self.sums.get("day")
+        ledger = days.ledger if isinstance(days, WindowedSum) else None
+        return {
+            "point": self.point,
+            "tracker": self.tracker.dump(self.frame.shift),
+            "sums": {ws.spec.name: ws.dump() for ws in self._sum_list},
+            "months": ledger.dump() if ledger is not None else [],
+        }
+
+    def load(self, data: dict[str, object], windows: bool = True) -> list[str]:
+        """Restore what ``dump`` gave: the tracker always, the window sums when ``windows`` (their periods are
+        unchanged). Returns the names of the sums restored. Raises KeyError, TypeError or ValueError."""
+        point = data.get("point")
+        self.point = str(point) if point is not None and self.point is None else self.point
+        tracker = data["tracker"]
+        if not isinstance(tracker, dict):
+            raise TypeError("tracker state is not a mapping")
+        self.tracker.load(tracker, self.frame.shift)
+        restored: list[str] = []
+        sums = data["sums"]
+        if not windows or not isinstance(sums, dict):
+            return restored
+        for name, ws in self.sums.items():
+            state = sums.get(name)
+            if isinstance(ws, WindowedSum) and isinstance(state, dict):
+                ws.load(state)
+                restored.append(name)
+                if ws.ledger is not None:
+                    ws.ledger.load(data["months"])
+        return restored
 
     @property
     def mean_factor(self) -> float:

@@ -159,6 +159,31 @@ class CounterTracker:
             return []
         return self._rebase() if len(self._chain) >= self.confirm else []
 
+    def dump(self, shift: float = 0.0) -> dict[str, object]:
+        """The readings the next delta needs, times on the wall clock (steady time + ``shift``)."""
+        return {
+            "last": None if self._last_ts is None else [self._last_ts + shift, self._last_value],
+            "chain": [[t + shift, v] for t, v in self._chain],
+            "alt": [[t + shift, v] for t, v in self._alt],
+            "rate": self._rate,
+        }
+
+    def load(self, data: dict[str, object], shift: float = 0.0) -> None:
+        """Restore what ``dump`` gave (wall-clock times, made steady with ``- shift``). Raises on malformed data."""
+        last = data["last"]
+        if last is None:
+            self._last_ts = None
+        else:
+            self._last_ts, self._last_value = _reading(last, shift)
+        self._chain = [_reading(r, shift) for r in _list(data["chain"])]
+        self._alt = [_reading(r, shift) for r in _list(data["alt"])]
+        rate = data["rate"]
+        self._rate = None if rate is None else _finite(rate)
+
+    def forget_readings(self) -> None:
+        """Start afresh from the next reading (the time of the readings held can no longer be trusted)."""
+        self._last_ts, self._chain, self._alt, self._rate = None, [], [], None
+
     def _continues(self, chain: list[tuple[float, float]], ts: float, value: float) -> bool:
         c_ts, c_value = chain[-1]
         return self._forward_step(c_ts, c_value, ts, value)[0] is not None
@@ -207,6 +232,10 @@ class RateIntegrator:
     duplicates: int = 0
     invalid: int = 0
 
+    @property
+    def last_ts(self) -> float | None:
+        return None if self._last is None else self._last[0]
+
     def update(self, ts: float, value: float) -> list[Segment]:
         if not math.isfinite(value) or not math.isfinite(ts):
             self.invalid += 1
@@ -224,6 +253,16 @@ class RateIntegrator:
             return []
         return [Segment(last[0], ts, (last[1] + value) / 2.0 * dt / self.per_s)]
 
+    def dump(self, shift: float = 0.0) -> dict[str, object]:
+        return {"last": None if self._last is None else [self._last[0] + shift, self._last[1]]}
+
+    def load(self, data: dict[str, object], shift: float = 0.0) -> None:
+        last = data["last"]
+        self._last = None if last is None else _reading(last, shift)
+
+    def forget_readings(self) -> None:
+        self._last = None
+
 
 @dataclass(slots=True)
 class LevelIntegrator(RateIntegrator):
@@ -236,3 +275,21 @@ class LevelIntegrator(RateIntegrator):
     @property
     def last(self) -> tuple[float, float] | None:
         return self._last
+
+
+def _finite(x: object) -> float:
+    v = float(x)  # type: ignore[arg-type]  # reason: float() raises on what it cannot convert
+    if not math.isfinite(v):
+        raise ValueError(f"not a finite number: {x!r}")
+    return v
+
+
+def _list(x: object) -> list[object]:
+    if not isinstance(x, list):
+        raise TypeError(f"expected a list, got {type(x).__name__}")
+    return x
+
+
+def _reading(row: object, shift: float) -> tuple[float, float]:
+    ts, value = _list(row)
+    return _finite(ts) - shift, _finite(value)

@@ -71,7 +71,7 @@ class CustomKpi:
         pass
 
     def values(self, spec: WindowSpec, start: float, end: float, now: float, final: bool) -> list[KpiValue]:
-        span = (end - start) if final else max(min(now, end) - start, 1e-9)
+        span = end - start  # the whole window, also while it is open (a running value is provisional)
         coverages: list[float] = []
         missing = False
 
@@ -114,5 +114,6 @@ class CustomKpi:
                 None,
                 f"formula: {self.cfg.formula}",
                 detail,
+                final=final,
             )
         ]

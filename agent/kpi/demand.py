@@ -107,7 +107,7 @@ class DemandKpi:
     def values(self, spec: WindowSpec, start: float, end: float, now: float, final: bool) -> list[KpiValue]:
         self._update()
         tv = self.energy.at(spec.name, start)
-        span = (end - start) if final else max(min(now, end) - start, 1e-9)
+        span = end - start  # the whole window, also while it is open (a running value is provisional)
         coverage = max(0.0, min(1.0, tv.covered_s / span))
         out: list[KpiValue] = []
         for kind, name in (("fixed", "max_demand_kw"), ("sliding", "max_demand_sliding_kw")):
@@ -147,6 +147,7 @@ class DemandKpi:
                     distance,
                     reference,
                     detail,
+                    final=final,
                     reason=reason,
                 )
             )

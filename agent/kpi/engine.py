@@ -6,20 +6,27 @@ result (O(1) per sample: a dict lookup and one tracker update per channel that r
 every ``kpi.publish_interval_s``. Not thread-safe: one task owns it.
 
 ``evaluate(now)`` returns, for every KPI and window, each period that became final since the last call (once,
-``detail["final"] == 1``) and, with ``emit_running``, the value of the open period so far (``detail["final"] == 0``).
+``final`` True) and, with ``emit_running``, the value of the open period so far (``final`` False: provisional, its
+coverage of the whole window so far). Grades against the national levels (annual figures) are issued on the line's
+``grade_windows`` (month, year, rolling 12 months by default; the graded KPI is computed in them too); in the other
+windows a grade is marked ``grade_indicative`` or left out (``shorter_grades``).
+
+``snapshot(now)`` and ``restore(data, now)`` (agent.kpi.state) carry the engine's state over a restart; with a
+``monotonic`` clock, wall-clock steps are detected and handled (agent.kpi.clock).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from agent.config.kpi import CustomKpiConfig, KpiSectionConfig, PointRefConfig
 from agent.kpi.baseline import BaselineKpi
 from agent.kpi.benchmarks import LevelTable, site_levels
-from agent.kpi.channels import Channel, DerivedChannel
+from agent.kpi.channels import Channel, DerivedChannel, TimeFrame
+from agent.kpi.clock import ClockWatch
 from agent.kpi.counters import CounterTracker, LevelIntegrator, RateIntegrator
 from agent.kpi.custom import CustomKpi
 from agent.kpi.demand import DemandKpi
@@ -36,6 +43,7 @@ from agent.kpi.indicators import (
     renewable_kpi,
 )
 from agent.kpi.park import park_kpis
+from agent.kpi.state import capture, restore
 from agent.kpi.windows import WindowSpec, parse_hhmm
 from agent.model import KpiValue, Quality, Role, Sample
 
@@ -101,11 +109,19 @@ class KpiEngine:
         tz: str,
         clock: Callable[[], float],
         levels: LevelTable | None = None,
+        monotonic: Callable[[], float] | None = None,
     ) -> None:
+        """``monotonic`` (time.monotonic in the agent) turns on clock-step handling; without it sample times are
+        trusted as they are (simulations and tests drive the engine with sample times only)."""
         self.config = config
         self.devices = devices
         self.tz = tz
         self._t0 = clock()
+        self._frame = TimeFrame()
+        self._watch = None if monotonic is None else ClockWatch(self._frame, clock, monotonic, tz)
+        self._grading: dict[int, tuple[frozenset[str], bool]] = {}  # id(TermKpi) -> (grade windows, indicative)
+        self._held: dict[str, float] = {}  # restored channel -> its last reading: not finalized until a new one
+        self._held_until = float("-inf")
         self._shifts = tuple(sorted(parse_hhmm(s) for s in config.shifts))
         self._channels: dict[str, Channel] = {}
         self._selectors: dict[str, list[tuple[str, str, Feed, Channel]]] = {}  # device -> (sel kind, sel, feed, ch)
@@ -121,7 +137,11 @@ class KpiEngine:
 
     @classmethod
     def from_site(
-        cls, site: SiteConfig, profiles: Mapping[str, ProfileConfig], clock: Callable[[], float]
+        cls,
+        site: SiteConfig,
+        profiles: Mapping[str, ProfileConfig],
+        clock: Callable[[], float],
+        monotonic: Callable[[], float] | None = None,
     ) -> KpiEngine:
         """Build from a loaded site and its profiles (by profile name)."""
         if site.kpi is None:
@@ -129,7 +149,7 @@ class KpiEngine:
         devices = {
             d.name: DeviceInfo.from_config(d, profiles.get(str(getattr(d, "profile", "")))) for d in site.devices
         }
-        return cls(site.kpi, devices, site.timezone, clock)
+        return cls(site.kpi, devices, site.timezone, clock, monotonic=monotonic)
 
     # --- building -----------------------------------------------------------------------------------------------
 
@@ -166,6 +186,7 @@ class KpiEngine:
         )
         for line in cfg.lines:
             kpis = line_kpis(line, ctx)
+            self._grade_on(line.grade_windows, line.shorter_grades == "indicative", kpis, ctx)
             self._indicators.extend(kpis)
             if line.baseline is not None:
                 by = {k.name: k for k in kpis}
@@ -196,6 +217,20 @@ class KpiEngine:
             self._customs.append(ck)
             self._by_name[f"{c.scope}.{c.name}"] = ck
 
+    def _grade_on(self, names: Sequence[str], indicative: bool, kpis: Sequence[Indicator], ctx: Context) -> None:
+        """The graded KPI of a line is also computed in its grading windows; its grades elsewhere are indicative."""
+        specs = ctx.specs(names) if names else ()
+        for k in kpis:
+            if not isinstance(k, TermKpi) or k.level is None:
+                continue
+            have = {w.name for w in k.windows}
+            extra = tuple(w for w in specs if w.name not in have)
+            k.windows = (*k.windows, *extra)
+            for ch in (c for t in k.terms.values() for c in t.channels()):
+                for w in extra:
+                    ch.use_window(w)
+            self._grading[id(k)] = (frozenset(names), indicative)
+
     def channel(self, ref: PointRefConfig, windows: Sequence[WindowSpec]) -> Channel:
         kind = ref.resolved_kind
         sel_kind, sel = ("point", ref.point) if ref.point is not None else ("role", str(ref.role))
@@ -210,7 +245,9 @@ class KpiEngine:
                 tracker = RateIntegrator(c.max_gap_s)
             else:
                 tracker = LevelIntegrator(c.max_gap_s)
-            ch = Channel(key, ref.device, kind, tracker, ref.scale, c.settle_s, counter_bits=ref.counter_bits)
+            ch = Channel(
+                key, ref.device, kind, tracker, ref.scale, c.settle_s, counter_bits=ref.counter_bits, frame=self._frame
+            )
             self._channels[key] = ch
             self._selectors.setdefault(ref.device, []).append((sel_kind, sel, ch.feed, ch))
         for w in windows:
@@ -235,6 +272,7 @@ class KpiEngine:
             inputs=tuple(str(i.point or i.role) for i in inputs),
             fn=fn,
             max_age_s=c.max_gap_s,
+            frame=self._frame,
         )
         self._channels[key] = ch
         latest: list[tuple[float, float] | None] = [None] * len(inputs)
@@ -270,6 +308,11 @@ class KpiEngine:
     # --- ingest -------------------------------------------------------------------------------------------------
 
     def ingest(self, samples: Iterable[Sample]) -> None:
+        if self._watch is not None:
+            self._watch.check()
+            if self._frame.shift:
+                self._ingest_steady(samples, self._watch)
+                return
         routes = self._routes
         for s in samples:
             if s.quality is not Quality.GOOD or s.value is None or isinstance(s.value, str):
@@ -282,6 +325,21 @@ class KpiEngine:
                 value = float(s.value)
                 for feed in feeds:
                     feed(s.ts, value)
+
+    def _ingest_steady(self, samples: Iterable[Sample], watch: ClockWatch) -> None:
+        """``ingest`` after a wall-clock step: sample times made steady (agent.kpi.clock)."""
+        routes = self._routes
+        for s in samples:
+            if s.quality is not Quality.GOOD or s.value is None or isinstance(s.value, str):
+                self.ignored += 1
+                continue
+            feeds = routes.get((s.device, s.point))
+            if feeds is None:
+                feeds = self._route(s)
+            if feeds:
+                value, ts = float(s.value), watch.steady(s.ts)
+                for feed in feeds:
+                    feed(ts, value)
 
     def _route(self, s: Sample) -> list[Feed]:
         """Which feeds read this device point; computed once per point and cached. A role selector binds to the
@@ -309,8 +367,13 @@ class KpiEngine:
 
     def evaluate(self, now: float) -> list[KpiValue]:
         self._prune(now)
-        for ch in self._channels.values():
-            ch.finalize(now)
+        if self._watch is not None:
+            self._watch.prune(now)
+        if self._held:
+            self._release(now)
+        for key, ch in self._channels.items():
+            if key not in self._held:
+                ch.finalize(now)
         out: list[KpiValue] = []
         for idx, ind in enumerate([*self._indicators, *self._customs]):
             ind.update(now)
@@ -321,24 +384,43 @@ class KpiEngine:
     def _evaluate_one(self, idx: int, ind: Indicator, spec: WindowSpec, now: float) -> list[KpiValue]:
         out: list[KpiValue] = []
         key = (idx, spec.name)
-        reported = self._reported.get(key)
+        reported = self._reported.get(key)  # where the next period to report begins (its anchor)
         if reported is None:
-            reported = spec.bounds(self._t0)[0]
+            reported = spec.anchor(self._t0)
         if reported < now - MAX_BACKLOG_S:  # a clock that jumped far ahead: do not emit every period in between
-            reported = spec.bounds(now - MAX_BACKLOG_S)[0]
+            reported = max(reported, spec.anchor(now - MAX_BACKLOG_S))
         until = min(ind.final_until(spec.name), now)
         while True:
             start, end = spec.bounds(reported)
             if end > until:
                 break
-            out.extend(self._keep(ind.values(spec, start, end, now, True), True))
+            out.extend(self._keep(self._finish(ind, spec, ind.values(spec, start, end, now, True)), True))
             reported = end
         self._reported[key] = reported
         if self.config.emit_running:
             start, end = spec.bounds(now)
-            if start >= reported and now > start:
-                out.extend(self._keep(ind.values(spec, start, end, now, False), False))
+            if spec.anchor(now) >= reported and now > start:
+                out.extend(self._keep(self._finish(ind, spec, ind.values(spec, start, end, now, False)), False))
         return out
+
+    def _finish(self, ind: Indicator, spec: WindowSpec, values: list[KpiValue]) -> list[KpiValue]:
+        """Grades outside the grading windows marked indicative (or dropped); clock steps flagged."""
+        policy = self._grading.get(id(ind))
+        if policy is not None and spec.name not in policy[0]:
+            indicative = policy[1]
+            values = [
+                v
+                if v.grade is None
+                else replace(v, grade_indicative=True)
+                if indicative
+                else replace(v, grade=None, distance=None)
+                for v in values
+            ]
+        watch = self._watch
+        if watch is not None and watch.steps:
+            cov = float(getattr(ind, "coverage_min", self.config.coverage_min))
+            values = [watch.flag(v, cov) for v in values]
+        return values
 
     def _keep(self, values: list[KpiValue], final: bool) -> list[KpiValue]:
         for v in values:
@@ -359,6 +441,37 @@ class KpiEngine:
         horizon = 2 * self.config.settle_s + 2 * self.config.publish_interval_s
         for k in [k for k, v in self._store.items() if not k[3] or v.window_end + horizon < now]:
             del self._store[k]
+
+    # --- state over restarts (agent.kpi.state) -------------------------------------------------------------------
+
+    def snapshot(self, now: float) -> dict[str, object]:
+        """The engine's state as JSON-ready data: counter readings, open windows, the calendar months, reported
+        periods, demand maxima and baselines. Take it right after ``evaluate``."""
+        return capture(self, now)
+
+    def restore(self, data: object, now: float) -> str:
+        """Take over a snapshot (parts that fit this configuration); returns one line saying what was kept.
+        Raises ``agent.kpi.state.StateError`` for data that is not a snapshot of this format."""
+        return restore(self, data, now)
+
+    def hold(self, channels: Mapping[str, float], until: float) -> None:
+        """Restored channels do not close periods until their next reading (the delta across the downtime) or
+        ``until``: the periods of the downtime wait for it instead of closing empty at the first evaluation."""
+        self._held = dict(channels)
+        self._held_until = until
+
+    def _release(self, now: float) -> None:
+        for key, last in list(self._held.items()):
+            ch = self._channels.get(key)
+            if ch is None or now >= self._held_until or ch.tracker.last_ts != last:
+                del self._held[key]
+
+    def notices(self) -> list[str]:
+        """Lines to log once (clock steps), oldest first; each is returned once."""
+        if self._watch is None or not self._watch.notices:
+            return []
+        out, self._watch.notices = self._watch.notices, []
+        return out
 
     # --- introspection ------------------------------------------------------------------------------------------
 

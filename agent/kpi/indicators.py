@@ -91,7 +91,7 @@ class TermKpi:
 
     def values(self, spec: WindowSpec, start: float, end: float, now: float, final: bool) -> list[KpiValue]:
         at: dict[str, TermValue] = {k: t.at(spec.name, start) for k, t in self.terms.items()}
-        span = (end - start) if final else max(min(now, end) - start, 1e-9)
+        span = end - start  # the whole window, also while it is open (a running value is provisional)
         covered = min((v.covered_s for v in at.values()), default=0.0)
         coverage = max(0.0, min(1.0, covered / span))
         present = any(v.present for v in at.values())
@@ -137,6 +137,7 @@ class TermKpi:
                 distance,
                 reference,
                 detail,
+                final=final,
                 reason=reason,
             )
         ]

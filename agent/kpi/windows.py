@@ -1,18 +1,25 @@
 """Windows: which period a time belongs to, and per-window sums of segments.
 
 A :class:`WindowSpec` maps a UNIX time to its period ``[start, end)``: fixed blocks aligned to local midnight
-("15m", "1h", "8h"), shifts starting at given local times ("shift"), the local calendar day ("day") or month
-("month"). Local time comes from an IANA zone, so a DST change gives a 23 h or 25 h day, as it should.
+("15m", "1h", "8h"), shifts starting at given local times ("shift"), the local calendar day ("day"), month
+("month") or year ("year"), and the rolling 12 months ("12mo": the local calendar month holding the time and the
+eleven before it; its periods overlap, each ends one month after the previous one). Local time comes from an
+IANA zone, so a DST change gives a 23 h or 25 h day, as it should.
 
 A :class:`WindowedSum` keeps, for one input and one window spec, the amount and covered seconds of each period.
 Adding a segment is O(1) (O(k) for a segment spanning k periods, which only a long outage produces); a segment
 crossing a boundary is split in proportion to time. A period is *final* once the input's data has passed its end
 (the watermark) or ``settle_s`` after its end, whichever comes first; amounts arriving for a final period are
 counted as ``late`` and not added, so a published final value never changes.
+
+The calendar windows (month, year, 12mo) cost nothing per segment: a :class:`CalendarSum` adds up the input's day
+periods, the final ones folded into a :class:`MonthLedger` (at most ``LEDGER_MONTHS`` months per input) when they
+close, the open ones read from the day sum.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -39,13 +46,17 @@ def fixed_seconds(name: str) -> int | None:
     return int(m.group(1)) * _SECONDS[m.group(2)] if m else None
 
 
+CALENDAR_WINDOWS = ("month", "year", "12mo")  # summed from day periods, see CalendarSum
+LEDGER_MONTHS = 25  # months kept per input: a year and a rolling 12 months back, and a year of reporting slack
+
+
 def check_window_name(name: str) -> str | None:
     """Why ``name`` is not a valid window, or None if it is."""
-    if name in ("shift", "day", "month"):
+    if name in ("shift", "day", *CALENDAR_WINDOWS):
         return None
     seconds = fixed_seconds(name)
     if seconds is None:
-        return f"'{name}' is not a window: use e.g. 15m, 1h, 8h, shift, day or month"
+        return f"'{name}' is not a window: use e.g. 15m, 1h, 8h, shift, day, month, year or 12mo (rolling 12 months)"
     if seconds <= 0 or 86400 % seconds:
         return f"window '{name}' must divide a day evenly (e.g. 1m, 5m, 15m, 30m, 1h, 2h, 4h, 8h, 12h)"
     return None
@@ -58,29 +69,60 @@ class WindowSpec:
     name: str
     tz: str = "UTC"
     shift_starts: tuple[int, ...] = (0, 480, 960)
-    # the last periods computed (local-time arithmetic is the costly part): most lookups hit one of them
-    _recent: list[tuple[float, float]] = field(default_factory=list, compare=False, hash=False, repr=False)
+    # the last periods computed (local-time arithmetic is the costly part): most lookups hit one of them;
+    # (lo, hi, start, end): times in [lo, hi) belong to the period [start, end) (lo > start for 12mo only)
+    _recent: list[tuple[float, float, float, float]] = field(
+        default_factory=list, compare=False, hash=False, repr=False
+    )
+
+    @property
+    def calendar(self) -> bool:
+        """True for month, year and 12mo: summed from day periods (CalendarSum), not per segment."""
+        return self.name in CALENDAR_WINDOWS
 
     def bounds(self, t: float) -> tuple[float, float]:
-        """The period ``[start, end)`` holding ``t``."""
-        for start, end in self._recent:
-            if start <= t < end:
+        """The period ``[start, end)`` holding ``t`` (for 12mo: the one whose last month holds ``t``)."""
+        for lo, hi, start, end in self._recent:
+            if lo <= t < hi:
                 return start, end
-        b = self._compute(t)
-        self._recent.insert(0, b)
+        lo, start, end = self._compute(t)
+        self._recent.insert(0, (lo, end, start, end))
         del self._recent[4:]
-        return b
+        return start, end
 
-    def _compute(self, t: float) -> tuple[float, float]:
+    def anchor(self, t: float) -> float:
+        """Where the step holding ``t`` starts: the period's start, or for 12mo the start of its last month. A
+        period ending at ``e`` is followed by ``bounds(e)``, whose anchor is ``e``."""
+        for lo, hi, _, _ in self._recent:
+            if lo <= t < hi:
+                return lo
+        self.bounds(t)
+        return self._recent[0][0]
+
+    def starting_at(self, start: float) -> tuple[float, float]:
+        """The period that starts at ``start`` (a period start given by ``bounds``)."""
+        if self.name != "12mo":
+            return self.bounds(start)
+        zone = ZoneInfo(self.tz)
+        first = datetime.fromtimestamp(start, zone).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+        return self.bounds(_ts(_add_months(first, 11), zone))
+
+    def _compute(self, t: float) -> tuple[float, float, float]:
+        """(lo, start, end): the period holding ``t`` and where the times mapping to it begin."""
         zone = ZoneInfo(self.tz)
         local = datetime.fromtimestamp(t, zone)
         midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
         if self.name == "day":
-            return _ts(midnight, zone), _ts(midnight + timedelta(days=1), zone)
-        if self.name == "month":
+            return _ts(midnight, zone), _ts(midnight, zone), _ts(midnight + timedelta(days=1), zone)
+        if self.name in CALENDAR_WINDOWS:
             first = midnight.replace(day=1)
-            nxt = (first + timedelta(days=32)).replace(day=1)
-            return _ts(first, zone), _ts(nxt, zone)
+            nxt = _ts(_add_months(first, 1), zone)
+            if self.name == "month":
+                return _ts(first, zone), _ts(first, zone), nxt
+            if self.name == "year":
+                jan = first.replace(month=1)
+                return _ts(jan, zone), _ts(jan, zone), _ts(jan.replace(year=jan.year + 1), zone)
+            return _ts(first, zone), _ts(_add_months(first, -11), zone), nxt
         if self.name == "shift":
             return self._shift_bounds(t, midnight, zone)
         seconds = fixed_seconds(self.name)
@@ -89,13 +131,19 @@ class WindowSpec:
         day_start = _ts(midnight, zone)
         day_end = _ts(midnight + timedelta(days=1), zone)
         start = day_start + (t - day_start) // seconds * seconds
-        return start, min(start + seconds, day_end)
+        return start, start, min(start + seconds, day_end)
 
-    def _shift_bounds(self, t: float, midnight: datetime, zone: ZoneInfo) -> tuple[float, float]:
+    def _shift_bounds(self, t: float, midnight: datetime, zone: ZoneInfo) -> tuple[float, float, float]:
         edges = [_ts(midnight + timedelta(days=d, minutes=m), zone) for d in (-1, 0, 1) for m in self.shift_starts]
         start = max(e for e in edges if e <= t)
         end = min(e for e in edges if e > t)
-        return start, end
+        return start, start, end
+
+
+def _add_months(first: datetime, n: int) -> datetime:
+    """The first of the month ``n`` months after ``first`` (a first of a month, local midnight)."""
+    index = first.year * 12 + first.month - 1 + n
+    return first.replace(year=index // 12, month=index % 12 + 1, day=1)
 
 
 def _ts(local: datetime, zone: ZoneInfo) -> float:
@@ -120,6 +168,7 @@ class WindowedSum:
     watermark: float = float("-inf")  # end of the newest segment seen
     final_until: float = float("-inf")  # periods ending at or before this are final
     late: float = 0.0  # amount that arrived for periods already final
+    ledger: MonthLedger | None = None  # day sums only: where their final periods are folded for calendar windows
     _open: dict[float, Bucket] = field(default_factory=dict)
     _closed: dict[float, Bucket] = field(default_factory=dict)
     _cur: Bucket | None = None
@@ -161,7 +210,9 @@ class WindowedSum:
         """Close every period that can no longer change: data past its end, or ``settle_s`` after its end."""
         self.final_until = max(self.final_until, self.watermark, now - self.settle_s)
         for start in [s for s, b in self._open.items() if b.end <= self.final_until]:
-            self._closed[start] = self._open.pop(start)
+            b = self._closed[start] = self._open.pop(start)
+            if self.ledger is not None:
+                self.ledger.fold(b)
         horizon = self._prev_finalize - self.settle_s
         for start in [s for s, b in self._closed.items() if b.end < horizon]:
             del self._closed[start]
@@ -172,3 +223,101 @@ class WindowedSum:
     def get(self, start: float) -> Bucket | None:
         """The period starting at ``start``, open or final, if any data reached it."""
         return self._open.get(start) or self._closed.get(start)
+
+    def open_buckets(self) -> list[Bucket]:
+        """The periods not final yet."""
+        return list(self._open.values())
+
+    def dump(self) -> dict[str, object]:
+        """The state as JSON-ready data (see agent.kpi.state)."""
+        return {
+            "watermark": _num(self.watermark),
+            "final_until": _num(self.final_until),
+            "late": self.late,
+            "open": [_bucket(b) for b in self._open.values()],
+            "closed": [_bucket(b) for b in self._closed.values()],
+        }
+
+    def load(self, data: dict[str, object]) -> None:
+        """Restore what ``dump`` gave. Raises KeyError, TypeError or ValueError on malformed data."""
+        self.watermark = _inf(data["watermark"])
+        self.final_until = _inf(data["final_until"])
+        self.late = float(data["late"])  # type: ignore[arg-type]  # reason: checked by float()
+        self._open = {b.start: b for b in map(_unbucket, _rows(data["open"]))}
+        self._closed = {b.start: b for b in map(_unbucket, _rows(data["closed"]))}
+        self._cur = None
+        self._prev_finalize = float("-inf")
+
+
+@dataclass(slots=True)
+class MonthLedger:
+    """The final day periods of one input folded into local calendar months, newest ``LEDGER_MONTHS`` kept."""
+
+    months: WindowSpec  # a "month" spec in the engine's zone
+    buckets: dict[float, Bucket] = field(default_factory=dict)
+
+    def fold(self, day: Bucket) -> None:
+        start, end = self.months.bounds(day.start)
+        m = self.buckets.get(start)
+        if m is None:
+            m = self.buckets[start] = Bucket(start, end)
+            if len(self.buckets) > LEDGER_MONTHS:
+                del self.buckets[min(self.buckets)]
+        m.amount += day.amount
+        m.covered_s += day.covered_s
+
+    def dump(self) -> list[list[float]]:
+        return [_bucket(b) for b in self.buckets.values()]
+
+    def load(self, rows: object) -> None:
+        self.buckets = {b.start: b for b in map(_unbucket, _rows(rows))}
+
+
+@dataclass(slots=True)
+class CalendarSum:
+    """Month, year or rolling-12-month sums of one input: the months of its ledger plus its open days. Reading a
+    period costs at most 12 months and the few open days; adding a segment costs nothing here."""
+
+    spec: WindowSpec
+    days: WindowedSum
+
+    @property
+    def final_until(self) -> float:
+        return self.days.final_until
+
+    def get(self, start: float) -> Bucket | None:
+        """The period starting at ``start``, or None when no data reached it."""
+        assert self.days.ledger is not None
+        start, end = self.spec.starting_at(start)
+        out: Bucket | None = None
+        for b in (*self.days.ledger.buckets.values(), *self.days.open_buckets()):
+            if start <= b.start < end:
+                out = out or Bucket(start, end)
+                out.amount += b.amount
+                out.covered_s += b.covered_s
+        return out
+
+
+def _num(x: float) -> float | None:
+    return x if math.isfinite(x) else None
+
+
+def _inf(x: object) -> float:
+    return float("-inf") if x is None else float(x)  # type: ignore[arg-type]  # reason: checked by float()
+
+
+def _bucket(b: Bucket) -> list[float]:
+    return [b.start, b.end, b.amount, b.covered_s]
+
+
+def _rows(rows: object) -> list[list[float]]:
+    if not isinstance(rows, list):
+        raise TypeError(f"expected a list of buckets, got {type(rows).__name__}")
+    return rows
+
+
+def _unbucket(row: list[float]) -> Bucket:
+    start, end, amount, covered = (float(x) for x in row)
+    if not all(math.isfinite(x) for x in (start, end, amount, covered)) or end <= start:
+        raise ValueError(f"bad bucket {row!r}")
+    return Bucket(start, end, amount, covered)

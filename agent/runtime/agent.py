@@ -32,9 +32,18 @@ from agent import __version__
 from agent.config.load import LoadedSite, load_site
 from agent.errors import ConfigError
 from agent.model import PollResult
+from agent.runtime.kpistate import KpiStateFile
 from agent.runtime.monitor import Liveness, LoopLagMonitor, Percentiles, Ring, poll_jitter_s, status_line
 from agent.runtime.notify import SystemdNotifier
-from agent.runtime.parts import Parts, build_kpi_engine, build_sources, open_sink, open_spool, topics_of
+from agent.runtime.parts import (
+    Parts,
+    build_kpi_engine,
+    build_sources,
+    kpi_state_file,
+    open_sink,
+    open_spool,
+    topics_of,
+)
 from agent.runtime.prometheus import Family, PrometheusServer, families
 from agent.sources.base import Source
 from agent.wire import encode_kpis, encode_samples
@@ -50,12 +59,17 @@ class Agent:
         site_path: Path,
         *,
         clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] | None = None,
         notifier: SystemdNotifier | None = None,
         flush_timeout_s: float = 5.0,
         install_signal_handlers: bool = True,
     ) -> None:
         self.site_path = site_path
         self.clock = clock
+        # the KPI engine's clock-step handling compares the wall clock with this one (not with a simulated clock)
+        self.monotonic = monotonic if monotonic is not None else time.monotonic if clock is time.time else None
+        self._kpi_state: KpiStateFile | None = None
+        self._kpi_snapshot: tuple[int, bytes] | None = None
         self.notifier = notifier or SystemdNotifier()
         self.flush_timeout_s = flush_timeout_s
         self.install_signal_handlers = install_signal_handlers
@@ -90,7 +104,8 @@ class Agent:
         site = loaded.site
         spool = open_spool(loaded, self.clock)
         try:
-            kpi = build_kpi_engine(loaded, self.clock)
+            self._kpi_state = kpi_state_file(loaded)
+            kpi = build_kpi_engine(loaded, self.clock, self.monotonic, self._kpi_state)
             async with open_sink(loaded, spool, boot=self.boot, clock=self.clock) as sink:
                 kpi_interval = site.kpi.publish_interval_s if site.kpi is not None else 60.0
                 self.parts = Parts(spool, sink, kpi, topics_of(loaded), kpi_interval)
@@ -141,6 +156,8 @@ class Agent:
             task.cancel()
         await asyncio.gather(*(t for _, t in self._source_tasks.values()), return_exceptions=True)
         self._spool_kpis(self.clock())
+        if self._kpi_snapshot is not None and self._kpi_state is not None:
+            self._kpi_state.save(self._kpi_snapshot)
         parts = self.parts
         if parts is not None and parts.sink is not None:
             parts.sink.wake()
@@ -203,7 +220,6 @@ class Agent:
         devices = [h for source, _ in self._source_tasks.values() for h in source.health()]
         return status_line(devices, parts.spool.stats().depth, parts.sink.stats() if parts.sink is not None else None)
 
-
     # ---- KPIs and status -------------------------------------------------------------------------------------
 
     def _spool_kpis(self, now: float) -> None:
@@ -211,6 +227,10 @@ class Agent:
         if parts is None or parts.kpi is None:
             return
         values = parts.kpi.evaluate(now)
+        for notice in parts.kpi.notices():
+            log.warning("%s", notice)
+        if self._kpi_state is not None:
+            self._kpi_snapshot = self._kpi_state.snapshot(parts.kpi, now)
         if not values:
             return
         site = self.loaded.site
@@ -230,6 +250,9 @@ class Agent:
             now = self.clock()
             await asyncio.sleep(interval - now % interval)
             self._spool_kpis(self.clock())
+            taken, self._kpi_snapshot = self._kpi_snapshot, None
+            if taken is not None and self._kpi_state is not None:
+                await asyncio.to_thread(self._kpi_state.save, taken)  # fsync off the event loop
 
     async def _status_loop(self) -> None:
         parts = self.parts
@@ -319,8 +342,7 @@ class Agent:
                 if name not in restarted:
                     started.append(name)
         if self.parts is not None and new.site.kpi != old.site.kpi:
-            self.parts.kpi = build_kpi_engine(new, self.clock)
-            log.info("reload: KPI definitions changed; KPI windows start afresh")
+            self.parts.kpi = build_kpi_engine(new, self.clock, self.monotonic, self.parts.kpi)
         log.info(
             "reload: %s applied; restarted %s; started %s; stopped %s; %d unchanged sources kept polling",
             self.site_path,

@@ -16,6 +16,8 @@ from agent.config.load import LoadedSite, state_dir
 from agent.config.mqtt import MqttConfig
 from agent.config.opcua import OpcuaDeviceConfig
 from agent.kpi.engine import KpiEngine
+from agent.kpi.state import StateError
+from agent.runtime.kpistate import STATE_FILE, KpiStateFile
 from agent.sinks.mqtt import MqttSink
 from agent.sinks.topics import kpi_topic, samples_topic
 from agent.sources.base import Source
@@ -75,10 +77,32 @@ def build_sources(loaded: LoadedSite, clock: Callable[[], float] | None = None) 
     return sources
 
 
-def build_kpi_engine(loaded: LoadedSite, clock: Callable[[], float]) -> KpiEngine | None:
+def build_kpi_engine(
+    loaded: LoadedSite,
+    clock: Callable[[], float],
+    monotonic: Callable[[], float] | None = None,
+    saved: KpiStateFile | KpiEngine | None = None,
+) -> KpiEngine | None:
+    """The site's KPI engine, carrying on from ``saved``: the snapshot file at a start, the running engine at a
+    reload (the parts that fit the new KPI section are kept). ``monotonic`` turns on clock-step handling."""
     if loaded.site.kpi is None:
         return None
-    return KpiEngine.from_site(loaded.site, loaded.profiles, clock)
+    engine = KpiEngine.from_site(loaded.site, loaded.profiles, clock, monotonic)
+    now = clock()
+    if isinstance(saved, KpiStateFile):
+        if not saved.load_into(engine, now):
+            engine = KpiEngine.from_site(loaded.site, loaded.profiles, clock, monotonic)
+    elif saved is not None:
+        try:
+            log.info("reload: %s", engine.restore(saved.snapshot(now), now))
+        except StateError as exc:  # a bug, or a snapshot this engine cannot read: start afresh rather than stop
+            log.error("reload: the KPI state could not be carried over (%s); KPI windows start afresh", exc)
+            engine = KpiEngine.from_site(loaded.site, loaded.profiles, clock, monotonic)
+    return engine
+
+
+def kpi_state_file(loaded: LoadedSite) -> KpiStateFile:
+    return KpiStateFile(state_dir(loaded) / STATE_FILE)
 
 
 def open_spool(loaded: LoadedSite, clock: Callable[[], float] = time.time) -> SqliteSpool:

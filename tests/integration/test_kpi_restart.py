@@ -1,0 +1,76 @@
+"""The running agent keeps its KPI state over restarts (issue 13): a clean stop writes the snapshot, the next start
+restores it (one log line), an unusable snapshot is moved aside (one log line) and the agent runs on. The agent
+runs in-process against the Modbus simulator, spooling without a broker."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from pathlib import Path
+
+import pytest
+from ruamel.yaml import YAML
+
+from agent.config.load import shipped_profile_dir
+from agent.kpi.state import decode
+from agent.runtime.agent import Agent
+from simulators.modbus_server import ModbusSimulator, SimUnit
+from simulators.plant import PlantModel
+
+METER = shipped_profile_dir() / "generic-3ph-meter.yaml"
+
+
+def write_site(tmp_path: Path, port: int) -> Path:
+    doc = {
+        "site": "test-plant",
+        "gateway": "gw1",
+        "state_dir": str(tmp_path / "state"),
+        "devices": [{"name": "kiln1-meter", "profile": "generic-3ph-meter", "host": "127.0.0.1", "port": port}],
+        "kpi": {
+            "publish_interval_s": 1,
+            "windows": ["15m", "day"],
+            "custom": [{"name": "kwh", "formula": 'total("kiln1-meter", "energy_import_kwh")', "unit": "kWh"}],
+        },
+    }
+    path = tmp_path / "site.yaml"
+    with path.open("w") as f:
+        YAML(typ="safe").dump(doc, f)
+    return path
+
+
+async def run_for(site: Path, seconds: float) -> None:
+    agent = Agent(site, install_signal_handlers=False)
+    task = asyncio.create_task(agent.run())
+    await asyncio.sleep(seconds)
+    agent.stop()
+    await asyncio.wait_for(task, 30)
+
+
+async def test_the_kpi_state_is_saved_at_stop_restored_at_start_and_an_unusable_one_moved_aside(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    model = PlantModel(start=float(int(time.time())))
+    async with ModbusSimulator(model, [SimUnit("kiln1-meter", METER, 1)]) as sim:
+        site = write_site(tmp_path, sim.port)
+        state = tmp_path / "state" / "kpi-state.json"
+        with caplog.at_level(logging.INFO, logger="agent.runtime"):
+            await run_for(site, 2.5)
+            saved = decode(state.read_bytes())
+            assert isinstance(saved, dict)
+            [meter] = [c for k, c in saved["channels"].items() if k.startswith("kiln1-meter|")]
+            assert meter["tracker"]["last"] is not None  # the counter reading the next start continues from
+            assert "no saved state" in caplog.text
+
+            caplog.clear()
+            await run_for(site, 1.5)
+            restored = [r.getMessage() for r in caplog.records if "kpi: state of" in r.getMessage()]
+            assert len(restored) == 1 and "restored: 1 of 1 inputs" in restored[0]
+
+            caplog.clear()
+            state.write_bytes(b'{"format": "energy-agent-kpi-state", "version": 1, "channels": ')
+            await run_for(site, 1.5)
+            unusable = [r for r in caplog.records if "unusable" in r.getMessage()]
+            assert len(unusable) == 1 and unusable[0].levelno == logging.WARNING
+            assert len(list(state.parent.glob("kpi-state.json.unusable-*"))) == 1
+            assert isinstance(decode(state.read_bytes()), dict)  # a fresh snapshot was written at this stop
