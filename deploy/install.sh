@@ -4,23 +4,38 @@
 #
 #   sudo deploy/install.sh [--site SITE.yaml] [--root DIR] [--no-start]
 #
-# --site      the gateway's site file (validated before anything is installed); without it an example is copied
-#             and the service is not started.
-# --root DIR  install below DIR instead of / (packaging and tests); implies --no-start.
+# --site FILE  the gateway's site file (validated before anything is installed); without it an example is copied
+#              and the service is not started.
+# --root DIR   install below DIR instead of / (packaging and tests); implies --no-start.
+# --no-start   install, but do not enable and start the service.
+# -h, --help   print this text.
+#
 # Serial ports named in the site file's buses are granted with a drop-in (DeviceAllow, SupplementaryGroups=dialout).
-# An MQTT password in /etc/energy-agent/credentials/mqtt-password is passed as a systemd credential
-# (site file: mqtt.password_file: /run/credentials/energy-agent.service/mqtt-password).
+# Each file in /etc/energy-agent/credentials/ (mode 0700, root only) is passed to the service as a systemd
+# credential of the same name: the site file names it /run/credentials/energy-agent.service/NAME (e.g.
+# mqtt.password_file: .../mqtt-password, an OPC UA device's auth.password_file: .../opcua-kiln1-password).
+# The installed `energy-agent` finds the profile library in /opt/energy-agent/device_profiles by itself (beside
+# its venv), so `energy-agent validate|plan|probe /etc/energy-agent/site.yaml` work as they do in the repository.
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
+usage() { sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'; }
+# An option's value: present, and not the next option (`--site --no-start` is a missing value, not a file).
+value() {
+  if [ -z "${2-}" ] || [ "${2#-}" != "$2" ]; then
+    echo "install.sh: $1 needs a value (see install.sh --help)" >&2; exit 2
+  fi
+}
 root=""; site=""; start=1
 while [ $# -gt 0 ]; do
   case "$1" in
-    --site) site="$(realpath "$2")"; shift 2 ;;
-    --root) root="$(realpath -m "$2")"; start=0; shift 2 ;;
+    --site) value "$1" "${2-}"; site="$(realpath "$2")"; shift 2 ;;
+    --root) value "$1" "${2-}"; root="$(realpath -m "$2")"; start=0; shift 2 ;;
     --no-start) start=0; shift ;;
-    *) echo "install.sh: unknown option $1" >&2; exit 2 ;;
+    -h|--help) usage; exit 0 ;;
+    *) echo "install.sh: unknown option $1 (see install.sh --help)" >&2; exit 2 ;;
   esac
 done
+[ -z "$site" ] || [ -f "$site" ] || { echo "install.sh: no site file $site" >&2; exit 2; }
 [ -n "$root" ] || [ "$(id -u)" -eq 0 ] || { echo "install.sh: run as root (or give --root DIR)" >&2; exit 1; }
 
 opt="$root/opt/energy-agent"; etc="$root/etc/energy-agent"; units="$root/etc/systemd/system"
@@ -35,7 +50,7 @@ rm -rf "$opt/device_profiles"; cp -r "$here/device_profiles" "$opt/device_profil
 cp "$here/README.md" "$opt/README.md"
 
 if [ -n "$site" ]; then
-  ENERGY_AGENT_PROFILES="$opt/device_profiles" "$opt/venv/bin/energy-agent" validate --quiet "$site"
+  "$opt/venv/bin/energy-agent" validate --quiet "$site"
   install -m 0640 "$site" "$etc/site.yaml"
 elif [ ! -f "$etc/site.yaml" ]; then
   install -m 0640 "$here/deploy/site.example.yaml" "$etc/site.yaml"
@@ -45,7 +60,7 @@ fi
 
 install -m 0644 "$here/deploy/systemd/energy-agent.service" "$units/energy-agent.service"
 # Serial ports: DevicePolicy=closed in the unit; grant exactly the configured ports.
-ports="$(ENERGY_AGENT_PROFILES="$opt/device_profiles" "$opt/venv/bin/python" - "$etc/site.yaml" <<'PY'
+ports="$("$opt/venv/bin/python" - "$etc/site.yaml" <<'PY'
 import sys
 from pathlib import Path
 from agent.config.load import load_site
@@ -68,8 +83,13 @@ else
   rm -f "$dropin"
 fi
 cred="$units/energy-agent.service.d/credentials.conf"
-if [ -f "$etc/credentials/mqtt-password" ]; then
-  printf '[Service]\nLoadCredential=mqtt-password:/etc/energy-agent/credentials/mqtt-password\n' > "$cred"
+creds="$(find "$etc/credentials" -mindepth 1 -maxdepth 1 -type f -printf '%f\n' | LC_ALL=C sort)"
+if [ -n "$creds" ]; then
+  {
+    echo "# Written by install.sh: one credential per file in /etc/energy-agent/credentials/."
+    echo "[Service]"
+    while IFS= read -r name; do echo "LoadCredential=$name:/etc/energy-agent/credentials/$name"; done <<<"$creds"
+  } > "$cred"
 else
   rm -f "$cred"
 fi

@@ -65,6 +65,10 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--watch", action="store_true", help="poll again every interval until Ctrl-C")
     parser.add_argument("--interval", type=float, default=None, metavar="S", help="--watch: seconds between frames")
     parser.add_argument("--count", type=int, default=None, metavar="N", help="--watch: stop after N frames")
+    parser.epilog = (
+        "exit status: 0 every point read; 3 some points bad; 1 a device gave no value (no reply, or every point "
+        "bad); 2 no such device; 78 a bad config"
+    )
 
 
 def run(args: argparse.Namespace) -> int:

@@ -115,6 +115,10 @@ def test_systemd_verifies_the_unit(tmp_path: Path) -> None:
 def test_install_grants_the_site_serial_ports_refuses_bad_sites_and_uninstall_keeps_config(tmp_path: Path) -> None:
     root = tmp_path / "root"
     site = REPO / "deploy" / "site.example.yaml"
+    credentials = root / "etc/energy-agent/credentials"  # the secrets the example names, put there beforehand
+    credentials.mkdir(parents=True)
+    for name in ("mqtt-password", "opcua-kiln1-password", "opcua-agent-key.pem"):
+        (credentials / name).write_text("secret\n")
     done = subprocess.run(
         ["bash", str(REPO / "deploy" / "install.sh"), "--root", str(root), "--site", str(site)],
         check=False,
@@ -133,6 +137,13 @@ def test_install_grants_the_site_serial_ports_refuses_bad_sites_and_uninstall_ke
     assert "DeviceAllow=/dev/ttyUSB0 rw" in dropin and dropin.count("DeviceAllow=") == 1
     assert "SupplementaryGroups=dialout" in dropin
     assert exposure(with_dropin(tmp_path, dropin)) <= MAX_EXPOSURE
+    # Every file in credentials/ becomes a systemd credential of the same name (the example's OPC UA password and
+    # key, beside the MQTT password).
+    loaded = (root / "etc/systemd/system/energy-agent.service.d/credentials.conf").read_text().splitlines()
+    assert [line for line in loaded if line.startswith("LoadCredential=")] == [
+        f"LoadCredential={name}:/etc/energy-agent/credentials/{name}"
+        for name in ("mqtt-password", "opcua-agent-key.pem", "opcua-kiln1-password")
+    ]
     # The README's steps 3-5 with the installed command, without the unit's environment: it finds the profile
     # library installed beside its venv. The example (OPC UA device included) validates without a warning.
     cli = str(root / "opt/energy-agent/venv/bin/energy-agent")
