@@ -31,7 +31,7 @@ DS_INPUT = "DS_ENERGY_INFLUXDB"
 # (``name``, ``window``, ``key`` ... are keywords: ``WHERE name = 'x'`` is a syntax error).
 _BARE_OK = {
     "select", "from", "where", "and", "or", "group", "by", "as", "fill", "none", "previous", "time", "last",
-    "mean", "max", "count", "show", "tag", "values", "with", "key",
+    "mean", "max", "count", "show", "tag", "values", "with", "key", "true", "false",
 }  # fmt: skip
 
 
@@ -85,6 +85,14 @@ def kpi(
         reference="test row" if graded else "",
         detail={"final": 1.0 if final else 0.0},
     )
+
+
+def said_in_detail_only(payload: bytes) -> bytes:
+    """Open windows said the way every agent version says it (``detail.final`` 0); the wire derives ``final``."""
+    msg = json.loads(payload)
+    for k in msg["kpis"]:
+        k.pop("final", None)
+    return json.dumps(msg).encode()
 
 
 def agent_health() -> dict[str, Any]:
@@ -155,7 +163,7 @@ def test_dashboard_on_real_influxdb_shows_now_today_and_only_devices(tmp_path: P
             ]
             for seq, kpis in ((30, done), (31, running)):
                 payload = encode_kpis(site=SITE, gateway="gw1", boot="b1", seq=seq, ts=now, kpis=kpis)
-                msgs.append((f"plant/{SITE}/gw1/kpi", payload))
+                msgs.append((f"plant/{SITE}/gw1/kpi", said_in_detail_only(payload)))
             pub.publish_all(msgs)
             wait_until(lambda: db.scalar("SELECT count(missing) FROM gap", "energy") == 1, 30, "the gap point")
             wait_until(lambda: db.scalar("SELECT count(online) FROM gateway_status", "energy") == 1, 30, "status")
@@ -180,7 +188,9 @@ def test_dashboard_on_real_influxdb_shows_now_today_and_only_devices(tmp_path: P
             provisional = {(r["name"], r["window"]): r for r in rows(db, trend["B"], now)}
             assert provisional[("sec_clinker", "day")]["time"] == int(midnight) * 10**9
             assert provisional[("sec_clinker", "15m")]["time"] == int(block) * 10**9
-            final = {(r["name"], r["window"]): r for r in rows(db, trend["A"], now)}
+            final_rows = rows(db, trend["A"], now)
+            assert all(r["time"] != int(block) * 10**9 for r in final_rows)  # the open window is not final
+            final = {(r["name"], r["window"]): r for r in final_rows}
             assert final[("sec_clinker", "15m")]["time"] == int(block - 900) * 10**9
             assert final[("sec_clinker", "15m")]["mean"] == 105.0
 
