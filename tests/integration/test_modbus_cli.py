@@ -4,6 +4,8 @@ as a separate process on a free loopback port, stopped by PID), through the CLI'
 from __future__ import annotations
 
 import json
+import os
+import pty
 import signal
 import subprocess
 import sys
@@ -201,3 +203,26 @@ def test_probe_watch_ends_on_ctrl_c(plant: Path) -> None:
         finally:
             proc.kill()
     assert proc.returncode == 0 and err == "", err  # no traceback
+
+
+def test_probe_watch_redraws_in_place_on_a_terminal(plant: Path) -> None:
+    primary, secondary = pty.openpty()
+    argv = [sys.executable, "-m", "agent", "probe", str(plant), "--device", "kiln1-meter", "--watch"]
+    with subprocess.Popen(
+        [*argv, "--count", "2", "--interval", "0.2"], stdout=secondary, stderr=subprocess.PIPE
+    ) as proc:
+        os.close(secondary)
+        seen = b""
+        while True:
+            try:
+                chunk = os.read(primary, 65536)
+            except OSError:  # the terminal closed with the process
+                break
+            if not chunk:
+                break
+            seen += chunk
+        proc.wait(timeout=20)
+        os.close(primary)
+    assert proc.returncode == 0
+    frames = seen.split(b"\x1b[H\x1b[2J")  # cursor home, clear screen before each frame
+    assert frames[0] == b"" and len(frames) == 3 and all(b"kiln1-meter (" in f for f in frames[1:])
