@@ -1,14 +1,17 @@
 """The energy-centre ingestor: MQTT (shared subscription, manual acks) -> InfluxDB. ``energy-center`` runs it.
 
-    config.py      center.yaml models and loader (errors as file:line:col)
+    config.py      center.yaml models, read with agent.config's YAML loader (errors as file:line:col)
     consumer.py    paho 2.x MQTT 5 client: persistent session, $share subscriptions, receive maximum, manual ack
-    ingestor.py    the pipeline: decode + validate -> batch -> write with retries -> quarantine -> ack
+    ingestor.py    the pipeline: batch -> write with retries -> quarantine -> ack; liveness for the watchdog
+    intake.py      one message in: size, decode + validate, topic check, limits -> lines and/or a dead letter
+    limits.py      what one gateway may write: items per message, series per gateway, clock-skew window
     schema.py      wire message -> InfluxDB points (measurements, tags, fields, timestamps)
     lineproto.py   line protocol escaping, field types, precision
     influx.py      InfluxWriter protocol; V1Writer (/write) and V2Writer (influxdb-client)
     deadletter.py  quarantine file / topic
     gaps.py        per (gateway, boot) seq gap detection, shared across group members
-    cli.py         run / validate
+    cli.py         run / validate / --version
 
-Imports only agent.model, agent.errors and agent.wire from the rest of the package.
+Imports agent.model, agent.errors and agent.wire; config.py also agent.config's YAML loader and diagnostics (one
+way to read and report config files), cli.py agent.cli's config refusal and agent.runtime's systemd notifier.
 """

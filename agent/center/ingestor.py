@@ -12,12 +12,11 @@ one batch at a time, while the next batch is being decoded.
   un-acked (back-pressure) and keeps the rest queued in our session. Logged once as failed, once as recovered.
 - A refused write (other 4xx) is retried message by message; the messages InfluxDB refuses are quarantined with
   its error text. A malformed payload is quarantined with the validation error. Both are counted and acked.
-- Hostile or broken input never stops the pipeline: a payload over ``limits.max_message_bytes`` is quarantined
-  unread; the wire schema refuses numbers that cannot be stored (NaN, inf, 1e400, 10**400); the limits of
-  limits.py refuse items stamped outside the clock-skew window and new series beyond the gateway's quota (the
-  rest of the message is written, the whole message goes to the dead letter with the reasons). An exception from
-  our own code while handling one message is a bug: logged once with its traceback, the message quarantined,
-  counted (``internal_errors``) and acked, so it cannot come back and kill the ingestor again.
+- Hostile or broken input never stops the pipeline: intake.py turns each message into lines and/or a dead letter
+  (size, wire schema, topic, limits). An exception from our own code while handling one message is a bug: logged
+  once with its traceback, the message quarantined, counted (``internal_errors``) and acked, so it cannot come
+  back and kill the ingestor again. An unexpected exception from the writer is treated as a refusal (message by
+  message, quarantined); one from the dead-letter sink as an outage (retried, nothing acked).
 - Liveness: every wait in the pipeline declares how long it may take (:meth:`Ingestor.stalled`); the systemd
   watchdog is pinged only while the pipeline keeps those promises, whether or not messages arrive.
 - On stop the batch in hand is written and acknowledged if InfluxDB takes it; if not, it is left un-acked and the
@@ -33,67 +32,20 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
-
-from pydantic import ValidationError
 
 from agent.center.config import CenterConfig
 from agent.center.consumer import Inbound, MqttConsumer, share_topic
-from agent.center.deadletter import DeadLetter, DeadLetterSink
+from agent.center.deadletter import DeadLetterSink
 from agent.center.gaps import GapTracker
 from agent.center.influx import InfluxWriteError, InfluxWriter
-from agent.center.limits import Admission
-from agent.center.schema import gap_line, kpi_lines, sample_lines, status_lines
-from agent.wire import KpiMessage, SamplesMessage, StatusMessage, decode
+from agent.center.intake import Entry, IngestStats, Intake
+from agent.center.schema import gap_line
 
 log = logging.getLogger("agent.center")
 
 _GRACE_S = 10.0  # how late a pipeline step may be beyond its own bound before the ingestor counts as stuck
 _MAX_PEER_RANGE = 1_000_000  # seqs in one run of a peer's report; longer runs are not believed
-
-
-@dataclass(slots=True)
-class IngestStats:
-    received: int = 0
-    acked: int = 0
-    stale_acks: int = 0  # not acked because the connection changed; the broker redelivers them
-    points_written: int = 0
-    batches: int = 0
-    quarantined: int = 0  # messages stored in the dead letter, whole or in part (each counted once)
-    refused: int = 0  # of those, refused by InfluxDB
-    invalid: int = 0  # not valid wire JSON (incl. non-finite or out-of-range numbers), or not matching the topic
-    oversized: int = 0  # larger than limits.max_message_bytes
-    skewed: int = 0  # samples, KPIs or statuses stamped outside the clock-skew window
-    over_limit: int = 0  # items refused by max_items_per_message or max_series_per_gateway
-    internal_errors: int = 0  # messages a bug of ours could not handle
-
-    def summary(self) -> str:
-        """One line for ``systemctl status`` (STATUS=)."""
-        return (
-            f"received {self.received}, acked {self.acked}, {self.points_written} points written; quarantined "
-            f"{self.quarantined} (invalid {self.invalid}, oversized {self.oversized}, skewed {self.skewed}, "
-            f"over limit {self.over_limit}, refused {self.refused}, internal errors {self.internal_errors}); "
-            f"gaps {self.gaps}"
-        )
-
-    write_retries: int = 0
-    gaps: int = 0
-    missing_seqs: int = 0
-
-
-@dataclass(slots=True)
-class _Entry:
-    item: Inbound
-    lines: list[str] = field(default_factory=list)
-    dead: DeadLetter | None = None
-
-    def quarantine(self, reason: str, payload: bytes | None = None) -> None:
-        """Add ``reason`` to the message's dead letter (one letter per message, reasons joined)."""
-        if self.dead is not None:
-            reason = f"{self.dead.reason}; {reason}"
-        item = self.item
-        self.dead = DeadLetter(item.received_ts, item.topic, reason, item.payload if payload is None else payload)
 
 
 class Ingestor:
@@ -111,7 +63,6 @@ class Ingestor:
         self._writer = writer
         self._monotonic = monotonic
         self._ready = ready
-        self._admission = Admission(config.limits, clock)
         self._due = monotonic()  # run() starts the pipeline at once; its first wait sets the bound
         self._doing = "starting"
         self._bugs_logged: set[tuple[str, str, int]] = set()
@@ -121,6 +72,7 @@ class Ingestor:
         self._failing: str | None = None
         self._gaps_quiet_until = 0.0
         self._stats = IngestStats()
+        self._intake = Intake(config, self._stats, clock)
         self._consumer: MqttConsumer | None = None
         self._dead: DeadLetterSink | None = None
 
@@ -192,10 +144,10 @@ class Ingestor:
                 with contextlib.suppress(asyncio.CancelledError):
                     await writing
 
-    async def _collect(self, queue: asyncio.Queue[Inbound | None]) -> tuple[list[_Entry], list[str]]:
+    async def _collect(self, queue: asyncio.Queue[Inbound | None]) -> tuple[list[Entry], list[str]]:
         """One batch: up to ``batch_points`` points or ``flush_interval_ms`` after its first message."""
         cfg = self.config.influx
-        entries: list[_Entry] = []
+        entries: list[Entry] = []
         points = 0
         self._expect(self.config.gaps.reorder_timeout_s / 2, "waiting for messages")
         item = await _next(queue, self.config.gaps.reorder_timeout_s / 2)
@@ -215,65 +167,28 @@ class Ingestor:
             except TimeoutError:
                 self._share()
 
-    def _add(self, item: Inbound, entries: list[_Entry]) -> int:
+    def _add(self, item: Inbound, entries: list[Entry]) -> int:
         """Decode one message into its lines and/or a dead letter; returns the number of points it adds. Never
         raises: whatever goes wrong with one message stays with that message."""
         if item.topic == self._share_topic:
             self._peer_report(item.payload)
             return 0
         self._stats.received += 1
-        entry = _Entry(item)
+        entry = Entry(item)
         entries.append(entry)
         try:
-            self._admit(entry)
+            arrival = self._intake.admit(entry)
         except Exception as exc:  # a bug of ours; the message must not come back and kill us again
             self._stats.internal_errors += 1
             self._bug(exc, f"while handling a message on {item.topic}")
             entry.lines = []
             entry.quarantine(f"internal error (a bug, please report it): {type(exc).__name__}: {exc}")
+            return 0
+        if arrival is not None:  # arrived, even if refused: not a gap
+            a = arrival
+            self._gaps.observe(a.site, a.gateway, a.boot, a.seq, a.ts, self._monotonic())
+            self._seen.setdefault((a.site, a.gateway, a.boot), {})[a.seq] = a.ts
         return len(entry.lines)
-
-    def _admit(self, entry: _Entry) -> None:
-        item = entry.item
-        limit = self.config.limits.max_message_bytes
-        if len(item.payload) > limit:
-            self._stats.oversized += 1
-            entry.quarantine(
-                f"{len(item.payload)} bytes, more than limits.max_message_bytes ({limit}); only the first {limit} "
-                "bytes are kept here",
-                item.payload[:limit],
-            )
-            return
-        try:
-            msg = decode(item.payload)
-        except ValidationError as exc:
-            reason = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'payload'}: {e['msg']}" for e in exc.errors()[:5])
-            self._stats.invalid += 1
-            entry.quarantine(f"invalid payload: {reason}")
-            return
-        mismatch = _topic_mismatch(item.topic, self.config.mqtt.topic_prefix, msg)
-        if mismatch:
-            self._stats.invalid += 1
-            entry.quarantine(mismatch)
-            return
-        verdict = self._admission.check(msg)
-        self._stats.skewed += verdict.skewed
-        self._stats.over_limit += verdict.over_limit
-        if verdict.refused:
-            entry.quarantine("; ".join(verdict.refused))
-        if isinstance(msg, SamplesMessage | KpiMessage):
-            # Arrived, even if refused: not a gap. A gap point is stamped with a believable time.
-            ts = msg.ts if self._admission.believable(msg.ts) else item.received_ts
-            self._gaps.observe(msg.site, msg.gateway, msg.boot, msg.seq, ts, self._monotonic())
-            self._seen.setdefault((msg.site, msg.gateway, msg.boot), {})[msg.seq] = ts
-        out = verdict.message
-        precision = self.config.influx.precision
-        if isinstance(out, SamplesMessage):
-            entry.lines = list(sample_lines(out, precision, self.config.influx.extra_tags))
-        elif isinstance(out, KpiMessage):
-            entry.lines = list(kpi_lines(out, precision))
-        elif isinstance(out, StatusMessage):
-            entry.lines = list(status_lines(out, precision, item.received_ts))
 
     def _bug(self, exc: BaseException, where: str) -> None:
         """Log a bug of ours with its traceback, once per place it was raised (then it is only counted)."""
@@ -285,7 +200,7 @@ class Ingestor:
             self._bugs_logged.add(key)
             log.error("%s: bug %s; the message is quarantined and the ingestor goes on", self.name, where, exc_info=exc)
 
-    async def _flush(self, entries: list[_Entry], gap_lines: list[str], stop: asyncio.Event) -> bool:
+    async def _flush(self, entries: list[Entry], gap_lines: list[str], stop: asyncio.Event) -> bool:
         """Write, quarantine, then ack. False when stopped before InfluxDB took the batch (nothing acked)."""
         body = [line for e in entries for line in e.lines] + gap_lines
         if body:
@@ -316,7 +231,7 @@ class Ingestor:
         self._stats.batches += 1
         return True
 
-    async def _write_each(self, entries: list[_Entry], gap_lines: list[str], stop: asyncio.Event) -> bool:
+    async def _write_each(self, entries: list[Entry], gap_lines: list[str], stop: asyncio.Event) -> bool:
         """Write message by message; a message InfluxDB refuses becomes a dead letter with its error text."""
         for e in entries:
             if not e.lines:
@@ -478,18 +393,3 @@ def _ranges(seen: dict[int, float]) -> list[list[float]]:
         else:
             out.append([seq, seq, seen[seq]])
     return out
-
-
-def _topic_mismatch(topic: str, prefix: str, msg: Any) -> str:
-    """A gateway may only speak for itself: the topic's site/gateway/device must match the payload's."""
-    parts = topic.split("/")
-    n = len(prefix.split("/"))
-    rest = parts[n:]
-    want = [msg.site, msg.gateway]
-    if isinstance(msg, SamplesMessage):
-        want += [msg.device, "samples"]
-    else:
-        want.append(msg.type)
-    if rest != want:
-        return f"topic {topic} does not match the payload (site {msg.site}, gateway {msg.gateway}, type {msg.type})"
-    return ""

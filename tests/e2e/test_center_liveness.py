@@ -85,7 +85,7 @@ async def test_a_bug_handling_one_message_quarantines_it_and_the_ingestor_goes_o
             raise ZeroDivisionError("division by zero")
         return real(msg, precision, extra_tags)
 
-    monkeypatch.setattr("agent.center.ingestor.sample_lines", buggy)
+    monkeypatch.setattr("agent.center.intake.sample_lines", buggy)
     dead = tmp_path / "dead.jsonl"
     with mosquitto(tmp_path / "mq") as broker, influxd(tmp_path / "db") as db:
         db.create_database(DB)
