@@ -169,8 +169,14 @@ def _notes(last: dict[str, WireKpi], places: Places, now: float) -> list[str]:
     """Why a value is empty or zero, for the cases a newcomer asks about (by KPI name, longest window)."""
     notes = []
     if any(name.startswith("max_demand") and k.value is None for name, k in last.items()):
-        ends = _local(first_whole_block_end(places.started), places.timezone)
-        notes.append(f"Peak demand counts whole 15-minute blocks only: empty until the first whole one ends, {ends}.")
+        ends = first_whole_block_end(places.started)
+        if now < ends:
+            notes.append(
+                "Peak demand counts whole 15-minute blocks only: empty until the first whole one ends, "
+                f"{_local(ends, places.timezone)}."
+            )
+        else:
+            notes.append("Peak demand is empty: no whole 15-minute block with enough good data yet.")
     share = last.get("renewable_share")
     hour = datetime.fromtimestamp(now, ZoneInfo(places.timezone)).hour
     if share is not None and not share.value and not PV_HOURS[0] <= hour < PV_HOURS[1]:
@@ -217,13 +223,13 @@ def _kpi_lines(kpis: list[WireKpi], places: Places, now: float) -> tuple[list[st
     graded_first = sorted(rows, key=lambda key: (all(k.grade is None for k in rows[key].values()), key))
     for key in graded_first:
         per = rows[key]
-        shown = [w for w in windows if w in per] or [max(per, key=_window_s)]
-        last = longest[key[1]] = per[shown[-1]]
+        shown = [w for w in windows if w in per]
+        last = longest[key[1]] = per[shown[-1] if shown else max(per, key=_window_s)]
         cells = "".join(_rjust(_cell(per.get(w), places), 18) for w in windows)
         distance = _number(last.distance) if last.distance is not None else ""
         row = _ljust(key[0][:12], 13) + _ljust(key[1][:27], 28) + cells
         lines.append(f"{row}  {last.coverage * 100:4.0f}%  {_ljust(_grade_cell(last), 16)}{distance:>9}".rstrip())
-        others = [per[w] for w in sorted(per, key=_window_s) if w not in windows and w not in shown]
+        others = [per[w] for w in sorted(per, key=_window_s) if w not in windows]
         if others:
             lines.append(_other_windows(others))
     return lines, _notes(longest, places, now)

@@ -181,3 +181,12 @@ def test_frame_redraws_in_place_without_clearing_the_screen() -> None:
     assert out.startswith("\x1b[H") and out.endswith("\x1b[J")
     assert "\x1b[2J" not in out
     assert out.count("\x1b[K\n") == len(lines)
+
+
+def test_a_kpi_without_a_column_window_shows_its_values_under_its_row() -> None:
+    state = state_at(NIGHT)
+    extra = kpi("line1", "cusum_kwh", "kWh", 12.0, "day", NIGHT, False)
+    state.take(encode_kpis(site="sim-cement", gateway="gw1", boot="b", seq=99, ts=NIGHT, kpis=[extra]))
+    lines = render(state, NIGHT, places(), max_lines=60)
+    row = next(i for i, line in enumerate(lines) if "cusum_kwh" in line)
+    assert lines[row + 1].strip() == "└ day 12.00*"
