@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import asyncua
 import cryptography
@@ -125,6 +126,15 @@ class OpcuaSession:
         if isinstance(error, SecurityError) and untrusted and self.plan.client_cert:
             return SecurityError(f"{error}: the server does not trust this agent's certificate {self.plan.client_cert}")
         return error
+
+    def _answers(self, results: list[Any], asked: list[Any]) -> list[Any]:
+        """A server's results for ``asked``, one each: a server answering another number broke the protocol, which
+        is the device's failure (ConnectionLost), not a bug of ours."""
+        if len(results) != len(asked):
+            raise ConnectionLost(
+                f"{self.plan.device}: {self.plan.endpoint} answered {len(results)} results for {len(asked)} nodes"
+            )
+        return results
 
     def _point_error(self, index: int, reason: str, detail: str) -> None:
         message = f"{self.plan.device}: point {self.plan.points[index].name}: {detail}"
@@ -245,7 +255,7 @@ class OpcuaSession:
             paths = [relative_path_for(ref, namespaces) for _, ref in chunk]
             results = await client.translate_browsepaths(ua.NodeId.from_string(f"i={ObjectIds.ObjectsFolder}"), paths)
             self.requests += 1
-            for (i, ref), result in zip(chunk, results, strict=True):
+            for (i, ref), result in zip(chunk, self._answers(results, chunk), strict=True):
                 if result.StatusCode.is_good() and result.Targets:
                     target = result.Targets[0].TargetId
                     self.resolved[i] = ua.NodeId(target.Identifier, target.NamespaceIndex, target.NodeIdType)
@@ -259,7 +269,7 @@ class OpcuaSession:
         for start in range(0, len(items), _CHUNK):
             chunk = items[start : start + _CHUNK]
             values = await self._read([n for _, n in chunk], AttributeIds.NodeClass)
-            for (i, node_id), dv in zip(chunk, values, strict=True):
+            for (i, node_id), dv in zip(chunk, self._answers(values, chunk), strict=True):
                 point = self.plan.points[i]
                 code = dv.StatusCode.value if dv.StatusCode is not None else 0
                 if code & 0x80000000:
@@ -292,7 +302,7 @@ class OpcuaSession:
             for start in range(0, len(items), _CHUNK):
                 chunk = items[start : start + _CHUNK]
                 values = await self._read([n for _, n in chunk], AttributeIds.Value)
-                out.update((i, dv) for (i, _), dv in zip(chunk, values, strict=True))
+                out.update((i, dv) for (i, _), dv in zip(chunk, self._answers(values, chunk), strict=True))
         except Exception as exc:
             raise self.fail(exc) from exc
         return out
@@ -348,7 +358,7 @@ class OpcuaSession:
                 requests = [self._item_request(i, node_id) for i, node_id in chunk]
                 results = await sub.create_monitored_items(requests)
                 self.requests += 1
-                for (i, _), result in zip(chunk, results, strict=True):
+                for (i, _), result in zip(chunk, self._answers(results, chunk), strict=True):
                     if isinstance(result, ua.StatusCode):
                         name = status_name(result.value)
                         detail = f"the server refused to monitor {plan.points[i].address.text()} ({name})"
