@@ -46,7 +46,7 @@ class _Wire(BaseModel):
 class WireSample(_Wire):
     point: str = Field(pattern=_POINT)
     value: Finite | WireInt | bool | Text | None
-    unit: str = Field("", max_length=64)
+    unit: str = Field("", max_length=256)
     quality: Quality
     ts: Timestamp = Field(description="Acquisition time, UNIX seconds UTC")
     reason: Text = ""
@@ -63,17 +63,15 @@ class SamplesMessage(_Wire):
     seq: int = Field(ge=0, lt=2**63)
     device: str = Field(pattern=_NAME)
     ts: Timestamp = Field(description="Poll time, UNIX seconds UTC")
-    tags: dict[Annotated[str, Field(max_length=64)], Annotated[str, Field(max_length=256)]] = Field(
-        default_factory=dict, max_length=64
-    )
+    tags: dict[Annotated[str, Field(max_length=128)], Text] = Field(default_factory=dict, max_length=256)
     samples: list[WireSample]
 
 
 class WireKpi(_Wire):
-    name: str = Field(max_length=128)
-    scope: str = Field(max_length=128)
+    name: str = Field(max_length=256)
+    scope: str = Field(max_length=256)
     value: Finite | None
-    unit: str = Field(max_length=64)
+    unit: str = Field(max_length=256)
     window: str = Field(max_length=64)
     window_start: Timestamp
     window_end: Timestamp
@@ -83,7 +81,7 @@ class WireKpi(_Wire):
     grade: Grade | None = None
     distance: Finite | None = None
     reference: Text = ""
-    detail: dict[Annotated[str, Field(max_length=64)], Finite] = Field(default_factory=dict, max_length=64)
+    detail: dict[Annotated[str, Field(max_length=128)], Finite] = Field(default_factory=dict, max_length=256)
     final: bool = Field(
         True, description="False for the running value of a window not closed yet: provisional, never a result"
     )

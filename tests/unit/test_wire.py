@@ -135,3 +135,15 @@ def test_health_nesting_and_text_are_bounded() -> None:
         decode(_status(health=deep))
     with pytest.raises(ValidationError):
         decode(_status(health=b'{"note":"%s"}' % (b"x" * 1025)))
+
+
+def test_bounds_leave_room_for_what_a_site_file_may_say() -> None:
+    """Units, device tags and KPI names come from site files and profiles, which do not bound their length: the
+    wire's bounds are far above any real one, so a real gateway is never quarantined for them."""
+    sample = Sample("m1", "p1", 1.0, "Nm3/h at 0 °C, 101.325 kPa" * 5, Quality.GOOD, 1_767_225_600.0)
+    tags = {f"tag{i}": "kiln line 1, raw mill area, building 7 " * 10 for i in range(100)}
+    payload = encode_samples(
+        site="s1", gateway="gw1", boot="b", seq=1, device="m1", ts=1_767_225_600.0, tags=tags, samples=[sample]
+    )
+    msg = decode(payload)
+    assert isinstance(msg, SamplesMessage) and msg.tags == tags
