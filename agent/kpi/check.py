@@ -102,6 +102,16 @@ class _Checker:
             self.refs(("kpi", "balance", i, "subs"), b.subs)
         if s.park is not None:
             known = [x.name for x in s.lines]
+            scopes = {
+                x.name
+                for group in (s.lines, s.equipment, s.demand, s.power_factor, s.renewable, s.balance)
+                for x in group
+            }
+            if s.park.name in scopes:
+                self.add(
+                    ("kpi", "park", "name"),
+                    f"'{s.park.name}' already names a line or another declaration: give the park its own name",
+                )
             for i, n in enumerate(s.park.lines or []):
                 if n not in known:
                     self.add(("kpi", "park", "lines", i), f"unknown line '{n}'{_suggest(n, known)}")

@@ -350,3 +350,34 @@ def test_no_cusum_from_a_baseline_below_the_r2_gate() -> None:
     out = run({"windows": ["15m"], "lines": [line(electricity=meter, baseline=gated_off)]}, rates, seconds=4560)
     cusum = [v for v in out if v.name == "baseline_cusum" and v.window_start == T0 + 2700]
     assert cusum[0].value == pytest.approx(10.0, abs=1e-6)
+
+
+def test_check_refuses_a_park_over_unknown_lines_or_named_like_a_line() -> None:
+    """'park.energy_kgce' must mean one thing: a park named like a line is refused, and so is an unknown line."""
+    profile = ProfileConfig.model_validate(
+        {
+            "profile": "meter",
+            "address_base": 0,
+            "points": [
+                {"name": r, "kind": "holding_register", "address": 2 * i, "type": "uint32", "role": r}
+                for i, r in enumerate(["energy_import_kwh", "production_t"])
+            ],
+        }
+    )
+    kpi = {
+        "lines": [
+            {
+                "name": "kiln",
+                "production": [{"device": "m", "role": "production_t"}],
+                "electricity": [{"device": "m", "role": "energy_import_kwh"}],
+            }
+        ],
+        "park": {"name": "kiln", "lines": ["kiln", "klin"]},
+    }
+    site = SiteConfig.model_validate(
+        {"site": "s", "gateway": "g", "devices": [{"name": "m", "profile": "meter", "host": "127.0.0.1"}], "kpi": kpi}
+    )
+    assert dict(check(site, {"meter": profile})) == {
+        ("kpi", "park", "lines", 1): "unknown line 'klin' (did you mean 'kiln'?)",
+        ("kpi", "park", "name"): "'kiln' already names a line or another declaration: give the park its own name",
+    }
