@@ -15,6 +15,7 @@ from agent.kpi.engine import DeviceInfo, KpiEngine
 from agent.kpi.equipment import (
     boiler_heat_gj_per_h,
     fan_air_kw,
+    plausible,
     pump_hydraulic_kw,
     saturated_steam_enthalpy_kj_kg,
     saturation,
@@ -188,3 +189,15 @@ def test_pump_efficiency_is_named_unit_efficiency_and_the_old_name_is_a_clear_er
         "electric input is the pump and motor together, not the shaft efficiency"
     }
     assert "p1.unit_efficiency" in KpiEngine.from_site(site, {"pump": profile}, lambda: T0).kpi_names()
+
+
+@pytest.mark.parametrize(
+    ("kind", "value", "implausible"),
+    [("motor", 0.995, True), ("motor", 0.95, False), ("pump", 0.97, True), ("fan", 0.04, True), ("pump", 0.7, False)],
+)
+def test_default_efficiency_bands_per_kind(kind: str, value: float, implausible: bool) -> None:
+    """Motor 0.30..0.99 (IE5 motors stay below 0.99), pump or fan unit 0.05..0.95 (pump x motor cannot reach 0.95)."""
+    reason = plausible(kind, None)(value, {})
+    assert (reason is not None) == implausible
+    if reason is not None:
+        assert reason.startswith(f"implausible {kind} efficiency {value:.3f}")
