@@ -16,7 +16,7 @@ import fcntl
 import os
 from pathlib import Path
 
-from agent.errors import StateDirError
+from agent.errors import SpoolError, StateDirError
 from agent.spool.storage import refused
 
 LOCK_FILE = "agent.lock"
@@ -62,6 +62,16 @@ class StateDirLock:
         except OSError:
             pass  # a full disk: the lock holds all the same, only the PID is not written for others to read
         return cls(path, fd)
+
+    def renewed(self) -> StateDirLock:
+        """The lock on a fresh lock file, after the directory (or the file) was removed under the agent: the old
+        lock holds a removed file, which another agent would not see. Keeps the old one if another agent got in."""
+        try:
+            fresh = StateDirLock.acquire(self.path.parent)
+        except SpoolError:
+            return self
+        self.release()
+        return fresh
 
     def release(self) -> None:
         fd, self._fd = self._fd, None

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -27,35 +28,19 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from agent.config.spool import SpoolConfig
-from agent.errors import SpoolError, StateDirError
+from agent.errors import SpoolError
 from agent.spool.base import DROP_ORDER, KINDS, RECORD_OVERHEAD_BYTES, Kind, SpooledRecord, SpoolStats
+from agent.spool.episodes import BoundEpisodes, DiskEpisode, Gone
 from agent.spool.lock import StateDirLock
+from agent.spool.schema import connect, open_error
 from agent.spool.storage import Reserve, free_bytes, is_corrupt, is_storage_fault, move_aside, refused
-from agent.spool.walsync import WalSyncer, fsync_dir
+from agent.spool.walsync import WalSyncer
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
 _EXPIRE_EVERY_S = 1.0
 _RETRY_S = 1.0  # on a disk that refuses everything, one more try per second (other appends are counted at once)
 _PROBE_S = 5.0  # while keeping to its space, how often the spool looks whether the filesystem has room again
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS records (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    kind TEXT NOT NULL,
-    topic TEXT NOT NULL,
-    payload BLOB NOT NULL,
-    seq INTEGER,
-    ts REAL NOT NULL,
-    size INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS records_kind ON records (kind, id);
-CREATE INDEX IF NOT EXISTS records_ts ON records (ts);
-CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-"""
-
-Gone = list[tuple[int, str, int]]  # (id, kind, size) of deleted records
 
 
 class _Txn:
@@ -77,19 +62,6 @@ class _StorageFault(Exception):
         self.reason = str(exc)
 
 
-class _DiskEpisode:
-    """A spell of a filesystem refusing the spool's writes, from the first refusal to the first append that
-    grows the spool again."""
-
-    def __init__(self, reason: str, cap: int | None, now: float) -> None:
-        self.reason = reason
-        self.cap = cap  # the spool keeps its bytes at or below this; None: try to grow (space seemed back)
-        self.blocked_at: float | None = None  # when every way to store an append failed last
-        self.last_probe = now
-        self.dropped: dict[str, int] = {}
-        self.unstored: dict[str, int] = {}
-
-
 class SqliteSpool:
     """The durable spool. Create with :meth:`open`; one instance per file, used from one thread."""
 
@@ -109,9 +81,8 @@ class SqliteSpool:
         self._reserve = reserve or Reserve(path.with_name(f"{path.name}.reserve"), 0)
         self._lock: StateDirLock | None = None
         self._last_expire: float | None = None  # injected-clock time of the last expiry pass
-        self._full_episode: dict[str, int] | None = None
-        self._expire_episode: dict[str, int] | None = None
-        self._disk: _DiskEpisode | None = None
+        self._bounds = BoundEpisodes(path, config.max_bytes, config.max_age_s)
+        self._disk: DiskEpisode | None = None
         self._unsaved: dict[str, int] = {}  # counter increments the disk refused to store; saved with a later write
         self._unacked: list[int] = []  # acked ids whose deletion the disk refused; deleted with a later write
         self._bytes = 0
@@ -119,6 +90,8 @@ class SqliteSpool:
         self._last_id = 0
         self._counters: dict[str, int] = {}
         self._replaced = ""
+        self._last_look = clock()  # when the spool last looked that its file is still there
+        self._recreate_failing = False
         self._load()
 
     @classmethod
@@ -155,7 +128,7 @@ class SqliteSpool:
                 spool = cls._open(path, config, clock, reserve)
                 spool._record_replacement(aside)
         except sqlite3.Error as exc:
-            raise _open_error(path, exc) from exc
+            raise open_error(path, exc) from exc
         except OSError as exc:
             raise refused(exc, f"spool {path}: cannot open: {exc.strerror}") from exc
         reserve.ensure()
@@ -164,24 +137,8 @@ class SqliteSpool:
 
     @classmethod
     def _open(cls, path: Path, config: SpoolConfig, clock: Callable[[], float], reserve: Reserve) -> SqliteSpool:
-        created = not path.exists()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(path, isolation_level=None, timeout=5.0)
+        db = connect(path, config)
         try:
-            db.execute("PRAGMA journal_mode=WAL").fetchone()
-            db.execute(f"PRAGMA synchronous={'FULL' if config.fsync == 'always' else 'NORMAL'}")
-            db.execute("PRAGMA journal_size_limit=67108864")
-            db.executescript(_SCHEMA)
-            row = db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
-            if row is None:
-                db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
-            elif row[0] != str(SCHEMA_VERSION):
-                raise StateDirError(
-                    f"spool {path}: schema version {row[0]} is not {SCHEMA_VERSION} (written by another version of "
-                    "the agent); run that version to drain it, or move the file aside"
-                )
-            if created:
-                fsync_dir(path.parent)
             return cls(path, db, config, clock, reserve)
         except BaseException:
             db.close()
@@ -214,7 +171,8 @@ class SqliteSpool:
         rid = cur.lastrowid
         assert rid is not None
         self._appended(rid, kind, size)
-        self._note_full_episode(dropped)
+        self._forget(dropped)
+        self._bounds.note_full(dropped, self._bytes)
         self._housekeeping()
         return rid
 
@@ -293,7 +251,7 @@ class SqliteSpool:
             self._disk_refused(fault)
             return 0  # tried again in a second
         self._forget(gone)
-        self._note_expire_episode(gone)
+        self._bounds.note_expired(gone)
         return len(gone)
 
     def close(self) -> None:
@@ -425,16 +383,9 @@ class SqliteSpool:
             if disk.cap is None:  # space seemed back, but it is not
                 disk.cap = min(self._bytes, self._config.max_bytes)
             return
-        released = self._reserve.release()
-        self._disk = _DiskEpisode(fault.reason, min(self._bytes, self._config.max_bytes), self._clock())
-        log.error(
-            "spool %s: the filesystem refuses writes (%s) at %d bytes stored%s; keeping to that space by dropping "
-            "the oldest status, then samples, then KPI messages (counted) until there is room again",
-            self.path,
-            fault.reason,
-            self._bytes,
-            f"; gave back the {self._reserve.size >> 20} MiB reserve" if released else "",
-        )
+        released = self._reserve.size >> 20 if self._reserve.release() else 0
+        cap = min(self._bytes, self._config.max_bytes)
+        self._disk = DiskEpisode(self.path, fault.reason, cap, self._clock(), self._bytes, released)
 
     def _append_on_full_disk(
         self, topic: str, payload: bytes, kind: Kind, seq: int | None, ts: float, size: int
@@ -459,7 +410,8 @@ class SqliteSpool:
                     self._disk_refused(fault)
                     continue
                 if limit == self._config.max_bytes and disk.cap is None:
-                    self._end_disk_episode(disk)
+                    self._disk = None
+                    disk.end(self.path)
                 else:
                     disk.cap = self._bytes
                 self._housekeeping()
@@ -499,17 +451,7 @@ class SqliteSpool:
         self._add_counters(txn, self._unsaved)
         return self._delete(self._unacked)
 
-    def _end_disk_episode(self, disk: _DiskEpisode) -> None:
-        self._disk = None
-        unstored = f"; could not store {_counts(disk.unstored)}" if disk.unstored else ""
-        log.warning(
-            "spool %s: the filesystem takes writes again; in that episode dropped %s to make room%s",
-            self.path,
-            _counts(disk.dropped) or "nothing",
-            unstored,
-        )
-
-    def _probe_disk(self, disk: _DiskEpisode) -> None:
+    def _probe_disk(self, disk: DiskEpisode) -> None:
         """Every few seconds: when the filesystem has room for the reserve and as much again, make the reserve and
         let the next append try to grow the spool."""
         now = self._clock()
@@ -520,40 +462,58 @@ class SqliteSpool:
         if (free is None or free >= 2 * self._reserve.size + (1 << 20)) and self._reserve.ensure():
             disk.cap = None
 
-    # -- episodes of the bounds, housekeeping -----------------------------------------------------------------
-
-    def _note_full_episode(self, dropped: Gone) -> None:
-        self._forget(dropped)
-        if dropped:
-            if self._full_episode is None:
-                self._full_episode = {}
-                log.warning(
-                    "spool %s: full at %d bytes; dropping the oldest status, then samples, then KPI messages",
+    def _recreate_if_removed(self) -> None:
+        """If the spool file was removed (its directory deleted, say), SQLite goes on in the removed file, which a
+        restart would never find: write what it holds to a new file at the same path and go on there."""
+        try:
+            os.stat(self.path)
+            return
+        except FileNotFoundError:
+            pass
+        except OSError:
+            return
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            self._db.execute("VACUUM INTO ?", (str(self.path),))  # records, counters, ids: a complete copy
+            db = connect(self.path, self._config)
+        except (OSError, sqlite3.Error) as exc:
+            with contextlib.suppress(OSError):
+                self.path.unlink()  # no half copy for the next start to find
+            if not self._recreate_failing:
+                self._recreate_failing = True
+                log.error(
+                    "spool %s: the file was removed while the agent runs and cannot be made again (%s); messages stay "
+                    "in the removed file until the agent stops; make %s writable again",
                     self.path,
-                    self._config.max_bytes,
+                    exc,
+                    self.path.parent,
                 )
-            for _, kind, _ in dropped:
-                self._full_episode[kind] = self._full_episode.get(kind, 0) + 1
-        elif self._full_episode is not None and self._bytes <= 0.9 * self._config.max_bytes:
-            log.warning("spool %s: no longer full; dropped %s in this episode", self.path, _counts(self._full_episode))
-            self._full_episode = None
+            return
+        self._sync.close()
+        self._db.close()
+        self._db = db
+        self._sync = WalSyncer(self.path)
+        self._recreate_failing = False
+        self._reserve.ensure()
+        if self._lock is not None:
+            self._lock = self._lock.renewed()
+        log.warning(
+            "spool %s: the file was removed while the agent runs; wrote the %d messages it held to a new file there",
+            self.path,
+            sum(self._depth.values()),
+        )
 
-    def _note_expire_episode(self, gone: Gone) -> None:
-        if gone:
-            if self._expire_episode is None:
-                self._expire_episode = {}
-                log.warning("spool %s: dropping messages older than %g s", self.path, self._config.max_age_s)
-            for _, kind, _ in gone:
-                self._expire_episode[kind] = self._expire_episode.get(kind, 0) + 1
-        elif self._expire_episode is not None:
-            log.warning("spool %s: expiry stopped; dropped %s as too old", self.path, _counts(self._expire_episode))
-            self._expire_episode = None
+    # -- housekeeping -----------------------------------------------------------------------------------------
 
     def _housekeeping(self) -> None:
         if self._last_expire is None or abs(self._clock() - self._last_expire) >= _EXPIRE_EVERY_S:
             self.expire()
             if self._disk is not None:
                 self._probe_disk(self._disk)
+            now = self._clock()
+            if abs(now - self._last_look) >= _PROBE_S:
+                self._last_look = now
+                self._recreate_if_removed()
         if (
             self._config.fsync == "interval"
             and (time.monotonic() - self._sync.last) * 1000.0 >= self._config.fsync_interval_ms
@@ -564,21 +524,3 @@ class SqliteSpool:
         if self._config.fsync == "always":
             return "always (fsync per append)"
         return f"interval ({self._config.fsync_interval_ms:g} ms; WAL, synchronous=NORMAL)"
-
-
-def _counts(per_kind: dict[str, int]) -> str:
-    return ", ".join(f"{n} {kind}" for kind, n in sorted(per_kind.items()))
-
-
-def _open_error(path: Path, exc: sqlite3.Error) -> SpoolError:
-    if is_corrupt(exc):
-        return SpoolError(f"spool {path}: cannot open: not a sound SQLite spool ({exc}); move it aside or delete it")
-    name = getattr(exc, "sqlite_errorname", "")
-    if name.startswith(("SQLITE_READONLY", "SQLITE_CANTOPEN")):
-        return StateDirError(
-            f"spool {path}: cannot open for writing ({exc}); make {path.parent} and the spool files in it writable "
-            "for the agent's user"
-        )
-    if is_storage_fault(exc):
-        return SpoolError(f"spool {path}: cannot open: {exc}; free space on the filesystem of {path.parent}")
-    return SpoolError(f"spool {path}: cannot open: {exc}")

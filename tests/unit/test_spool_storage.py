@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -232,3 +233,35 @@ def test_a_reader_beside_the_writer_needs_no_lock(tmp_path: Path) -> None:
     assert db.execute("SELECT count(*) FROM records").fetchone() == (1,)
     db.close()
     spool.close()
+
+
+def test_a_spool_whose_directory_is_removed_is_written_again_at_its_path(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """SQLite would go on in the removed file, which the next start never finds. The spool makes the directory
+    again and writes what it holds there: records, ids and counters; the state-dir lock is taken on a fresh file."""
+    clock = Clock()
+    state = tmp_path / "state"
+    spool = SqliteSpool.open(
+        state / "spool.sqlite", SpoolConfig(max_bytes=65536), clock, lock=StateDirLock.acquire(state)
+    )
+    for i in range(40):
+        spool.append(TOPIC, bytes([i]) * 2000, "samples", seq=i)
+    expected = spool.stats()
+    assert expected.dropped_full["samples"] > 0
+    shutil.rmtree(state)
+    clock.now += 6
+    last = spool.append(TOPIC, b"after", "samples", seq=40)
+    assert (state / "spool.sqlite").exists() and (state / LOCK_FILE).read_text() == f"{os.getpid()}\n"
+    with pytest.raises(StateDirError, match="in use by another energy-agent"):
+        StateDirLock.acquire(state)
+    spool.append(TOPIC, b"later", "samples", seq=41)
+    spool.close()
+    reopened = SqliteSpool.open(state / "spool.sqlite", SpoolConfig(max_bytes=65536), clock)
+    records = reopened.read(0, 1000)
+    assert [r.seq for r in records][-2:] == [40, 41] and records[-2].id == last
+    assert len(records) == expected.depth + 2, "nothing was lost (the two small ones fit without a drop)"
+    assert reopened.stats().dropped_full == expected.dropped_full, "the counters came along"
+    reopened.close()
+    lines = [r.getMessage() for r in caplog.records if "was removed while the agent runs" in r.getMessage()]
+    assert len(lines) == 1 and f"wrote the {expected.depth + 1} messages" in lines[0]
