@@ -120,6 +120,18 @@ def _device_families(devices: Mapping[str, Mapping[str, Any]]) -> list[Family]:
         ),
         Family("energy_agent_device_requests_total", "counter", "Requests sent to the device", per_device("requests")),
         Family(
+            "energy_agent_device_retries_total",
+            "counter",
+            "Requests or connection attempts repeated after a timeout or a dropped connection",
+            per_device("retries"),
+        ),
+        Family(
+            "energy_agent_device_connection_drops_total",
+            "counter",
+            "Established connections or sessions to the device that were lost",
+            per_device("connection_drops"),
+        ),
+        Family(
             "energy_agent_device_errors_total",
             "counter",
             "Failed requests to the device by kind of error (timeout, exception name, ...)",

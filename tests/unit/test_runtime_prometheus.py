@@ -17,6 +17,8 @@ README_ITEMS = {
     "consecutive failures": "energy_agent_device_consecutive_failures",
     "poll duration": "energy_agent_device_poll_duration_seconds",
     "requests": "energy_agent_device_requests",
+    "retries": "energy_agent_device_retries",
+    "connection drops": "energy_agent_device_connection_drops",
     "errors by kind": "energy_agent_device_errors",
     "polls": "energy_agent_polls",
     "event-loop lag": "energy_agent_loop_lag_seconds",
@@ -37,6 +39,8 @@ def health() -> dict[str, Any]:
         "consecutive_failures": 0,
         "last_poll_duration_s": 0.021,
         "requests": 120,
+        "retries": 3,
+        "connection_drops": 2,
         "errors": {"timeout": 2, "ILLEGAL DATA ADDRESS": 1},
     }
     return {
