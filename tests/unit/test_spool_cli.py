@@ -38,11 +38,13 @@ def test_stats_json_reports_depth_bytes_age_and_drops(
     assert got["depth_by_kind"] == {"samples": expected.depth_by_kind["samples"], "kpi": 1, "status": 0}
     assert got["dropped_full"] == expected.dropped_full
     assert got["oldest_ts"] == expected.oldest_ts and got["oldest_age_s"] > 0
+    assert got["dropped_unwritable"] == {"samples": 0, "kpi": 0, "status": 0} and got["corrupt_replaced"] == 0
 
     assert main(["spool", "stats", str(site)]) == 0
     table = capsys.readouterr().out
     assert f"depth        {expected.depth} messages" in table
     assert f"{expected.dropped_full['samples']} samples" in table
+    assert "unstored     0 samples, 0 kpi, 0 status (the disk refused them)" in table
 
 
 def test_stats_of_a_spool_not_created_yet_is_empty(
