@@ -10,7 +10,7 @@ device's latest readings whenever their trigger point is read, and integrate it 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from agent.kpi.counters import CounterTracker, LevelIntegrator, RateIntegrator, Segment
@@ -80,9 +80,10 @@ class Channel:
         for ws in self._sum_list:
             ws.add(seg)
 
-    def finalize(self, now: float) -> None:
+    def finalize(self, now: float, unreported_from: Mapping[str, float]) -> None:
+        """``unreported_from``: per window, where the oldest period still to be reported begins."""
         for ws in self._sum_list:
-            ws.finalize(now)
+            ws.finalize(now, unreported_from.get(ws.spec.name, float("inf")))
 
     def dump(self) -> dict[str, object]:
         """The channel's state as JSON-ready data (agent.kpi.state); tracker times on the wall clock."""

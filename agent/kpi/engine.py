@@ -52,6 +52,9 @@ if TYPE_CHECKING:
     from agent.config.site import SiteConfig
 
 MAX_BACKLOG_S = 40 * 86400.0  # final periods older than this are not emitted (covers a month window)
+# A backlog of final periods (after a restart's downtime, or a clock jump) drains this many periods per KPI and
+# window per evaluation, so one KPI message stays within a few times its usual size (the centre refuses huge ones).
+MAX_FINALS_PER_EVALUATE = 4
 _WIDTH_BITS = {"int16": 16, "uint16": 16, "int32": 32, "uint32": 32, "int64": 64, "uint64": 64}
 
 
@@ -371,9 +374,13 @@ class KpiEngine:
             self._watch.prune(now)
         if self._held:
             self._release(now)
+        unreported: dict[str, float] = {}  # per window, the oldest period not reported yet: its sums are kept
+        for (_, window), start in self._reported.items():
+            if start < unreported.get(window, float("inf")):
+                unreported[window] = start
         for key, ch in self._channels.items():
             if key not in self._held:
-                ch.finalize(now)
+                ch.finalize(now, unreported)
         out: list[KpiValue] = []
         for idx, ind in enumerate([*self._indicators, *self._customs]):
             ind.update(now)
@@ -390,7 +397,7 @@ class KpiEngine:
         if reported < now - MAX_BACKLOG_S:  # a clock that jumped far ahead: do not emit every period in between
             reported = max(reported, spec.anchor(now - MAX_BACKLOG_S))
         until = min(ind.final_until(spec.name), now)
-        while True:
+        for _ in range(MAX_FINALS_PER_EVALUATE):
             start, end = spec.bounds(reported)
             if end > until:
                 break

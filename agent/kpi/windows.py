@@ -206,14 +206,16 @@ class WindowedSum:
         self._cur = b
         return b
 
-    def finalize(self, now: float) -> None:
-        """Close every period that can no longer change: data past its end, or ``settle_s`` after its end."""
+    def finalize(self, now: float, unreported_from: float = float("inf")) -> None:
+        """Close every period that can no longer change: data past its end, or ``settle_s`` after its end. Closed
+        periods are dropped a while later, but not those ending after ``unreported_from`` (a backlog of periods
+        the engine has yet to report)."""
         self.final_until = max(self.final_until, self.watermark, now - self.settle_s)
         for start in [s for s, b in self._open.items() if b.end <= self.final_until]:
             b = self._closed[start] = self._open.pop(start)
             if self.ledger is not None:
                 self.ledger.fold(b)
-        horizon = self._prev_finalize - self.settle_s
+        horizon = min(self._prev_finalize - self.settle_s, unreported_from)
         for start in [s for s, b in self._closed.items() if b.end < horizon]:
             del self._closed[start]
         if self._cur is not None and self._cur.end <= self.final_until:

@@ -97,7 +97,7 @@ def test_calendar_windows_are_summed_from_day_periods_and_bounded() -> None:
     t0 = ts(2026, 1, 25, tz=UTC)
     for d in range(40):
         ch.add(Segment(t0 + d * 86400, t0 + (d + 1) * 86400 - 1, 10.0))
-        ch.finalize(t0 + (d + 1) * 86400 - 1)  # the day is final at its end (data reached it)
+        ch.finalize(t0 + (d + 1) * 86400 - 1, {})  # the day is final at its end (data reached it)
     month = ch.sums["month"]
     jan, feb, mar = (month.get(ts(2026, m, 1, tz=UTC)) for m in (1, 2, 3))
     assert jan is not None and feb is not None and mar is not None
@@ -110,5 +110,5 @@ def test_calendar_windows_are_summed_from_day_periods_and_bounded() -> None:
     for m in range(40):  # three more years of one reading a month: the ledger stays bounded
         start = ts(2026 + (m + 3) // 12, (m + 3) % 12 + 1, 1, tz=UTC)
         ch.add(Segment(start, start + 3600, 1.0))
-        ch.finalize(start + 86400)
+        ch.finalize(start + 86400, {})
     assert len(days.ledger.buckets) == LEDGER_MONTHS
