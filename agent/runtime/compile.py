@@ -8,7 +8,8 @@
 3. every OPC UA device's plan (``agent.sources.opcua.plan``; asyncua is imported only when the site has one);
 4. what needs the plans or other packages: the serial bus cycle estimate (``agent.config.bus_time``, from the
    plans' real requests) and the KPI section against devices, profiles, level and factor tables
-   (``agent.kpi.check``).
+   (``agent.kpi.check``). A site the loader refuses still gets its KPI references checked, on the part of it that
+   validates (``agent.config.salvage``), so one run reports every KPI mistake with the other errors.
 
 ``validate``, ``plan``, ``probe``, ``run`` and a reload all go through here, so a site ``validate`` accepts can be
 started, and one it refuses is refused by ``run`` before any socket opens and before READY (a reload keeps the
@@ -30,6 +31,7 @@ from agent.config.bus_time import RequestSize, check_bus_times
 from agent.config.checks import point_width
 from agent.config.load import LoadedSite, load_site
 from agent.config.opcua import OpcuaDeviceConfig
+from agent.config.salvage import salvage_site
 from agent.config.site import ModbusDeviceConfig
 from agent.errors import ConfigError, ConfigIssue
 from agent.kpi.check import check_section
@@ -53,7 +55,10 @@ class CompiledSite:
 
 def compile_site(path: Path) -> CompiledSite:
     """Load, check and compile ``path`` (see the module docstring); ConfigError with every issue at once."""
-    loaded = load_site(path)
+    try:
+        loaded = load_site(path)
+    except ConfigError as e:  # still check the kpi section's references, so one run shows every mistake
+        raise ConfigError([*e.issues, *_kpi_issues_of_refused(path, e.issues)]) from e
     issues: list[ConfigIssue] = []
     modbus = _modbus_plans(loaded, issues)
     opcua = _opcua_plans(loaded, issues)
@@ -69,6 +74,21 @@ def compile_site(path: Path) -> CompiledSite:
     if any(i.severity == "error" for i in issues):
         raise ConfigError(every)
     return CompiledSite(loaded, modbus, opcua, tuple(ConfigError(every).issues))
+
+
+def _kpi_issues_of_refused(path: Path, found: list[ConfigIssue]) -> list[ConfigIssue]:
+    """The kpi section's cross-checks on what validates of a refused site (``agent.config.salvage``), less those a
+    part that did not validate would explain and those already found."""
+    salvaged = salvage_site(path)
+    if salvaged is None or salvaged.site.kpi is None:
+        return []
+    issues: list[ConfigIssue] = []
+    for at, message in check_section(salvaged.site, salvaged.site.kpi, salvaged.profiles):
+        written = salvaged.keep(tuple(at), message)
+        issue = salvaged.doc.issue(written, message) if written is not None else None
+        if issue is not None and issue not in found and issue not in issues:
+            issues.append(issue)
+    return issues
 
 
 def _modbus_plans(loaded: LoadedSite, issues: list[ConfigIssue]) -> dict[str, ReadPlan]:
