@@ -12,16 +12,19 @@ from pathlib import Path
 import pytest
 from ruamel.yaml import YAML
 
-from agent.config.load import shipped_profile_dir
+from agent.config.load import load_site, shipped_profile_dir
+from agent.kpi.engine import KpiEngine
 from agent.kpi.state import decode
+from agent.model import Quality, Role, Sample
 from agent.runtime.agent import Agent
+from agent.runtime.parts import build_kpi_engine
 from simulators.modbus_server import ModbusSimulator, SimUnit
 from simulators.plant import PlantModel
 
 METER = shipped_profile_dir() / "generic-3ph-meter.yaml"
 
 
-def write_site(tmp_path: Path, port: int) -> Path:
+def write_site(tmp_path: Path, port: int, windows: tuple[str, ...] = ("15m", "day")) -> Path:
     doc = {
         "site": "test-plant",
         "gateway": "gw1",
@@ -29,7 +32,7 @@ def write_site(tmp_path: Path, port: int) -> Path:
         "devices": [{"name": "kiln1-meter", "profile": "generic-3ph-meter", "host": "127.0.0.1", "port": port}],
         "kpi": {
             "publish_interval_s": 1,
-            "windows": ["15m", "day"],
+            "windows": list(windows),
             "custom": [{"name": "kwh", "formula": 'total("kiln1-meter", "energy_import_kwh")', "unit": "kWh"}],
         },
     }
@@ -74,3 +77,29 @@ async def test_the_kpi_state_is_saved_at_stop_restored_at_start_and_an_unusable_
             assert len(unusable) == 1 and unusable[0].levelno == logging.WARNING
             assert len(list(state.parent.glob("kpi-state.json.unusable-*"))) == 1
             assert isinstance(decode(state.read_bytes()), dict)  # a fresh snapshot was written at this stop
+
+
+def test_a_reload_that_changes_the_kpi_section_carries_the_running_windows_over(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """SIGHUP with a KPI section that gains a 1h window: the quarter hour that was running goes on from the same
+    counter reading (15 min at 3600 kWh/h read every 2 s, the reload at 08:07:30: 900 kWh, coverage 1.0)."""
+    t0 = 1_767_225_600.0  # 08:00 Asia/Shanghai
+    now = [t0]
+    old = build_kpi_engine(load_site(write_site(tmp_path, 1502)), lambda: now[0])
+    assert old is not None
+
+    def feed(engine: KpiEngine, a: int, b: int) -> None:
+        for k in range(a, b + 1, 2):
+            now[0] = t0 + k
+            s = Sample("kiln1-meter", "e", 1000.0 + k, "kWh", Quality.GOOD, t0 + k, role=Role.ENERGY_IMPORT_KWH)
+            engine.ingest([s])
+
+    feed(old, 0, 450)
+    with caplog.at_level(logging.INFO, logger="agent.runtime"):
+        new = build_kpi_engine(load_site(write_site(tmp_path, 1502, ("15m", "1h", "day"))), lambda: now[0], None, old)
+    assert new is not None
+    assert "reload: kpi: state of" in caplog.text and "KPI config changed" in caplog.text
+    feed(new, 452, 960)
+    [q] = [v for v in new.evaluate(t0 + 960) if v.name == "kwh" and v.window == "15m" and v.final]
+    assert q.value == pytest.approx(900.0) and q.coverage == pytest.approx(1.0)
