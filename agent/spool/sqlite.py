@@ -369,7 +369,7 @@ class SqliteSpool:
             self._depth[kind] -= 1
 
     def _record_replacement(self, aside: Path) -> None:
-        with self._transaction("open") as txn:
+        with contextlib.suppress(_StorageFault), self._transaction("open") as txn:  # a full disk: not recorded
             self._add_counters(txn, {"corrupt_replaced": 1})
             self._db.execute("INSERT OR REPLACE INTO meta VALUES ('replaced', ?)", (aside.name,))
         self._replaced = aside.name
