@@ -13,7 +13,12 @@ When the filesystem refuses a write (full, read-only, I/O error; ``agent.spool.s
 spool gives back its reserve, keeps to the space it already holds by dropping the oldest records in the declared
 order, counts every drop, logs the episode once, and grows again once space is back. A message that cannot be
 stored even so is counted as ``dropped_unwritable`` and ``append`` returns None; acks the disk refused are retried.
-A corrupt file is moved aside on ``open(replace_corrupt=True)`` and a new spool started.
+A corrupt file is moved aside on ``open(replace_corrupt=True)`` and a new spool started; a file removed while
+open is written again at its path.
+
+One class over ~400 lines on purpose: the ordinary and the fault paths change the same connection and the same
+in-memory totals, in the same transactions; the file, the fsync thread, the filesystem helpers and the episode
+logging live in ``schema``, ``walsync``, ``storage`` and ``episodes``.
 """
 
 from __future__ import annotations
