@@ -30,6 +30,13 @@ from agent.model import KpiValue, Quality
 
 MAX_STEPS = 16
 KEEP_S = 400 * 86400.0  # a year window and the rolling 12 months may still hold a step this old
+GRADE_DETAIL = ("to_benchmark", "to_baseline")
+
+
+def ungraded(v: KpiValue, **changes: object) -> KpiValue:
+    """The value without its grade: no grade, no distance, no distances to the levels in ``detail``."""
+    detail = {k: x for k, x in v.detail.items() if k not in GRADE_DETAIL}
+    return replace(v, grade=None, distance=None, detail=detail, **changes)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,12 +118,10 @@ class ClockWatch:
         if not texts:
             return v
         coverage = max(0.0, v.coverage - lost / (v.window_end - v.window_start))
-        quality = v.quality
-        grade, distance = v.grade, v.distance
-        if quality is Quality.GOOD and coverage < coverage_min:
-            quality, grade, distance = Quality.UNCERTAIN, None, None
         reason = "; ".join([*([v.reason] if v.reason else []), *texts])
-        return replace(v, coverage=coverage, quality=quality, grade=grade, distance=distance, reason=reason)
+        if v.quality is Quality.GOOD and coverage < coverage_min:
+            return ungraded(v, coverage=coverage, quality=Quality.UNCERTAIN, reason=reason)
+        return replace(v, coverage=coverage, reason=reason)
 
     def dump(self) -> list[list[float]]:
         return [[s.at, s.size_s] for s in self.steps]

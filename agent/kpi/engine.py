@@ -26,7 +26,7 @@ from agent.config.kpi import CustomKpiConfig, KpiSectionConfig, PointRefConfig
 from agent.kpi.baseline import BaselineKpi
 from agent.kpi.benchmarks import LevelTable, site_levels
 from agent.kpi.channels import Channel, DerivedChannel, TimeFrame
-from agent.kpi.clock import ClockWatch
+from agent.kpi.clock import ClockWatch, ungraded
 from agent.kpi.counters import CounterTracker, LevelIntegrator, RateIntegrator
 from agent.kpi.custom import CustomKpi
 from agent.kpi.demand import DemandKpi
@@ -416,11 +416,7 @@ class KpiEngine:
         if policy is not None and spec.name not in policy[0]:
             indicative = policy[1]
             values = [
-                v
-                if v.grade is None
-                else replace(v, grade_indicative=True)
-                if indicative
-                else replace(v, grade=None, distance=None)
+                v if v.grade is None else replace(v, grade_indicative=True) if indicative else ungraded(v)
                 for v in values
             ]
         watch = self._watch

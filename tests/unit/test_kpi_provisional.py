@@ -103,6 +103,7 @@ def test_grades_of_windows_shorter_than_the_grading_periods_are_indicative_or_le
     out = run(engine({"windows": ["15m"], "lines": [line]}), readings(T0, 960, 2), every=60)
     q2 = pick(out, "energy_kgce_per_t", "15m", final=True)[0]
     assert q2.quality is Quality.GOOD and q2.grade is None and q2.distance is None
+    assert "to_benchmark" in q.detail and "to_benchmark" not in q2.detail and "to_baseline" not in q2.detail
     assert q2.value == pytest.approx(q.value or 0.0)
 
 
