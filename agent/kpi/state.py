@@ -104,7 +104,7 @@ def restore(engine: KpiEngine, data: object, now: float) -> str:
         raise StateError(f"snapshot version {data.get('version')!r}, this agent reads version {VERSION}")
     try:
         return _restore(engine, data, now)
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError, OverflowError) as exc:
         raise StateError(f"malformed snapshot: {type(exc).__name__}: {exc}") from None
 
 

@@ -193,6 +193,15 @@ def test_unreadable_snapshots_are_state_errors(payload: bytes, why: str) -> None
         engine().restore(decode(payload), T0)
 
 
+def test_a_damaged_reading_inside_a_valid_snapshot_is_a_state_error() -> None:
+    first = engine()
+    run(first, readings(T0, T0 + 60))
+    snap: Any = decode(encode(first.snapshot(T0 + 60)))
+    next(iter(snap["channels"].values()))["tracker"]["last"] = [T0, 1.0, 2.0]
+    with pytest.raises(StateError, match="malformed snapshot: ValueError"):
+        engine().restore(snap, T0 + 60)
+
+
 def test_a_snapshot_from_the_future_keeps_windows_but_not_readings() -> None:
     """Saved at 08:07:30, restored at 07:00 (the clock went back over the restart): a reading at 07:00 continuing
     the counter would otherwise look older than the saved one and every reading until 08:07:30 would be dropped."""
