@@ -53,7 +53,8 @@ class DashboardState:
     """What the view shows; filled from MQTT messages (any thread), read by the renderer under ``lock``."""
 
     lock: threading.Lock = field(default_factory=threading.Lock)
-    kpis: dict[tuple[str, str, str], WireKpi] = field(default_factory=dict)
+    kpis: dict[tuple[str, str, str], WireKpi] = field(default_factory=dict)  # (scope, name, window) -> last final
+    running: dict[tuple[str, str, str], WireKpi] = field(default_factory=dict)  # the open window's value so far
     devices: dict[str, tuple[float, int, int]] = field(default_factory=dict)  # device -> (ts, good, total)
     health: dict[str, Any] = field(default_factory=dict)
     status: str = "unknown"
@@ -81,7 +82,13 @@ class DashboardState:
                 self.kpi_messages += 1
                 self.seqs.add((msg.boot, msg.seq))
                 for k in msg.kpis:
-                    self.kpis[(k.scope, k.name, k.window)] = k
+                    key = (k.scope, k.name, k.window)
+                    if is_provisional(k):
+                        self.running[key] = k
+                    else:
+                        self.kpis[key] = k
+                        if key in self.running and self.running[key].window_start <= k.window_start:
+                            del self.running[key]  # that window has closed
             elif isinstance(msg, StatusMessage):
                 self.status = msg.state
                 if msg.health:
@@ -210,15 +217,19 @@ def _other_windows(others: list[WireKpi]) -> str:
 def _kpi_lines(kpis: list[WireKpi], places: Places, now: float) -> tuple[list[str], list[str]]:
     """(header + one line per KPI with a value column for each of the two windows most KPIs have, notes that
     explain empty or zero values). A KPI's other windows (its grading periods) go on a line under its row.
-    Graded KPIs come first; coverage and grade are those of the longest window with a column; a grade in
-    parentheses is indicative (window shorter than the grading periods)."""
+    Graded KPIs come first; coverage is the longest column window's, the grade that of the longest column window
+    with one; a grade in parentheses is indicative (window shorter than the grading periods)."""
     count = Counter(k.window for k in kpis)
     windows = sorted(sorted(count, key=lambda w: (-count[w], _window_s(w)))[:2], key=_window_s)
     rows: dict[tuple[str, str], dict[str, WireKpi]] = {}
     for k in kpis:
         rows.setdefault((k.scope, k.name), {})[k.window] = k
     head = _ljust("scope", 13) + _ljust("KPI   (* = window still open)", 28)
-    lines = [head + "".join(_rjust(w, 18) for w in windows) + f"  {'cover':>5}  {_ljust('grade', 16)}{'distance':>9}"]
+    lines = [
+        head
+        + "".join(_rjust(w, 18) for w in windows)
+        + f"  {'cover':>5}  {_ljust('grade (indic.)', 16)}{'distance':>9}"
+    ]
     longest: dict[str, WireKpi] = {}
     graded_first = sorted(rows, key=lambda key: (all(k.grade is None for k in rows[key].values()), key))
     for key in graded_first:
@@ -226,9 +237,11 @@ def _kpi_lines(kpis: list[WireKpi], places: Places, now: float) -> tuple[list[st
         shown = [w for w in windows if w in per]
         last = longest[key[1]] = per[shown[-1] if shown else max(per, key=_window_s)]
         cells = "".join(_rjust(_cell(per.get(w), places), 18) for w in windows)
-        distance = _number(last.distance) if last.distance is not None else ""
+        # the grade of the longest column window that has one (an open window may have none yet)
+        graded = next((per[w] for w in reversed(shown) if per[w].grade is not None), last)
+        distance = _number(graded.distance) if graded.distance is not None else ""
         row = _ljust(key[0][:12], 13) + _ljust(key[1][:27], 28) + cells
-        lines.append(f"{row}  {last.coverage * 100:4.0f}%  {_ljust(_grade_cell(last), 16)}{distance:>9}".rstrip())
+        lines.append(f"{row}  {last.coverage * 100:4.0f}%  {_ljust(_grade_cell(graded), 16)}{distance:>9}".rstrip())
         others = [per[w] for w in sorted(per, key=_window_s) if w not in windows]
         if others:
             lines.append(_other_windows(others))
@@ -276,7 +289,8 @@ def render(state: DashboardState, now: float, places: Places, max_lines: int = 4
     """The screen as lines of text (no control codes), at most ``max_lines``: KPI rows are cut first, with a line
     saying how many more there are and where to see them."""
     with state.lock:
-        kpis = list(state.kpis.values())
+        # a window's last complete value where there is one (full coverage, a grade); else the open one so far
+        kpis = list((state.running | state.kpis).values())
         devices = dict(sorted(state.devices.items()))
         health = dict(state.health)
         counts = (state.messages, state.sample_messages, state.kpi_messages, state.invalid)

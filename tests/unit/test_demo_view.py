@@ -5,6 +5,7 @@ places the data went, and why renewable share is 0 at night and peak demand is e
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
 
 from agent.cli._dashboard import DashboardState, Places, frame, render
@@ -190,3 +191,33 @@ def test_a_kpi_without_a_column_window_shows_its_values_under_its_row() -> None:
     lines = render(state, NIGHT, places(), max_lines=60)
     row = next(i for i, line in enumerate(lines) if "cusum_kwh" in line)
     assert lines[row + 1].strip() == "└ day 12.00*"
+
+
+def test_the_grade_comes_from_the_longest_window_that_has_one() -> None:
+    """Early on the open 15-minute window has too little coverage for a grade; the last minute's grade shows."""
+    state = state_at(NIGHT)
+    open_window = replace(
+        kpi("line1", "energy_kgce_per_t", "kgce/t", 80.0, "15m", NIGHT, False),
+        grade=None,
+        distance=None,
+        coverage=0.03,
+        quality=Quality.UNCERTAIN,
+    )
+    state.take(encode_kpis(site="sim-cement", gateway="gw1", boot="b", seq=99, ts=NIGHT, kpis=[open_window]))
+    row = next(line for line in render(state, NIGHT, places()) if "energy_kgce_per_t" in line)
+    assert "80.00 kgce/t*" in row and "3%" in row  # the open window's value and coverage so far
+    assert "BENCHMARK 标杆" in row and "-18.26" in row  # the closed minute's grade
+
+
+def test_a_closed_window_is_shown_until_the_next_one_closes() -> None:
+    """The next minute's running value (partial coverage, no grade yet) does not hide the last complete minute."""
+    state = state_at(NIGHT)
+    running = kpi("line1", "energy_kgce_per_t", "kgce/t", 70.0, "1m", NIGHT + 20, False)
+    state.take(encode_kpis(site="sim-cement", gateway="gw1", boot="b", seq=98, ts=NIGHT + 20, kpis=[running]))
+    row = next(line for line in render(state, NIGHT + 20, places()) if "energy_kgce_per_t" in line)
+    assert "81.74 kgce/t " in row and "70.00" not in row
+    closed = kpi("line1", "energy_kgce_per_t", "kgce/t", 79.5, "1m", NIGHT + 60, True)
+    state.take(encode_kpis(site="sim-cement", gateway="gw1", boot="b", seq=99, ts=NIGHT + 60, kpis=[closed]))
+    row = next(line for line in render(state, NIGHT + 60, places()) if "energy_kgce_per_t" in line)
+    assert "79.50 kgce/t " in row
+    assert not state.running.get(("line1", "energy_kgce_per_t", "1m"))  # its window closed
