@@ -180,7 +180,7 @@ def test_dashboard_on_real_influxdb_shows_now_today_and_only_devices(tmp_path: P
             table = {(r["name"], r["window"]): r for r in rows(db, panels[_title("Unit-energy KPIs now")]["A"], now)}
             # the open window's value, marked provisional (0); before, its point lay in the future and was hidden
             assert table[("sec_clinker", "15m")]["value"] == 107.0
-            assert table[("sec_clinker", "15m")]["state"] == 0
+            assert table[("sec_clinker", "15m")]["state"] is False  # the wire's final, derived from detail.final
             # today's day KPI is shown, dated today
             assert table[("sec_clinker", "day")]["window from"] == midnight * 1000
 
