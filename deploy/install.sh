@@ -16,6 +16,8 @@
 # mqtt.password_file: .../mqtt-password, an OPC UA device's auth.password_file: .../opcua-kiln1-password).
 # The installed `energy-agent` finds the profile library in /opt/energy-agent/device_profiles by itself (beside
 # its venv), so `energy-agent validate|plan|probe /etc/energy-agent/site.yaml` work as they do in the repository.
+# JSON Schemas for editors go to /opt/energy-agent/schemas: a site file whose first line is
+# `# yaml-language-server: $schema=/opt/energy-agent/schemas/site.schema.json` gets completion and checks.
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
 usage() { sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'; }
@@ -47,6 +49,7 @@ echo "installing the agent into $opt/venv"
 "$opt/venv/bin/python" -m pip install -q --upgrade pip >/dev/null
 "$opt/venv/bin/python" -m pip install -q "$here"
 rm -rf "$opt/device_profiles"; cp -r "$here/device_profiles" "$opt/device_profiles"
+"$opt/venv/bin/energy-agent" schema --out "$opt/schemas"   # for editors: energy-agent schema --path
 cp "$here/README.md" "$opt/README.md"
 
 if [ -n "$site" ]; then

@@ -34,11 +34,11 @@ path in the site file; the config loader positions the messages.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
-from agent.config.base import StrictModel
+from agent.config.base import StrictModel, exactly_one, given
 from agent.model import Role
 
 if TYPE_CHECKING:
@@ -50,10 +50,18 @@ Path = tuple[str | int, ...]
 Issue = tuple[Path, str]
 
 
+_REF_RULES: list[dict[str, Any]] = [
+    exactly_one("point", "role"),
+    {"if": {"not": given("role")}, "then": given("kind")},
+]
+
+
 class PointRefConfig(StrictModel):
     """One point of one device, by point name or by role. ``kind`` says how it is read: ``counter`` (a cumulative
     total: deltas), ``rate`` (per hour, or per minute for m3/min: integrated over time) or ``level`` (an
     instantaneous value: time-weighted mean); it defaults from the role."""
+
+    model_config = ConfigDict(json_schema_extra={"allOf": [*_REF_RULES]})  # _one_selector, for editors
 
     device: str
     point: str | None = None
@@ -124,6 +132,22 @@ class CreditConfig(PointRefConfig):
     heat or steam at the heat factor), ``fuel`` (exported fuel gas: the carbon leaves with it, at the carrier's fuel
     factor) or ``factor`` with ``co2_tco2_per_unit``."""
 
+    model_config = ConfigDict(  # _valued, for editors
+        json_schema_extra={
+            "allOf": [
+                *_REF_RULES,
+                exactly_one("carrier", "kgce_per_unit"),
+                {"not": {"allOf": [given("kgce_per_unit"), given("lhv_gj_per_unit")]}},
+                {
+                    "if": {"properties": {"co2": {"const": "factor"}}, "required": ["co2"]},
+                    "then": given("co2_tco2_per_unit"),
+                    "else": {"properties": {"co2_tco2_per_unit": {"type": "null"}}},
+                },
+                {"if": {"properties": {"co2": {"const": "fuel"}}, "required": ["co2"]}, "then": given("carrier")},
+            ]
+        }
+    )
+
     carrier: str | None = None
     kgce_per_unit: float | None = Field(None, gt=0, description="Explicit coefficient, kgce per unit of the point")
     lhv_gj_per_unit: float | None = Field(None, gt=0, description="Measured low heating value, GJ per unit")
@@ -173,6 +197,14 @@ class LevelOverrideConfig(StrictModel):
 
 class BaselineVariableConfig(StrictModel):
     """A relevant variable of an energy baseline: the line's production, or a point's mean or total."""
+
+    model_config = ConfigDict(  # _one, for editors
+        json_schema_extra={
+            "if": {"required": ["production"], "properties": {"production": {"const": True}}},
+            "then": {"properties": {"point": {"type": "null"}}},
+            "else": given("point"),
+        }
+    )
 
     name: str = Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")
     production: bool = False
@@ -272,6 +304,14 @@ class BoilerConfig(_EquipmentBase, _EfficiencyBand):
     makes the efficiency uncertain, never liquid enthalpy) or ``saturated`` (h' + x r from pressure alone, with the
     dryness x from ``steam_dryness``, e.g. the boiler's test report)."""
 
+    model_config = ConfigDict(  # _dryness, for editors
+        json_schema_extra={
+            "if": {"properties": {"steam_state": {"const": "saturated"}}, "required": ["steam_state"]},
+            "then": given("steam_dryness"),
+            "else": {"properties": {"steam_dryness": {"type": "null"}}},
+        }
+    )
+
     kind: Literal["boiler"] = "boiler"
     steam_state: Literal["superheated", "saturated"] = "superheated"
     steam_dryness: float | None = Field(None, ge=0.5, le=1.0, description="Saturated steam: dryness fraction x")
@@ -329,7 +369,7 @@ class KilnConfig(_EquipmentBase):
 
 EquipmentConfig = Annotated[
     MotorConfig | BoilerConfig | CompressorConfig | PumpConfig | TransformerConfig | KilnConfig,
-    Field(discriminator="kind"),
+    Field(discriminator="kind", json_schema_extra={"required": ["kind"]}),  # the tag picks the variant: say it
 ]
 
 

@@ -99,13 +99,14 @@ class LoadedSite:
         return self._profile_docs[profile].issue(path, message, severity=severity)
 
 
-def shipped_profile_dir() -> Path:
-    """The profile library shipped with the agent, or the folder named by $ENERGY_AGENT_PROFILES.
+def shipped_profile_dir(*, env: bool = True) -> Path:
+    """The profile library shipped with the agent, or the folder named by $ENERGY_AGENT_PROFILES (unless ``env`` is
+    false: the JSON Schema lists what ships).
 
     In a source checkout the library is the repository's ``device_profiles/``; installed by ``deploy/install.sh``
     it sits beside the venv (``/opt/energy-agent/device_profiles`` for ``/opt/energy-agent/venv``), so the
     installed command finds it without the service's environment."""
-    override = os.environ.get(ENV_PROFILES)
+    override = os.environ.get(ENV_PROFILES) if env else None
     if override:
         return Path(override)
     checkout = Path(agent.__file__).resolve().parent.parent / "device_profiles"
@@ -132,7 +133,7 @@ def load_site(path: Path) -> LoadedSite:
     issues: list[ConfigIssue] = []
     site: SiteConfig | None = None
     try:
-        site = SiteConfig.model_validate(doc.data)
+        site = SiteConfig.from_document(doc.data)
     except ValidationError as e:
         issues += issues_from_validation(e, doc, SiteConfig)
     profiles, profile_docs, profile_paths = _load_used_profiles(path, doc, issues)
@@ -269,7 +270,7 @@ def _read_profile(path: Path, display: str) -> tuple[ProfileConfig | None, YamlD
     except ConfigError as e:
         return None, None, list(e.issues)
     try:
-        profile = ProfileConfig.model_validate(doc.data)
+        profile = ProfileConfig.from_document(doc.data)
     except ValidationError as e:
         return None, doc, issues_from_validation(e, doc, ProfileConfig)
     return profile, doc, check_profile(profile, doc)

@@ -9,15 +9,23 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import ConfigDict, Field, SecretStr, field_validator, model_validator
 
-from agent.config.base import StrictModel
+from agent.config.base import NOT_BOOL, StrictModel, given
 
 
 class MqttTlsConfig(StrictModel):
     """TLS towards the broker. Without ``ca_file`` the system's trusted CAs are used."""
+
+    model_config = ConfigDict(  # _cert_and_key, for editors
+        json_schema_extra={
+            "if": given("cert_file"),
+            "then": given("key_file"),
+            "else": {"properties": {"key_file": {"type": "null"}}},
+        }
+    )
 
     ca_file: str | None = Field(default=None, description="PEM file of the CA(s) that signed the broker's certificate")
     cert_file: str | None = Field(default=None, description="This gateway's client certificate (PEM)")
@@ -31,13 +39,30 @@ class MqttTlsConfig(StrictModel):
         return self
 
 
+_PASSWORDS = ("password_file", "password_env", "password")
+_PASSWORD_PAIRS = [(a, b) for i, a in enumerate(_PASSWORDS) for b in _PASSWORDS[i + 1 :]]
+
+
 class MqttConfig(StrictModel):
     """How this gateway publishes: one MQTT connection, QoS 1, every message through the spool first."""
+
+    model_config = ConfigDict(  # _consistent, for editors
+        json_schema_extra={
+            "allOf": [
+                {"not": {"anyOf": [{"allOf": [given(a), given(b)]} for a, b in _PASSWORD_PAIRS]}},
+                {"if": {"anyOf": [given(k) for k in _PASSWORDS]}, "then": given("username")},
+            ]
+        }
+    )
 
     host: str = Field(description="Broker host name or address")
     port: int | None = Field(default=None, ge=1, le=65535, description="Default 1883, or 8883 with tls")
     transport: Literal["tcp"] = "tcp"
-    protocol: Literal["5", "3.1.1"] = Field(default="5", description="MQTT 5, or 3.1.1 for older brokers")
+    protocol: Literal["5", "3.1.1"] = Field(
+        default="5",
+        description="MQTT 5, or 3.1.1 for older brokers",
+        json_schema_extra=lambda s: s.update(enum=["5", "3.1.1", 5], type=["string", "integer"]),  # `protocol: 5`
+    )
     client_id: str | None = Field(default=None, max_length=128, description="Default <site>-<gateway>")
     keepalive_s: int = Field(default=30, ge=5, le=3600)
     connect_timeout_s: float = Field(default=10.0, gt=0, le=120)
@@ -46,8 +71,14 @@ class MqttConfig(StrictModel):
     password_file: str | None = Field(default=None, description="File holding the password (trailing newline ignored)")
     password_env: str | None = Field(default=None, description="Environment variable holding the password")
     password: SecretStr | None = Field(default=None, description="Discouraged: use password_file or password_env")
-    topic_prefix: str = Field(default="plant", description="First topic level(s), e.g. plant or acme/energy")
-    qos: Literal[1] = Field(default=1, description="QoS 1 only: the spool deletes a message on its PUBACK")
+    topic_prefix: str = Field(
+        default="plant",
+        description="First topic level(s), e.g. plant or acme/energy",
+        json_schema_extra={"pattern": "^(?!\\$)[^/+#\\u0000]+(/[^/+#\\u0000]+)*$"},  # _prefix, for editors
+    )
+    qos: Annotated[Literal[1], NOT_BOOL] = Field(
+        default=1, description="QoS 1 only: the spool deletes a message on its PUBACK"
+    )
     max_inflight: int = Field(default=100, ge=1, le=65535, description="Messages published and not yet acknowledged")
     reconnect_min_s: float = Field(default=1.0, gt=0, le=3600)
     reconnect_max_s: float = Field(default=30.0, gt=0, le=3600)

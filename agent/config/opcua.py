@@ -28,9 +28,9 @@ import re
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
-from agent.config.base import StrictModel
+from agent.config.base import StrictModel, exactly_one, given
 from agent.model import Role
 
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
@@ -55,6 +55,17 @@ class SecurityMode(StrEnum):
 
 class OpcuaSecurityConfig(StrictModel):
     """Message security of the secure channel."""
+
+    model_config = ConfigDict(  # _check_none, for editors
+        json_schema_extra={
+            "if": {"required": ["policy"], "properties": {"policy": {"const": "None"}}},
+            "then": {
+                "required": ["mode", "allow_none"],
+                "properties": {"mode": {"const": "None"}, "allow_none": {"const": True}},
+            },
+            "else": {"properties": {"mode": {"not": {"const": "None"}}}},
+        }
+    )
 
     policy: SecurityPolicy = SecurityPolicy.BASIC256SHA256
     mode: SecurityMode = SecurityMode.SIGN_AND_ENCRYPT
@@ -82,6 +93,8 @@ class AnonymousAuthConfig(StrictModel):
 class UsernameAuthConfig(StrictModel):
     """User name and password; the password comes from a file or an environment variable, never the site file."""
 
+    model_config = ConfigDict(json_schema_extra=exactly_one("password_file", "password_env"))  # _one_source
+
     type: Literal["username"] = "username"
     username: str = Field(min_length=1)
     password_file: str | None = Field(default=None, description="File holding the password (first line), mode 0600")
@@ -104,7 +117,10 @@ class CertificateAuthConfig(StrictModel):
     key_file: str
 
 
-AuthConfig = Annotated[AnonymousAuthConfig | UsernameAuthConfig | CertificateAuthConfig, Field(discriminator="type")]
+AuthConfig = Annotated[
+    AnonymousAuthConfig | UsernameAuthConfig | CertificateAuthConfig,
+    Field(discriminator="type", json_schema_extra={"required": ["type"]}),  # the tag picks the variant: say it
+]
 
 
 class DeadbandConfig(StrictModel):
@@ -128,6 +144,26 @@ class OpcuaPointConfig(StrictModel):
     restarts). ``browse_path`` is ``Kiln1/CoalFeed``: browse names below Objects, each in ``namespace_uri`` unless
     written ``0:Name`` (the OPC UA standard namespace). Namespace URIs are resolved to indexes at every connect.
     """
+
+    model_config = ConfigDict(  # _one_address, for editors
+        json_schema_extra={
+            "allOf": [
+                exactly_one("node_id", "browse_path"),
+                {"if": given("browse_path"), "then": given("namespace_uri")},
+                {
+                    "not": {
+                        "allOf": [
+                            {
+                                "required": ["node_id"],
+                                "properties": {"node_id": {"type": "string", "pattern": "^nsu?="}},
+                            },
+                            given("namespace_uri"),
+                        ]
+                    }
+                },
+            ]
+        }
+    )
 
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     node_id: str | None = None
@@ -158,6 +194,22 @@ class OpcuaPointConfig(StrictModel):
 
 class OpcuaDeviceConfig(StrictModel):
     """One OPC UA server endpoint read as one device (one session)."""
+
+    model_config = ConfigDict(  # _check_files, for editors
+        json_schema_extra={
+            "if": {
+                "required": ["security"],
+                "properties": {"security": {"required": ["policy"], "properties": {"policy": {"const": "None"}}}},
+            },
+            "then": {
+                "properties": {
+                    "auth": {"not": {"required": ["type"], "properties": {"type": {"const": "certificate"}}}}
+                }
+            },
+            "else": {"allOf": [given("client_cert"), given("client_key"), given("trust_dir")]},
+            "allOf": [{"required": ["protocol"]}],  # a device without protocol is a Modbus device
+        }
+    )
 
     name: str = Field(pattern=_NAME)
     protocol: Literal["opcua"] = "opcua"

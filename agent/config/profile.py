@@ -8,11 +8,11 @@ counts registers from 0 or from 1 (there is no default: technicians must say whi
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
-from agent.config.base import StrictModel
+from agent.config.base import NOT_BOOL, StrictModel
 from agent.model import Role
 
 
@@ -89,8 +89,30 @@ class ByteOrder(StrEnum):
     DCBA = "DCBA"
 
 
+def _only_with(key: str, type_: str, schema_type: str) -> dict[str, Any]:
+    """JSON Schema: ``key`` is required (a ``schema_type``) with ``type: type_`` and absent or null otherwise."""
+    return {
+        "if": {"properties": {"type": {"const": type_}}, "required": ["type"]},
+        "then": {"properties": {key: {"type": schema_type}}, "required": [key]},
+        "else": {"properties": {key: {"type": "null"}}},
+    }
+
+
+_KIND_TYPE_RULES: list[dict[str, Any]] = [
+    {
+        "if": {"properties": {"kind": {"enum": ["coil", "discrete_input"]}}, "required": ["kind"]},
+        "then": {"properties": {"type": {"const": "bool"}}},
+        "else": {"properties": {"type": {"not": {"const": "bool"}}}},
+    },
+    _only_with("length", "string", "integer"),
+    _only_with("bit", "bit", "integer"),
+]
+
+
 class PointConfig(StrictModel):
     """One value the device exposes."""
+
+    model_config = ConfigDict(json_schema_extra={"allOf": [*_KIND_TYPE_RULES]})  # _check_type_fits, for editors
 
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="Point name, unique in the profile")
     unit: str = Field("", description="Engineering unit after scale and offset, e.g. kWh, kW, t/h, °C")
@@ -162,7 +184,9 @@ class ProfileConfig(StrictModel):
     ] = "other"
     source: SourceDocument | None = None
     protocol: Literal["modbus"] = "modbus"
-    address_base: Literal[0, 1] = Field(description="0 if the manual numbers registers from 0, 1 if from 1")
+    address_base: Annotated[Literal[0, 1], NOT_BOOL] = Field(
+        description="0 if the manual numbers registers from 0, 1 if from 1"
+    )
     byte_order: ByteOrder = Field(ByteOrder.ABCD, description="Default order for multi-register points")
     max_registers_per_request: int = Field(125, ge=1, le=125)
     max_gap: int = Field(8, ge=0, le=124, description="Unused registers a coalesced read may span")

@@ -84,7 +84,7 @@ def salvage_site(path: Path) -> Salvaged | None:
     kept: dict[PathKey, list[int]] = {}
     for _ in range(_ROUNDS):
         try:
-            site = SiteConfig.model_validate(data)
+            site = SiteConfig.from_document(data)
         except ValidationError as e:
             targets = {_existing(data, tuple(err["loc"])) for err in e.errors(include_url=False)}
             # deepest first, and the items of one list from the last, so pruning one leaves the others' indices

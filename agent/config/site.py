@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
-from pydantic import Discriminator, Field, Tag, model_validator
+from pydantic import ConfigDict, Discriminator, Field, Tag, model_validator
 
-from agent.config.base import StrictModel
+from agent.config.base import NOT_BOOL, StrictModel, exactly_one
 from agent.config.kpi import KpiSectionConfig
 from agent.config.mqtt import MqttConfig
 from agent.config.opcua import OpcuaDeviceConfig
@@ -30,7 +30,7 @@ class SerialBusConfig(StrictModel):
     port: str = Field(description="Serial device, e.g. /dev/ttyUSB0")
     baudrate: int = Field(9600, ge=300, le=921600)
     parity: Literal["N", "E", "O"] = "N"
-    stopbits: Literal[1, 2] = 1
+    stopbits: Annotated[Literal[1, 2], NOT_BOOL] = 1
     bytesize: Literal[7, 8] = 8
     pause_ms: float = Field(20.0, ge=0, le=10000, description="Pause between two requests on this bus")
 
@@ -39,6 +39,8 @@ class TcpGatewayConfig(StrictModel):
     """A serial device server or Modbus gateway reached over TCP; its devices share one connection and are
     polled one request at a time. ``framing: rtu`` is RTU-over-TCP (raw RTU frames with CRC in TCP);
     ``framing: tcp`` is a Modbus TCP gateway routing by unit id."""
+
+    model_config = ConfigDict(json_schema_extra={"allOf": [{"required": ["transport"]}]})  # without it: rtu
 
     name: str = Field(pattern=NAME_PATTERN)
     transport: Literal["tcp_gateway"] = "tcp_gateway"
@@ -69,6 +71,8 @@ BusConfig = Annotated[
 class ModbusDeviceConfig(StrictModel):
     """One Modbus device. Either ``host`` (its own Modbus TCP connection) or ``bus`` (a serial bus or TCP
     gateway declared under ``buses``)."""
+
+    model_config = ConfigDict(json_schema_extra=exactly_one("host", "bus"))  # _one_transport, for editors
 
     name: str = Field(pattern=NAME_PATTERN)
     protocol: Literal["modbus"] = "modbus"
