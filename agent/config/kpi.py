@@ -63,10 +63,16 @@ class PointRefConfig(StrictModel):
 
     model_config = ConfigDict(json_schema_extra={"allOf": [*_REF_RULES]})  # _one_selector, for editors
 
-    device: str
-    point: str | None = None
-    role: Role | None = None
-    kind: Literal["counter", "rate", "level"] | None = None
+    device: str = Field(description="Name of a device of this site")
+    point: str | None = Field(None, description="A point of the device by name (give point or role, not both)")
+    role: Role | None = Field(
+        None, description="A point of the device by its role, e.g. energy_import_kwh (see energy-agent list roles)"
+    )
+    kind: Literal["counter", "rate", "level"] | None = Field(
+        None,
+        description="counter (a running total: its increases count), rate (per hour: integrated over time) or level "
+        "(time-weighted mean); unset: from the role",
+    )
     scale: float = Field(1.0, description="Multiplies the value into the KPI's unit, e.g. 1000 for a MWh counter")
     max_rate_per_h: float | None = Field(
         None, gt=0, description="Counters: the largest plausible increase per hour; larger jumps are not counted"
@@ -114,7 +120,7 @@ class FuelConfig(PointRefConfig):
     """A fuel or energy carrier input. ``carrier`` is a key of the factor table (raw_coal, natural_gas, heat, ...);
     a measured low heating value overrides the carrier's reference coefficient, for kgce and CO2 alike."""
 
-    carrier: str
+    carrier: str = Field(description="Energy carrier in the factor table, e.g. raw_coal, natural_gas, diesel, heat")
     lhv_gj_per_unit: float | None = Field(None, gt=0, description="Measured low heating value, GJ per t or per m3")
     co2_fuel: str | None = Field(
         None, description="Fuel whose carbon content and oxidation give the CO2; defaults from the carrier"
@@ -148,10 +154,16 @@ class CreditConfig(PointRefConfig):
         }
     )
 
-    carrier: str | None = None
+    carrier: str | None = Field(
+        None, description="Energy carrier of the factor table that values the credit (give carrier or kgce_per_unit)"
+    )
     kgce_per_unit: float | None = Field(None, gt=0, description="Explicit coefficient, kgce per unit of the point")
     lhv_gj_per_unit: float | None = Field(None, gt=0, description="Measured low heating value, GJ per unit")
-    co2: Literal["none", "grid", "heat", "fuel", "factor"] = "none"
+    co2: Literal["none", "grid", "heat", "fuel", "factor"] = Field(
+        "none",
+        description="What the credit takes off the line's CO2: none, grid, heat, fuel, or factor (with "
+        "co2_tco2_per_unit)",
+    )
     co2_tco2_per_unit: float | None = Field(None, ge=0, description="With co2: factor, tCO2 per unit of the point")
 
     @model_validator(mode="after")
@@ -177,16 +189,24 @@ class ProductionRefConfig(PointRefConfig):
 class LevelOverrideConfig(StrictModel):
     """A site's own level row: replaces the shipped row of the same indicator and edition, or adds one."""
 
-    indicator: str = Field(pattern=r"^[a-z0-9_]{1,64}$")
-    product: str = ""
-    kpi: Literal["energy_kgce_per_t", "sec_kwh_per_t"] = "energy_kgce_per_t"
-    unit: str = "kgce/t"
-    benchmark: float
-    baseline: float
-    edition: str
+    indicator: str = Field(
+        pattern=r"^[a-z0-9_]{1,64}$",
+        description="Indicator the row grades, e.g. cement_clinker; an existing one is replaced for this edition",
+    )
+    product: str = Field("", description="Product name for people, e.g. clinker")
+    kpi: Literal["energy_kgce_per_t", "sec_kwh_per_t"] = Field(
+        "energy_kgce_per_t",
+        description="The graded KPI: energy_kgce_per_t (comprehensive energy) or sec_kwh_per_t (electricity)",
+    )
+    unit: str = Field("kgce/t", description="Unit of benchmark and baseline, e.g. kgce/t or kWh/t")
+    benchmark: float = Field(description="Benchmark (advanced) level, in unit; at or below it grades benchmark")
+    baseline: float = Field(description="Baseline (minimum) level, in unit; above it grades below baseline")
+    edition: str = Field(description="Edition of the levels, e.g. '2024'")
     standard: str = Field(description="Document that sets the values, e.g. a provincial notice")
-    source: str = "site"
-    status: Literal["OK", "2nd", "UNCONF", "site"] = "site"
+    source: str = Field("site", description="Where the row comes from, for the grade's reference")
+    status: Literal["OK", "2nd", "UNCONF", "site"] = Field(
+        "site", description="Verification status shown with the grade: OK, 2nd (second-hand), UNCONF or site"
+    )
 
     @model_validator(mode="after")
     def _order(self) -> LevelOverrideConfig:
@@ -206,9 +226,14 @@ class BaselineVariableConfig(StrictModel):
         }
     )
 
-    name: str = Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")
-    production: bool = False
-    point: PointRefConfig | None = None
+    name: str = Field(
+        pattern=r"^[a-z][a-z0-9_]{0,31}$",
+        description="Name of the variable, used in coefficients. Lower case letters, digits, _",
+    )
+    production: bool = Field(False, description="true: the variable is the line's production in the period")
+    point: PointRefConfig | None = Field(
+        None, description="A point whose total or mean in the period is the variable (instead of production)"
+    )
 
     @model_validator(mode="after")
     def _one(self) -> BaselineVariableConfig:
@@ -222,34 +247,54 @@ class BaselineConfig(StrictModel):
     expected. Without ``coefficients`` the model is fitted (least squares) on the first ``training_periods``; a fit
     with R² below ``r2_min`` publishes no expected energy and no CUSUM and keeps training on the latest periods."""
 
-    period: str = "1h"
-    energy: Literal["electricity_kwh", "energy_kgce"] = "electricity_kwh"
-    variables: list[BaselineVariableConfig] = Field(min_length=1)
+    period: str = Field("1h", description="Window of one baseline period, e.g. 1h, shift, day")
+    energy: Literal["electricity_kwh", "energy_kgce"] = Field(
+        "electricity_kwh", description="Energy the baseline predicts: electricity_kwh or energy_kgce"
+    )
+    variables: list[BaselineVariableConfig] = Field(
+        min_length=1, description="Relevant variables the energy depends on (at least one)"
+    )
     coefficients: dict[str, float] | None = Field(None, description="intercept and one entry per variable")
-    training_periods: int = Field(24, ge=3, le=10000)
+    training_periods: int = Field(
+        24, ge=3, le=10000, description="Periods used to fit the model when no coefficients are given"
+    )
     r2_min: float = Field(0.75, ge=0, le=1, description="A fitted model below this R² publishes no CUSUM")
 
 
 class LineConfig(StrictModel):
     """A process line: its production, its energy inputs, and what to grade it against."""
 
-    name: str = Field(pattern=NAME)
+    name: str = Field(
+        pattern=NAME, description="Name of this line; its KPIs are published as <name>.<kpi>. Letters, digits, _ and -"
+    )
     indicator: str | None = Field(None, description="Level table indicator, e.g. cement_clinker, ferrosilicon")
     level_edition: str | None = Field(None, description="Edition of the levels, e.g. '2023'; default the newest")
-    production: list[ProductionRefConfig] = Field(min_length=1)
+    production: list[ProductionRefConfig] = Field(
+        min_length=1, description="Production points (at least one), counted in production_unit"
+    )
     production_unit: str = Field("t", description="Unit of production, e.g. t or weight_box")
-    electricity: list[PointRefConfig] = Field(default_factory=list)
-    fuels: list[FuelConfig] = Field(default_factory=list)
-    water: list[PointRefConfig] = Field(default_factory=list)
+    electricity: list[PointRefConfig] = Field(default_factory=list, description="Electricity meters of the line, kWh")
+    fuels: list[FuelConfig] = Field(default_factory=list, description="Fuel and other energy inputs of the line")
+    water: list[PointRefConfig] = Field(default_factory=list, description="Water meters of the line, m3")
     waste_heat: list[PointRefConfig] = Field(default_factory=list, description="Recovered heat, GJ")
     credits: list[CreditConfig] = Field(default_factory=list, description="Energy delivered out, subtracted")
     corrections: dict[str, float] = Field(
         default_factory=dict,
         description="Inputs of the level row's corrections, e.g. altitude_m, ore_grade_pct (see energy_levels.yaml)",
     )
-    windows: list[str] | None = None
-    coverage_min: float | None = Field(None, ge=0, le=1)
-    baseline: BaselineConfig | None = None
+    windows: list[str] | None = Field(
+        None, description="Windows this KPI is computed in, e.g. [15m, 1h, day]; unset: the kpi section's windows"
+    )
+    coverage_min: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="Share of the window (0..1) that must have good data for a good value; unset: the kpi section's "
+        "coverage_min",
+    )
+    baseline: BaselineConfig | None = Field(
+        None, description="An energy baseline with CUSUM for this line (ISO 50006); unset: none"
+    )
     grade_windows: list[str] = Field(
         default_factory=lambda: ["month", "year", "12mo"],
         description="Windows graded as such (the national levels are annual figures); the graded KPI is also "
@@ -271,10 +316,21 @@ class LineConfig(StrictModel):
 
 
 class _EquipmentBase(StrictModel):
-    name: str = Field(pattern=NAME)
-    device: str
-    windows: list[str] | None = None
-    coverage_min: float | None = Field(None, ge=0, le=1)
+    name: str = Field(
+        pattern=NAME,
+        description="Name of this equipment; its KPIs are published as <name>.<kpi>. Letters, digits, _ and -",
+    )
+    device: str = Field(description="The device whose points describe this equipment; unset references use its roles")
+    windows: list[str] | None = Field(
+        None, description="Windows this KPI is computed in, e.g. [15m, 1h, day]; unset: the kpi section's windows"
+    )
+    coverage_min: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="Share of the window (0..1) that must have good data for a good value; unset: the kpi section's "
+        "coverage_min",
+    )
 
 
 class _EfficiencyBand(StrictModel):
@@ -291,11 +347,15 @@ class _EfficiencyBand(StrictModel):
 
 
 class MotorConfig(_EquipmentBase, _EfficiencyBand):
-    kind: Literal["motor"] = "motor"
-    rated_power_kw: float = Field(gt=0)
+    kind: Literal["motor"] = Field("motor", description="motor: load factor and efficiency of an electric motor")
+    rated_power_kw: float = Field(gt=0, description="Rated (nameplate) shaft power, kW")
     rated_efficiency: float | None = Field(None, gt=0, le=1, description="Used for load when no shaft power")
-    input_power: PointRefConfig | None = None  # default: role active_power_kw of the device
-    shaft_power: PointRefConfig | None = None  # default: role shaft_power_kw if the device has it
+    input_power: PointRefConfig | None = Field(
+        None, description="Electric input power; default: role active_power_kw of the device"
+    )
+    shaft_power: PointRefConfig | None = Field(
+        None, description="Shaft power; default: role shaft_power_kw if the device has it"
+    )
 
 
 class BoilerConfig(_EquipmentBase, _EfficiencyBand):
@@ -312,14 +372,25 @@ class BoilerConfig(_EquipmentBase, _EfficiencyBand):
         }
     )
 
-    kind: Literal["boiler"] = "boiler"
-    steam_state: Literal["superheated", "saturated"] = "superheated"
+    kind: Literal["boiler"] = Field("boiler", description="boiler: direct-method efficiency and steam produced")
+    steam_state: Literal["superheated", "saturated"] = Field(
+        "superheated",
+        description="superheated (enthalpy from pressure and temperature) or saturated (needs steam_dryness)",
+    )
     steam_dryness: float | None = Field(None, ge=0.5, le=1.0, description="Saturated steam: dryness fraction x")
-    fuel: FuelConfig
-    steam: PointRefConfig | None = None  # default: role steam_flow_tph
-    pressure: PointRefConfig | None = None  # default: role steam_pressure_mpa (gauge unless pressure_absolute)
-    temperature: PointRefConfig | None = None  # default: role steam_temperature_c
-    feedwater_temperature: PointRefConfig | None = None  # default: role feedwater_temperature_c
+    fuel: FuelConfig = Field(description="The boiler's fuel input")
+    steam: PointRefConfig | None = Field(
+        None, description="Steam flow, t/h; default: role steam_flow_tph of the device"
+    )
+    pressure: PointRefConfig | None = Field(
+        None, description="Steam pressure, MPa (gauge unless pressure_absolute); default: role steam_pressure_mpa"
+    )
+    temperature: PointRefConfig | None = Field(
+        None, description="Steam temperature, degC; default: role steam_temperature_c"
+    )
+    feedwater_temperature: PointRefConfig | None = Field(
+        None, description="Feedwater temperature, degC; default: role feedwater_temperature_c"
+    )
     pressure_absolute: bool = Field(False, description="true if the pressure point is absolute, not gauge")
 
     @model_validator(mode="after")
@@ -332,9 +403,13 @@ class BoilerConfig(_EquipmentBase, _EfficiencyBand):
 
 
 class CompressorConfig(_EquipmentBase):
-    kind: Literal["compressor"] = "compressor"
-    input_power: PointRefConfig | None = None  # default: role active_power_kw
-    air_flow: PointRefConfig | None = None  # default: role air_flow_m3min
+    kind: Literal["compressor"] = Field("compressor", description="compressor: specific power, kW per m3/min of air")
+    input_power: PointRefConfig | None = Field(
+        None, description="Electric input power; default: role active_power_kw of the device"
+    )
+    air_flow: PointRefConfig | None = Field(
+        None, description="Delivered air flow, m3/min; default: role air_flow_m3min"
+    )
 
 
 class PumpConfig(_EquipmentBase, _EfficiencyBand):
@@ -342,29 +417,41 @@ class PumpConfig(_EquipmentBase, _EfficiencyBand):
     (``pressure`` is the total pressure rise in MPa). The KPI is ``unit_efficiency``: with electric input power it is
     not the pump's own (shaft) efficiency."""
 
-    kind: Literal["pump", "fan"] = "pump"
-    input_power: PointRefConfig | None = None  # default: role active_power_kw
-    flow: PointRefConfig | None = None  # default: role flow_m3h
-    head: PointRefConfig | None = None  # pump, default role head_m
-    pressure: PointRefConfig | None = None  # fan, default role discharge_pressure_mpa
-    density_kg_m3: float = Field(1000.0, gt=0)
+    kind: Literal["pump", "fan"] = Field(
+        "pump", description="pump or fan: unit efficiency, hydraulic power over electric input"
+    )
+    input_power: PointRefConfig | None = Field(
+        None, description="Electric input power; default: role active_power_kw of the device"
+    )
+    flow: PointRefConfig | None = Field(None, description="Flow, m3/h; default: role flow_m3h of the device")
+    head: PointRefConfig | None = Field(None, description="Pumps: head, m; default: role head_m of the device")
+    pressure: PointRefConfig | None = Field(
+        None, description="Fans: total pressure rise, MPa; default: role discharge_pressure_mpa of the device"
+    )
+    density_kg_m3: float = Field(1000.0, gt=0, description="Density of the pumped fluid, kg/m3 (water 1000)")
 
 
 class TransformerConfig(_EquipmentBase):
-    kind: Literal["transformer"] = "transformer"
-    rated_kva: float = Field(gt=0)
-    no_load_loss_kw: float = Field(ge=0)
+    kind: Literal["transformer"] = Field("transformer", description="transformer: load factor, losses and efficiency")
+    rated_kva: float = Field(gt=0, description="Rated apparent power, kVA")
+    no_load_loss_kw: float = Field(ge=0, description="No-load (iron) loss from the test report, kW")
     load_loss_kw: float = Field(ge=0, description="Load (short-circuit) loss at rated load")
-    apparent_power: PointRefConfig | None = None  # default: role apparent_power_kva
-    active_power: PointRefConfig | None = None  # default: role active_power_kw
+    apparent_power: PointRefConfig | None = Field(
+        None, description="Apparent power, kVA; default: role apparent_power_kva of the device"
+    )
+    active_power: PointRefConfig | None = Field(
+        None, description="Active power, kW; default: role active_power_kw of the device"
+    )
 
 
 class KilnConfig(_EquipmentBase):
     """Kiln heat consumption in kJ/kg clinker: fuel heat over clinker produced."""
 
-    kind: Literal["kiln"] = "kiln"
-    fuels: list[FuelConfig] = Field(min_length=1)
-    production: PointRefConfig | None = None  # default: role production_t
+    kind: Literal["kiln"] = Field("kiln", description="kiln: heat consumption per kg of clinker")
+    fuels: list[FuelConfig] = Field(min_length=1, description="The kiln's fuels (at least one)")
+    production: PointRefConfig | None = Field(
+        None, description="Clinker production, t; default: role production_t of the device"
+    )
 
 
 EquipmentConfig = Annotated[
@@ -376,12 +463,26 @@ EquipmentConfig = Annotated[
 class DemandConfig(StrictModel):
     """Maximum demand: the highest mean active power over ``block_min`` minutes, in fixed blocks and sliding."""
 
-    name: str = Field(pattern=NAME)
-    meters: list[PointRefConfig] = Field(min_length=1)
-    block_min: int = Field(15, ge=1, le=60)
-    sliding_step_min: int = Field(1, ge=1, le=60)
-    contracted_kw: float | None = Field(None, gt=0)
-    windows: list[str] = Field(default_factory=lambda: ["day", "month"])
+    name: str = Field(
+        pattern=NAME,
+        description="Name of this demand meter group; its KPIs are published as <name>.<kpi>. Letters, digits, _ and -",
+    )
+    meters: list[PointRefConfig] = Field(
+        min_length=1, description="Active energy or power points whose sum is the demand"
+    )
+    block_min: int = Field(
+        15, ge=1, le=60, description="Demand interval in minutes, as the supply contract counts it (usually 15)"
+    )
+    sliding_step_min: int = Field(
+        1, ge=1, le=60, description="Step of the sliding demand, minutes; must divide block_min"
+    )
+    contracted_kw: float | None = Field(
+        None, gt=0, description="Contracted maximum demand, kW; a higher demand is flagged"
+    )
+    windows: list[str] = Field(
+        default_factory=lambda: ["day", "month"],
+        description="Periods the maximum is kept for: day, month, year (not 12mo)",
+    )
 
     @field_validator("windows")
     @classmethod
@@ -402,55 +503,100 @@ class PowerFactorConfig(StrictModel):
     the import (lagging) kvarh counters; ``reactive_export`` the reverse (leading, over-compensation) kvarh, added to
     the reactive energy (kvarh = import + export) as supply companies bill it."""
 
-    name: str = Field(pattern=NAME)
-    active: list[PointRefConfig] = Field(min_length=1)
-    reactive: list[PointRefConfig] = Field(min_length=1)
-    reactive_export: list[PointRefConfig] = Field(default_factory=list)
-    windows: list[str] | None = None
+    name: str = Field(
+        pattern=NAME,
+        description="Name of this power factor; its KPIs are published as <name>.<kpi>. Letters, digits, _ and -",
+    )
+    active: list[PointRefConfig] = Field(min_length=1, description="Active energy counters, kWh")
+    reactive: list[PointRefConfig] = Field(
+        min_length=1, description="Reactive energy counters, import (lagging), kvarh"
+    )
+    reactive_export: list[PointRefConfig] = Field(
+        default_factory=list,
+        description="Reverse (leading) reactive energy counters, kvarh, added as supply companies bill it",
+    )
+    windows: list[str] | None = Field(
+        None, description="Windows this KPI is computed in, e.g. [15m, 1h, day]; unset: the kpi section's windows"
+    )
 
 
 class RenewableConfig(StrictModel):
     """Renewable share of electricity against the park target ladder. ``renewable`` defaults to the
     energy_import_kwh of every device flagged ``renewable: true``."""
 
-    name: str = Field("site", pattern=NAME)
-    total: list[PointRefConfig] = Field(min_length=1)
-    renewable: list[PointRefConfig] | None = None
+    name: str = Field(
+        "site",
+        pattern=NAME,
+        description="Name of this renewable share; its KPIs are published as <name>.<kpi>. Letters, digits, _ and -",
+    )
+    total: list[PointRefConfig] = Field(min_length=1, description="Meters of the total electricity supply, kWh")
+    renewable: list[PointRefConfig] | None = Field(
+        None, description="Meters of renewable supply, kWh; default: energy_import_kwh of devices with renewable: true"
+    )
     total_includes_renewable: bool = Field(
         True, description="false if the total meters measure grid supply only (renewable is then added)"
     )
-    targets: list[float] = Field(default_factory=lambda: [0.5, 0.8, 1.0])
-    windows: list[str] | None = None
+    targets: list[float] = Field(
+        default_factory=lambda: [0.5, 0.8, 1.0],
+        description="Target shares (0..1) of the park ladder, e.g. [0.5, 0.8, 1.0]",
+    )
+    windows: list[str] | None = Field(
+        None, description="Windows this KPI is computed in, e.g. [15m, 1h, day]; unset: the kpi section's windows"
+    )
 
 
 class BalanceConfig(StrictModel):
     """Energy balance: a main meter against the sum of its sub-meters."""
 
-    name: str = Field(pattern=NAME)
-    main: PointRefConfig
-    subs: list[PointRefConfig] = Field(min_length=1)
-    max_unaccounted_share: float = Field(0.05, ge=0, le=1)
-    windows: list[str] | None = None
+    name: str = Field(
+        pattern=NAME,
+        description="Name of this balance; its KPIs are published as <name>.<kpi>. Letters, digits, _ and -",
+    )
+    main: PointRefConfig = Field(description="The main (incoming) meter")
+    subs: list[PointRefConfig] = Field(min_length=1, description="The sub-meters whose sum should match the main meter")
+    max_unaccounted_share: float = Field(
+        0.05,
+        ge=0,
+        le=1,
+        description="Share (0..1) of the main meter's energy that may go unaccounted before it is flagged",
+    )
+    windows: list[str] | None = Field(
+        None, description="Windows this KPI is computed in, e.g. [15m, 1h, day]; unset: the kpi section's windows"
+    )
 
 
 class ParkConfig(StrictModel):
     """Park totals over process lines: comprehensive energy, the part counted for energy dual control (renewable
     electricity and feedstock energy left out), CO2, and CO2 per tonne of standard coal."""
 
-    name: str = Field("park", pattern=NAME)
+    name: str = Field(
+        "park",
+        pattern=NAME,
+        description="Name of this park total; its KPIs are published as <name>.<kpi>. Letters, digits, _ and -",
+    )
     lines: list[str] | None = Field(None, description="Line names; default every line")
-    windows: list[str] | None = None
+    windows: list[str] | None = Field(
+        None, description="Windows this KPI is computed in, e.g. [15m, 1h, day]; unset: the kpi section's windows"
+    )
 
 
 class CustomKpiConfig(StrictModel):
     """A KPI written as a formula of points and other KPIs (see agent.kpi.formula for the syntax)."""
 
-    name: str = Field(pattern=NAME)
-    scope: str = Field("site", pattern=NAME)
-    formula: str
-    unit: str = ""
-    windows: list[str] | None = None
-    coverage_min: float | None = Field(None, ge=0, le=1)
+    name: str = Field(pattern=NAME, description="Name of the KPI; it is published as <scope>.<name>")
+    scope: str = Field("site", pattern=NAME, description="First part of the KPI's name, e.g. a line name; default site")
+    formula: str = Field(description="Formula of points and other KPIs, e.g. kiln1.energy_kgce / kiln1.production")
+    unit: str = Field("", description="Unit of the result, shown with the value")
+    windows: list[str] | None = Field(
+        None, description="Windows this KPI is computed in, e.g. [15m, 1h, day]; unset: the kpi section's windows"
+    )
+    coverage_min: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="Share of the window (0..1) that must have good data for a good value; unset: the kpi section's "
+        "coverage_min",
+    )
 
     @field_validator("formula")
     @classmethod
@@ -462,14 +608,18 @@ class CustomKpiConfig(StrictModel):
 
 
 class FactorsConfig(StrictModel):
-    electricity_method: Literal["equivalent", "equal_value"] = "equivalent"
+    electricity_method: Literal["equivalent", "equal_value"] = Field(
+        "equivalent",
+        description="Electricity to kgce: equivalent (0.1229 kgce/kWh, the heat content) or equal_value (the supply "
+        "coal of that year)",
+    )
     electricity_equal_value_kgce_per_kwh: float | None = Field(
         None, gt=0, lt=1, description="That year's published supply coal consumption, needed for equal_value"
     )
-    grid_year: int = 2023
+    grid_year: int = Field(2023, description="Year of the grid CO2 factor in the factor table")
     grid_scope: str = Field("national", description="national, north_china, inner_mongolia, ... (factor table)")
     grid_tco2_per_mwh: float | None = Field(None, ge=0, description="Explicit grid factor; overrides year and scope")
-    renewable_tco2_per_mwh: float = Field(0.0, ge=0)
+    renewable_tco2_per_mwh: float = Field(0.0, ge=0, description="CO2 factor of renewable electricity, tCO2/MWh")
 
     @model_validator(mode="after")
     def _equal_value_needs_figure(self) -> FactorsConfig:
@@ -481,24 +631,47 @@ class FactorsConfig(StrictModel):
 class KpiSectionConfig(StrictModel):
     """The ``kpi:`` section of the site file."""
 
-    publish_interval_s: float = Field(60.0, gt=0, le=86400)
-    windows: list[str] = Field(default_factory=lambda: ["15m", "1h", "shift", "day"], min_length=1)
+    publish_interval_s: float = Field(
+        60.0, gt=0, le=86400, description="How often KPI values are published, in seconds"
+    )
+    windows: list[str] = Field(
+        default_factory=lambda: ["15m", "1h", "shift", "day"],
+        min_length=1,
+        description="Windows every KPI is computed in unless it names its own: 15m, 1h, 8h, shift, day, month, year, "
+        "12mo",
+    )
     shifts: list[str] = Field(default_factory=lambda: ["00:00", "08:00", "16:00"], description="Local start times")
-    coverage_min: float = Field(0.9, ge=0, le=1)
+    coverage_min: float = Field(
+        0.9, ge=0, le=1, description="Share of a window (0..1) that must have good data for a good value"
+    )
     settle_s: float = Field(120.0, ge=0, description="How long after its end a window waits for late data")
     max_gap_s: float = Field(60.0, gt=0, description="Rates and levels: a longer gap is a gap, not bridged")
     counter_bridge_max_s: float = Field(3600.0, gt=0, description="Counters: longest delta counted as covered")
     emit_running: bool = Field(True, description="Also publish the running value of each open window")
-    factors: FactorsConfig = Field(default_factory=lambda: FactorsConfig.model_validate({}))
-    lines: list[LineConfig] = Field(default_factory=list)
-    equipment: list[EquipmentConfig] = Field(default_factory=list)
-    demand: list[DemandConfig] = Field(default_factory=list)
-    power_factor: list[PowerFactorConfig] = Field(default_factory=list)
-    renewable: list[RenewableConfig] = Field(default_factory=list)
-    balance: list[BalanceConfig] = Field(default_factory=list)
-    custom: list[CustomKpiConfig] = Field(default_factory=list)
-    levels: list[LevelOverrideConfig] = Field(default_factory=list)
-    park: ParkConfig | None = None
+    factors: FactorsConfig = Field(
+        default_factory=lambda: FactorsConfig.model_validate({}),
+        description="Conversion and CO2 factors: electricity method, grid factor",
+    )
+    lines: list[LineConfig] = Field(
+        default_factory=list, description="Process lines: production, energy inputs, graded against the national levels"
+    )
+    equipment: list[EquipmentConfig] = Field(
+        default_factory=list,
+        description="Equipment KPIs: motors, boilers, compressors, pumps and fans, transformers, kilns",
+    )
+    demand: list[DemandConfig] = Field(default_factory=list, description="Maximum demand of meter groups")
+    power_factor: list[PowerFactorConfig] = Field(
+        default_factory=list, description="Power factor from active and reactive energy"
+    )
+    renewable: list[RenewableConfig] = Field(default_factory=list, description="Renewable share of electricity")
+    balance: list[BalanceConfig] = Field(
+        default_factory=list, description="Energy balances: a main meter against its sub-meters"
+    )
+    custom: list[CustomKpiConfig] = Field(default_factory=list, description="KPIs written as formulas")
+    levels: list[LevelOverrideConfig] = Field(
+        default_factory=list, description="The site's own level rows, replacing or adding to the shipped table"
+    )
+    park: ParkConfig | None = Field(None, description="Park totals over the lines (energy dual control); unset: none")
 
     @field_validator("shifts")
     @classmethod

@@ -57,17 +57,25 @@ class MqttConfig(StrictModel):
 
     host: str = Field(description="Broker host name or address")
     port: int | None = Field(default=None, ge=1, le=65535, description="Default 1883, or 8883 with tls")
-    transport: Literal["tcp"] = "tcp"
+    transport: Literal["tcp"] = Field("tcp", description="tcp: plain TCP, or TLS with tls:")
     protocol: Literal["5", "3.1.1"] = Field(
         default="5",
         description="MQTT 5, or 3.1.1 for older brokers",
         json_schema_extra=lambda s: s.update(enum=["5", "3.1.1", 5], type=["string", "integer"]),  # `protocol: 5`
     )
     client_id: str | None = Field(default=None, max_length=128, description="Default <site>-<gateway>")
-    keepalive_s: int = Field(default=30, ge=5, le=3600)
-    connect_timeout_s: float = Field(default=10.0, gt=0, le=120)
-    tls: MqttTlsConfig | None = None
-    username: str | None = None
+    keepalive_s: int = Field(
+        default=30,
+        ge=5,
+        le=3600,
+        description="Keep-alive ping interval in seconds; the broker drops the connection after 1.5 of them without "
+        "traffic",
+    )
+    connect_timeout_s: float = Field(
+        default=10.0, gt=0, le=120, description="How long a connection attempt may take, in seconds"
+    )
+    tls: MqttTlsConfig | None = Field(None, description="TLS to the broker (recommended); unset: plain TCP")
+    username: str | None = Field(None, description="User name at the broker; the centre's ACL expects <site>/<gateway>")
     password_file: str | None = Field(default=None, description="File holding the password (trailing newline ignored)")
     password_env: str | None = Field(default=None, description="Environment variable holding the password")
     password: SecretStr | None = Field(default=None, description="Discouraged: use password_file or password_env")
@@ -80,8 +88,16 @@ class MqttConfig(StrictModel):
         default=1, description="QoS 1 only: the spool deletes a message on its PUBACK"
     )
     max_inflight: int = Field(default=100, ge=1, le=65535, description="Messages published and not yet acknowledged")
-    reconnect_min_s: float = Field(default=1.0, gt=0, le=3600)
-    reconnect_max_s: float = Field(default=30.0, gt=0, le=3600)
+    reconnect_min_s: float = Field(
+        default=1.0,
+        gt=0,
+        le=3600,
+        description="First wait before reconnecting after a lost connection, in seconds; it doubles (with jitter) up "
+        "to reconnect_max_s",
+    )
+    reconnect_max_s: float = Field(
+        default=30.0, gt=0, le=3600, description="Longest wait between reconnection attempts, in seconds"
+    )
     replay_rate_msgs_s: float = Field(default=500.0, gt=0, description="Rate at which the backlog is replayed")
     replay_order: Literal["live_first", "backlog_first"] = Field(
         default="live_first",

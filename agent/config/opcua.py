@@ -67,8 +67,13 @@ class OpcuaSecurityConfig(StrictModel):
         }
     )
 
-    policy: SecurityPolicy = SecurityPolicy.BASIC256SHA256
-    mode: SecurityMode = SecurityMode.SIGN_AND_ENCRYPT
+    policy: SecurityPolicy = Field(
+        SecurityPolicy.BASIC256SHA256,
+        description="Security policy of the secure channel, as offered by the server; None only with allow_none",
+    )
+    mode: SecurityMode = Field(
+        SecurityMode.SIGN_AND_ENCRYPT, description="Sign or SignAndEncrypt (recommended); None only with policy None"
+    )
     allow_none: bool = Field(
         default=False, description="Must be true to use policy None (testing and isolated networks)"
     )
@@ -87,7 +92,7 @@ class OpcuaSecurityConfig(StrictModel):
 
 
 class AnonymousAuthConfig(StrictModel):
-    type: Literal["anonymous"] = "anonymous"
+    type: Literal["anonymous"] = Field("anonymous", description="anonymous: no user identity")
 
 
 class UsernameAuthConfig(StrictModel):
@@ -95,8 +100,8 @@ class UsernameAuthConfig(StrictModel):
 
     model_config = ConfigDict(json_schema_extra=exactly_one("password_file", "password_env"))  # _one_source
 
-    type: Literal["username"] = "username"
-    username: str = Field(min_length=1)
+    type: Literal["username"] = Field("username", description="username: user name and password")
+    username: str = Field(min_length=1, description="User name on the OPC UA server")
     password_file: str | None = Field(default=None, description="File holding the password (first line), mode 0600")
     password_env: str | None = Field(
         default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="Environment variable"
@@ -112,9 +117,11 @@ class UsernameAuthConfig(StrictModel):
 class CertificateAuthConfig(StrictModel):
     """User identity by an X.509 certificate (may be the application certificate)."""
 
-    type: Literal["certificate"] = "certificate"
-    cert_file: str
-    key_file: str
+    type: Literal["certificate"] = Field(
+        "certificate", description="certificate: user identity by an X.509 certificate"
+    )
+    cert_file: str = Field(description="User certificate file (DER or PEM)")
+    key_file: str = Field(description="Its private key (PEM), mode 0600")
 
 
 AuthConfig = Annotated[
@@ -126,8 +133,10 @@ AuthConfig = Annotated[
 class DeadbandConfig(StrictModel):
     """Data-change filter: absolute (in the point's unit) or percent of the node's EURange."""
 
-    type: Literal["absolute", "percent"]
-    value: float = Field(ge=0)
+    type: Literal["absolute", "percent"] = Field(
+        description="absolute: in the point's unit; percent: of the node's EURange on the server"
+    )
+    value: float = Field(ge=0, description="Smallest change that is reported (in the unit, or 0..100 for percent)")
 
     @model_validator(mode="after")
     def _percent_range(self) -> DeadbandConfig:
@@ -165,19 +174,31 @@ class OpcuaPointConfig(StrictModel):
         }
     )
 
-    name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
-    node_id: str | None = None
-    browse_path: str | None = None
-    namespace_uri: str | None = None
-    unit: str = ""
-    role: Role | None = None
+    name: str = Field(
+        pattern=r"^[A-Za-z0-9_.-]{1,64}$",
+        description="Point name, unique in the device; it becomes part of the MQTT topic. Letters, digits, _ . -",
+    )
+    node_id: str | None = Field(
+        None,
+        description="NodeId on the server, e.g. nsu=urn:plant:kiln1;s=Kiln1.CoalFeed (give node_id or browse_path)",
+    )
+    browse_path: str | None = Field(
+        None, description="Browse names below Objects separated by /, e.g. Kiln1/CoalFeed (needs namespace_uri)"
+    )
+    namespace_uri: str | None = Field(
+        None, description="URI of the namespace of browse_path's names, or of an s=/i= node_id"
+    )
+    unit: str = Field("", description="Engineering unit of the value, e.g. t/h, kW, degC")
+    role: Role | None = Field(None, description="What the KPI engine uses this point for (see energy-agent list roles)")
     range: tuple[float, float] | None = Field(default=None, description="Plausible [min, max]; outside is uncertain")
     sampling_interval_ms: float | None = Field(
         default=None, ge=0, le=3_600_000, description="Server sampling; defaults to the device interval"
     )
     queue_size: int = Field(default=1, ge=1, le=10_000, description="Server-side queue of the monitored item")
-    deadband: DeadbandConfig | None = None
-    description: str = ""
+    deadband: DeadbandConfig | None = Field(
+        None, description="Subscriptions: report only changes larger than this; unset: every change"
+    )
+    description: str = Field("", description="Free text for people: what the point is")
 
     @model_validator(mode="after")
     def _one_address(self) -> OpcuaPointConfig:
@@ -211,11 +232,22 @@ class OpcuaDeviceConfig(StrictModel):
         }
     )
 
-    name: str = Field(pattern=_NAME)
-    protocol: Literal["opcua"] = "opcua"
+    name: str = Field(
+        pattern=_NAME,
+        description="Device name, unique in the site; it becomes an MQTT topic level. Letters, digits, _ . -",
+    )
+    protocol: Literal["opcua"] = Field(
+        "opcua", description="opcua: an OPC UA server (required for OPC UA devices; without it a device is Modbus)"
+    )
     endpoint: str = Field(pattern=r"^opc\.tcp://[^/\s]+(:\d+)?(/\S*)?$", description="opc.tcp://host:port[/path]")
-    security: OpcuaSecurityConfig = Field(default_factory=lambda: OpcuaSecurityConfig())
-    auth: AuthConfig = Field(default_factory=lambda: AnonymousAuthConfig())
+    security: OpcuaSecurityConfig = Field(
+        default_factory=lambda: OpcuaSecurityConfig(),
+        description="Message security; default Basic256Sha256 with SignAndEncrypt",
+    )
+    auth: AuthConfig = Field(
+        default_factory=lambda: AnonymousAuthConfig(),
+        description="User identity: anonymous (default), username or certificate",
+    )
     client_cert: str | None = Field(default=None, description="Application instance certificate (DER or PEM)")
     client_key: str | None = Field(default=None, description="Its private key (PEM), mode 0600")
     trust_dir: str | None = Field(default=None, description="Folder of trusted server (or CA) certificates")
@@ -225,10 +257,14 @@ class OpcuaDeviceConfig(StrictModel):
         default=30.0, ge=5, le=3600, description="Server drops an orphaned session (and its subscriptions) after this"
     )
     mode: Literal["subscribe", "poll"] = Field(default="subscribe", description="Subscriptions, or polled reads")
-    points: list[OpcuaPointConfig] = Field(min_length=1)
-    enabled: bool = True
+    points: list[OpcuaPointConfig] = Field(
+        min_length=1, description="The server's variables to read, one entry per point"
+    )
+    enabled: bool = Field(True, description="false: keep the device in the file but do not connect")
     renewable: bool = Field(default=False, description="This meter measures renewable supply (PV, wind, green power)")
-    tags: dict[str, str] = Field(default_factory=dict)
+    tags: dict[str, str] = Field(
+        default_factory=dict, description="Labels sent with the data, e.g. line: kiln1, area: raw-mill"
+    )
 
     @model_validator(mode="after")
     def _check_files(self) -> OpcuaDeviceConfig:

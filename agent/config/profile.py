@@ -123,32 +123,41 @@ class PointConfig(StrictModel):
     length: int | None = Field(None, ge=1, le=125, description="String length in registers")
     bit: int | None = Field(None, ge=0, le=15, description="Bit number (0 = least significant) for type bit")
     scale: float = Field(1.0, description="value = raw * scale + offset")
-    offset: float = 0.0
+    offset: float = Field(0.0, description="Added after scaling: value = raw * scale + offset")
     range: tuple[float, float] | None = Field(
         None, description="Plausible [min, max] after scaling; values outside are flagged uncertain"
     )
     role: Role | None = Field(None, description="What the KPI engine uses this point for")
-    description: str = ""
+    description: str = Field("", description="Free text for people: what the point is, notes from the manual")
 
     @model_validator(mode="after")
     def _check_type_fits(self) -> PointConfig:
-        if self.kind.is_bit and self.type is not DataType.BOOL:
-            raise ValueError(f"a {self.kind.value} holds single bits: use type bool, not {self.type.value}")
-        if not self.kind.is_bit and self.type is DataType.BOOL:
-            raise ValueError(
-                f"type bool is for coils and discrete inputs; for one bit of a {self.kind.value} use type bit"
-            )
-        if self.type is DataType.STRING and self.length is None:
-            raise ValueError("a string needs length: the number of registers it spans (two characters each)")
-        if self.type is not DataType.STRING and self.length is not None:
+        kind, data_type = self.kind, self.type
+        if (kind in _BIT_KINDS) != (data_type is DataType.BOOL):
+            if data_type is DataType.BOOL:
+                raise ValueError(
+                    f"type bool is for coils and discrete inputs; for one bit of a {kind.value} use type bit"
+                )
+            raise ValueError(f"a {kind.value} holds single bits: use type bool, not {data_type.value}")
+        if (data_type is DataType.STRING) != (self.length is not None):
+            if self.length is None:
+                raise ValueError("a string needs length: the number of registers it spans (two characters each)")
             raise ValueError("length is only for type string")
-        if self.type is DataType.BIT and self.bit is None:
-            raise ValueError("type bit needs bit: the bit number 0..15 (0 = least significant)")
-        if self.type is not DataType.BIT and self.bit is not None:
+        if (data_type is DataType.BIT) != (self.bit is not None):
+            if self.bit is None:
+                raise ValueError("type bit needs bit: the bit number 0..15 (0 = least significant)")
             raise ValueError("bit is only for type bit")
         if self.range is not None and self.range[0] > self.range[1]:
             raise ValueError(f"range must be [min, max], got [{self.range[0]}, {self.range[1]}]")
+        # Profiles can hold 100,000 points, and each point's own set of the field names it was given costs more
+        # than the rest of the point: points written alike share one (pydantic copies it before changing it).
+        fields = self.__pydantic_fields_set__
+        object.__setattr__(self, "__pydantic_fields_set__", _FIELD_SETS.setdefault(frozenset(fields), fields))
         return self
+
+
+_BIT_KINDS = frozenset((RegisterKind.COIL, RegisterKind.DISCRETE_INPUT))
+_FIELD_SETS: dict[frozenset[str], set[str]] = {}
 
 
 class SourceDocument(StrictModel):
@@ -156,7 +165,7 @@ class SourceDocument(StrictModel):
 
     document: str = Field(description="Vendor document name, e.g. 'DTSU666 user manual'")
     version: str = Field("", description="Document version or date")
-    url: str = ""
+    url: str = Field("", description="Where the document can be downloaded, if public")
     notes: str = Field("", description="What is uncertain or was not confirmed in the document")
 
 
@@ -164,9 +173,9 @@ class ProfileConfig(StrictModel):
     """A device profile file."""
 
     profile: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$", description="Profile name used by site files")
-    description: str = ""
-    vendor: str = ""
-    model: str = ""
+    description: str = Field("", description="What device this profile is for, in a few words")
+    vendor: str = Field("", description="Manufacturer, e.g. CHINT")
+    model: str = Field("", description="Device model or series, e.g. DTSU666")
     category: Literal[
         "energy_meter",
         "vfd",
@@ -181,13 +190,19 @@ class ProfileConfig(StrictModel):
         "fan",
         "furnace",
         "other",
-    ] = "other"
-    source: SourceDocument | None = None
-    protocol: Literal["modbus"] = "modbus"
+    ] = Field("other", description="Kind of device, for listing and KPI defaults")
+    source: SourceDocument | None = Field(None, description="The vendor document the register map was taken from")
+    protocol: Literal["modbus"] = Field("modbus", description="modbus: profiles describe Modbus register maps")
     address_base: Annotated[Literal[0, 1], NOT_BOOL] = Field(
         description="0 if the manual numbers registers from 0, 1 if from 1"
     )
     byte_order: ByteOrder = Field(ByteOrder.ABCD, description="Default order for multi-register points")
-    max_registers_per_request: int = Field(125, ge=1, le=125)
+    max_registers_per_request: int = Field(
+        125,
+        ge=1,
+        le=125,
+        description="Most registers the device returns in one read, 1..125; lower it for devices that refuse long "
+        "reads",
+    )
     max_gap: int = Field(8, ge=0, le=124, description="Unused registers a coalesced read may span")
-    points: list[PointConfig] = Field(min_length=1)
+    points: list[PointConfig] = Field(min_length=1, description="The values to read, one entry per point")

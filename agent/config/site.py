@@ -25,13 +25,17 @@ DEFAULT_TIMEOUT_MS = 1000.0  # capped at half the polling interval when timeout_
 class SerialBusConfig(StrictModel):
     """An RS-485 port on this gateway; devices on it are polled one request at a time."""
 
-    name: str = Field(pattern=NAME_PATTERN)
-    transport: Literal["rtu"] = "rtu"
+    name: str = Field(
+        pattern=NAME_PATTERN, description="Name of this bus, used by devices' bus: key. Letters, digits, _ . -"
+    )
+    transport: Literal["rtu"] = Field("rtu", description="rtu: a serial (RS-485/RS-232) port on this gateway")
     port: str = Field(description="Serial device, e.g. /dev/ttyUSB0")
-    baudrate: int = Field(9600, ge=300, le=921600)
-    parity: Literal["N", "E", "O"] = "N"
-    stopbits: Annotated[Literal[1, 2], NOT_BOOL] = 1
-    bytesize: Literal[7, 8] = 8
+    baudrate: int = Field(
+        9600, ge=300, le=921600, description="Line speed in bit/s, as set on the devices, e.g. 9600 or 19200"
+    )
+    parity: Literal["N", "E", "O"] = Field("N", description="N (none), E (even) or O (odd), as set on the devices")
+    stopbits: Annotated[Literal[1, 2], NOT_BOOL] = Field(1, description="Stop bits, 1 or 2, as set on the devices")
+    bytesize: Literal[7, 8] = Field(8, description="Data bits per character, 8 for Modbus RTU (7 only for odd devices)")
     pause_ms: float = Field(20.0, ge=0, le=10000, description="Pause between two requests on this bus")
 
 
@@ -42,12 +46,23 @@ class TcpGatewayConfig(StrictModel):
 
     model_config = ConfigDict(json_schema_extra={"allOf": [{"required": ["transport"]}]})  # without it: rtu
 
-    name: str = Field(pattern=NAME_PATTERN)
-    transport: Literal["tcp_gateway"] = "tcp_gateway"
-    host: str
-    port: int = Field(502, ge=1, le=65535)
-    framing: Literal["tcp", "rtu"] = "tcp"
-    pause_ms: float = Field(0.0, ge=0, le=10000)
+    name: str = Field(
+        pattern=NAME_PATTERN, description="Name of this gateway, used by devices' bus: key. Letters, digits, _ . -"
+    )
+    transport: Literal["tcp_gateway"] = Field(
+        "tcp_gateway", description="tcp_gateway: a serial device server or Modbus gateway reached over TCP"
+    )
+    host: str = Field(description="Host name or IP address of the gateway")
+    port: int = Field(
+        502, ge=1, le=65535, description="TCP port of the gateway (502 for Modbus TCP; device servers often use 4001)"
+    )
+    framing: Literal["tcp", "rtu"] = Field(
+        "tcp",
+        description="tcp: Modbus TCP frames, the gateway routes by unit id; rtu: raw RTU frames with CRC over TCP",
+    )
+    pause_ms: float = Field(
+        0.0, ge=0, le=10000, description="Pause between two requests through this gateway, in milliseconds"
+    )
 
 
 def _tag_or_default(field: str, default: str) -> Callable[[Any], Any]:
@@ -74,24 +89,33 @@ class ModbusDeviceConfig(StrictModel):
 
     model_config = ConfigDict(json_schema_extra=exactly_one("host", "bus"))  # _one_transport, for editors
 
-    name: str = Field(pattern=NAME_PATTERN)
-    protocol: Literal["modbus"] = "modbus"
+    name: str = Field(
+        pattern=NAME_PATTERN,
+        description="Device name, unique in the site; it becomes an MQTT topic level. Letters, digits, _ . -",
+    )
+    protocol: Literal["modbus"] = Field("modbus", description="modbus (the default when left out) or opcua")
     profile: str = Field(description="Name of a profile in the profile folders")
-    host: str | None = None
-    port: int = Field(502, ge=1, le=65535)
+    host: str | None = Field(
+        None, description="IP address or host name of a Modbus TCP device (give host or bus, not both)"
+    )
+    port: int = Field(502, ge=1, le=65535, description="TCP port of a Modbus TCP device (with host)")
     bus: str | None = Field(None, description="Name of an entry under buses")
-    unit_id: int = Field(1, ge=0, le=255)
-    interval_s: float = Field(1.0, gt=0, le=86400)
+    unit_id: int = Field(
+        1, ge=0, le=255, description="Modbus unit (slave) id set on the device, 0..255; on a serial bus 1..247"
+    )
+    interval_s: float = Field(1.0, gt=0, le=86400, description="Polling interval in seconds")
     timeout_ms: float = Field(
         DEFAULT_TIMEOUT_MS,
         gt=0,
         le=60000,
         description="Reply timeout; unset: 1000 ms, or half of interval_s when that is shorter",
     )
-    retries: int = Field(0, ge=0, le=5)
+    retries: int = Field(
+        0, ge=0, le=5, description="Times a request is sent again after a timeout before it counts as failed, 0..5"
+    )
     max_registers_per_request: int | None = Field(None, ge=1, le=125, description="Overrides the profile")
     max_gap: int | None = Field(None, ge=0, le=124, description="Overrides the profile")
-    enabled: bool = True
+    enabled: bool = Field(True, description="false: keep the device in the file but do not poll it")
     renewable: bool = Field(False, description="This meter measures renewable supply (PV, wind, green power)")
     tags: dict[str, str] = Field(default_factory=dict, description="e.g. line: kiln1, area: raw-mill")
 
@@ -139,9 +163,25 @@ class SiteConfig(StrictModel):
         description="Folders with device profiles, relative to this file; the shipped library is searched last",
     )
     state_dir: str = Field("/var/lib/energy-agent", description="Spool and state; systemd's StateDirectory")
-    buses: list[BusConfig] = Field(default_factory=list)
-    devices: list[DeviceConfig] = Field(default_factory=list)
-    mqtt: MqttConfig | None = None
-    spool: SpoolConfig = Field(default_factory=lambda: SpoolConfig())
-    kpi: KpiSectionConfig | None = None
-    monitoring: MonitoringConfig = Field(default_factory=lambda: MonitoringConfig())
+    buses: list[BusConfig] = Field(
+        default_factory=list,
+        description="Serial buses and TCP gateways that devices share (devices name them with bus:)",
+    )
+    devices: list[DeviceConfig] = Field(
+        default_factory=list,
+        description="The devices this gateway reads: Modbus (with a profile) or OPC UA (with its points)",
+    )
+    mqtt: MqttConfig | None = Field(
+        None, description="The broker this gateway publishes to; unset: nothing is published, data stays in the spool"
+    )
+    spool: SpoolConfig = Field(
+        default_factory=lambda: SpoolConfig(),
+        description="The local store-and-forward buffer that holds data until the broker acknowledged it",
+    )
+    kpi: KpiSectionConfig | None = Field(
+        None, description="Energy KPIs computed on the gateway (see energy-agent reference kpi); unset: no KPIs"
+    )
+    monitoring: MonitoringConfig = Field(
+        default_factory=lambda: MonitoringConfig(),
+        description="Self-monitoring: health on the status topic and optional Prometheus metrics",
+    )

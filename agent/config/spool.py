@@ -42,7 +42,12 @@ class SpoolConfig(StrictModel):
     fsync: Literal["interval", "always"] = Field(
         default="interval", description="interval: fsync the WAL every fsync_interval_ms; always: fsync every append"
     )
-    fsync_interval_ms: float = Field(default=200.0, ge=0, le=60000)
+    fsync_interval_ms: float = Field(
+        default=200.0,
+        ge=0,
+        le=60000,
+        description="With fsync: interval, the longest time between two fsyncs of the WAL, in milliseconds",
+    )
 
     def resolve_path(self, state_dir: str | Path) -> Path:
         """The spool file: ``path`` if given (relative paths are under ``state_dir``), else the default."""

@@ -1,7 +1,7 @@
 """The JSON Schemas editors use accept what the loader accepts (issue 12): the same documents go to the loader's
 models and to a JSON Schema validator, which must agree: every shipped profile, the example site, every config case
 under tests/cases and Hypothesis variants of them. What JSON Schema cannot say is listed in ``BEYOND_SCHEMA`` and
-left to ``validate``. Also: a device's ``profile`` offers the shipped names, and
+left to ``validate``. Also: every key has a description, a device's ``profile`` offers the shipped names, and
 ``energy-agent schema --path`` tells an editor where the installed schemas are."""
 
 from __future__ import annotations
@@ -213,6 +213,31 @@ def test_schema_and_loader_agree_where_they_used_to_differ(kind: str, yaml_text:
     assert _disagreement(kind, data) is None
 
 
+def _properties(schema: Any, at: str = "") -> list[tuple[str, dict[str, Any]]]:
+    """(where, property schema) of every property anywhere in ``schema``."""
+    found: list[tuple[str, dict[str, Any]]] = []
+    if isinstance(schema, dict):
+        for key, value in schema.items():
+            if key == "properties" and isinstance(value, dict):
+                found += [(f"{at}.{name}", prop) for name, prop in value.items() if isinstance(prop, dict)]
+            found += _properties(value, f"{at}/{key}")
+    elif isinstance(schema, list):
+        for item in schema:
+            found += _properties(item, at)
+    return found
+
+
+def _model_properties(schema: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """Properties of the models (not those of the if/then rules, which restate a property)."""
+    return [(at, p) for at, p in _properties(schema) if not re.search(r"/(allOf|if|then|else|not|anyOf|oneOf)\b", at)]
+
+
+@pytest.mark.parametrize("kind", ["site", "profile"])
+def test_every_key_has_a_description(kind: str) -> None:
+    missing = [at for at, prop in _model_properties(schemas()[kind]) if not str(prop.get("description", "")).strip()]
+    assert missing == []
+
+
 def test_a_device_profile_offers_the_shipped_names_and_takes_any_other() -> None:
     names = shipped_profiles()
     assert {"generic-3ph-meter", "chint-dtsu666", "siemens-pac3200"} <= set(names)
@@ -239,3 +264,14 @@ def test_schema_path_prefers_the_copies_install_sh_puts_beside_the_venv(
     beside = tmp_path / "opt" / "energy-agent" / "schemas"
     assert main(["schema", "--out", str(beside)]) == 0
     assert installed_dir() == beside.resolve()
+
+
+@pytest.mark.parametrize("section", ["site", "profile"])
+def test_the_site_and_profile_references_in_docs_are_current(section: str) -> None:
+    """Like docs/reference/kpi.md: what the descriptions say, readable without an editor."""
+    from agent.cli.reference import markdown
+
+    doc = REPO / "docs" / "reference" / f"{section}.md"
+    assert doc.read_text(encoding="utf-8") == markdown(section), (
+        f"docs/reference/{section}.md is stale: run `energy-agent reference {section} > {doc.relative_to(REPO)}`"
+    )
