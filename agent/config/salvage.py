@@ -88,11 +88,14 @@ def salvage_site(path: Path) -> Salvaged | None:
         except ValidationError as e:
             targets = {_existing(data, tuple(err["loc"])) for err in e.errors(include_url=False)}
             # deepest first, and the items of one list from the last, so pruning one leaves the others' indices
+            removed = False
             for target in sorted(targets, key=lambda t: (len(t), t[-1] if t and isinstance(t[-1], int) else 0))[::-1]:
                 if not target or target[0] in ("site", "gateway"):
                     return None
                 pruned.append(_written(kept, target))
-                _prune(data, kept, target)
+                removed |= _prune(data, kept, target)
+            if not removed:
+                return None  # an error that pruning cannot take away
             continue
         profiles, _docs, _paths = _load_used_profiles(path, doc, [])
         return Salvaged(site, profiles, doc, tuple(pruned), kept)
@@ -120,17 +123,20 @@ def _has(node: Any, el: str | int) -> bool:
     return isinstance(node, list) and isinstance(el, int) and 0 <= el < len(node)
 
 
-def _prune(data: Any, kept: dict[PathKey, list[int]], target: PathKey) -> None:
+def _prune(data: Any, kept: dict[PathKey, list[int]], target: PathKey) -> bool:
     """Remove the node at ``target`` (a path into the current data), recording list indices as written."""
     parent = _at(data, target[:-1])
     last = target[-1]
-    if isinstance(parent, dict):
-        parent.pop(last, None)
-    elif isinstance(parent, list) and isinstance(last, int):
+    if isinstance(parent, dict) and last in parent:
+        del parent[last]
+        return True
+    if isinstance(parent, list) and isinstance(last, int) and _has(parent, last):
         written = _written(kept, target[:-1])
         indices = kept.setdefault(written, list(range(len(parent))))
         del parent[last]
         del indices[last]
+        return True
+    return False
 
 
 def _written(kept: Mapping[PathKey, list[int]], path: PathKey) -> PathKey:

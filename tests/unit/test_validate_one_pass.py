@@ -5,9 +5,15 @@ first, the KPI cross-checks only once everything else was clean."""
 
 from __future__ import annotations
 
+import copy
+import tempfile
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from agent.cli import main
 from agent.errors import EX_CONFIG, ConfigError
@@ -107,3 +113,43 @@ def test_a_site_whose_other_checks_fail_still_gets_its_kpi_references_checked(fo
     assert any(i.startswith("site.yaml:7:12: devices[2].name:") for i in issues), issues
     assert any(i.startswith("site.yaml:12:18: kpi.lines[0].indicator: unknown indicator") for i in issues)
     assert len(issues) == 5
+
+
+VALUES: list[Any] = [None, 0, -1, 70000, True, "", "x", "15m", [], {}, ["a"], {"zz": 1}, "energy_import_kwh", "meter"]
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_any_damage_to_a_site_is_reported_never_a_crash(data: st.DataObject) -> None:
+    """Whatever part of the site is wrong, the salvaged KPI check runs or stands aside: a ConfigError, no traceback,
+    and every issue positioned in the file."""
+    doc: Any = yaml.safe_load(SITE)
+    for _ in range(data.draw(st.integers(1, 3))):
+        paths = _paths(doc)
+        if not paths:
+            break
+        path = data.draw(st.sampled_from(paths))
+        parent = doc
+        for el in path[:-1]:
+            parent = parent[el]
+        change = data.draw(st.sampled_from([*VALUES, ...]))
+        if change is ...:
+            del parent[path[-1]]
+        else:
+            parent[path[-1]] = copy.deepcopy(change)
+    with tempfile.TemporaryDirectory() as folder:
+        site = Path(folder) / "site.yaml"
+        site.write_text(yaml.safe_dump(doc, sort_keys=False))
+        try:
+            compile_site(site)
+        except ConfigError as e:
+            assert e.issues
+            assert all(i.line >= 1 and i.file == str(site) for i in e.issues)
+
+
+def _paths(node: Any, at: tuple[str | int, ...] = ()) -> list[tuple[str | int, ...]]:
+    out = [at] if at else []
+    items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else []
+    for key, value in items:
+        out += _paths(value, (*at, key))
+    return out
