@@ -190,7 +190,7 @@ class ProfileConfig(StrictModel):
         "fan",
         "furnace",
         "other",
-    ] = Field("other", description="Kind of device, for listing and KPI defaults")
+    ] = Field("other", description="Kind of device, shown by energy-agent list profiles")
     source: SourceDocument | None = Field(None, description="The vendor document the register map was taken from")
     protocol: Literal["modbus"] = Field("modbus", description="modbus: profiles describe Modbus register maps")
     address_base: Annotated[Literal[0, 1], NOT_BOOL] = Field(
