@@ -215,6 +215,8 @@ def _bad_tag(r: _Resolved, doc: YamlDocument, value: Any) -> ConfigIssue:
 
 def _value_message(kind: str, value: Any, ctx: dict[str, Any], msg: str) -> str:
     v = show(value)
+    if kind in ("int_type", "float_type", "bool_type") and isinstance(value, str) and _plain(value) is not value:
+        return f"{v} is quoted, so it is text; write it without quotes"  # the loader reads values as written
     match kind:
         case "value_error" | "assertion_error":
             return msg.removeprefix("Value error, ").removeprefix("Assertion failed, ")
@@ -250,6 +252,18 @@ def _value_message(kind: str, value: Any, ctx: dict[str, Any], msg: str) -> str:
             allowed = _PATTERNS.get(str(ctx["pattern"]), f"the pattern {ctx['pattern']}")
             return f"{v} is not allowed here; use {allowed}"
     return f"{v}: {msg[0].lower()}{msg[1:]}" if msg else f"{v} is not valid here"
+
+
+def _plain(text: str) -> Any:
+    """What ``text`` would be unquoted: a number or true/false, else the text itself."""
+    if text in ("true", "false"):
+        return text == "true"
+    for parse in (int, float):
+        try:
+            return parse(text)
+        except ValueError:
+            pass
+    return text
 
 
 def _resolve(model: type[BaseModel], loc: tuple[str | int, ...], data: Any) -> _Resolved:

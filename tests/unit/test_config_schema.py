@@ -275,3 +275,21 @@ def test_the_site_and_profile_references_in_docs_are_current(section: str) -> No
     assert doc.read_text(encoding="utf-8") == markdown(section), (
         f"docs/reference/{section}.md is stale: run `energy-agent reference {section} > {doc.relative_to(REPO)}`"
     )
+
+
+def test_a_quoted_number_or_boolean_is_refused_with_how_to_fix_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The loader reads values as written (as the schema does): a quoted number is text, and the message says so."""
+    profile = tmp_path / "p.yaml"
+    profile.write_text(
+        "profile: p\naddress_base: true\npoints:\n"
+        "  - {name: a, kind: holding_register, address: '5', type: uint16, scale: '0.1'}\n"
+    )
+    assert main(["validate", "--profile", str(profile)]) == 78
+    assert capsys.readouterr().err.splitlines() == [
+        f"{profile}:2:15: address_base: true is not a valid address base; use one of 0, 1",
+        f"{profile}:4:48: points[0].address: '5' is quoted, so it is text; write it without quotes",
+        f"{profile}:4:74: points[0].scale: '0.1' is quoted, so it is text; write it without quotes",
+        "config not valid: 3 errors",
+    ]
