@@ -31,7 +31,7 @@ DS_INPUT = "DS_ENERGY_INFLUXDB"
 # (``name``, ``window``, ``key`` ... are keywords: ``WHERE name = 'x'`` is a syntax error).
 _BARE_OK = {
     "select", "from", "where", "and", "or", "group", "by", "as", "fill", "none", "previous", "time", "last",
-    "mean", "max", "count", "show", "tag", "values", "with", "key", "true", "false",
+    "mean", "max", "count", "show", "tag", "values", "with", "key", "true", "false", "now",
 }  # fmt: skip
 
 
@@ -130,6 +130,7 @@ def test_dashboard_on_real_influxdb_shows_now_today_and_only_devices(tmp_path: P
     now = time.time()
     block = now - now % 900  # the 15-minute window open now
     midnight = now - now % 86400  # today (UTC) for the day window
+    twelve_months = midnight - 335 * 86400
     with mosquitto(tmp_path / "mq") as broker, influxd(tmp_path / "db") as db:
         db.create_database("energy")
         cfg = center_config(broker.port, {"kind": "v1", "url": db.url, "database": "energy"})
@@ -160,6 +161,8 @@ def test_dashboard_on_real_influxdb_shows_now_today_and_only_devices(tmp_path: P
                 kpi("max_demand_kw", 540.0, "kW", block, block + 900, final=False),
                 kpi("renewable_share", 0.58, "1", block, block + 900, final=False),
                 kpi("sec_clinker", 104.0, "kgce/t", midnight, midnight + 86400, final=False, window="day"),
+                # the grading period of the national levels: a rolling 12 months, begun 11 months ago
+                kpi("sec_clinker", 103.0, "kgce/t", twelve_months, midnight + 86400, final=False, window="12mo"),
             ]
             for seq, kpis in ((30, done), (31, running)):
                 payload = encode_kpis(site=SITE, gateway="gw1", boot="b1", seq=seq, ts=now, kpis=kpis)
@@ -167,7 +170,7 @@ def test_dashboard_on_real_influxdb_shows_now_today_and_only_devices(tmp_path: P
             pub.publish_all(msgs)
             wait_until(lambda: db.scalar("SELECT count(missing) FROM gap", "energy") == 1, 30, "the gap point")
             wait_until(lambda: db.scalar("SELECT count(online) FROM gateway_status", "energy") == 1, 30, "status")
-            wait_until(lambda: db.scalar("SELECT count(value) FROM kpi", "energy") == 7, 30, "the KPI points")
+            wait_until(lambda: db.scalar("SELECT count(value) FROM kpi", "energy") == 8, 30, "the KPI points")
 
             now = time.time()  # Grafana's "now" when the dashboard is opened, after the data arrived
             empty = [title for title, query in dashboard_queries() if not db.query(expand(query, now), "energy")]
@@ -183,6 +186,8 @@ def test_dashboard_on_real_influxdb_shows_now_today_and_only_devices(tmp_path: P
             assert table[("sec_clinker", "15m")]["state"] is False  # the wire's final, derived from detail.final
             # today's day KPI is shown, dated today
             assert table[("sec_clinker", "day")]["window from"] == midnight * 1000
+            # the "now" table looks back over the longest window, not the dashboard's last 24 hours
+            assert table[("sec_clinker", "12mo")]["value"] == 103.0
 
             trend = panels[_title("KPI trend")]
             provisional = {(r["name"], r["window"]): r for r in rows(db, trend["B"], now)}
