@@ -17,7 +17,17 @@ class StrictModel(BaseModel):
         """Validate a parsed YAML document the way its JSON Schema reads it (``agent/data/*.schema.json``): types
         as written, so ``true`` is not the number 1 and ``"502"`` is text, not a port; an editor showing the schema
         and ``validate`` agree. Raises ValidationError as model_validate does."""
-        return cls.model_validate_json(json.dumps(data, allow_nan=True), strict=True)
+        return cls.from_json(document_json(data))
+
+    @classmethod
+    def from_json(cls, text: str) -> Self:
+        """``from_document`` for a document already turned into JSON by ``document_json``."""
+        return cls.model_validate_json(text, strict=True)
+
+
+def document_json(data: Any) -> str:
+    """A parsed YAML document as the JSON text ``from_json`` validates."""
+    return json.dumps(data, allow_nan=True)
 
 
 def _not_bool(value: Any) -> Any:

@@ -12,8 +12,6 @@ a timeout not shorter than the polling interval (a warning; the default timeout 
 
 from __future__ import annotations
 
-from collections import defaultdict
-
 from agent.config.diagnostics import did_you_mean
 from agent.config.profile import DataType, PointConfig, ProfileConfig, RegisterKind
 from agent.config.site import ModbusDeviceConfig, SerialBusConfig, SiteConfig, TcpGatewayConfig
@@ -37,19 +35,19 @@ def point_width(point: PointConfig) -> int:
 
 
 def check_profile(profile: ProfileConfig, doc: YamlDocument) -> list[ConfigIssue]:
+    """Linear in the number of points; positions are looked up only for points with a problem."""
     issues: list[ConfigIssue] = []
-    first_line: dict[str, int] = {}
+    first: dict[str, int] = {}
     for i, point in enumerate(profile.points):
-        if point.name in first_line:
+        j = first.setdefault(point.name, i)
+        if j != i:
             issues.append(
                 doc.issue(
                     ("points", i, "name"),
-                    f"point name '{point.name}' is already used on line {first_line[point.name]}; "
+                    f"point name '{point.name}' is already used on line {doc.value_position(('points', j, 'name'))[0]}; "
                     "give each point its own name",
                 )
             )
-        else:
-            first_line[point.name] = doc.value_position(("points", i, "name"))[0]
         issues += _check_address(profile, i, point, doc)
     issues += _check_overlaps(profile, doc)
     return issues
@@ -92,17 +90,22 @@ def _check_address(profile: ProfileConfig, i: int, point: PointConfig, doc: Yaml
 
 def _check_overlaps(profile: ProfileConfig, doc: YamlDocument) -> list[ConfigIssue]:
     issues: list[ConfigIssue] = []
-    owners: dict[tuple[RegisterKind, int], list[int]] = defaultdict(list)
+    # register (or bit) -> the point using it, or the points sharing it (bits of one register, high/low bytes)
+    owners: dict[tuple[RegisterKind, int], int | list[int]] = {}
     for i, point in enumerate(profile.points):
         if point.address - profile.address_base < 0:
             continue  # reported by _check_address
         clash: int | None = None
         for offset in range(point_width(point)):
             cell = (point.kind, point.address + offset)
-            for j in owners[cell]:
+            held = owners.get(cell)
+            if held is None:
+                owners[cell] = i
+                continue
+            for j in [held] if isinstance(held, int) else held:
                 if clash is None and not _may_share(profile.points[j], point):
                     clash = j
-            owners[cell].append(i)
+            owners[cell] = [held, i] if isinstance(held, int) else [*held, i]
         if clash is not None:
             other = profile.points[clash]
             line = doc.value_position(("points", clash, "name"))[0]

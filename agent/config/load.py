@@ -34,9 +34,12 @@ key itself is absent). Messages should be one sentence saying how to fix it. A h
 
 from __future__ import annotations
 
+import ctypes
+import dataclasses
 import hashlib
 import importlib
 import importlib.util
+import json
 import os
 import re
 import sys
@@ -48,6 +51,7 @@ from typing import Any
 from pydantic import ValidationError
 
 import agent
+from agent.config.base import document_json
 from agent.config.checks import check_profile, check_site
 from agent.config.diagnostics import did_you_mean, issues_from_validation
 from agent.config.profile import ProfileConfig
@@ -269,11 +273,32 @@ def _read_profile(path: Path, display: str) -> tuple[ProfileConfig | None, YamlD
         doc = load_yaml(path, display)
     except ConfigError as e:
         return None, None, list(e.issues)
+    # A profile may hold 100,000 points: the models are built from its JSON text with the raw data already
+    # gone (only positions are needed from here on), and the data comes back from the text for diagnostics.
+    text = document_json(doc.data)
+    doc = dataclasses.replace(doc, data=None, source=b"")
     try:
-        profile = ProfileConfig.from_document(doc.data)
+        profile = ProfileConfig.from_json(text)
     except ValidationError as e:
+        doc = dataclasses.replace(doc, data=json.loads(text))
         return None, doc, issues_from_validation(e, doc, ProfileConfig)
+    if len(text) > _LARGE_JSON:
+        _give_back_freed_memory()
     return profile, doc, check_profile(profile, doc)
+
+
+_LARGE_JSON = 1 << 20
+
+
+def _give_back_freed_memory() -> None:
+    """Validating JSON, pydantic-core builds a tree of the whole document outside Python's allocator; glibc keeps
+    that memory once it is freed (about 45 MB for 100,000 points, measured with tests/benchmarks/bench_config.py),
+    so the read plans built next would come on top of it. Hand it back to the system. A no-op without glibc."""
+    try:
+        trim = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):
+        return
+    trim(0)
 
 
 def _section_hooks(site: SiteConfig, profiles: Mapping[str, ProfileConfig], doc: YamlDocument) -> list[ConfigIssue]:
@@ -294,9 +319,9 @@ def _has_errors(issues: list[ConfigIssue]) -> bool:
 
 def _hash(site: YamlDocument, profiles: Mapping[str, YamlDocument]) -> str:
     digest = hashlib.sha256()
-    for name, source in [("", site.source), *sorted((n, d.source) for n, d in profiles.items())]:
-        digest.update(f"{name}\0{len(source)}\0".encode())
-        digest.update(source)
+    for name, doc in [("", site), *sorted(profiles.items())]:
+        digest.update(f"{name}\0".encode())
+        digest.update(doc.digest)
     return digest.hexdigest()
 
 

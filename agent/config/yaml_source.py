@@ -31,9 +31,10 @@ share one object instead of copying it, so a bomb is refused before anything is 
 
 from __future__ import annotations
 
+import hashlib
 import re
 from array import array
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,40 +52,61 @@ MAX_ALIAS_VALUES = 100_000  # values aliases may repeat, or as many as the file 
 _Parser: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when PyYAML was built with it
 _YAML = "tag:yaml.org,2002:"
 _PLAIN_TAGS = {f"{_YAML}{t}" for t in ("str", "int", "float", "bool", "null", "seq", "map")} | {"!"}
-_LINE = 1 << 32  # a position is packed as line * _LINE + col in one unsigned 64-bit array slot
+_LINE = 1 << 32  # a position is packed as line * _LINE + col (both 0-based) in one unsigned 64-bit array slot
 
 
-class _Where:
-    """Positions inside one mapping or sequence. Mapping: ``names`` are its own keys in order and ``at`` holds
-    (key, value) positions per name; sequence: ``names`` is None and ``at`` holds one position per item.
-    ``kids`` holds the ``_Where`` of entries that are themselves mappings or sequences."""
+class _Positions:
+    """Where everything in one document was written, in a few flat arrays: a profile of 100,000 points would
+    otherwise leave 100,000 small long-lived objects scattered among its freed raw data, which keeps that memory
+    from being reused.
 
-    __slots__ = ("at", "kids", "names")
+    Mappings and sequences are numbered (``-1``: none). Container ``c`` has the entries ``first[c]`` to
+    ``first[c] + count[c] - 1``; entry ``e`` was written at ``key_at[e]`` (its key; a sequence item's own position)
+    and ``value_at[e]``, and ``kid[e]`` is the container written there or -1. A mapping's own keys, in order, are
+    ``names[name_of[c]]``; for a sequence ``name_of[c]`` is -1. Positions are packed (see ``_LINE``)."""
 
-    def __init__(self, names: tuple[Any, ...] | None, at: array[int], kids: dict[Any, _Where] | None) -> None:
-        self.names = names
-        self.at = at
-        self.kids = kids
+    __slots__ = ("count", "first", "key_at", "kid", "name_of", "names", "root", "value_at")
 
-    def slot(self, key: Any) -> int:
-        """Index of ``key`` in ``at`` (the value's slot for mappings), or -1."""
-        if self.names is None:
-            return key if isinstance(key, int) and not isinstance(key, bool) and 0 <= key < len(self.at) else -1
+    def __init__(self) -> None:
+        self.first: array[int] = array("L")
+        self.count: array[int] = array("L")
+        self.name_of: array[int] = array("l")
+        self.names: list[tuple[Any, ...]] = []
+        self.key_at: array[int] = array("Q")
+        self.value_at: array[int] = array("Q")
+        self.kid: array[int] = array("l")
+        self.root = -1
+
+    def entry(self, container: int, key: Any) -> int:
+        """The entry of ``key`` (a mapping key, or a sequence index) in ``container``, or -1."""
+        if container < 0:
+            return -1
+        n = self.name_of[container]
+        if n < 0:
+            ok = type(key) is int and 0 <= key < self.count[container]
+            return self.first[container] + key if ok else -1
         try:
-            return 2 * self.names.index(key) + 1
+            return self.first[container] + self.names[n].index(key)
         except ValueError:
             return -1
 
+    def keys_of(self, container: int) -> Iterator[tuple[Any, int]]:
+        """(key or index, entry) of each entry of ``container``."""
+        first, n = self.first[container], self.name_of[container]
+        keys: Any = self.names[n] if n >= 0 else range(self.count[container])
+        for i, key in enumerate(keys):
+            yield key, first + i
+
 
 def _unpack(packed: int) -> Position:
-    return packed >> 32, packed & (_LINE - 1)
+    return (packed >> 32) + 1, (packed & (_LINE - 1)) + 1
 
 
 class _Table(Mapping[PathKey, Position]):
-    """Read-only ``path -> position`` view over the position tree: of keys (``keys=True``) or of values."""
+    """Read-only ``path -> position`` view of a document's positions: of keys (``keys=True``) or of values."""
 
-    def __init__(self, root: _Where | None, keys: bool) -> None:
-        self._root = root
+    def __init__(self, positions: _Positions, keys: bool) -> None:
+        self._positions = positions
         self._keys = keys
 
     def __getitem__(self, path: PathKey) -> Position:
@@ -92,31 +114,32 @@ class _Table(Mapping[PathKey, Position]):
             if self._keys:
                 raise KeyError(path)
             return (1, 1)
-        where = self._root
+        at = self._positions
+        container = at.root
         for part in path[:-1]:
-            if where is None or where.kids is None or where.slot(part) < 0:
+            e = at.entry(container, part)
+            if e < 0:
                 raise KeyError(path)
-            where = where.kids.get(part)
-        slot = where.slot(path[-1]) if where is not None else -1
-        if slot < 0:
+            container = at.kid[e]
+        e = at.entry(container, path[-1])
+        if e < 0:
             raise KeyError(path)
-        if self._keys and where is not None and where.names is not None:
-            slot -= 1
-        assert where is not None
-        return _unpack(where.at[slot])
+        return _unpack(at.key_at[e] if self._keys and at.name_of[container] >= 0 else at.value_at[e])
 
     def __iter__(self) -> Iterator[PathKey]:
+        at = self._positions
         if not self._keys:
             yield ()
-        stack: list[tuple[PathKey, _Where]] = [((), self._root)] if self._root is not None else []
+        stack: list[tuple[PathKey, int]] = [((), at.root)] if at.root >= 0 else []
         while stack:
-            prefix, where = stack.pop()
-            keys = where.names if where.names is not None else range(len(where.at))
-            for key in keys:
+            prefix, container = stack.pop()
+            if self._keys and at.name_of[container] < 0:  # sequence items have no key, but may hold keys
+                stack += [((*prefix, key), at.kid[e]) for key, e in at.keys_of(container) if at.kid[e] >= 0]
+                continue
+            for key, e in at.keys_of(container):
                 yield (*prefix, key)
-                kid = where.kids.get(key) if where.kids else None
-                if kid is not None:
-                    stack.append(((*prefix, key), kid))
+                if at.kid[e] >= 0:
+                    stack.append(((*prefix, key), at.kid[e]))
 
     def __len__(self) -> int:
         return sum(1 for _ in self)
@@ -130,7 +153,8 @@ class YamlDocument:
     data: Any
     keys: Mapping[PathKey, Position]  # position of the key of a mapping entry
     values: Mapping[PathKey, Position]  # position of a mapping value or sequence item; () -> (1, 1)
-    source: bytes = b""  # the file as read, for hashing
+    source: bytes = b""  # the file as read (large profiles drop it once loaded: ``digest`` stays)
+    digest: bytes = b""  # sha256 of ``source``, for the config hash
 
     def value_position(self, path: PathKey) -> Position:
         """Where the value at ``path`` is written, or its nearest written ancestor (1:1 for the root)."""
@@ -185,7 +209,7 @@ def parse_yaml(text: str, display: str, source: bytes = b"") -> YamlDocument:
     builder = _Builder(display)
     parser = _Parser(text)
     try:
-        data, where = builder.build(_events(parser))
+        data, where = builder.build(parser.get_event)
     except yaml.MarkedYAMLError as e:
         raise ConfigError([_syntax_issue(e, display, text)]) from None
     except yaml.reader.ReaderError as e:
@@ -197,12 +221,10 @@ def parse_yaml(text: str, display: str, source: bytes = b"") -> YamlDocument:
         parser.dispose()
     if builder.issues:
         raise ConfigError(builder.issues)
-    return YamlDocument(display, data, _Table(where, True), _Table(where, False), source or text.encode("utf-8"))
-
-
-def _events(parser: Any) -> Iterator[Any]:
-    while parser.check_event():
-        yield parser.get_event()
+    source = source or text.encode("utf-8")
+    return YamlDocument(
+        display, data, _Table(where, True), _Table(where, False), source, hashlib.sha256(source).digest()
+    )
 
 
 def _offset_position(text: str, offset: int) -> Position:
@@ -251,15 +273,29 @@ _MERGE_TEXT = object()  # what ``_resolve`` returns for a plain ``<<``
 class _Frame:
     """A mapping or sequence being built."""
 
-    __slots__ = ("anchor", "at", "data", "is_map", "key", "key_at", "kids", "merges", "names", "size", "start")
+    __slots__ = (
+        "anchor",
+        "data",
+        "is_map",
+        "key",
+        "key_at",
+        "keys_at",
+        "kids",
+        "merges",
+        "names",
+        "size",
+        "start",
+        "values_at",
+    )
 
     def __init__(self, is_map: bool, anchor: str | None, start: int) -> None:
         self.is_map = is_map
         self.anchor = anchor
         self.start = start  # packed position of the container itself
         self.data: Any = {} if is_map else []
-        self.at: array[int] = array("Q")
-        self.kids: dict[Any, _Where] | None = None
+        self.keys_at: array[int] = array("Q")  # mappings only: where each own key was written
+        self.values_at: array[int] = array("Q")  # where each value (or item) was written
+        self.kids: array[int] = array("l")  # the container written as each value, or -1
         self.names: list[Any] = []
         self.merges: list[tuple[Any, int]] = []  # (merged value, packed position of the <<)
         self.key: Any = _NO_KEY
@@ -268,7 +304,7 @@ class _Frame:
 
 
 def _pack(mark: Any) -> int:
-    return int((mark.line + 1) * _LINE + mark.column + 1)
+    return int(mark.line * _LINE + mark.column)
 
 
 class _Builder:
@@ -277,12 +313,13 @@ class _Builder:
     def __init__(self, display: str) -> None:
         self.display = display
         self.issues: list[ConfigIssue] = []
-        self.anchors: dict[str, tuple[Any, _Where | None, int]] = {}  # name -> (value, positions, size)
+        self.anchors: dict[str, tuple[Any, int, int]] = {}  # name -> (value, container or -1, size)
+        self.positions = _Positions()
         self.open_anchors: set[str] = set()
         self.written = 0  # values written in the file
         self.repeated = 0  # values repeated by aliases
         self.strings: dict[str, str] = {}  # one object per distinct text: keys and names repeat a lot
-        self.key_tuples: dict[tuple[Any, ...], tuple[Any, ...]] = {}  # likewise the key lists of mappings
+        self.name_numbers: dict[tuple[Any, ...], int] = {}  # each distinct key list of mappings, numbered
 
     def problem(self, packed: int, message: str) -> None:
         line, col = _unpack(packed)
@@ -292,42 +329,52 @@ class _Builder:
         self.problem(packed, message)
         return _Stop()
 
-    def build(self, events: Iterator[Any]) -> tuple[Any, _Where | None]:
+    def build(self, get_event: Callable[[], Any]) -> tuple[Any, _Positions]:
         try:
-            return self._build(events)
+            return self._build(get_event), self.positions
         except _Stop:
-            return None, None
+            return None, self.positions
 
-    def _build(self, events: Iterator[Any]) -> tuple[Any, _Where | None]:
+    def _build(self, get_event: Callable[[], Any]) -> Any:
+        """One loop over the events, hot for large files: locals only, the common cases first."""
         stack: list[_Frame] = []
+        top: _Frame | None = None  # stack[-1]
         root: Any = None
-        root_where: _Where | None = None
-        documents = 0
+        documents = written = 0
         scalar_event, alias_event = yaml.ScalarEvent, yaml.AliasEvent
         seq_start, map_start = yaml.SequenceStartEvent, yaml.MappingStartEvent
-        seq_end, map_end = yaml.SequenceEndEvent, yaml.MappingEndEvent
-        strings = self.strings
-        for event in events:
+        seq_end, map_end, stream_end = yaml.SequenceEndEvent, yaml.MappingEndEvent, yaml.StreamEndEvent
+        intern = self.strings.setdefault
+        constant, miss, numeric = _CONSTANTS.get, _NO_KEY, _NUMERIC_START
+        no_key = _NO_KEY
+        while True:
+            event = get_event()
             kind = type(event)
-            where: _Where | None = None
+            where = -1
             if kind is scalar_event:
                 mark = event.start_mark
-                packed = (mark.line + 1) * _LINE + mark.column + 1
-                tag = event.tag
-                if tag is None and event.implicit[0]:
-                    value = _resolve(event.value)
-                    if value is _MERGE_TEXT:
-                        value = _MERGE if stack and stack[-1].is_map and stack[-1].key is _NO_KEY else "<<"
-                elif tag is None or tag == "!" or tag == _STR_TAG:
-                    value = event.value
+                packed = mark.line * _LINE + mark.column
+                text = event.value
+                if event.tag is None and event.implicit[0]:
+                    value = constant(text, miss)
+                    if value is miss:
+                        value = _number(text) if text[0] in numeric else text
+                    elif value is _MERGE_TEXT:
+                        value = _MERGE if top is not None and top.is_map and top.key is no_key else "<<"
+                elif event.tag is None or event.tag in _TEXT_TAGS:
+                    value = text
                 else:
-                    value = self._tagged(tag, event.value, packed)
+                    value = self._tagged(event.tag, text, packed)
                 if type(value) is str:
-                    value = strings.setdefault(value, value)
+                    value = intern(value, value)  # units, kinds, types: one object each, however many points
                 size = 1
-                self.written += 1
+                written += 1
                 if event.anchor is not None:
-                    self.anchors[event.anchor] = (value, None, 1)
+                    self.anchors[event.anchor] = (value, -1, 1)
+                if top is not None and top.is_map and top.key is no_key:  # a key: the common case first
+                    top.key, top.key_at = value, packed
+                    top.size += 1
+                    continue
             elif kind is map_start or kind is seq_start:
                 packed = _pack(event.start_mark)
                 if len(stack) >= MAX_DEPTH:
@@ -335,13 +382,15 @@ class _Builder:
                 tag = event.tag
                 if tag is not None and tag != "!" and tag != (_MAP_TAG if kind is map_start else _SEQ_TAG):
                     self.problem(packed, _tag_message(tag))
-                stack.append(_Frame(kind is map_start, event.anchor, packed))
-                self.written += 1
+                top = _Frame(kind is map_start, event.anchor, packed)
+                stack.append(top)
+                written += 1
                 if event.anchor is not None:
                     self.open_anchors.add(event.anchor)
                 continue
             elif kind is map_end or kind is seq_end:
                 frame = stack.pop()
+                top = stack[-1] if stack else None
                 value, where = self._finish(frame)
                 packed, size = frame.start, frame.size
                 if frame.anchor is not None:
@@ -349,6 +398,7 @@ class _Builder:
                     self.anchors[frame.anchor] = (value, where, size)
             elif kind is alias_event:
                 packed = _pack(event.start_mark)
+                self.written = written
                 value, where, size = self._alias(event.anchor, packed)
             elif kind is yaml.DocumentStartEvent:
                 documents += 1
@@ -359,33 +409,31 @@ class _Builder:
                         "follows it",
                     )
                 continue
+            elif kind is stream_end:
+                self.written = written
+                return root
             else:
                 continue
             # A finished value: it belongs to the enclosing container, or is the document.
-            if not stack:
-                root, root_where = value, where
+            if top is None:
+                root, self.positions.root = value, where
                 continue
-            parent = stack[-1]
-            parent.size += size
-            if not parent.is_map:
-                if where is not None:
-                    if parent.kids is None:
-                        parent.kids = {}
-                    parent.kids[len(parent.data)] = where
-                parent.data.append(value)
-                parent.at.append(packed)
-            elif parent.key is _NO_KEY:
-                if where is not None:
+            top.size += size
+            if not top.is_map:
+                top.data.append(value)
+                top.values_at.append(packed)
+                top.kids.append(where)
+            elif top.key is no_key:  # a list, mapping or alias as a key
+                if where >= 0:
                     self.problem(
                         packed, "a key must be plain text or a number, not a list or mapping; write it as text"
                     )
                     value = f"<{'list' if isinstance(value, list) else 'mapping'} key>"
-                parent.key, parent.key_at = value, packed
+                top.key, top.key_at = value, packed
             else:
-                self._entry(parent, value, where, packed)
-        return root, root_where
+                self._entry(top, value, where, packed)
 
-    def _alias(self, name: str, packed: int) -> tuple[Any, _Where | None, int]:
+    def _alias(self, name: str, packed: int) -> tuple[Any, int, int]:
         if name in self.open_anchors:
             raise self.stop(
                 packed,
@@ -404,7 +452,7 @@ class _Builder:
             )
         return target
 
-    def _entry(self, parent: _Frame, value: Any, where: _Where | None, packed: int) -> None:
+    def _entry(self, parent: _Frame, value: Any, where: int, packed: int) -> None:
         key = parent.key
         parent.key = _NO_KEY
         if key is _MERGE:
@@ -412,21 +460,27 @@ class _Builder:
             return
         data = parent.data
         if key in data:
-            first = parent.at[2 * parent.names.index(key)] >> 32
+            first = (parent.keys_at[parent.names.index(key)] >> 32) + 1
             self.problem(parent.key_at, f"duplicate key '{key}': first given on line {first}; keep one of the two")
             return
         data[key] = value
         parent.names.append(key)
-        parent.at.append(parent.key_at)
-        parent.at.append(packed)
-        if where is not None:
-            if parent.kids is None:
-                parent.kids = {}
-            parent.kids[key] = where
+        parent.keys_at.append(parent.key_at)
+        parent.values_at.append(packed)
+        parent.kids.append(where)
 
-    def _finish(self, frame: _Frame) -> tuple[Any, _Where]:
+    def _finish(self, frame: _Frame) -> tuple[Any, int]:
+        """The container's value, and its number once its entries are in the document's positions."""
+        at = self.positions
+        container = len(at.first)
+        at.first.append(len(at.value_at))
+        at.count.append(len(frame.values_at))
+        at.value_at.extend(frame.values_at)
+        at.key_at.extend(frame.keys_at if frame.is_map else frame.values_at)
+        at.kid.extend(frame.kids)
         if not frame.is_map:
-            return frame.data, _Where(None, frame.at, frame.kids)
+            at.name_of.append(-1)
+            return frame.data, container
         data = frame.data
         for merged, packed in frame.merges:
             for mapping in merged if isinstance(merged, list) else [merged]:
@@ -439,7 +493,12 @@ class _Builder:
                     if k not in data:
                         data[k] = v  # no position of its own: its mapping's is used
         names = tuple(frame.names)
-        return data, _Where(self.key_tuples.setdefault(names, names), frame.at, frame.kids)
+        number = self.name_numbers.get(names)
+        if number is None:
+            number = self.name_numbers[names] = len(at.names)
+            at.names.append(names)
+        at.name_of.append(number)
+        return data, container
 
     def _tagged(self, tag: str, text: str, packed: int) -> Any:
         """A scalar with an explicit tag: YAML's plain types only."""
@@ -456,7 +515,8 @@ class _Builder:
         return value
 
 
-_STR_TAG, _SEQ_TAG, _MAP_TAG = _YAML + "str", _YAML + "seq", _YAML + "map"
+_SEQ_TAG, _MAP_TAG = _YAML + "seq", _YAML + "map"
+_TEXT_TAGS = frozenset(("!", _YAML + "str"))
 
 
 def _short_tag(tag: str) -> str:
@@ -474,13 +534,13 @@ def _tag_message(tag: str) -> str:
 _CONSTANTS: dict[str, Any] = {
     **dict.fromkeys(("true", "True", "TRUE"), True),
     **dict.fromkeys(("false", "False", "FALSE"), False),
-    **dict.fromkeys(("~", "null", "Null", "NULL"), None),
+    **dict.fromkeys(("", "~", "null", "Null", "NULL"), None),
     **dict.fromkeys((".inf", ".Inf", ".INF", "+.inf", "+.Inf", "+.INF"), float("inf")),
     **dict.fromkeys(("-.inf", "-.Inf", "-.INF"), float("-inf")),
     **dict.fromkeys((".nan", ".NaN", ".NAN"), float("nan")),
     "<<": _MERGE_TEXT,
 }
-_MAYBE_NOT_TEXT = frozenset("0123456789+-.~nNtTfF<")
+_NUMERIC_START = frozenset("0123456789+-.")
 _INT = re.compile(r"[-+]?(?:0b[01_]+|0o[0-7_]+|0x[0-9a-fA-F_]+|[0-9_]+)")
 _FLOAT = re.compile(
     r"[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?"
@@ -489,14 +549,8 @@ _FLOAT = re.compile(
 )
 
 
-def _resolve(text: str) -> Any:
-    """A plain scalar's value: bool, None, int, float, or the text itself."""
-    if not text:
-        return None
-    if text[0] not in _MAYBE_NOT_TEXT:
-        return text
-    if text in _CONSTANTS:
-        return _CONSTANTS[text]
+def _number(text: str) -> Any:
+    """A plain scalar starting like a number: int, float, or the text itself."""
     try:
         if _INT.fullmatch(text):
             digits = text.replace("_", "")
@@ -507,3 +561,11 @@ def _resolve(text: str) -> Any:
     except ValueError:
         pass  # e.g. "+_": digits-only by the pattern, no number once the underscores are gone
     return text
+
+
+def _resolve(text: str) -> Any:
+    """A plain scalar's value: bool, None, int, float, or the text itself (``<<`` gives ``_MERGE_TEXT``)."""
+    value = _CONSTANTS.get(text, _NO_KEY)
+    if value is not _NO_KEY:
+        return value
+    return _number(text) if text[0] in _NUMERIC_START else text

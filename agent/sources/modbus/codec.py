@@ -23,6 +23,7 @@ NaN/Inf (raw or after scaling) -> bad, reason "not a number"; outside ``range`` 
 
 from __future__ import annotations
 
+import functools
 import math
 import struct
 from collections.abc import Sequence
@@ -172,6 +173,7 @@ def _byte_of(dt: DataType, reg: int) -> int:
     return b - 256 if b > 127 else b
 
 
+@functools.cache  # 64 combinations at most: one Struct each, not one per point (a profile may have 100,000)
 def _struct_for(dt: DataType, order: ByteOrder) -> struct.Struct:
     endian = "<" if order in _LITTLE_ORDERS else ">"
     return struct.Struct(endian + _CODES[dt])
