@@ -29,9 +29,10 @@ from pathlib import Path
 from typing import Any
 
 from agent import __version__
-from agent.config.load import LoadedSite, load_site
+from agent.config.load import LoadedSite
 from agent.errors import ConfigError
 from agent.model import PollResult
+from agent.runtime.compile import CompiledSite, compile_site
 from agent.runtime.kpistate import KpiStateFile
 from agent.runtime.monitor import Liveness, LoopLagMonitor, Percentiles, Ring, poll_jitter_s, status_line
 from agent.runtime.notify import SystemdNotifier
@@ -85,7 +86,8 @@ class Agent:
         self._other_tasks: list[asyncio.Task[None]] = []
         self._tg: asyncio.TaskGroup | None = None
         self._liveness: Liveness | None = None
-        self.loaded: LoadedSite = load_site(site_path)
+        self.compiled: CompiledSite = compile_site(site_path)  # plans and checks before any socket or READY
+        self.loaded: LoadedSite = self.compiled.loaded
         self.parts: Parts | None = None
         self._intervals: dict[str, float] = {}
         self._tags: dict[str, dict[str, str]] = {}
@@ -136,7 +138,7 @@ class Agent:
         assert self.parts is not None
         async with asyncio.TaskGroup() as tg:
             self._tg = tg
-            for source in build_sources(self.loaded, self.clock):
+            for source in build_sources(self.compiled, self.clock):
                 self._start_source(source)
             if self.parts.sink is not None:
                 self._other_tasks.append(tg.create_task(self.parts.sink.run(), name="sink"))
@@ -310,13 +312,13 @@ class Agent:
 
     def _apply_reload(self) -> None:
         try:
-            new = load_site(self.site_path)
+            compiled = compile_site(self.site_path)
         except ConfigError as exc:
             log.error("reload: %s is invalid, the running config goes on:", self.site_path)
             for issue in exc.issues:
                 log.error("reload: %s", issue)
             return
-        old = self.loaded
+        new, old = compiled.loaded, self.loaded
         if (
             new.site.mqtt != old.site.mqtt
             or new.site.spool != old.site.spool
@@ -324,7 +326,7 @@ class Agent:
             or new.site.gateway != old.site.gateway
         ):
             log.warning("reload: mqtt, spool, site or gateway changed; restart the service to apply those")
-        wanted = {s.name: s for s in build_sources(new, self.clock)}
+        wanted = {s.name: s for s in build_sources(compiled, self.clock)}
         restarted: list[str] = []
         started: list[str] = []
         stopped: list[str] = []
@@ -334,7 +336,7 @@ class Agent:
                 task.cancel()
                 del self._source_tasks[name]
                 (restarted if fresh is not None else stopped).append(name)
-        self.loaded = new
+        self.compiled, self.loaded = compiled, new
         self._apply_device_meta(new)
         for name, source in wanted.items():
             if name not in self._source_tasks:

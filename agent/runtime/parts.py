@@ -17,6 +17,7 @@ from agent.config.mqtt import MqttConfig
 from agent.config.opcua import OpcuaDeviceConfig
 from agent.kpi.engine import KpiEngine
 from agent.kpi.state import StateError
+from agent.runtime.compile import CompiledSite
 from agent.runtime.kpistate import STATE_FILE, KpiStateFile
 from agent.sinks.mqtt import MqttSink
 from agent.sinks.topics import kpi_topic, samples_topic
@@ -62,9 +63,11 @@ class Parts:
         self.kpi_interval_s = kpi_interval_s
 
 
-def build_sources(loaded: LoadedSite, clock: Callable[[], float] | None = None) -> list[Source]:
-    """Every source of the site, Modbus and OPC UA, in file order of their first device. No I/O."""
-    sources: list[Source] = [*build_modbus_sources(loaded)]
+def build_sources(compiled: CompiledSite, clock: Callable[[], float] | None = None) -> list[Source]:
+    """Every source of the site, Modbus and OPC UA, in file order of their first device, from the compiled plans.
+    No I/O."""
+    loaded = compiled.loaded
+    sources: list[Source] = [*build_modbus_sources(loaded, plans=compiled.modbus_plans)]
     base_dir = loaded.path.parent
     opcua = [d for d in loaded.site.devices if isinstance(d, OpcuaDeviceConfig) and getattr(d, "enabled", True)]
     if opcua:
@@ -72,7 +75,14 @@ def build_sources(loaded: LoadedSite, clock: Callable[[], float] | None = None) 
         from agent.sources.opcua.source import OpcuaSource
 
         sources += [
-            OpcuaSource(device, base_dir, clock=clock or time.time, state_dir=state_dir(loaded)) for device in opcua
+            OpcuaSource(
+                device,
+                base_dir,
+                clock=clock or time.time,
+                state_dir=state_dir(loaded),
+                plan=compiled.opcua_plans.get(device.name),
+            )
+            for device in opcua
         ]
     return sources
 
