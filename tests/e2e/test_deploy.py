@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import stat
@@ -151,6 +152,11 @@ def test_install_grants_the_site_serial_ports_refuses_bad_sites_and_uninstall_ke
     ok = subprocess.run([cli, "validate", str(installed)], env=bare, capture_output=True, text=True, check=False)
     assert ok.returncode == 0 and ok.stderr == "", ok.stderr
     assert "kiln1-plc: opcua opc.tcp://192.0.2.30:4840" in ok.stdout
+    # Editors find the JSON Schemas beside the venv (`energy-agent schema --path`), offering the shipped profiles.
+    where = subprocess.run([cli, "schema", "--path"], env=bare, capture_output=True, text=True, check=False)
+    assert where.stdout.strip() == str((root / "opt/energy-agent/schemas").resolve()), where.stderr
+    schema = json.loads((root / "opt/energy-agent/schemas/site.schema.json").read_text())
+    assert "chint-dtsu666" in schema["$defs"]["ModbusDeviceConfig"]["properties"]["profile"]["examples"]
     plan = subprocess.run([cli, "plan", str(installed)], env=bare, capture_output=True, text=True, check=False)
     assert plan.returncode == 0, plan.stderr
     assert "kiln1-meter (profile chint-dtsu666, unit 1, bus rs485-1): 4 requests per poll" in plan.stdout
