@@ -216,3 +216,20 @@ def test_any_site_structure_is_compiled_or_refused(
         compile_site(path)
     except ConfigError as e:
         assert e.issues
+
+
+def test_without_libyaml_the_pure_python_parser_gives_the_same_documents_and_limits(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import agent.config.yaml_source as yaml_source
+
+    texts = [(REPO / "deploy" / "site.example.yaml").read_text(), "base: &b {port: 502}\ndev: {<<: *b, name: x}\n"]
+    with_libyaml = [parse_yaml(t, "f.yaml") for t in texts]
+    monkeypatch.setattr(yaml_source, "_Parser", yaml.SafeLoader)
+    for text, expected in zip(texts, with_libyaml, strict=True):
+        doc = parse_yaml(text, "f.yaml")
+        assert doc.data == expected.data
+        assert dict(doc.values) == dict(expected.values) and dict(doc.keys) == dict(expected.keys)
+    assert "repeat more than" in _refused(_bomb(6))[0]
+    assert f"nested more than {MAX_DEPTH} deep" in _refused("a: " + "[" * 5000 + "]" * 5000)[0]
+    assert "tag !!python/object/apply:os.system is not allowed" in _refused("a: !!python/object/apply:os.system []")[0]
