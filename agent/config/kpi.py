@@ -276,7 +276,9 @@ class LineConfig(StrictModel):
     electricity: list[PointRefConfig] = Field(default_factory=list, description="Electricity meters of the line, kWh")
     fuels: list[FuelConfig] = Field(default_factory=list, description="Fuel and other energy inputs of the line")
     water: list[PointRefConfig] = Field(default_factory=list, description="Water meters of the line, m3")
-    waste_heat: list[PointRefConfig] = Field(default_factory=list, description="Recovered heat, GJ")
+    waste_heat: list[PointRefConfig] = Field(
+        default_factory=list, description="Recovered waste heat meters of the line, GJ"
+    )
     credits: list[CreditConfig] = Field(default_factory=list, description="Energy delivered out, subtracted")
     corrections: dict[str, float] = Field(
         default_factory=dict,
@@ -574,7 +576,7 @@ class ParkConfig(StrictModel):
         pattern=NAME,
         description="Name of this park total; its KPIs are published as <name>.<kpi>. Letters, digits, _ and -",
     )
-    lines: list[str] | None = Field(None, description="Line names; default every line")
+    lines: list[str] | None = Field(None, description="Names of the lines the park totals cover; unset: every line")
     windows: list[str] | None = Field(
         None, description="Windows this KPI is computed in, e.g. [15m, 1h, day]; unset: the kpi section's windows"
     )
@@ -640,7 +642,10 @@ class KpiSectionConfig(StrictModel):
         description="Windows every KPI is computed in unless it names its own: 15m, 1h, 8h, shift, day, month, year, "
         "12mo",
     )
-    shifts: list[str] = Field(default_factory=lambda: ["00:00", "08:00", "16:00"], description="Local start times")
+    shifts: list[str] = Field(
+        default_factory=lambda: ["00:00", "08:00", "16:00"],
+        description='Local start times of the shifts, HH:MM, e.g. ["00:00", "08:00", "16:00"]',
+    )
     coverage_min: float = Field(
         0.9, ge=0, le=1, description="Share of a window (0..1) that must have good data for a good value"
     )

@@ -56,14 +56,16 @@ class MqttConfig(StrictModel):
     )
 
     host: str = Field(description="Broker host name or address")
-    port: int | None = Field(default=None, ge=1, le=65535, description="Default 1883, or 8883 with tls")
+    port: int | None = Field(default=None, ge=1, le=65535, description="Broker TCP port; unset: 1883, or 8883 with tls")
     transport: Literal["tcp"] = Field("tcp", description="tcp: plain TCP, or TLS with tls:")
     protocol: Literal["5", "3.1.1"] = Field(
         default="5",
         description="MQTT 5, or 3.1.1 for older brokers",
         json_schema_extra=lambda s: s.update(enum=["5", "3.1.1", 5], type=["string", "integer"]),  # `protocol: 5`
     )
-    client_id: str | None = Field(default=None, max_length=128, description="Default <site>-<gateway>")
+    client_id: str | None = Field(
+        default=None, max_length=128, description="MQTT client id, unique at the broker; unset: <site>-<gateway>"
+    )
     keepalive_s: int = Field(
         default=30,
         ge=5,

@@ -104,7 +104,9 @@ class UsernameAuthConfig(StrictModel):
     username: str = Field(min_length=1, description="User name on the OPC UA server")
     password_file: str | None = Field(default=None, description="File holding the password (first line), mode 0600")
     password_env: str | None = Field(
-        default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="Environment variable"
+        default=None,
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="Environment variable holding the password (give password_file or password_env)",
     )
 
     @model_validator(mode="after")
@@ -239,7 +241,10 @@ class OpcuaDeviceConfig(StrictModel):
     protocol: Literal["opcua"] = Field(
         "opcua", description="opcua: an OPC UA server (required for OPC UA devices; without it a device is Modbus)"
     )
-    endpoint: str = Field(pattern=r"^opc\.tcp://[^/\s]+(:\d+)?(/\S*)?$", description="opc.tcp://host:port[/path]")
+    endpoint: str = Field(
+        pattern=r"^opc\.tcp://[^/\s]+(:\d+)?(/\S*)?$",
+        description="Server endpoint URL, opc.tcp://host:port[/path], e.g. opc.tcp://192.0.2.30:4840",
+    )
     security: OpcuaSecurityConfig = Field(
         default_factory=lambda: OpcuaSecurityConfig(),
         description="Message security; default Basic256Sha256 with SignAndEncrypt",
@@ -251,12 +256,20 @@ class OpcuaDeviceConfig(StrictModel):
     client_cert: str | None = Field(default=None, description="Application instance certificate (DER or PEM)")
     client_key: str | None = Field(default=None, description="Its private key (PEM), mode 0600")
     trust_dir: str | None = Field(default=None, description="Folder of trusted server (or CA) certificates")
-    interval_s: float = Field(default=1.0, gt=0, le=86400, description="Publishing / polling interval")
-    timeout_ms: float = Field(default=4000.0, gt=0, le=60000, description="Per-request timeout")
+    interval_s: float = Field(
+        default=1.0, gt=0, le=86400, description="Publishing (subscribe) or polling (poll) interval, in seconds"
+    )
+    timeout_ms: float = Field(
+        default=4000.0, gt=0, le=60000, description="Timeout of one request to the server, in milliseconds"
+    )
     session_timeout_s: float = Field(
         default=30.0, ge=5, le=3600, description="Server drops an orphaned session (and its subscriptions) after this"
     )
-    mode: Literal["subscribe", "poll"] = Field(default="subscribe", description="Subscriptions, or polled reads")
+    mode: Literal["subscribe", "poll"] = Field(
+        default="subscribe",
+        description="subscribe: the server reports changes; poll: read every interval_s (for servers with weak "
+        "subscriptions)",
+    )
     points: list[OpcuaPointConfig] = Field(
         min_length=1, description="The server's variables to read, one entry per point"
     )

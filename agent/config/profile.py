@@ -116,11 +116,15 @@ class PointConfig(StrictModel):
 
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="Point name, unique in the profile")
     unit: str = Field("", description="Engineering unit after scale and offset, e.g. kWh, kW, t/h, °C")
-    kind: RegisterKind = Field(description="Modbus table the point lives in")
+    kind: RegisterKind = Field(
+        description="Modbus table the point lives in: holding_register, input_register, coil or discrete_input"
+    )
     address: int = Field(ge=0, le=65536, description="Address as written in the manual (see address_base)")
-    type: DataType = Field(description="Data type of the raw value")
+    type: DataType = Field(description="Data type of the raw value, e.g. uint16, int32, float32, bit, string")
     order: ByteOrder | None = Field(None, description="Byte/word order; defaults to the profile's byte_order")
-    length: int | None = Field(None, ge=1, le=125, description="String length in registers")
+    length: int | None = Field(
+        None, ge=1, le=125, description="Type string: its length in registers (two characters each)"
+    )
     bit: int | None = Field(None, ge=0, le=15, description="Bit number (0 = least significant) for type bit")
     scale: float = Field(1.0, description="value = raw * scale + offset")
     offset: float = Field(0.0, description="Added after scaling: value = raw * scale + offset")

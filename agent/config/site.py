@@ -94,12 +94,16 @@ class ModbusDeviceConfig(StrictModel):
         description="Device name, unique in the site; it becomes an MQTT topic level. Letters, digits, _ . -",
     )
     protocol: Literal["modbus"] = Field("modbus", description="modbus (the default when left out) or opcua")
-    profile: str = Field(description="Name of a profile in the profile folders")
+    profile: str = Field(
+        description="Device profile name: a shipped one (energy-agent list profiles) or one in profile_dirs"
+    )
     host: str | None = Field(
         None, description="IP address or host name of a Modbus TCP device (give host or bus, not both)"
     )
     port: int = Field(502, ge=1, le=65535, description="TCP port of a Modbus TCP device (with host)")
-    bus: str | None = Field(None, description="Name of an entry under buses")
+    bus: str | None = Field(
+        None, description="Name of a serial bus or TCP gateway under buses (give host or bus, not both)"
+    )
     unit_id: int = Field(
         1, ge=0, le=255, description="Modbus unit (slave) id set on the device, 0..255; on a serial bus 1..247"
     )
@@ -113,11 +117,20 @@ class ModbusDeviceConfig(StrictModel):
     retries: int = Field(
         0, ge=0, le=5, description="Times a request is sent again after a timeout before it counts as failed, 0..5"
     )
-    max_registers_per_request: int | None = Field(None, ge=1, le=125, description="Overrides the profile")
-    max_gap: int | None = Field(None, ge=0, le=124, description="Overrides the profile")
+    max_registers_per_request: int | None = Field(
+        None, ge=1, le=125, description="Most registers one read may ask this device for; overrides the profile's value"
+    )
+    max_gap: int | None = Field(
+        None,
+        ge=0,
+        le=124,
+        description="Unused registers one read may span to join points; overrides the profile's value",
+    )
     enabled: bool = Field(True, description="false: keep the device in the file but do not poll it")
     renewable: bool = Field(False, description="This meter measures renewable supply (PV, wind, green power)")
-    tags: dict[str, str] = Field(default_factory=dict, description="e.g. line: kiln1, area: raw-mill")
+    tags: dict[str, str] = Field(
+        default_factory=dict, description="Labels sent with the data, e.g. line: kiln1, area: raw-mill"
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -155,7 +168,10 @@ class MonitoringConfig(StrictModel):
 class SiteConfig(StrictModel):
     """The site file for one gateway."""
 
-    site: str = Field(pattern=NAME_PATTERN, description="Plant or site name")
+    site: str = Field(
+        pattern=NAME_PATTERN,
+        description="Plant or site name; the first MQTT topic level after the prefix. Letters, digits, _ . -",
+    )
     gateway: str = Field(pattern=NAME_PATTERN, description="This gateway's name, unique in the site")
     timezone: str = Field("Asia/Shanghai", description="IANA zone for shifts and calendar days")
     profile_dirs: list[str] = Field(
