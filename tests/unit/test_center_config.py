@@ -125,3 +125,16 @@ def test_limits_have_safe_defaults_and_are_checked(tmp_path: Path) -> None:
         f"{path}:5:3: limits.max_serie_per_gateway: unknown key 'max_serie_per_gateway' "
         "(did you mean 'max_series_per_gateway'?)",
     ]
+
+
+def test_the_shared_loaders_yaml_limits_apply_to_center_yaml(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """center.yaml is read by agent.config's loader, so its limits (here: aliases repeating a million values, a
+    'billion laughs') refuse the file quickly with a positioned error instead of expanding it."""
+    levels = ['a0: &a0 ["x", "x", "x", "x", "x", "x", "x", "x", "x", "x"]']
+    levels += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 6)]
+    path = write(tmp_path, "\n".join(levels) + "\ninflux: {database: energy}\n")
+    assert main(["validate", str(path)]) == EX_CONFIG
+    err = capsys.readouterr().err
+    assert err.startswith(f"{path}:") and "aliases (*name) repeat more than" in err
