@@ -5,12 +5,14 @@ from __future__ import annotations
 import sys
 
 from agent.errors import EX_CONFIG, ConfigError
+from agent.runtime.journal import error_prefix
 
 
 def refuse(exc: ConfigError, headline: str = "") -> int:
     """Print ``headline`` (if any) and every issue of ``exc``; return EX_CONFIG for the command to exit with."""
+    prefix = error_prefix()
     if headline:
-        print(headline, file=sys.stderr)
+        print(prefix + headline, file=sys.stderr)
     for issue in exc.issues:
-        print(issue, file=sys.stderr)
+        print(f"{prefix}{issue}", file=sys.stderr)
     return EX_CONFIG

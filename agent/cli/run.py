@@ -11,7 +11,7 @@ from pathlib import Path
 
 from agent.cli._config import refuse
 from agent.errors import EX_CONFIG, ConfigError, SpoolError, StateDirError
-from agent.runtime.journal import JournalFormatter
+from agent.runtime.journal import JournalFormatter, error_prefix
 
 NAME = "run"
 HELP = "run the agent: poll, compute KPIs, spool and publish (SIGTERM stops, SIGHUP reloads)"
@@ -51,9 +51,9 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         pass
     except StateDirError as exc:  # an operator must act (permissions, another agent): a restart would only loop
-        print(f"{exc}; nothing was started", file=sys.stderr)
+        print(f"{error_prefix()}{exc}; nothing was started", file=sys.stderr)
         return EX_CONFIG
     except SpoolError as exc:  # e.g. no space to create the spool: may pass, systemd restarts after RestartSec
-        print(f"{exc}; nothing was started", file=sys.stderr)
+        print(f"{error_prefix()}{exc}; nothing was started", file=sys.stderr)
         return 1
     return 0

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -58,3 +62,22 @@ def test_on_a_terminal_lines_have_a_time_and_no_prefix(
     logging.getLogger("agent.runtime").warning("spool: 3 records dropped")
     [line] = capsys.readouterr().out.splitlines()
     assert line.endswith(" WARNING agent.runtime: spool: 3 records dropped") and not line.startswith("<")
+
+
+@pytest.mark.parametrize("journal", [True, False])
+def test_a_refused_start_is_an_error_to_journald(tmp_path: Path, journal: bool) -> None:
+    """`run` on a site it refuses prints its reasons on stderr; under systemd each line must carry <3>, or
+    `journalctl -p err` would not show why the agent did not start."""
+    site = tmp_path / "site.yaml"
+    site.write_text("site: s1\ngateway: g1\ndevices: []\nmqtt: {host: 127.0.0.1}\nbogus_key: 1\n", encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if k != "JOURNAL_STREAM"}
+    if journal:
+        env["JOURNAL_STREAM"] = "8:123456"
+    proc = subprocess.run(
+        [sys.executable, "-m", "agent", "run", str(site)], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 78
+    lines = proc.stderr.splitlines()
+    assert lines and any("bogus_key" in line for line in lines)
+    prefixed = [line.startswith("<3>") for line in lines]
+    assert prefixed == [journal] * len(lines)
