@@ -48,6 +48,20 @@ if TYPE_CHECKING:
 NAME = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"  # no '.': KPI names in formulas are scope.kpi
 Path = tuple[str | int, ...]
 Issue = tuple[Path, str]
+# A KPI declaration's own windows and coverage, each falling back to the kpi section's
+OwnWindows = Annotated[
+    list[str] | None,
+    Field(description="Windows this KPI is computed in, e.g. [15m, 1h, day]; unset: the kpi section's windows"),
+]
+OwnCoverageMin = Annotated[
+    float | None,
+    Field(
+        ge=0,
+        le=1,
+        description="Share of the window (0..1) that must have good data for a good value; unset: the kpi section's "
+        "coverage_min",
+    ),
+]
 
 
 _REF_RULES: list[dict[str, Any]] = [
@@ -284,16 +298,8 @@ class LineConfig(StrictModel):
         default_factory=dict,
         description="Inputs of the level row's corrections, e.g. altitude_m, ore_grade_pct (see energy_levels.yaml)",
     )
-    windows: list[str] | None = Field(
-        None, description="Windows this KPI is computed in, e.g. [15m, 1h, day]; unset: the kpi section's windows"
-    )
-    coverage_min: float | None = Field(
-        None,
-        ge=0,
-        le=1,
-        description="Share of the window (0..1) that must have good data for a good value; unset: the kpi section's "
-        "coverage_min",
-    )
+    windows: OwnWindows = None
+    coverage_min: OwnCoverageMin = None
     baseline: BaselineConfig | None = Field(
         None, description="An energy baseline with CUSUM for this line (ISO 50006); unset: none"
     )
@@ -323,16 +329,8 @@ class _EquipmentBase(StrictModel):
         description="Name of this equipment; its KPIs are published as <name>.<kpi>. Letters, digits, _ and -",
     )
     device: str = Field(description="The device whose points describe this equipment; unset references use its roles")
-    windows: list[str] | None = Field(
-        None, description="Windows this KPI is computed in, e.g. [15m, 1h, day]; unset: the kpi section's windows"
-    )
-    coverage_min: float | None = Field(
-        None,
-        ge=0,
-        le=1,
-        description="Share of the window (0..1) that must have good data for a good value; unset: the kpi section's "
-        "coverage_min",
-    )
+    windows: OwnWindows = None
+    coverage_min: OwnCoverageMin = None
 
 
 class _EfficiencyBand(StrictModel):
@@ -517,9 +515,7 @@ class PowerFactorConfig(StrictModel):
         default_factory=list,
         description="Reverse (leading) reactive energy counters, kvarh, added as supply companies bill it",
     )
-    windows: list[str] | None = Field(
-        None, description="Windows this KPI is computed in, e.g. [15m, 1h, day]; unset: the kpi section's windows"
-    )
+    windows: OwnWindows = None
 
 
 class RenewableConfig(StrictModel):
@@ -542,9 +538,7 @@ class RenewableConfig(StrictModel):
         default_factory=lambda: [0.5, 0.8, 1.0],
         description="Target shares (0..1) of the park ladder, e.g. [0.5, 0.8, 1.0]",
     )
-    windows: list[str] | None = Field(
-        None, description="Windows this KPI is computed in, e.g. [15m, 1h, day]; unset: the kpi section's windows"
-    )
+    windows: OwnWindows = None
 
 
 class BalanceConfig(StrictModel):
@@ -562,9 +556,7 @@ class BalanceConfig(StrictModel):
         le=1,
         description="Share (0..1) of the main meter's energy that may go unaccounted before it is flagged",
     )
-    windows: list[str] | None = Field(
-        None, description="Windows this KPI is computed in, e.g. [15m, 1h, day]; unset: the kpi section's windows"
-    )
+    windows: OwnWindows = None
 
 
 class ParkConfig(StrictModel):
@@ -577,9 +569,7 @@ class ParkConfig(StrictModel):
         description="Name of this park total; its KPIs are published as <name>.<kpi>. Letters, digits, _ and -",
     )
     lines: list[str] | None = Field(None, description="Names of the lines the park totals cover; unset: every line")
-    windows: list[str] | None = Field(
-        None, description="Windows this KPI is computed in, e.g. [15m, 1h, day]; unset: the kpi section's windows"
-    )
+    windows: OwnWindows = None
 
 
 class CustomKpiConfig(StrictModel):
@@ -589,16 +579,8 @@ class CustomKpiConfig(StrictModel):
     scope: str = Field("site", pattern=NAME, description="First part of the KPI's name, e.g. a line name; default site")
     formula: str = Field(description="Formula of points and other KPIs, e.g. kiln1.energy_kgce / kiln1.production")
     unit: str = Field("", description="Unit of the result, shown with the value")
-    windows: list[str] | None = Field(
-        None, description="Windows this KPI is computed in, e.g. [15m, 1h, day]; unset: the kpi section's windows"
-    )
-    coverage_min: float | None = Field(
-        None,
-        ge=0,
-        le=1,
-        description="Share of the window (0..1) that must have good data for a good value; unset: the kpi section's "
-        "coverage_min",
-    )
+    windows: OwnWindows = None
+    coverage_min: OwnCoverageMin = None
 
     @field_validator("formula")
     @classmethod
