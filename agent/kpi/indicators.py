@@ -337,29 +337,17 @@ def power_factor_kpi(cfg: PowerFactorConfig, ctx: Context) -> TermKpi:
         return v["p"] / s if s > 0 else None
 
     terms = {"p": ctx.term(cfg.active, w), "q": ctx.term(cfg.reactive + cfg.reactive_export, w)}
-    if not cfg.reactive_export:
-        return TermKpi(
-            "power_factor",
-            cfg.name,
-            "1",
-            terms,
-            pf,
-            w,
-            ctx.coverage_min,
-            detail=lambda v: {"active_kwh": v["p"], "reactive_kvarh": v["q"]},
-        )
-    terms["x"] = ctx.term(cfg.reactive_export, w)
-    return TermKpi(
-        "power_factor",
-        cfg.name,
-        "1",
-        terms,
-        pf,
-        w,
-        ctx.coverage_min,
-        detail=lambda v: {"active_kwh": v["p"], "reactive_kvarh": v["q"], "reactive_export_kvarh": v["x"]},
-        reference=REVERSE_REACTIVE_RULE,
-    )
+    if cfg.reactive_export:
+        terms["x"] = ctx.term(cfg.reactive_export, w)
+
+    def detail(v: Mapping[str, float]) -> dict[str, float]:
+        out = {"active_kwh": v["p"], "reactive_kvarh": v["q"]}
+        if "x" in v:
+            out["reactive_export_kvarh"] = v["x"]
+        return out
+
+    reference = REVERSE_REACTIVE_RULE if cfg.reactive_export else ""
+    return TermKpi("power_factor", cfg.name, "1", terms, pf, w, ctx.coverage_min, detail=detail, reference=reference)
 
 
 def renewable_kpi(cfg: RenewableConfig, ctx: Context, default_renewable: Sequence[PointRefConfig]) -> TermKpi:
