@@ -311,11 +311,11 @@ class KpiEngine:
     # --- ingest -------------------------------------------------------------------------------------------------
 
     def ingest(self, samples: Iterable[Sample]) -> None:
+        steady: Callable[[float], float] | None = None  # after a wall-clock step: sample times made steady
         if self._watch is not None:
             self._watch.check()
             if self._frame.shift:
-                self._ingest_steady(samples, self._watch)
-                return
+                steady = self._watch.steady
         routes = self._routes
         for s in samples:
             if s.quality is not Quality.GOOD or s.value is None or isinstance(s.value, str):
@@ -325,22 +325,7 @@ class KpiEngine:
             if feeds is None:
                 feeds = self._route(s)
             if feeds:
-                value = float(s.value)
-                for feed in feeds:
-                    feed(s.ts, value)
-
-    def _ingest_steady(self, samples: Iterable[Sample], watch: ClockWatch) -> None:
-        """``ingest`` after a wall-clock step: sample times made steady (agent.kpi.clock)."""
-        routes = self._routes
-        for s in samples:
-            if s.quality is not Quality.GOOD or s.value is None or isinstance(s.value, str):
-                self.ignored += 1
-                continue
-            feeds = routes.get((s.device, s.point))
-            if feeds is None:
-                feeds = self._route(s)
-            if feeds:
-                value, ts = float(s.value), watch.steady(s.ts)
+                value, ts = float(s.value), s.ts if steady is None else steady(s.ts)
                 for feed in feeds:
                     feed(ts, value)
 
