@@ -4,14 +4,13 @@ check of the file."""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.test_deploy import MAX_EXPOSURE, exposure, unit_sections
+from tests.e2e.test_deploy import MAX_EXPOSURE, exposure, systemd_verify, unit_sections
 
 REPO = Path(__file__).resolve().parents[2]
 UNIT = REPO / "deploy" / "center" / "systemd" / "energy-center.service"
@@ -48,12 +47,5 @@ def test_run_refuses_a_bad_config_with_78_and_no_traceback(tmp_path: Path) -> No
 
 
 def test_systemd_verifies_the_centre_unit(tmp_path: Path) -> None:
-    if shutil.which("systemd-analyze") is None:
-        pytest.skip("systemd-analyze is not installed (Debian's systemd package)")
-    center = Path(sys.executable).with_name("energy-center")  # the installed path does not exist here
-    unit = tmp_path / "energy-center.service"
-    unit.write_text(UNIT.read_text().replace("/opt/energy-center/bin/energy-center", str(center)))
-    done = subprocess.run(
-        ["systemd-analyze", "verify", "--man=no", str(unit)], capture_output=True, text=True, check=False
-    )
+    done = systemd_verify(UNIT, "/opt/energy-center/bin/energy-center", "energy-center", tmp_path)
     assert done.returncode == 0 and "energy-center.service" not in done.stderr, done.stderr

@@ -35,6 +35,18 @@ def exposure(unit: Path) -> float:
     return float(match.group(1))
 
 
+def systemd_verify(unit: Path, installed: str, program: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    """``systemd-analyze verify`` of a copy of the unit whose ``installed`` program path (which does not exist here)
+    is replaced by ``program`` next to this Python."""
+    if shutil.which("systemd-analyze") is None:
+        pytest.skip("systemd-analyze is not installed (Debian's systemd package)")
+    copy = tmp_path / unit.name
+    copy.write_text(unit.read_text().replace(installed, str(Path(sys.executable).with_name(program))))
+    return subprocess.run(
+        ["systemd-analyze", "verify", "--man=no", str(copy)], capture_output=True, text=True, check=False
+    )
+
+
 def with_dropin(tmp_path: Path, dropin: str) -> Path:
     """The unit as systemd sees it with a drop-in: the drop-in's [Service] lines added to the unit's."""
     text = UNIT.read_text()
@@ -102,14 +114,7 @@ def test_unit_restarts_are_bounded_and_a_bad_site_is_not_restarted() -> None:
 
 
 def test_systemd_verifies_the_unit(tmp_path: Path) -> None:
-    if shutil.which("systemd-analyze") is None:
-        pytest.skip("systemd-analyze is not installed (Debian's systemd package)")
-    agent = Path(sys.executable).with_name("energy-agent")  # the installed path does not exist here
-    unit = tmp_path / "energy-agent.service"
-    unit.write_text(UNIT.read_text().replace("/opt/energy-agent/venv/bin/energy-agent", str(agent)))
-    done = subprocess.run(
-        ["systemd-analyze", "verify", "--man=no", str(unit)], capture_output=True, text=True, check=False
-    )
+    done = systemd_verify(UNIT, "/opt/energy-agent/venv/bin/energy-agent", "energy-agent", tmp_path)
     assert done.returncode == 0 and "energy-agent.service" not in done.stderr, done.stderr
 
 
