@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from agent.config.kpi import KpiSectionConfig
 from agent.kpi.engine import DeviceInfo, KpiEngine
 from agent.model import Grade, KpiValue, Quality, Role, Sample
+from tests.unit.kpi_drive import drive
 
 T0 = 1_767_225_600.0  # 08:00 Asia/Shanghai, on an hour
 DEVICES = {
@@ -60,23 +61,12 @@ def plant(
         )
 
 
-def drive(eng: KpiEngine, stream: Iterator[tuple[float, list[Sample]]], every: int = 60) -> list[KpiValue]:
-    out: list[KpiValue] = []
-    last = T0
-    for t, samples in stream:
-        eng.ingest(samples)
-        if t - last >= every:
-            out += eng.evaluate(t)
-            last = t
-    return out
-
-
 def finals(values: list[KpiValue], name: str, window: str = "1h") -> list[KpiValue]:
     return [v for v in values if v.name == name and v.window == window and v.detail["final"] == 1.0]
 
 
 def test_line_kpis_and_grade_with_unverified_reference() -> None:
-    out = drive(engine({"lines": [LINE]}), plant(3700))
+    out = drive(engine({"lines": [LINE]}), plant(3700), since=T0)
     sec = finals(out, "sec_kwh_per_t")
     assert len(sec) == 1 and sec[0].value == pytest.approx(100.0)
     kgce = finals(out, "energy_kgce_per_t")[0]
@@ -96,14 +86,14 @@ def test_site_level_override_replaces_the_shipped_row() -> None:
         "edition": "2021",
         "standard": "Inner Mongolia notice (example)",
     }
-    out = drive(engine({"lines": [LINE], "levels": [override]}), plant(3700))
+    out = drive(engine({"lines": [LINE], "levels": [override]}), plant(3700), since=T0)
     kgce = finals(out, "energy_kgce_per_t")[0]
     assert kgce.grade is Grade.BELOW_BASELINE and kgce.distance == pytest.approx((kgce.value or 0.0) - 100.0)
     assert "set by the site" in kgce.reference
 
 
 def test_each_final_period_is_reported_once_and_running_values_are_marked() -> None:
-    out = drive(engine({"lines": [LINE]}), plant(3700))
+    out = drive(engine({"lines": [LINE]}), plant(3700), since=T0)
     quarters = [v.window_start for v in finals(out, "production", "15m")]
     assert quarters == [T0 + 900 * i for i in range(4)]
     running = [v for v in out if v.name == "production" and v.detail["final"] == 0.0]
@@ -111,14 +101,14 @@ def test_each_final_period_is_reported_once_and_running_values_are_marked() -> N
 
 
 def test_replayed_and_reordered_samples_change_nothing() -> None:
-    once = drive(engine({"lines": [LINE]}), plant(3700))
+    once = drive(engine({"lines": [LINE]}), plant(3700), since=T0)
     batches = list(plant(3700))
     replayed: list[tuple[float, list[Sample]]] = []
     for i, (t, s) in enumerate(batches):
         replayed.append((t, s))
         if i >= 2:
             replayed.append((t, batches[i - 2][1] + s))  # an old poll replayed, and the current one again
-    twice = drive(engine({"lines": [LINE]}), iter(replayed))
+    twice = drive(engine({"lines": [LINE]}), iter(replayed), since=T0)
     a = finals(once, "electricity_kwh")[0].value
     b = finals(twice, "electricity_kwh")[0].value
     assert a == pytest.approx(3600.0) and b == pytest.approx(a, rel=1e-12)
@@ -136,7 +126,7 @@ def test_gap_in_a_rate_is_flagged_not_presented_as_valid() -> None:
             else:
                 yield T0 + k, [Sample("m", "p", 80.0, "kW", Quality.GOOD, T0 + k, role=Role.ACTIVE_POWER_KW)]
 
-    out = drive(eng, stream())
+    out = drive(eng, stream(), since=T0)
     q = {v.window_start - T0: v for v in finals(out, "load_factor", "15m")}
     assert q[0].quality is Quality.UNCERTAIN and q[0].coverage == pytest.approx(2 / 3, abs=0.01)
     assert q[0].value == pytest.approx(0.8)  # the mean over what was covered, flagged
@@ -147,7 +137,7 @@ def test_gap_in_a_rate_is_flagged_not_presented_as_valid() -> None:
 
 
 def test_no_production_is_no_value_not_a_division_by_zero() -> None:
-    out = drive(engine({"lines": [LINE]}), plant(3700, tph=0.0))
+    out = drive(engine({"lines": [LINE]}), plant(3700, tph=0.0), since=T0)
     sec = finals(out, "sec_kwh_per_t")[0]
     assert sec.value is None and sec.quality is Quality.UNCERTAIN and sec.grade is None
 
@@ -157,7 +147,7 @@ def test_custom_formula_over_kpis_and_points() -> None:
         {"name": "double_sec", "scope": "l1", "formula": "l1.sec_kwh_per_t * 2", "unit": "kWh/t"},
         {"name": "chain", "formula": 'l1.double_sec + total("m", "energy_import_kwh") / 3600', "unit": "x"},
     ]
-    out = drive(engine({"lines": [LINE], "custom": custom}), plant(3700))
+    out = drive(engine({"lines": [LINE], "custom": custom}), plant(3700), since=T0)
     assert finals(out, "double_sec")[0].value == pytest.approx(200.0)
     assert finals(out, "chain")[0].value == pytest.approx(201.0)
 
@@ -179,7 +169,7 @@ def test_renewable_share_against_the_target_ladder() -> None:
                 ],
             )
 
-    share = finals(drive(eng, stream()), "renewable_share")[0]
+    share = finals(drive(eng, stream(), since=T0), "renewable_share")[0]
     assert share.value == pytest.approx(0.25)
     assert share.distance == pytest.approx(0.25) and "next target 50 %" in share.reference
     assert share.detail["target_reached"] == 0.0 and share.detail["to_target"] == pytest.approx(0.25)
@@ -209,7 +199,7 @@ def test_energy_balance_unaccounted_share() -> None:
                 ],
             )
 
-    out = drive(eng, stream())
+    out = drive(eng, stream(), since=T0)
     share = finals(out, "unaccounted_share")[0]
     assert share.value == pytest.approx(0.08) and share.detail["exceeded"] == 1.0
     assert finals(out, "unaccounted_kwh")[0].value == pytest.approx(80.0)
@@ -240,7 +230,7 @@ def test_baseline_is_fitted_then_cusum_tracks_overconsumption() -> None:
             e += kwh_per_s * 5
             p += tph / 3600.0 * 5
 
-    out = drive(eng, stream())
+    out = drive(eng, stream(), since=T0)
     cusum = [v for v in out if v.name == "baseline_cusum" and v.quality is Quality.GOOD]
     expected = [v for v in out if v.name == "baseline_expected" and v.quality is Quality.GOOD]
     assert expected and expected[0].detail["r2"] > 0.99
@@ -293,7 +283,7 @@ def test_declared_counter_width_times_the_profile_scale_sets_the_wrap() -> None:
                 ],
             )
 
-    assert finals(drive(eng, stream()), "electricity_kwh")[0].value == pytest.approx(3600.0)
+    assert finals(drive(eng, stream(), since=T0), "electricity_kwh")[0].value == pytest.approx(3600.0)
     stats = eng.counter_stats()
     assert any(getattr(v, "wraps", 0) == 6 for v in stats.values())
 
@@ -320,7 +310,7 @@ def test_max_demand_fixed_blocks_and_sliding_window() -> None:
         (T0 + k, [Sample("m", "e", kwh(k), "kWh", Quality.GOOD, T0 + k, role=Role.ENERGY_IMPORT_KWH)])
         for k in range(0, 3700, 2)
     )
-    out = drive(eng, stream)
+    out = drive(eng, stream, since=T0)
     fixed = finals(out, "max_demand_kw")[0]
     sliding = finals(out, "max_demand_sliding_kw")[0]
     assert fixed.value == pytest.approx(1500.0)  # each block holds half the peak
@@ -334,7 +324,7 @@ def test_equal_value_electricity_and_measured_heating_value() -> None:
         "lines": [line],
         "factors": {"electricity_method": "equal_value", "electricity_equal_value_kgce_per_kwh": 0.3},
     }
-    out = drive(engine(section), plant(3700))
+    out = drive(engine(section), plant(3700), since=T0)
     # 3600 kWh x 0.3 + 4.5 t coal at 29.3076 GJ/t = 1000 kgce/t
     assert finals(out, "energy_kgce")[0].value == pytest.approx(3600 * 0.3 + 4.5 * 1000.0)
     assert finals(out, "heat_kj_per_kg")[0].value == pytest.approx(4.5 * 29.3076 / 36.0 * 1000)
@@ -362,7 +352,7 @@ def test_fan_efficiency_and_kiln_heat_consumption() -> None:
             ]
             yield t, [*line, *fan]
 
-    out = drive(eng, stream())
+    out = drive(eng, stream(), since=T0)
     assert finals(out, "unit_efficiency")[0].value == pytest.approx(30.0 / 40.0)  # fan + motor
     assert finals(out, "heat_kj_per_kg")[0].value == pytest.approx(4.5 * 25.0 / 36.0 * 1000)
 

@@ -16,6 +16,7 @@ from agent.config.kpi import KpiSectionConfig
 from agent.kpi.engine import DeviceInfo, KpiEngine
 from agent.model import Grade, KpiValue, Quality, Role, Sample
 from agent.wire import KpiMessage, decode, encode_kpis
+from tests.unit.kpi_drive import drive
 
 SH = ZoneInfo("Asia/Shanghai")
 T0 = datetime(2026, 1, 1, 8, 0, tzinfo=SH).timestamp()
@@ -49,17 +50,6 @@ def readings(t0: float, seconds: int, step: int) -> Iterator[tuple[float, list[S
         )
 
 
-def run(eng: KpiEngine, stream: Iterator[tuple[float, list[Sample]]], every: float) -> list[KpiValue]:
-    out: list[KpiValue] = []
-    last = float("-inf")
-    for t, samples in stream:
-        eng.ingest(samples)
-        if t - last >= every:
-            out += eng.evaluate(t)
-            last = t
-    return out
-
-
 def pick(values: list[KpiValue], name: str, window: str, final: bool) -> list[KpiValue]:
     return [v for v in values if v.name == name and v.window == window and v.final is final]
 
@@ -85,7 +75,7 @@ def test_a_running_value_reads_good_only_once_the_whole_window_is_covered_enough
     """At 08:13:30 (810 s) coverage is 810/900 = 0.9 = coverage_min: good, still provisional; at 08:13:00 it is
     780/900 = 0.867: uncertain."""
     eng = engine({"windows": ["15m"], "lines": [LINE]})
-    out = run(eng, readings(T0, 810, 2), every=30)
+    out = drive(eng, readings(T0, 810, 2), every=30)
     prod = {v.ts - T0: v for v in pick(out, "production", "15m", final=False)}
     assert prod[780].coverage == pytest.approx(780 / 900) and prod[780].quality is Quality.UNCERTAIN
     assert prod[810].coverage == pytest.approx(0.9) and prod[810].quality is Quality.GOOD and not prod[810].final
@@ -95,12 +85,12 @@ def test_grades_of_windows_shorter_than_the_grading_periods_are_indicative_or_le
     """A whole quarter hour at 101.58 kgce/t against benchmark 110: the final 15m value is at benchmark, and the
     grade is marked indicative (15m is not among the grading windows month, year, 12mo). With shorter_grades:
     none it carries no grade at all; the value and its quality are the same."""
-    out = run(engine({"windows": ["15m"], "lines": [LINE]}), readings(T0, 960, 2), every=60)
+    out = drive(engine({"windows": ["15m"], "lines": [LINE]}), readings(T0, 960, 2), every=60)
     q = pick(out, "energy_kgce_per_t", "15m", final=True)[0]
     assert q.quality is Quality.GOOD and q.grade is Grade.BENCHMARK and q.grade_indicative
     assert q.distance == pytest.approx(101.5775 - 110)
     line = LINE | {"shorter_grades": "none"}
-    out = run(engine({"windows": ["15m"], "lines": [line]}), readings(T0, 960, 2), every=60)
+    out = drive(engine({"windows": ["15m"], "lines": [line]}), readings(T0, 960, 2), every=60)
     q2 = pick(out, "energy_kgce_per_t", "15m", final=True)[0]
     assert q2.quality is Quality.GOOD and q2.grade is None and q2.distance is None
     assert "to_benchmark" in q.detail and "to_benchmark" not in q2.detail and "to_baseline" not in q2.detail
@@ -115,7 +105,7 @@ def test_a_whole_month_is_graded_as_such_and_the_year_waits_for_its_coverage() -
     of the line (production) are not computed in the month."""
     feb = datetime(2026, 2, 1, tzinfo=SH).timestamp()
     eng = engine({"windows": ["1h", "day"], "lines": [LINE]}, t0=feb)
-    out = run(eng, readings(feb, 28 * 86400 + 3600, 600), every=3600)
+    out = drive(eng, readings(feb, 28 * 86400 + 3600, 600), every=3600)
     month = pick(out, "energy_kgce_per_t", "month", final=True)
     assert len(month) == 1 and month[0].window_start == feb
     assert month[0].coverage == pytest.approx(1.0) and month[0].quality is Quality.GOOD
@@ -134,7 +124,7 @@ def test_a_whole_month_is_graded_as_such_and_the_year_waits_for_its_coverage() -
 def test_provisional_and_indicative_marks_reach_the_wire_and_the_centre() -> None:
     """The wire carries final, grade_indicative and reason; InfluxDB gets them as fields. A message of an agent
     before the final field (detail.final = 0) still reads as provisional."""
-    out = run(engine({"windows": ["15m"], "lines": [LINE]}), readings(T0, 960, 2), every=60)
+    out = drive(engine({"windows": ["15m"], "lines": [LINE]}), readings(T0, 960, 2), every=60)
     running = pick(out, "production", "15m", final=False)[0]
     graded = pick(out, "energy_kgce_per_t", "15m", final=True)[0]
     payload = encode_kpis(site="s", gateway="g", boot="b", seq=1, ts=T0, kpis=[running, graded])

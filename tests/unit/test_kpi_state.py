@@ -20,6 +20,7 @@ from agent.kpi.state import StateError, decode, encode
 from agent.kpi.windows import LEDGER_MONTHS
 from agent.model import KpiValue, Quality, Role, Sample
 from agent.runtime.kpistate import KpiStateFile
+from tests.unit.kpi_drive import drive
 
 SH = ZoneInfo("Asia/Shanghai")
 T0 = datetime(2026, 1, 1, 8, 0, tzinfo=SH).timestamp()
@@ -52,17 +53,6 @@ def readings(a: float, b: float, step: float = 2.0, kwh_per_h: float = 3600.0) -
         t += step
 
 
-def run(eng: KpiEngine, stream: Iterator[tuple[float, list[Sample]]], every: float = 60.0) -> list[KpiValue]:
-    out: list[KpiValue] = []
-    last = float("-inf")
-    for t, samples in stream:
-        eng.ingest(samples)
-        if t - last >= every:
-            out += eng.evaluate(t)
-            last = t
-    return out
-
-
 def restart(old: KpiEngine, saved_at: float, now: float, section: dict[str, Any] | None = None) -> KpiEngine:
     """A new engine (a new process) from the bytes the old one would have written at ``saved_at``."""
     new = engine(section, t0=now)
@@ -81,16 +71,16 @@ def test_a_restart_mid_shift_keeps_the_shift_and_its_quarter_hour_whole() -> Non
     08:00-16:00 is 8 h x 3600 kWh/h = 28800 kWh, 36 t/h x 8 h = 288 t, 100 kWh/t, coverage 1.0. Without the
     snapshot the new engine would start its windows at 08:08:10 (the quarter hour at 410/900 coverage)."""
     first = engine()
-    run(first, readings(T0, T0 + 450))
+    drive(first, readings(T0, T0 + 450))
     second = restart(first, T0 + 450, T0 + 490)
-    out = run(second, readings(T0 + 490, T0 + 8 * 3600 + 60))
+    out = drive(second, readings(T0 + 490, T0 + 8 * 3600 + 60))
     q = final(out, "electricity_kwh", "15m", T0)
     assert q.value == pytest.approx(900.0) and q.coverage == pytest.approx(1.0) and q.quality is Quality.GOOD
     shift = final(out, "electricity_kwh", "shift", T0)
     assert shift.value == pytest.approx(28800.0) and shift.coverage == pytest.approx(1.0)
     assert final(out, "production", "shift", T0).value == pytest.approx(288.0)
     assert final(out, "sec_kwh_per_t", "shift", T0).value == pytest.approx(100.0)
-    fresh = run(engine(t0=T0 + 490), readings(T0 + 490, T0 + 960))
+    fresh = drive(engine(t0=T0 + 490), readings(T0 + 490, T0 + 960))
     assert final(fresh, "electricity_kwh", "15m", T0).coverage == pytest.approx(410 / 900)
 
 
@@ -102,7 +92,7 @@ def test_a_long_downtime_is_a_gap_but_its_counted_energy_is_kept() -> None:
     comes before the first reading here). The backlog drains 4 periods per window per evaluation (a bounded KPI
     message), and every quarter hour from 08:00 to 10:30 is reported once."""
     first = engine()
-    run(first, readings(T0, T0 + 450))
+    drive(first, readings(T0, T0 + 450))
     second = restart(first, T0 + 450, T0 + 7650)
     early = second.evaluate(T0 + 7650)  # before any reading: the downtime's periods wait for the delta
     assert not [v for v in early if v.final and v.window == "15m" and v.window_start >= T0]
@@ -110,7 +100,7 @@ def test_a_long_downtime_is_a_gap_but_its_counted_energy_is_kept() -> None:
     second.ingest(next(stream)[1])  # the delta across the downtime
     burst = second.evaluate(T0 + 7650)
     assert len([v for v in burst if v.name == "electricity_kwh" and v.window == "15m" and v.final]) == 4
-    out = early + burst + run(second, stream)
+    out = early + burst + drive(second, stream)
     q0 = final(out, "electricity_kwh", "15m", T0)
     assert q0.value == pytest.approx(900.0) and q0.coverage == pytest.approx(0.5) and q0.quality is Quality.UNCERTAIN
     q = final(out, "electricity_kwh", "15m", T0 + 3600)
@@ -125,7 +115,7 @@ def test_a_delta_across_the_downtime_over_the_maximum_rate_is_not_counted_at_onc
     readings), is taken as a reset, the interval across the downtime estimated from the rates before and after
     (3600 kWh/h x 1 h = 3600 kWh), never 50000."""
     first = engine({"windows": ["1h", "day"]})
-    run(first, readings(T0, T0 + 1800))
+    drive(first, readings(T0, T0 + 1800))
     second = restart(first, T0 + 1800, T0 + 5400, {"windows": ["1h", "day"]})
     for _, samples in readings(T0 + 5400, T0 + 7200):
         second.ingest([replace(s, value=float(s.value or 0.0) + 50000.0) if s.point == "e" else s for s in samples])
@@ -144,9 +134,9 @@ def test_month_and_demand_maxima_survive_restarts() -> None:
     jan1 = datetime(2026, 1, 1, tzinfo=SH).timestamp()
     section = {"demand": [DEMAND | {"windows": ["day"]}]}
     first = engine(section, t0=jan1)
-    run(first, readings(jan1, jan1 + 7200))
+    drive(first, readings(jan1, jan1 + 7200))
     second = restart(first, jan1 + 7200, jan1 + 86400, section)
-    out = run(second, readings(jan1 + 86400, jan1 + 86400 + 7200))
+    out = drive(second, readings(jan1 + 86400, jan1 + 86400 + 7200))
     month = [v for v in out if v.name == "electricity_kwh" and v.window == "month"][-1]
     assert month.value == pytest.approx(93600.0) and month.detail["covered_s"] == pytest.approx(4 * 3600)
     assert final(out, "max_demand_kw", "day", jan1).value == pytest.approx(3600.0)
@@ -157,24 +147,24 @@ def test_a_changed_kpi_config_keeps_what_still_fits() -> None:
     max_rate_per_h) and a 30m window. The line's two inputs and its reported periods are kept: the quarter hour
     stays whole; the new 30m window starts at the restored reading (08:07:30), 1350 of 1800 s covered."""
     first = engine()
-    run(first, readings(T0, T0 + 450))
+    drive(first, readings(T0, T0 + 450))
     section = {"demand": [DEMAND], "windows": ["15m", "1h", "shift", "day", "month", "30m"]}
     second = engine(section, t0=T0 + 470)
     line = second.restore(decode(encode(first.snapshot(T0 + 450))), T0 + 470)
     assert "restored: 2 of 3 inputs" in line and "KPI config changed" in line
-    out = run(second, readings(T0 + 470, T0 + 1900))
+    out = drive(second, readings(T0 + 470, T0 + 1900))
     assert final(out, "electricity_kwh", "15m", T0).coverage == pytest.approx(1.0)
     assert final(out, "electricity_kwh", "30m", T0).coverage == pytest.approx(1350 / 1800)
 
 
 def test_another_time_zone_keeps_only_the_counter_readings() -> None:
     first = engine()
-    run(first, readings(T0, T0 + 450))
+    drive(first, readings(T0, T0 + 450))
     cfg = KpiSectionConfig.model_validate({"windows": ["15m"], "settle_s": 30, "lines": [LINE]})
     second = KpiEngine(cfg, {"m": DeviceInfo("m"), "k": DeviceInfo("k")}, "Europe/Berlin", lambda: T0 + 470)
     line = second.restore(decode(encode(first.snapshot(T0 + 450))), T0 + 470)
     assert "only counter readings were kept" in line
-    out = run(second, readings(T0 + 470, T0 + 960))
+    out = drive(second, readings(T0 + 470, T0 + 960))
     q = final(out, "electricity_kwh", "15m", T0)
     assert q.value == pytest.approx(900 - 450.0)  # from the restored reading at 08:07:30 on: no pre-restart sums
 
@@ -195,7 +185,7 @@ def test_unreadable_snapshots_are_state_errors(payload: bytes, why: str) -> None
 
 def test_a_damaged_reading_inside_a_valid_snapshot_is_a_state_error() -> None:
     first = engine()
-    run(first, readings(T0, T0 + 60))
+    drive(first, readings(T0, T0 + 60))
     snap: Any = decode(encode(first.snapshot(T0 + 60)))
     next(iter(snap["channels"].values()))["tracker"]["last"] = [T0, 1.0, 2.0]
     with pytest.raises(StateError, match="malformed snapshot: ValueError"):
@@ -206,11 +196,11 @@ def test_a_snapshot_from_the_future_keeps_windows_but_not_readings() -> None:
     """Saved at 08:07:30, restored at 07:00 (the clock went back over the restart): a reading at 07:00 continuing
     the counter would otherwise look older than the saved one and every reading until 08:07:30 would be dropped."""
     first = engine()
-    run(first, readings(T0, T0 + 450))
+    drive(first, readings(T0, T0 + 450))
     second = engine(t0=T0 - 3600)
     line = second.restore(decode(encode(first.snapshot(T0 + 450))), T0 - 3600)
     assert "behind the snapshot" in line
-    run(second, readings(T0 - 3600, T0 - 3000))
+    drive(second, readings(T0 - 3600, T0 - 3000))
     stats = next(iter(second.counter_stats().values()))
     assert getattr(stats, "duplicates", -1) == 0 and getattr(stats, "accepted", 0) == 301
 
@@ -220,7 +210,7 @@ def test_the_calendar_state_is_bounded() -> None:
     and recently closed periods, a few kilobytes, not three years of days."""
     jan1 = datetime(2026, 1, 1, tzinfo=SH).timestamp()
     eng = engine({"windows": ["day", "month", "year", "12mo"]}, t0=jan1)
-    run(eng, readings(jan1, jan1 + 3 * 365 * 86400, step=3600), every=86400)
+    drive(eng, readings(jan1, jan1 + 3 * 365 * 86400, step=3600), every=86400)
     snap = eng.snapshot(jan1 + 3 * 365 * 86400)
     channels: dict[str, Any] = snap["channels"]  # type: ignore[assignment]
     assert all(len(c["months"]) <= LEDGER_MONTHS for c in channels.values())
@@ -231,7 +221,7 @@ def test_the_state_file_is_written_atomically_and_an_unusable_one_moved_aside(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     eng = engine()
-    run(eng, readings(T0, T0 + 450))
+    drive(eng, readings(T0, T0 + 450))
     state = KpiStateFile(tmp_path / "kpi-state.json")
     old = state.snapshot(eng, T0 + 440)
     state.save(state.snapshot(eng, T0 + 450))
