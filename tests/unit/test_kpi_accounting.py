@@ -12,11 +12,10 @@ from typing import Any
 import pydantic
 import pytest
 
-from agent.config.kpi import KpiSectionConfig, check
-from agent.config.profile import ProfileConfig
-from agent.config.site import SiteConfig
+from agent.config.kpi import KpiSectionConfig
 from agent.kpi.engine import DeviceInfo, KpiEngine
 from agent.model import Grade, KpiValue, Quality, Role, Sample
+from tests.unit.kpi_site_check import meter_site_issues
 
 T0 = 1_767_225_600.0  # 08:00 Asia/Shanghai
 HOUR = 3600.0
@@ -173,40 +172,22 @@ def test_invalid_credits_are_rejected(credit: dict[str, Any], message: str) -> N
 
 
 def test_negative_scale_on_an_energy_input_is_refused_in_favour_of_a_credit() -> None:
-    profile = ProfileConfig.model_validate(
-        {
-            "profile": "meter",
-            "address_base": 0,
-            "points": [
-                {"name": "imp", "kind": "holding_register", "address": 0, "type": "uint32", "role": r}
-                | {"name": r, "address": 2 * i}
-                for i, r in enumerate(["energy_import_kwh", "energy_export_kwh", "production_t", "gas_m3"])
-            ],
-        }
-    )
     electricity = [
         {"device": "m", "role": "energy_import_kwh"},
         {"device": "m", "role": "energy_export_kwh", "scale": -1},
     ]
     credits = [{"device": "m", "role": "gas_m3", "carrier": "converter_gas", "co2": "fuel"}]
-    site = SiteConfig.model_validate(
-        {
-            "site": "s",
-            "gateway": "g",
-            "devices": [{"name": "m", "profile": "meter", "host": "127.0.0.1"}],
-            "kpi": {
-                "lines": [
-                    {
-                        "name": "l1",
-                        "production": [{"device": "m", "role": "production_t"}],
-                        "electricity": electricity,
-                        "credits": credits,
-                    }
-                ]
-            },
-        }
-    )
-    issues = dict(check(site, {"meter": profile}))
+    kpi = {
+        "lines": [
+            {
+                "name": "l1",
+                "production": [{"device": "m", "role": "production_t"}],
+                "electricity": electricity,
+                "credits": credits,
+            }
+        ]
+    }
+    issues = meter_site_issues(kpi, ["energy_import_kwh", "energy_export_kwh", "production_t", "gas_m3"])
     assert issues == {
         ("kpi", "lines", 0, "electricity", 1, "scale"): "negative scale -1: declare recovered or exported energy "
         "under credits (with its carrier and CO2 treatment) and give the meter a positive scale"
@@ -354,16 +335,6 @@ def test_no_cusum_from_a_baseline_below_the_r2_gate() -> None:
 
 def test_check_refuses_a_park_over_unknown_lines_or_named_like_a_line() -> None:
     """'park.energy_kgce' must mean one thing: a park named like a line is refused, and so is an unknown line."""
-    profile = ProfileConfig.model_validate(
-        {
-            "profile": "meter",
-            "address_base": 0,
-            "points": [
-                {"name": r, "kind": "holding_register", "address": 2 * i, "type": "uint32", "role": r}
-                for i, r in enumerate(["energy_import_kwh", "production_t"])
-            ],
-        }
-    )
     kpi = {
         "lines": [
             {
@@ -374,10 +345,8 @@ def test_check_refuses_a_park_over_unknown_lines_or_named_like_a_line() -> None:
         ],
         "park": {"name": "kiln", "lines": ["kiln", "klin"]},
     }
-    site = SiteConfig.model_validate(
-        {"site": "s", "gateway": "g", "devices": [{"name": "m", "profile": "meter", "host": "127.0.0.1"}], "kpi": kpi}
-    )
-    assert dict(check(site, {"meter": profile})) == {
+    issues = meter_site_issues(kpi, ["energy_import_kwh", "production_t"])
+    assert issues == {
         ("kpi", "park", "lines", 1): "unknown line 'klin' (did you mean 'kiln'?)",
         ("kpi", "park", "name"): "'kiln' already names a line or another declaration: give the park its own name",
     }

@@ -7,12 +7,11 @@ from typing import Any
 
 import pytest
 
-from agent.config.kpi import KpiSectionConfig, check
-from agent.config.profile import ProfileConfig
-from agent.config.site import SiteConfig
+from agent.config.kpi import KpiSectionConfig
 from agent.kpi.benchmarks import corrected, load_levels, standard_atmosphere_kpa
 from agent.kpi.engine import DeviceInfo, KpiEngine
 from agent.model import Grade, KpiValue, Quality, Role, Sample
+from tests.unit.kpi_site_check import meter_site_issues
 
 T0 = 1_767_225_600.0
 
@@ -132,35 +131,19 @@ def test_a_line_is_graded_against_the_corrected_level_with_equivalent_production
 
 
 def test_check_names_the_corrections_a_line_may_give() -> None:
-    profile = ProfileConfig.model_validate(
-        {
-            "profile": "meter",
-            "address_base": 0,
-            "points": [
-                {"name": r, "kind": "holding_register", "address": 2 * i, "type": "uint32", "role": r}
-                for i, r in enumerate(["energy_import_kwh", "production_t"])
-            ],
-        }
-    )
-    site = SiteConfig.model_validate(
-        {
-            "site": "s",
-            "gateway": "g",
-            "devices": [{"name": "m", "profile": "meter", "host": "127.0.0.1"}],
-            "kpi": {
-                "lines": [
-                    {
-                        "name": "fesi",
-                        "indicator": "ferrosilicon_power",
-                        "production": [{"device": "m", "role": "production_t"}],
-                        "electricity": [{"device": "m", "role": "energy_import_kwh"}],
-                        "corrections": {"ore_grade_pct": 97.0, "altitude_m": 1200},
-                    }
-                ]
-            },
-        }
-    )
-    assert dict(check(site, {"meter": profile})) == {
+    kpi = {
+        "lines": [
+            {
+                "name": "fesi",
+                "indicator": "ferrosilicon_power",
+                "production": [{"device": "m", "role": "production_t"}],
+                "electricity": [{"device": "m", "role": "energy_import_kwh"}],
+                "corrections": {"ore_grade_pct": 97.0, "altitude_m": 1200},
+            }
+        ]
+    }
+    issues = meter_site_issues(kpi, ["energy_import_kwh", "production_t"])
+    assert issues == {
         ("kpi", "lines", 0, "corrections", "altitude_m"): (
             "indicator 'ferrosilicon_power' has no correction 'altitude_m'; it takes: ore_grade_pct"
         )
