@@ -7,6 +7,7 @@ import os
 import string
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -165,6 +166,15 @@ def test_any_text_is_loaded_or_refused(text: str) -> None:
         assert e.issues and all(i.file == "f.yaml" and i.line >= 1 and i.col >= 1 for i in e.issues)
 
 
+def loaded_or_refused(path: Path, data: Any, load: Callable[[Path], object]) -> None:
+    """``data`` written to ``path`` as YAML is loaded, or refused with issues (and no other exception)."""
+    path.write_text(yaml.safe_dump(data, allow_unicode=True))
+    try:
+        load(path)
+    except ConfigError as e:
+        assert e.issues
+
+
 _PROFILE_KEYS = ["profile", "address_base", "points", "byte_order", "max_registers_per_request", "max_gap", "x"]
 _POINT_KEYS = ["name", "kind", "address", "type", "order", "length", "bit", "scale", "range", "role", "unit", "x"]
 _WORDS = ["holding_register", "coil", "float32", "uint16", "bit", "string", "ABCD", "p", "energy_import_kwh", "1"]
@@ -188,12 +198,7 @@ _profiles = st.dictionaries(st.sampled_from(_PROFILE_KEYS), st.one_of(_scalars, 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.one_of(_profiles, _values))
 def test_any_profile_structure_is_loaded_or_refused(tmp_path: Path, data: Any) -> None:
-    path = tmp_path / "p.yaml"
-    path.write_text(yaml.safe_dump(data, allow_unicode=True))
-    try:
-        load_profile_checked(path)
-    except ConfigError as e:
-        assert e.issues
+    loaded_or_refused(tmp_path / "p.yaml", data, load_profile_checked)
 
 
 _SITE_KEYS = ["site", "gateway", "devices", "buses", "mqtt", "kpi", "spool", "monitoring", "profile_dirs", "x"]
@@ -210,12 +215,7 @@ def test_any_site_structure_is_compiled_or_refused(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, data: dict[str, Any]
 ) -> None:
     monkeypatch.setenv(ENV_PROFILES, str(REPO / "device_profiles"))
-    path = tmp_path / "site.yaml"
-    path.write_text(yaml.safe_dump(data, allow_unicode=True))
-    try:
-        compile_site(path)
-    except ConfigError as e:
-        assert e.issues
+    loaded_or_refused(tmp_path / "site.yaml", data, compile_site)
 
 
 def test_without_libyaml_the_pure_python_parser_gives_the_same_documents_and_limits(
