@@ -35,6 +35,7 @@ _ELECTRIC = (
     ("energy_import_kwh", "active_power_kw", H),
     ("energy_export_kwh", None, 0.0),
     ("reactive_energy_kvarh", "reactive_power_kvar", H),
+    ("reactive_energy_export_kvarh", None, 0.0),
 )
 
 # device -> (counter name, rate key in process values or None for a counter that does not move, factor per second)
@@ -63,6 +64,7 @@ COUNTERS: dict[str, tuple[tuple[str, str | None, float], ...]] = {
 # range of a counter's shown value at model start (seeded); others start between 1e5 and 5e6
 _INITIAL = {
     "energy_export_kwh": (0.0, 500.0),
+    "reactive_energy_export_kvarh": (0.0, 200.0),
     "run_hours_h": (1000.0, 60000.0),
     "production_t": (1e4, 2e6),
     "coal_t": (1e4, 1e6),

@@ -33,6 +33,7 @@ ROLE_UNIT: dict[Role, str] = {
     Role.ENERGY_IMPORT_KWH: "kWh",
     Role.ENERGY_EXPORT_KWH: "kWh",
     Role.REACTIVE_ENERGY_KVARH: "kvarh",
+    Role.REACTIVE_ENERGY_EXPORT_KVARH: "kvarh",
     Role.ACTIVE_POWER_KW: "kW",
     Role.REACTIVE_POWER_KVAR: "kvar",
     Role.APPARENT_POWER_KVA: "kVA",
