@@ -15,12 +15,14 @@ import asyncio
 import contextlib
 import math
 import os
+import socket
 import sysconfig
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any
+from urllib.parse import urlsplit
 
 import asyncua
 import cryptography
@@ -58,6 +60,9 @@ def map_error(device: str, endpoint: str, exc: BaseException) -> SourceError:
         return DeviceException(f"{device}: {endpoint} answered {name}", exc.code, name)
     if isinstance(exc, TimeoutError):
         return DeviceTimeout(f"{device}: no answer from {endpoint} in time")
+    if isinstance(exc, socket.gaierror):
+        host = urlsplit(endpoint).hostname or endpoint
+        return ConnectionLost(f"{device}: the host name {host!r} of {endpoint} does not resolve ({exc.strerror})")
     if isinstance(exc, ConnectionRefusedError):
         return ConnectionLost(f"{device}: {endpoint} refused the TCP connection")
     if isinstance(exc, OSError | ConnectionError | EOFError):
