@@ -9,6 +9,7 @@ fits ``max_lines`` (40 by default); :func:`frame` redraws a screen in place with
 from __future__ import annotations
 
 import math
+import shutil
 import threading
 import time
 import unicodedata
@@ -273,6 +274,8 @@ def _place_lines(places: Places) -> list[str]:
         "/kpi, /status",
         f"  watch it:  mosquitto_sub -h 127.0.0.1 -p {places.broker_port} -t '{places.topic}/kpi' -v",
     ]
+    if shutil.which("mosquitto_sub") is None:  # print only commands that exist here
+        lines[-1] = "  watch it:  sudo apt-get install mosquitto-clients; then" + lines[-1].removeprefix("  watch it:")
     if places.influx_port is None:
         lines.append("InfluxDB     not in this run (needs Debian's influxdb and mosquitto)")
     else:
