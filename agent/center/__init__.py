@@ -13,5 +13,6 @@
     cli.py         run / validate / --version
 
 Imports agent.model, agent.errors and agent.wire; config.py also agent.config's YAML loader and diagnostics (one
-way to read and report config files), cli.py agent.cli's config refusal and agent.runtime's systemd notifier.
+way to read and report config files), cli.py agent.config's refusal and agent.systemd's notifier. Never agent.cli
+or agent.runtime (the agent's own process), which sit above it (tests/unit/test_import_graph.py).
 """

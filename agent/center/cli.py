@@ -28,9 +28,9 @@ from agent import __version__
 from agent.center.config import CenterConfig, load
 from agent.center.influx import make_writer
 from agent.center.ingestor import Ingestor
-from agent.cli._config import refuse
+from agent.config.refuse import refuse
 from agent.errors import ConfigError
-from agent.runtime.notify import SystemdNotifier
+from agent.systemd.notify import SystemdNotifier
 
 log = logging.getLogger("agent.center")
 

@@ -35,7 +35,6 @@ from agent.model import PollResult
 from agent.runtime.compile import CompiledSite, compile_site
 from agent.runtime.kpistate import KpiStateFile
 from agent.runtime.monitor import Liveness, LoopLagMonitor, Percentiles, Ring, poll_jitter_s, status_line
-from agent.runtime.notify import SystemdNotifier
 from agent.runtime.parts import (
     Parts,
     build_kpi_engine,
@@ -47,6 +46,7 @@ from agent.runtime.parts import (
 )
 from agent.runtime.prometheus import Family, PrometheusServer, families
 from agent.sources.base import Source
+from agent.systemd.notify import SystemdNotifier
 from agent.wire import encode_kpis, encode_samples
 
 log = logging.getLogger("agent.runtime")
