@@ -74,6 +74,18 @@ class LevelRow:
     note: str = ""
     corrections: tuple[Correction, ...] = ()
     adjusted: str = ""  # what corrected() applied or could not apply
+    # the indicator's boundary: "included" (feedstock energy counted, e.g. the reductant of a ferroalloy, the feed
+    # gas of ammonia) or "excluded" (only process energy, e.g. coke and semi-coke: not the coal charged)
+    feedstock: str = "included"
+    requires: tuple[str, ...] = ()  # carriers the indicator cannot be computed without: "electricity", "fuel"
+
+    @property
+    def needs(self) -> tuple[str, ...]:
+        """The carriers the row needs: as declared, else fuel for comprehensive energy (kgce) and electricity for
+        kWh per unit."""
+        if self.requires:
+            return self.requires
+        return ("fuel",) if self.kpi == "energy_kgce_per_t" else ("electricity",)
 
     @property
     def official(self) -> bool:
@@ -128,6 +140,19 @@ def corrected(row: LevelRow, inputs: Mapping[str, float]) -> LevelRow:
             f"(reference {c.reference:g}) [{c.status}]"
         )
     return replace(row, benchmark=levels["benchmark"], baseline=levels["baseline"], adjusted="; ".join(said))
+
+
+def missing_carriers(row: LevelRow, electricity: bool, fuels: bool, no_fuel: bool) -> str | None:
+    """Why ``row`` cannot grade a line with these inputs (a kgce/t of clinker from electricity alone is 6 kgce/t,
+    not 100), or None. ``no_fuel`` is the line's explicit statement that it burns nothing."""
+    if "fuel" in row.needs and not fuels and not no_fuel:
+        return (
+            f"not graded: indicator '{row.indicator}' ({row.unit}) needs the line's fuels; declare them, or "
+            "no_fuel: true with no_fuel_reason"
+        )
+    if "electricity" in row.needs and not electricity:
+        return f"not graded: indicator '{row.indicator}' ({row.unit}) needs the line's electricity meters"
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,6 +211,8 @@ def site_levels(overrides: Iterable[LevelOverrideConfig], base: LevelTable | Non
             lv.standard,
             lv.source,
             lv.status,
+            feedstock=lv.feedstock,
+            requires=tuple(lv.requires or ()),
         )
         for lv in overrides
     )
@@ -209,6 +236,8 @@ def load_levels() -> LevelTable:
             source=str(r["source"]),
             status=r["status"],
             note=r.get("note", ""),
+            feedstock=r.get("feedstock", "included"),
+            requires=tuple(r.get("requires", ())),
             corrections=tuple(
                 Correction(
                     kind=c["kind"],

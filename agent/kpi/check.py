@@ -146,9 +146,11 @@ class _Checker:
                 (*at, "electricity"),
                 f"indicator '{line.indicator}' grades kWh per unit: list the line's electricity meters",
             )
-        if measure == "kgce" and not (line.electricity or line.fuels):
+        if "fuel" in row.needs and not line.fuels and not line.no_fuel:
             self.add(
-                (*at, "fuels"), f"indicator '{line.indicator}' grades kgce per unit: list the line's energy inputs"
+                (*at, "fuels"),
+                f"indicator '{line.indicator}' grades comprehensive energy ({row.unit}), which needs the line's "
+                "fuels: list them under fuels, or set no_fuel: true with no_fuel_reason if the line burns nothing",
             )
 
     def add(self, path: Path, message: str) -> None:

@@ -77,6 +77,9 @@ class TermKpi:
     target: Callable[[float], tuple[float | None, str]] | None = None  # distance to a target and its text
     # why a value is implausible (then uncertain, with that ``reason``), or None when it is plausible
     check: Callable[[float | None, Mapping[str, float]], str | None] | None = None
+    # what a reader must know about a value (a negative net CO2, an upper bound): its ``reason``, quality unchanged
+    explain: Callable[[float | None, Mapping[str, float]], str | None] | None = None
+    ungraded: str = ""  # why the level row does not grade this line: the value is published without a grade
 
     def final_until(self, window: str) -> float:
         return min((t.final_until(window) for t in self.terms.values()), default=float("inf"))
@@ -106,8 +109,12 @@ class TermKpi:
             quality = Quality.UNCERTAIN if quality is Quality.GOOD else quality
             detail["implausible"] = 1.0
             reason = why
-        if self.level is not None:
-            reference = self.level.reference()
+        if self.explain is not None and present and (why := self.explain(value, nums)) is not None:
+            reason = f"{reason}; {why}" if reason else why
+        if self.ungraded:
+            reason = f"{reason}; {self.ungraded}" if reason else self.ungraded
+        if self.level is not None:  # the row first, then what this KPI adds (basis, method)
+            reference = "; ".join(x for x in (self.level.reference(), self.reference) if x)
             if value is not None and quality is Quality.GOOD:
                 r = grade(value, self.level)
                 g, distance = r.grade, r.distance
@@ -161,6 +168,7 @@ class Context:
     shift_starts: tuple[int, ...]
     coverage_min: float
     electricity_kgce_per_kwh: float
+    electricity_method: str  # "equivalent" or "equal_value": how electricity in and out is valued
     grid_tco2_per_mwh: float
     renewable_tco2_per_mwh: float
     renewable_devices: frozenset[str]
@@ -179,9 +187,19 @@ class Context:
         return Term([(self.source.channel(r, windows), weight) for r in refs])
 
     def fuel_kgce(self, f: FuelConfig | CreditConfig) -> float:
+        """kgce per unit. Electricity (a credit of exported power, or a fuel entry of carrier electricity) is valued
+        with the section's electricity method, like the line's consumption: never one method in and another out."""
         if isinstance(f, CreditConfig) and f.kgce_per_unit is not None:
             return f.kgce_per_unit
+        if f.carrier == "electricity" and f.lhv_gj_per_unit is None:
+            return self.electricity_kgce_per_kwh
         return self.fuel_gj(f) * self.factors.kgce_per_gj()
+
+    def fuel_kgce_equivalent(self, f: FuelConfig | CreditConfig) -> float:
+        """kgce per unit with electricity at its equivalent (calorific) value, 0.1229 kgce/kWh."""
+        if f.carrier == "electricity" and f.lhv_gj_per_unit is None:
+            return self.factors.carriers["electricity"].kgce_per_unit
+        return self.fuel_kgce(f)
 
     def fuel_gj(self, f: FuelConfig | CreditConfig) -> float:
         """The one energy content (GJ per unit) used for both kgce and CO2: measured first (GB/T 2589), else the
@@ -269,6 +287,7 @@ def make_context(
         shift_starts=shifts,
         coverage_min=cfg.coverage_min,
         electricity_kgce_per_kwh=elec,
+        electricity_method=f.electricity_method,
         grid_tco2_per_mwh=grid,
         renewable_tco2_per_mwh=f.renewable_tco2_per_mwh,
         renewable_devices=renewable,

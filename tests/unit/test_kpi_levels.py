@@ -96,6 +96,8 @@ def _clinker(corrections: dict[str, float], production: dict[str, Any] | None = 
                     "indicator": "clinker_quota",
                     "production": [{"device": "k", "role": "production_t"} | (production or {})],
                     "electricity": [{"device": "m", "role": "energy_import_kwh"}],
+                    "no_fuel": True,  # all its energy as electricity: a stand-in for the arithmetic
+                    "no_fuel_reason": "test line: the energy is metered as electricity",
                     "corrections": corrections,
                 }
             ],
