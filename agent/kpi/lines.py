@@ -56,7 +56,7 @@ def line_kpis(line: LineConfig, ctx: Context) -> list[TermKpi]:
         row = level if graded and level is not None and level.kpi == name else None
         if row is not None and ungraded:
             return TermKpi(name, line.name, unit, terms, fn, w, cov, ungraded=ungraded, reference=row.reference())
-        out = TermKpi(name, line.name, unit, terms, fn, w, cov, row)
+        out = TermKpi(name, line.name, unit, terms, fn, w, cov, row, annual_coverage_min=ctx.annual_coverage_min)
         if row is not None and line.no_fuel:
             out.reference = f"no fuel: {line.no_fuel_reason}"  # after the row's reference
         return out
