@@ -48,6 +48,15 @@ class Correction:
     only: str | None = None
     max_units: float | None = None
     text: str = ""
+    if_input: str | None = None  # applies only when this input is given and at least ``if_min`` (e.g. Cr/Fe >= 2.2)
+    if_min: float = 0.0
+
+    @property
+    def inputs(self) -> set[str]:
+        """The line's ``corrections`` keys this correction reads."""
+        if self.kind == "altitude":
+            return {"altitude_m", "atmospheric_pressure_kpa"}
+        return {self.input} | ({self.if_input} if self.if_input else set())
 
 
 def standard_atmosphere_kpa(altitude_m: float) -> float:
@@ -128,6 +137,12 @@ def corrected(row: LevelRow, inputs: Mapping[str, float]) -> LevelRow:
         if x is None:
             said.append(f"{c.text or c.input} correction not applied (set corrections.{c.input}) [{c.status}]")
             continue
+        if c.if_input is not None:
+            cond = inputs.get(c.if_input)
+            if cond is None or cond < c.if_min:
+                got = f"{c.if_input} {cond:g}" if cond is not None else f"no corrections.{c.if_input}"
+                said.append(f"{c.text or c.input} correction not applied: it needs {c.if_input} >= {c.if_min:g}, {got}")
+                continue
         units = x - c.reference
         if (c.only == "below" and units > 0) or (c.only == "above" and units < 0):
             units = 0.0
@@ -249,6 +264,8 @@ def load_levels() -> LevelTable:
                     only=c.get("only"),
                     max_units=c.get("max_units"),
                     text=c.get("text", ""),
+                    if_input=c.get("if_input"),
+                    if_min=float(c.get("if_min", 0.0)),
                 )
                 for c in r.get("corrections", ())
             ),

@@ -245,7 +245,7 @@ class _Checker:
         row = table.find(line.indicator, line.level_edition) if line.indicator else None
         wanted: set[str] = set()
         for c in row.corrections if row is not None else ():
-            wanted |= {"altitude_m", "atmospheric_pressure_kpa"} if c.kind == "altitude" else {c.input}
+            wanted |= c.inputs
         for key in line.corrections:
             if key not in wanted:
                 what = f"indicator '{line.indicator}'" if line.indicator else "a line without indicator"
