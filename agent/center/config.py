@@ -125,6 +125,19 @@ class DeadLetterConfig(StrictModel):
 
     file: str | None = None
     topic: str | None = None
+    max_file_bytes: int = Field(
+        16 * 1024 * 1024,
+        ge=4096,
+        description="The file is rotated (renamed <file>.<unix time>) before it grows past this size",
+    )
+    max_total_bytes: int = Field(
+        256 * 1024 * 1024,
+        ge=4096,
+        description="Rotated files beyond this total are deleted, oldest first (counted in the ingestor's stats)",
+    )
+    max_age_days: float = Field(
+        30.0, gt=0, description="Rotated files older than this are deleted (counted in the ingestor's stats)"
+    )
 
     @model_validator(mode="after")
     def _somewhere(self) -> DeadLetterConfig:

@@ -71,6 +71,7 @@ class Ingestor:
         self._share_topic = share_topic(config.mqtt)
         self._failing: str | None = None
         self._gaps_quiet_until = 0.0
+        self._clock = clock
         self._stats = IngestStats()
         self._intake = Intake(config, self._stats, clock)
         self._consumer: MqttConsumer | None = None
@@ -108,7 +109,7 @@ class Ingestor:
 
         consumer = MqttConsumer(self.config.mqtt, deliver, subscribed)
         self._consumer = consumer
-        self._dead = DeadLetterSink(self.config.dead_letter, lambda t, p: consumer.publish(t, p, qos=1))
+        self._dead = DeadLetterSink(self.config.dead_letter, lambda t, p: consumer.publish(t, p, qos=1), self._clock)
         consumer.start()
         log.info("%s: writing to %s", self.name, self._writer.target)
 
@@ -222,6 +223,9 @@ class Ingestor:
             more = f" and {len(dead) - 1} more" if len(dead) > 1 else ""
             log.warning("%s: quarantined a message on %s%s: %s", self.name, dead[0].topic, more, dead[0].reason[:300])
             self._stats.quarantined += len(dead)
+            self._stats.dead_letter_rotations = sink.stats.rotations
+            self._stats.dead_letter_deleted_files = sink.stats.deleted_files
+            self._stats.dead_letter_deleted_bytes = sink.stats.deleted_bytes
         assert self._consumer is not None
         for e in entries:
             if self._consumer.ack(e.item):
