@@ -3,7 +3,9 @@
 
 VictoriaMetrics stores numeric fields only (a metric per ``measurement_field``); string fields are dropped.
 ``-dedup.minScrapeInterval=1ms`` makes it keep one sample per series and millisecond, as InfluxDB keeps one point
-per series and timestamp, so a redelivered message does not show up twice.
+per series and timestamp, so a redelivered message does not show up twice (``dedup=False`` leaves it out, to show
+that it is needed). ``path_prefix`` sets ``-http.pathPrefix``: every path, writes and queries, is served under it;
+with ``/insert/0`` a single node answers the cluster vminsert's ``/insert/0/influx/write``.
 """
 
 from __future__ import annotations
@@ -32,9 +34,12 @@ class VictoriaServer(ServerProcess):
         self.start()
         return self
 
+    path_prefix = ""
+
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        """Where the server answers, with its path prefix."""
+        return f"http://127.0.0.1:{self.port}{self.path_prefix}"
 
     def flush(self) -> None:
         """Make recently written samples visible to queries."""
@@ -47,8 +52,18 @@ class VictoriaServer(ServerProcess):
         with urllib.request.urlopen(f"{self.url}/api/v1/export?{query}", timeout=30) as resp:
             return [json.loads(line) for line in resp.read().splitlines() if line.strip()]
 
+    def query(self, promql: str, at: float) -> list[dict[str, Any]]:
+        """An instant MetricsQL query at UNIX time ``at``: the ``result`` list (``metric``, ``value``)."""
+        params = urllib.parse.urlencode({"query": promql, "time": f"{at:.3f}"})
+        with urllib.request.urlopen(f"{self.url}/api/v1/query?{params}", timeout=30) as resp:
+            body = json.loads(resp.read())
+        if body.get("status") != "success":
+            raise RuntimeError(f"MetricsQL {promql!r}: {body}")
+        result: list[dict[str, Any]] = body["data"]["result"]
+        return result
 
-def victoria(workdir: Path, port: int | None = None) -> VictoriaServer:
+
+def victoria(workdir: Path, port: int | None = None, path_prefix: str = "", dedup: bool = True) -> VictoriaServer:
     port = port or free_port()
     workdir.mkdir(parents=True, exist_ok=True)
     argv = [
@@ -56,8 +71,13 @@ def victoria(workdir: Path, port: int | None = None) -> VictoriaServer:
         f"-httpListenAddr=127.0.0.1:{port}",
         f"-storageDataPath={workdir / 'data'}",
         "-retentionPeriod=100y",
-        "-dedup.minScrapeInterval=1ms",
         "-search.disableCache",
         "-loggerLevel=ERROR",
     ]
-    return VictoriaServer("victoria-metrics", argv, workdir, port)
+    if dedup:
+        argv.append("-dedup.minScrapeInterval=1ms")
+    if path_prefix:
+        argv.append(f"-http.pathPrefix={path_prefix}")
+    server = VictoriaServer("victoria-metrics", argv, workdir, port)
+    server.path_prefix = path_prefix
+    return server
