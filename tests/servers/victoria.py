@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -54,16 +55,30 @@ class VictoriaServer(ServerProcess):
 
     def query(self, promql: str, at: float) -> list[dict[str, Any]]:
         """An instant MetricsQL query at UNIX time ``at``: the ``result`` list (``metric``, ``value``)."""
-        params = urllib.parse.urlencode({"query": promql, "time": f"{at:.3f}"})
-        with urllib.request.urlopen(f"{self.url}/api/v1/query?{params}", timeout=30) as resp:
-            body = json.loads(resp.read())
-        if body.get("status") != "success":
-            raise RuntimeError(f"MetricsQL {promql!r}: {body}")
+        return self._api("query", promql, {"time": f"{at:.3f}"})
+
+    def query_range(self, promql: str, start: float, end: float, step_s: float) -> list[dict[str, Any]]:
+        """A range query: the ``result`` list (``metric``, ``values`` as [[t, "v"], ...])."""
+        return self._api("query_range", promql, {"start": f"{start:.3f}", "end": f"{end:.3f}", "step": f"{step_s}s"})
+
+    def _api(self, path: str, promql: str, params: dict[str, str]) -> list[dict[str, Any]]:
+        query = urllib.parse.urlencode({"query": promql} | params)
+        try:
+            with urllib.request.urlopen(f"{self.url}/api/v1/{path}?{query}", timeout=30) as resp:
+                body = json.loads(resp.read())
+        except urllib.error.HTTPError as exc:
+            raise RuntimeError(
+                f"MetricsQL {promql!r}: HTTP {exc.code}: {exc.read().decode(errors='replace')}"
+            ) from None
         result: list[dict[str, Any]] = body["data"]["result"]
         return result
 
 
-def victoria(workdir: Path, port: int | None = None, path_prefix: str = "", dedup: bool = True) -> VictoriaServer:
+def victoria(
+    workdir: Path, port: int | None = None, path_prefix: str = "", dedup: bool = True, relabel: Path | None = None
+) -> VictoriaServer:
+    """``relabel``: a -relabelConfig file. Points are visible to queries at once (-search.latencyOffset=0s; the
+    default hides the last 30 s). Query limits as docs/scale.md sets them."""
     port = port or free_port()
     workdir.mkdir(parents=True, exist_ok=True)
     argv = [
@@ -72,8 +87,12 @@ def victoria(workdir: Path, port: int | None = None, path_prefix: str = "", dedu
         f"-storageDataPath={workdir / 'data'}",
         "-retentionPeriod=100y",
         "-search.disableCache",
+        "-search.latencyOffset=0s",
+        "-search.maxPointsPerTimeseries=40000",  # as docs/scale.md sets it: 400 days of 15-minute steps
         "-loggerLevel=ERROR",
     ]
+    if relabel is not None:
+        argv.append(f"-relabelConfig={relabel}")
     if dedup:
         argv.append("-dedup.minScrapeInterval=1ms")
     if path_prefix:
