@@ -112,3 +112,13 @@ def test_victoriametrics_paths_and_auth(tmp_path: Path, monkeypatch: pytest.Monk
     assert cluster.secret() == "pw" and not cluster.uses_token()
     bearer = load(write(tmp_path, "influx: {kind: victoriametrics, token_env: VM_TOKEN}\n")).influx
     assert bearer.uses_token() and bearer.secret() == "tok"
+
+
+def test_the_shipped_configs_validate_single_broker_unchanged() -> None:
+    deploy = Path(__file__).resolve().parents[2] / "deploy" / "center"
+    single = load(deploy / "center.yaml")
+    assert single.brokers == [] and [name for name, _ in single.endpoints()] == ["broker.energy.example"]
+    sharded = load(deploy / "center-sharded.yaml")
+    assert [name for name, _ in sharded.endpoints()] == ["north", "south"]
+    writer = make_writer(sharded.influx)
+    assert isinstance(writer, VictoriaWriter) and writer.path == "/insert/0/influx/write?precision=ms"
