@@ -59,7 +59,15 @@ class HttpLineWriter:
     """``POST <path>`` with line protocol over one keep-alive ``http.client`` connection: the InfluxDB 1.x
     ``/write`` API and every server that copies it (VictoriaMetrics, InfluxDB 3's v1 compatibility)."""
 
-    def __init__(self, url: str, path_and_query: str, headers: dict[str, str], timeout_s: float, target: str) -> None:
+    def __init__(
+        self,
+        url: str,
+        path_and_query: str,
+        headers: dict[str, str],
+        timeout_s: float,
+        target: str,
+        secret: str | None = None,
+    ) -> None:
         parts = urllib.parse.urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"influx.url must be http(s)://host:port[/prefix], got {url!r}")
@@ -70,6 +78,7 @@ class HttpLineWriter:
         self._path = parts.path.rstrip("/") + path_and_query  # any prefix in the url is kept
         self._headers = {"Content-Type": "text/plain; charset=utf-8"} | headers
         self._conn: http.client.HTTPConnection | None = None
+        self._secret = secret  # never in an error text, even when the server echoes our Authorization header
         self.target = target
 
     @property
@@ -94,7 +103,10 @@ class HttpLineWriter:
             raise InfluxWriteError(f"{self.target}: {type(exc).__name__}: {exc}", retriable=True) from exc
         if response.status in (200, 204):
             return
-        text = detail.decode(errors="replace").strip()[:500]
+        text = detail.decode(errors="replace").strip()
+        if self._secret:
+            text = text.replace(self._secret, "***")
+        text = text[:500]
         raise InfluxWriteError(
             f"{self.target}: HTTP {response.status}: {text}",
             retriable=_retriable(response.status),
@@ -121,13 +133,15 @@ class V1Writer(HttpLineWriter):
         super().__init__(
             config.url,
             "/write?" + urllib.parse.urlencode(query),
-            basic_auth(config.username, config.secret()),
+            basic_auth(config.username, secret := config.secret()),
             config.timeout_ms / 1000,
             f"{config.url} database {config.database}",
+            secret,
         )
 
 
-_VM_PATH_ERRORS = ("unsupported path requested", "missing -http.pathPrefix")
+# 400s about the target, not the data: a url, prefix or tenant it does not serve; vmauth not knowing our token
+_VM_TARGET_ERRORS = ("unsupported path requested", "missing -http.pathPrefix", "cannot find the provided auth token")
 
 
 class VictoriaWriter(HttpLineWriter):
@@ -152,18 +166,21 @@ class VictoriaWriter(HttpLineWriter):
             headers,
             config.timeout_ms / 1000,
             f"VictoriaMetrics {config.url}{tenant}",
+            secret,
         )
 
     def write(self, body: bytes) -> None:
         """VictoriaMetrics skips a malformed line (logged on its side) and answers 204; its 400 "unsupported path
-        requested" or "missing -http.pathPrefix" is about our url, prefix or tenant: held and retried (like a 404)
-        until the config is fixed."""
+        requested" or "missing -http.pathPrefix" (our url, prefix or tenant) and vmauth's 400 for an unknown token
+        are about the target: held and retried (like a 404 or 401) until the config is fixed."""
         try:
             super().write(body)
         except InfluxWriteError as exc:
-            if exc.status == 400 and any(why in str(exc) for why in _VM_PATH_ERRORS):
+            if exc.status == 400 and any(why in str(exc) for why in _VM_TARGET_ERRORS):
                 raise InfluxWriteError(
-                    f"{exc} (check influx.url's path prefix and influx.tenant)", retriable=True, status=400
+                    f"{exc} (check influx.url's path prefix, influx.tenant and the credentials)",
+                    retriable=True,
+                    status=400,
                 ) from exc
             raise
 

@@ -15,7 +15,7 @@ from agent.center.config import InfluxConfig
 from agent.center.influx import InfluxWriteError, V1Writer, V2Writer, VictoriaWriter, make_writer
 from tests.e2e.test_center_harness import CenterProcess, Publisher, center_config, plant_traffic, wait_until
 from tests.servers.mosquitto import mosquitto
-from tests.servers.victoria import VictoriaServer, victoria
+from tests.servers.victoria import VictoriaServer, victoria, vmauth
 
 pytestmark = pytest.mark.e2e
 T_MS = 1_764_000_000_000
@@ -67,6 +67,39 @@ def test_any_path_prefix_for_every_writer_kind(tmp_path: Path) -> None:
             writer.close()
         got = {labels["__name__"]: values for labels, values, _ in stored(vm, '{__name__=~"via.*"}')}
         assert got == {"via0_value": [0.5], "via1_value": [1.5], "via2_value": [2.5]}
+
+
+def test_through_vmauth_with_a_token_or_a_password_and_a_wrong_token_is_held_not_logged(tmp_path: Path) -> None:
+    """vmauth, VictoriaMetrics' auth proxy, in front of the cluster path: Bearer (token_file) and Basic (username +
+    password_file) get through; an unknown token is a target problem (retried, nothing quarantined), and the token
+    never appears in the error text even though vmauth echoes it."""
+    (tmp_path / "token").write_text("t0ken-right\n")
+    (tmp_path / "wrong").write_text("t0ken-wrong\n")
+    (tmp_path / "pass").write_text("pa55\n")
+    with (
+        victoria(tmp_path / "vm", path_prefix="/insert/0") as vm,
+        vmauth(tmp_path / "auth", f"http://127.0.0.1:{vm.port}", "t0ken-right", "center", "pa55") as proxy,
+    ):
+        base = {"kind": "victoriametrics", "url": f"http://127.0.0.1:{proxy.port}", "tenant": "0", "precision": "ms"}
+        bearer = make_writer(InfluxConfig.model_validate(base | {"token_file": str(tmp_path / "token")}))
+        basic = make_writer(
+            InfluxConfig.model_validate(base | {"username": "center", "password_file": str(tmp_path / "pass")})
+        )
+        bearer.write(f"viatoken,site=s value=1 {T_MS}\n".encode())
+        basic.write(f"viapassword,site=s value=2 {T_MS}\n".encode())
+        got = {labels["__name__"]: values for labels, values, _ in stored(vm, '{__name__=~"via.*"}')}
+        assert got == {"viatoken_value": [1.0], "viapassword_value": [2.0]}
+
+        wrong = make_writer(InfluxConfig.model_validate(base | {"token_file": str(tmp_path / "wrong")}))
+        with pytest.raises(InfluxWriteError) as err:
+            wrong.write(LINE)
+        assert err.value.retriable and "t0ken-wrong" not in str(err.value) and "***" in str(err.value)
+        nobody = make_writer(InfluxConfig.model_validate(base))
+        with pytest.raises(InfluxWriteError) as missing:
+            nobody.write(LINE)
+        assert missing.value.retriable and missing.value.status == 401
+        for w in (bearer, basic, wrong, nobody):
+            w.close()
 
 
 @pytest.mark.parametrize("dedup", [False, True])

@@ -100,3 +100,21 @@ def victoria(
     server = VictoriaServer("victoria-metrics", argv, workdir, port)
     server.path_prefix = path_prefix
     return server
+
+
+def vmauth(workdir: Path, upstream: str, bearer_token: str, username: str, password: str) -> ServerProcess:
+    """Debian's vmauth (VictoriaMetrics' auth proxy) in front of ``upstream``: one user by Bearer token, one by
+    Basic auth; every path is passed on to ``upstream`` as it came. Not started."""
+    binary = shutil.which("vmauth") or shutil.which("/usr/bin/vmauth")
+    if not binary:
+        pytest.skip("vmauth is not installed: it comes with Debian's victoria-metrics package (deploy/test.sh)")
+    port = free_port()
+    workdir.mkdir(parents=True, exist_ok=True)
+    conf = workdir / "auth.yml"
+    conf.write_text(
+        "users:\n"
+        f'  - bearer_token: "{bearer_token}"\n    url_prefix: "{upstream}"\n'
+        f'  - username: "{username}"\n    password: "{password}"\n    url_prefix: "{upstream}"\n'
+    )
+    argv = [binary, f"-auth.config={conf}", f"-httpListenAddr=127.0.0.1:{port}", "-loggerLevel=ERROR"]
+    return ServerProcess("vmauth", argv, workdir, port)
