@@ -4,6 +4,10 @@ not stop the other; gaps are reported once per group. Real mosquitto, real influ
 
 from __future__ import annotations
 
+import contextlib
+import socket
+import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -126,3 +130,42 @@ def test_a_broker_down_at_start_or_killed_later_does_not_stop_the_other(tmp_path
             gw_n.close()
             assert center.stop() == 0
             south.stop()
+
+
+def test_ready_once_one_broker_granted_and_status_says_which_brokers_are_connected(tmp_path: Path) -> None:
+    """Under systemd (NOTIFY_SOCKET): with the south broker down, READY still comes once north granted the
+    subscriptions (systemd would otherwise kill the whole service at TimeoutStartSec), and STATUS names the brokers
+    connected; when south comes up, STATUS says so."""
+    pki = make_pki(tmp_path / "pki")
+    south_tls = free_port()
+    south = south_broker(tmp_path, pki, south_tls)
+    sock_dir = Path(tempfile.mkdtemp(prefix="nfy-"))
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(sock_dir / "notify"))
+    sock.settimeout(0.2)
+    got: list[str] = []
+
+    def drain_until(what: str, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while not any(what in m for m in got):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no {what!r} from the centre in {timeout_s} s: {got[-5:]}")
+            with contextlib.suppress(TimeoutError):
+                got.append(sock.recv(4096).decode())
+
+    with mosquitto(tmp_path / "north") as north, influxd(tmp_path / "db") as db:
+        db.create_database(DB)
+        cfg = two_broker_config(north.port, south_tls, pki, tmp_path, db)
+        center = CenterProcess(tmp_path / "c", cfg, env={"NOTIFY_SOCKET": str(sock_dir / "notify")})
+        try:
+            center.start()
+            drain_until("READY=1", 30)
+            drain_until("brokers connected 1/2 (north)", 30)
+            south.start()
+            drain_until("brokers connected 2/2 (north, south)", 30)
+            assert sum("READY=1" in m for m in got) == 1
+            assert center.stop() == 0
+        finally:
+            center.__exit__()
+            south.stop()
+            sock.close()
