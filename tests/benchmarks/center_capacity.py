@@ -115,7 +115,9 @@ def run(store: str, ingestors: int, messages: int, points: int, batch: int, tmp:
             server.stop()
     steady = end - (first or t0)
     drained = total - n_first
-    cpu_per_1000 = (cpu - cpu_first) * 1e6 / max(1, drained)
+    if drained <= 0 or steady <= 0:  # all of it landed before the first look (a tiny run): count the whole run
+        steady, drained, cpu_first = end - t0, total, 0.0
+    cpu_per_1000 = (cpu - cpu_first) * 1e6 / drained
     return {
         "store": store,
         "ingestors": ingestors,
