@@ -7,7 +7,9 @@
     limits.py      what one gateway may write: items per message, series per gateway, clock-skew window
     schema.py      wire message -> InfluxDB points (measurements, tags, fields, timestamps)
     lineproto.py   line protocol escaping, field types, precision
-    influx.py      InfluxWriter protocol; V1Writer (/write) and V2Writer (influxdb-client)
+    influx.py      InfluxWriter protocol; V1Writer (/write), VictoriaWriter (/influx/write, /insert/<tenant>/...)
+                   and V2Writer (influxdb-client)
+    fleet.py       one ingestor per broker (``brokers:``), side by side in one process
     deadletter.py  quarantine file / topic
     gaps.py        per (gateway, boot) seq gap detection, shared across group members
     cli.py         run / validate / --version
