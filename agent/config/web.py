@@ -43,7 +43,7 @@ class WebConfig(StrictModel):
     """The local read-only web page: device health, live values, KPIs, spool and MQTT state, commissioning views."""
 
     enabled: bool = Field(False, description="Serve the page; off by default")
-    port: int = Field(8480, ge=1, le=65535, description="TCP port of the page")
+    port: int = Field(8480, ge=0, le=65535, description="TCP port of the page (0: any free port, logged)")
     password_hash: str | None = Field(
         None, description="scrypt hash of the page's password (energy-agent web-password prints one)"
     )
