@@ -13,6 +13,7 @@ from typing import Any
 import aiohttp
 import orjson
 import pytest
+from yarl import URL
 
 from agent.config.web import WebConfig, WebTlsConfig
 from agent.model import PollResult, Quality, Sample
@@ -116,7 +117,7 @@ async def test_with_a_password_nothing_but_the_login_is_served_without_the_sessi
         assert refused.value.status == 401
         async with http.post(url(server, "/login"), data={"password": "wrong"}, allow_redirects=False) as r:
             assert r.status == 303 and r.headers["Location"] == "/login?failed=1"
-        assert not http.cookie_jar.filter_cookies(url(server)).get(COOKIE)
+        assert not http.cookie_jar.filter_cookies(URL(url(server))).get(COOKIE)
         async with http.post(url(server, "/login"), data={"password": PASSWORD}, allow_redirects=False) as r:
             assert r.status == 303 and r.headers["Location"] == "/"
             cookie = r.cookies[COOKIE]
