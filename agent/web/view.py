@@ -159,6 +159,9 @@ def live_frame(view: AgentView, live: LiveState, log: LogRing | None, now: float
             }
         ),
         "loop_lag_ms": {k: (None if v is None else round(v * 1000, 2)) for k, v in lag.items()},
+        "loop_lag_recent_ms": {
+            k: (None if v is None else round(v * 1000, 2)) for k, v in health.get("loop_lag_recent_s", {}).items()
+        },
         "log": [
             {"ts": line.ts, "level": line.level, "logger": line.logger, "message": line.message}
             for line in (log.lines if log is not None else ())
