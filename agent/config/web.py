@@ -58,6 +58,15 @@ class WebConfig(StrictModel):
         description="Listen address; anything but loopback needs password_hash, password_file or tls.client_ca",
     )
 
+    @field_validator("port")
+    @classmethod
+    def _unprivileged(cls, value: int) -> int:
+        if 0 < value < 1024:
+            raise ValueError(
+                f"port {value} needs a capability the service does not have (ports below 1024); use e.g. 8480"
+            )
+        return value
+
     @field_validator("password_hash")
     @classmethod
     def _hash_format(cls, value: str | None) -> str | None:

@@ -70,6 +70,11 @@ def test_tls_without_client_certificates_is_no_login(tmp_path: Path) -> None:
         load_site(site)
 
 
+def test_a_privileged_port_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="port 443 needs a capability the service does not have"):
+        load_site(site_with_web(tmp_path, "web:\n  enabled: true\n  port: 443\n"))
+
+
 def test_a_password_in_clear_is_not_a_hash(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="not a password hash"):
         load_site(site_with_web(tmp_path, "web:\n  enabled: true\n  password_hash: hunter22\n"))
@@ -280,3 +285,20 @@ def test_live_frame_lists_every_configured_device_with_its_hint() -> None:
         "reason": "no reply",
         "ts": 100.0,
     }
+
+
+def test_web_password_prints_a_hash_the_page_accepts(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import io
+
+    from agent.cli import main
+
+    monkeypatch.setattr("sys.stdin", io.StringIO("kiln-commissioning\n"))
+    assert main(["web-password", "--stdin"]) == 0
+    stored = capsys.readouterr().out.strip()
+    assert WebConfig(enabled=True, host="0.0.0.0", password_hash=stored).exposed
+    assert verify_password("kiln-commissioning", stored) and "kiln-commissioning" not in stored
+    monkeypatch.setattr("sys.stdin", io.StringIO("short\n"))
+    assert main(["web-password", "--stdin"]) == 2
+    assert capsys.readouterr().out == ""

@@ -17,7 +17,7 @@ const T = {
     not_reloaded: "not reloaded", loop_lag: "loop lag p99", yes: "yes", no: "running", running: "running…",
     benchmark: "benchmark 标杆", between: "between", below_baseline: "below baseline 基准", indicative: "indicative",
     no_kpis: "No KPI values yet (KPIs are evaluated every publish interval).", no_log: "No warnings or errors.",
-    exit: "exit status", s: "s",
+    exit: "exit status", s: "s", uncertain: "uncertain", stale: "stale",
   },
   zh: {
     title: "能源采集网关", connecting: "连接中", live: "实时", offline: "已断开，正在重连", logout: "退出登录",
@@ -34,7 +34,7 @@ const T = {
     not_reloaded: "未重新加载", loop_lag: "事件循环延迟 p99", yes: "是", no: "进行中", running: "运行中…",
     benchmark: "标杆 benchmark", between: "标杆与基准之间", below_baseline: "低于基准 below baseline", indicative: "参考",
     no_kpis: "暂无指标（每个发布周期计算一次）。", no_log: "没有警告或错误。",
-    exit: "退出码", s: "秒",
+    exit: "退出码", s: "秒", uncertain: "存疑", stale: "过期",
   },
 };
 let lang = localStorage.getItem("lang") || ((navigator.language || "").startsWith("zh") ? "zh" : "en");
@@ -114,7 +114,7 @@ function pointsTable(d) {
     raw ? el("th", { text: t("raw") }) : null);
   const rows = d.points.map((p) => el("tr", { "data-point": p.point },
     el("td", { text: p.point }), el("td", { class: "num", text: fmt(p.value) }), el("td", { text: p.unit }),
-    el("td", {}, el("span", { class: `badge ${p.quality}`, text: p.quality })), el("td", { text: p.reason }),
+    el("td", {}, el("span", { class: `badge ${p.quality}`, text: t(p.quality) })), el("td", { text: p.reason }),
     raw ? el("td", { class: "raw", text: raw[p.point] || "" }) : null));
   return el("div", { class: "scroll" }, el("table", { class: "points" }, el("thead", {}, head), el("tbody", {}, ...rows)));
 }
