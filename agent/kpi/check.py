@@ -1,5 +1,5 @@
 """Checks of the site file's ``kpi:`` section against the site's devices, their profiles, the level table, the
-factor table and the KPI names the section declares. Called through ``agent.config.kpi.check``."""
+factor table and the KPI names the section declares. Run by the compile step (agent.runtime.compile); ``check`` is the same for a whole site."""
 
 from __future__ import annotations
 
@@ -19,13 +19,19 @@ from agent.config.kpi import (
     PointRefConfig,
     declared_kpis,
 )
+from agent.config.kpi.formula import parse, references
+from agent.config.kpi.windows import check_window_name
 from agent.config.profile import ProfileConfig
 from agent.config.site import SiteConfig
 from agent.kpi.benchmarks import LevelTable, load_levels, site_levels
 from agent.kpi.factors import load_factors
-from agent.kpi.formula import parse, references
-from agent.kpi.windows import check_window_name
 from agent.model import Role
+
+
+def check(site: SiteConfig, profiles: Mapping[str, ProfileConfig]) -> list[Issue]:
+    """Every reference of the kpi section that does not resolve, with its path in the site file, e.g.
+    ``(("kpi", "lines", 0, "electricity", 1, "device"), "unknown device 'kiln-meter' (did you mean ...?)")``."""
+    return [] if site.kpi is None else check_section(site, site.kpi, profiles)
 
 
 def check_section(site: SiteConfig, section: KpiSectionConfig, profiles: Mapping[str, ProfileConfig]) -> list[Issue]:

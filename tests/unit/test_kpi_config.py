@@ -8,10 +8,11 @@ from typing import Any
 import pydantic
 import pytest
 
-from agent.config.kpi import KpiSectionConfig, check, declared_kpis
+from agent.config.kpi import KpiSectionConfig, declared_kpis
 from agent.config.profile import ProfileConfig
 from agent.config.site import SiteConfig
 from agent.kpi.benchmarks import load_levels
+from agent.kpi.check import check
 from agent.kpi.engine import KpiEngine
 from agent.kpi.factors import load_data_yaml, load_factors
 from agent.model import Role

@@ -8,9 +8,10 @@ from typing import Any
 import pydantic
 import pytest
 
-from agent.config.kpi import KpiSectionConfig, check
+from agent.config.kpi import KpiSectionConfig
 from agent.config.profile import ProfileConfig
 from agent.config.site import SiteConfig
+from agent.kpi.check import check
 from agent.kpi.engine import DeviceInfo, KpiEngine
 from agent.kpi.equipment import (
     boiler_heat_gj_per_h,
