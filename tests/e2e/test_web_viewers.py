@@ -26,4 +26,5 @@ async def test_fifty_viewers_leave_the_event_loop_lag_unchanged(tmp_path: Path) 
     # generous: the machine is shared, so lag moves by tens of ms on its own; a stalled loop shows as 100s of ms
     assert loaded["loop_lag_p99_ms"] <= max(3 * idle["loop_lag_p99_ms"], idle["loop_lag_p99_ms"] + 50.0), result
     assert loaded["loop_lag_max_ms"] < 250.0, result
-    assert loaded["polls_per_s"] >= 0.9 * idle["polls_per_s"] >= 0.9 * 11, result  # 11 devices, every second
+    assert idle["polls_per_s"] >= 0.9 * 11, result  # 11 devices, every second
+    assert loaded["polls_per_s"] >= 0.9 * idle["polls_per_s"], result
