@@ -193,6 +193,11 @@ class LimitsConfig(StrictModel):
     max_series_per_gateway: int = Field(
         20_000, ge=1, description="Distinct series (device+point+unit+role, KPI scope+name+window+unit) per gateway"
     )
+    series_file: str | None = Field(
+        None,
+        description="Where the series quota is kept across restarts (default: series-quota.txt beside "
+        "dead_letter.file; without either it is kept in memory only)",
+    )
     max_past_s: float = Field(
         90 * 86400.0, gt=0, description="Older timestamps are quarantined (keep it above the agents' spool max_age_s)"
     )
@@ -245,6 +250,14 @@ class CenterConfig(StrictModel):
         if self.brokers:
             return [(b.name, b) for b in self.brokers]
         return [(self.mqtt.host, self.mqtt)]
+
+    def series_file(self) -> Path | None:
+        """Where the per-gateway series quota persists (None: memory only)."""
+        if self.limits.series_file:
+            return Path(self.limits.series_file)
+        if self.dead_letter.file:
+            return Path(self.dead_letter.file).parent / "series-quota.txt"
+        return None
 
 
 def load(path: str | Path) -> CenterConfig:

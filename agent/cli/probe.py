@@ -287,7 +287,8 @@ def _modbus_lines(
     poller: DevicePoller, result: PollResult, orders: bool, before: dict[str, bytes] | None
 ) -> tuple[list[str], int]:
     bad = sum(s.quality is Quality.BAD for s in result.samples)
-    state = "FAILED (no reply)" if poller.consecutive_failures else _state(bad, len(result.samples))
+    silent = poller.consecutive_failures and not poller.last_answered
+    state = "FAILED (no reply)" if silent else _state(bad, len(result.samples))
     n = result.requests
     lines = [
         f"{result.device} ({poller.endpoint}, unit {poller.config.unit_id}): {state}, "

@@ -8,8 +8,10 @@ type; the same types raised in our own code are bugs and propagate.
 from __future__ import annotations
 
 import os
+import socket
 import sysconfig
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import asyncua
 import cryptography
@@ -39,6 +41,9 @@ def map_error(device: str, endpoint: str, exc: BaseException) -> SourceError:
         return DeviceException(f"{device}: {endpoint} answered {name}", exc.code, name)
     if isinstance(exc, TimeoutError):
         return DeviceTimeout(f"{device}: no answer from {endpoint} in time")
+    if isinstance(exc, socket.gaierror):
+        host = urlsplit(endpoint).hostname or endpoint
+        return ConnectionLost(f"{device}: the host name {host!r} of {endpoint} does not resolve ({exc.strerror})")
     if isinstance(exc, ConnectionRefusedError):
         return ConnectionLost(f"{device}: {endpoint} refused the TCP connection")
     if isinstance(exc, OSError | ConnectionError | EOFError):
