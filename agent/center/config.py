@@ -33,6 +33,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from agent.center.accounts.config import AccountsConfig
 from agent.config.diagnostics import issues_from_validation
 from agent.config.yaml_source import load_yaml
 from agent.errors import ConfigError
@@ -166,6 +167,9 @@ class CenterConfig(StrictModel):
     gaps: GapConfig = Field(default_factory=GapConfig)
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    accounts: AccountsConfig | None = Field(
+        None, description="Energy accounts, monthly report and upload of declared units (optional)"
+    )
 
 
 def load(path: str | Path) -> CenterConfig:
