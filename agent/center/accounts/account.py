@@ -331,8 +331,11 @@ class Ledger:
 
     def _ytd(self, p: Period) -> dict[str, Any]:
         zone = self.unit.zone()
-        months = [self.figures(m) for m in months_of_year(p.label, zone)]
+        every = [self.figures(m) for m in months_of_year(p.label, zone)]
+        # months before the unit's data began (nothing metered, nothing entered, never closed) are not in the YTD
+        months = [m for m in every[:-1] if not _empty(m)] + every[-1:]
         base: dict[str, Any] = json.loads(json.dumps(months[-1]))
+        base["months_included"] = [m["period"] for m in months]
         base["kind"], base["period"] = "ytd", p.label
         base["start"] = dt.datetime.fromtimestamp(p.start, zone).isoformat()
         base["restated_months"] = [m["period"] for m in months if m.get("revision", 0) > 0]
@@ -389,6 +392,10 @@ class Ledger:
                 - (row["stock_change"] or 0.0)
             )
         derive(figures, coeffs)
+        months = {c["carrier"]: c["quantity"] for c in figures["carriers"]}
+        for c in figures["quality"].get("consistency", []):
+            c["month"] = m = months[c["carrier"]]
+            c["deviation"] = abs(c["days_sum"] - m) / abs(m) if m else (0.0 if not c["days_sum"] else 1.0)
         figures["quality"] = flag(figures["quality"], self.unit)
         with self.store.transaction() as db:
             db.execute(
@@ -413,6 +420,15 @@ class Ledger:
     def period(self, kind: str, label: str) -> Period:
         zone = self.unit.zone()
         return {"day": day, "month": month, "ytd": year_to_date}[kind](label, zone)
+
+
+def _empty(figures: dict[str, Any]) -> bool:
+    return (
+        bool(figures.get("provisional"))
+        and figures["quality"]["delivered"] == 0
+        and not any(c["quantity"] or c["purchased"] for c in figures["carriers"])
+        and not any(p["output"] for p in figures["products"])
+    )
 
 
 def derive(figures: dict[str, Any], coeffs: Coefficients) -> None:
