@@ -4,6 +4,7 @@
                                          store until SIGTERM/SIGINT
     energy-center validate center.yaml   check the config; exit 0, or 78 (EX_CONFIG) listing every problem
     energy-center --version
+    energy-center report|entries|meters|accounts|outbox ...   the energy accounts (agent/center/accounts/cli.py)
 
 Exit codes: 0 clean stop, 78 bad config (the systemd unit does not restart on it), 1 anything else.
 
@@ -26,6 +27,7 @@ import sys
 from collections.abc import Sequence
 
 from agent import __version__
+from agent.center.accounts import cli as accounts_cli
 from agent.center.config import CenterConfig, load
 from agent.center.fleet import Fleet
 from agent.center.influx import make_writer
@@ -44,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("config", help="center.yaml")
     validate = sub.add_parser("validate", help="check center.yaml and exit 0 or 78")
     validate.add_argument("config", help="center.yaml")
+    accounts_cli.add_parsers(sub)
     return parser
 
 
@@ -65,6 +68,12 @@ async def serve(config: CenterConfig, notifier: SystemdNotifier) -> None:
         asyncio.create_task(notifier.watchdog(fleet.stalled)),
         asyncio.create_task(notifier.status_updates(fleet.summary, period_s=5.0)),
     ]
+    if config.accounts is not None:
+        from agent.center.accounts.service import AccountsService
+
+        accounts = await asyncio.to_thread(AccountsService.for_influx, config.accounts, config.influx)
+        helpers.append(asyncio.create_task(accounts.run(stop)))
+        log.info("accounts: %d unit(s), state in %s", len(config.accounts.units), config.accounts.state_dir)
     try:
         await fleet.run(stop)
     finally:
@@ -77,6 +86,8 @@ async def serve(config: CenterConfig, notifier: SystemdNotifier) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command in accounts_cli.COMMANDS:
+        return accounts_cli.main(args)
     try:
         config = load(args.config)
     except ConfigError as exc:

@@ -37,6 +37,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from agent.center.accounts.config import AccountsConfig
 from agent.config.diagnostics import issues_from_validation
 from agent.config.yaml_source import load_yaml
 from agent.errors import ConfigError
@@ -220,6 +221,9 @@ class CenterConfig(StrictModel):
     gaps: GapConfig = Field(default_factory=GapConfig)
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    accounts: AccountsConfig | None = Field(
+        None, description="Energy accounts, monthly report and upload of declared units (optional)"
+    )
 
     @field_validator("brokers")
     @classmethod
