@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[2]
 AGENT = ROOT / "agent"
 
 BASE = {"agent", "model", "errors", "systemd"}
-SIBLINGS = {"sources", "kpi", "spool", "sinks", "center"}
+SIBLINGS = {"sources", "kpi", "spool", "sinks", "center", "web"}
 BELOW_SIBLINGS = BASE | {"config", "wire"}
 
 # unit -> the units it may import (besides itself)
