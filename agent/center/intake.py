@@ -45,6 +45,9 @@ class IngestStats:
     write_retries: int = 0
     gaps: int = 0
     missing_seqs: int = 0
+    dead_letter_rotations: int = 0  # dead-letter files rotated at dead_letter.max_file_bytes
+    dead_letter_deleted_files: int = 0  # rotated dead-letter files deleted for age or the total cap
+    dead_letter_deleted_bytes: int = 0
 
     def summary(self) -> str:
         """One line for ``systemctl status`` (STATUS=)."""
@@ -52,7 +55,8 @@ class IngestStats:
             f"received {self.received}, acked {self.acked}, {self.points_written} points written; quarantined "
             f"{self.quarantined} (invalid {self.invalid}, oversized {self.oversized}, skewed {self.skewed}, "
             f"over limit {self.over_limit}, refused {self.refused}, internal errors {self.internal_errors}); "
-            f"gaps {self.gaps}"
+            f"gaps {self.gaps}; dead letter rotated {self.dead_letter_rotations}, deleted "
+            f"{self.dead_letter_deleted_files} files"
         )
 
 

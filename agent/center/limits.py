@@ -8,7 +8,10 @@ database and the other gateways from one gateway's bug, bad clock or hostility:
   health) is refused whole.
 - clock skew: a sample, KPI or status stamped more than ``max_past_s`` before or ``max_future_s`` after the centre's
   clock is refused (an agent whose clock says 1970 or 2099 would otherwise write silently into the wrong place).
-  A samples or kpi message whose own ``ts`` is outside the window is refused whole.
+  A samples or kpi message whose own ``ts`` is outside the window is refused whole. A KPI is judged by the time it
+  was computed (its ``ts``), never by the start of its window: a year or rolling-12-month value published today
+  starts up to a year back and is as current as a 15-minute one. Its window may not start after the centre's
+  clock (plus ``max_future_s``) nor more than ``MAX_WINDOW_S`` (13 months) before its ``ts``.
 - ``max_series_per_gateway``: every gateway may create that many series (distinct tag sets); samples and KPIs of
   new series beyond it are refused, the series the gateway already has keep flowing. InfluxDB's own limits
   (``max-values-per-tag``, ``max-series-per-database``) are per database: without this, one gateway inventing
@@ -38,6 +41,7 @@ from agent.center.config import LimitsConfig
 from agent.wire import KpiMessage, SamplesMessage, StatusMessage
 
 Message = SamplesMessage | KpiMessage | StatusMessage
+MAX_WINDOW_S = 397 * 86400.0  # the longest window (12 months, 366 days) and a month of reporting backlog
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,10 +178,13 @@ class Admission:
         kept = []
         skewed: list[float] = []
         new_refused: list[str] = []
+        odd_windows: list[str] = []
         for k in msg.kpis:
-            bad = next((t for t in (k.ts, k.window_start) if not lo <= t <= hi), None)
-            if bad is not None:
-                skewed.append(bad)
+            if not lo <= k.ts <= hi:
+                skewed.append(k.ts)
+                continue
+            if not k.ts - MAX_WINDOW_S <= k.window_start <= hi:
+                odd_windows.append(f"{k.scope}/{k.name}/{k.window}")
                 continue
             if not self._known(msg, gw, ("kpi", k.scope, k.name, k.window, k.unit)):
                 new_refused.append(f"{k.scope}/{k.name}/{k.window}")
@@ -185,13 +192,19 @@ class Admission:
             kept.append(k)
         reasons = []
         if skewed:
-            reasons.append(f"{len(skewed)} KPI(s) refused: {_skew('ts or window_start', skewed[0], now)}")
+            reasons.append(f"{len(skewed)} KPI(s) refused: {_skew('ts', skewed[0], now)}")
+        if odd_windows:
+            names = ", ".join(odd_windows[:3]) + (", ..." if len(odd_windows) > 3 else "")
+            reasons.append(
+                f"{len(odd_windows)} KPI(s) refused ({names}): window_start after the centre's clock or more than "
+                "13 months before the KPI's ts"
+            )
         if new_refused:
             reasons.append(self._series_reason(len(new_refused), "KPI", new_refused[:3]))
         if not reasons:
             return Verdict(msg)
         out = msg.model_copy(update={"kpis": kept}) if kept else None
-        return Verdict(out, tuple(reasons), len(skewed), len(new_refused))
+        return Verdict(out, tuple(reasons), len(skewed) + len(odd_windows), len(new_refused))
 
     def _status(self, msg: StatusMessage, lo: float, hi: float) -> Verdict:
         now = self._clock()

@@ -31,12 +31,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agent.cli._config import refuse
 from agent.cli._hints import hints
 from agent.cli._orders import describe, is_counter, rank_orders
 from agent.config.load import LoadedSite
 from agent.config.opcua import OpcuaDeviceConfig
 from agent.config.profile import DataType
+from agent.config.refuse import refuse
 from agent.errors import ConfigError, SourceError
 from agent.model import PollResult, Quality, Sample
 from agent.runtime.compile import compile_site

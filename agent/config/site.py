@@ -20,6 +20,7 @@ from agent.config.kpi import KpiSectionConfig
 from agent.config.mqtt import MqttConfig
 from agent.config.opcua import OpcuaDeviceConfig
 from agent.config.spool import SpoolConfig
+from agent.config.web import WebConfig
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"  # no '/', '+', '#': names become MQTT topic levels
 DEFAULT_TIMEOUT_MS = 1000.0  # capped at half the polling interval when timeout_ms is unset
@@ -223,6 +224,9 @@ class SiteConfig(StrictModel):
     monitoring: MonitoringConfig = Field(
         default_factory=lambda: MonitoringConfig(),
         description="Self-monitoring: health on the status topic and optional Prometheus metrics",
+    )
+    web: WebConfig | None = Field(
+        None, description="The agent's local read-only web page for technicians (off unless web.enabled)"
     )
 
     @field_validator("timezone")

@@ -73,12 +73,31 @@ def test_the_window_moves_with_the_injected_clock() -> None:
     assert "2 min ahead of the centre's clock" in gate.check(msg).refused[0]
 
 
-def test_kpis_are_judged_by_ts_and_the_start_of_their_window() -> None:
+def test_kpis_are_judged_by_the_time_they_were_computed() -> None:
     msg = kpis([("now", NOW), ("ancient", 100_000.0)])
     verdict = admission(max_past_s=86400).check(msg)
     assert isinstance(verdict.message, KpiMessage)
     assert [k.name for k in verdict.message.kpis] == ["now"]
-    assert verdict.skewed == 1 and verdict.refused[0].startswith("1 KPI(s) refused: ts or window_start 1970-01-02")
+    assert verdict.skewed == 1 and verdict.refused[0].startswith("1 KPI(s) refused: ts 1970-01-02")
+
+
+def test_a_year_and_a_12mo_value_published_now_pass_though_their_windows_began_long_ago() -> None:
+    """Issue 18: the 90-day limit was applied to window_start, so every 12mo value and every year value from April
+    on was quarantined. Published at NOW (2026-01-01), a 12mo window starting 2025-01-01 (365 days back) and a year
+    window starting 2025-01-01 are current values: both kept. A window starting 14 months back (beyond the 13-month
+    bound) or after the clock is refused with its name."""
+    year = KpiValue("energy_kgce", "line1", 1.0, "kgce", "year", NOW - 365 * 86400, NOW, 1.0, Quality.GOOD, NOW)
+    twelve = KpiValue("energy_kgce", "line1", 1.0, "kgce", "12mo", NOW - 365 * 86400, NOW, 1.0, Quality.GOOD, NOW)
+    odd = KpiValue("energy_kgce", "line1", 1.0, "kgce", "month", NOW - 425 * 86400, NOW, 1.0, Quality.GOOD, NOW)
+    msg = decode(encode_kpis(site="s1", gateway="gw1", boot="b", seq=1, ts=NOW, kpis=[year, twelve, odd]))
+    assert isinstance(msg, KpiMessage)
+    verdict = admission().check(msg)  # the default max_past_s: 90 days
+    assert isinstance(verdict.message, KpiMessage)
+    assert [k.window for k in verdict.message.kpis] == ["year", "12mo"]
+    assert verdict.refused == (
+        "1 KPI(s) refused (line1/energy_kgce/month): window_start after the centre's clock or more than 13 months "
+        "before the KPI's ts",
+    )
 
 
 def test_status_with_a_skewed_ts_is_refused_but_a_bare_last_will_passes() -> None:

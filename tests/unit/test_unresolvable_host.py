@@ -15,7 +15,7 @@ from agent.cli import main
 from agent.cli._hints import hint
 from agent.errors import ConnectionLost
 from agent.sources.modbus.link import ModbusLink
-from agent.sources.opcua.session import map_error
+from agent.sources.opcua.errors import map_error
 
 SITE = """\
 site: s1
