@@ -358,17 +358,33 @@ class Agent:
         restarted: list[str] = []
         started: list[str] = []
         stopped: list[str] = []
+        touched: set[str] = set()  # sources restarted, started, or that adopted changed devices
         for name, (source, task) in list(self._source_tasks.items()):
             fresh = wanted.get(name)
-            if fresh is None or fresh.fingerprint != source.fingerprint:
-                task.cancel()
-                del self._source_tasks[name]
-                (restarted if fresh is not None else stopped).append(name)
+            if fresh is not None and fresh.fingerprint == source.fingerprint:
+                continue
+            # a bus or gateway whose own settings are unchanged takes the new devices while it runs: only the
+            # changed devices on it restart (ModbusSource.adopt)
+            adopt = getattr(source, "adopt", None)
+            changes = adopt(fresh) if adopt is not None and fresh is not None and type(fresh) is type(source) else None
+            touched.add(name)
+            if changes is not None:
+                wanted[name] = source
+                for names, into in zip(changes, (restarted, started, stopped), strict=True):
+                    into += names
+                if self.live is not None:
+                    for poller in getattr(source, "pollers", ()):
+                        poller.capture_raw = True
+                continue
+            task.cancel()
+            del self._source_tasks[name]
+            (restarted if fresh is not None else stopped).append(name)
         self.compiled, self.loaded = compiled, new
         self._apply_device_meta(new)
         for name, source in wanted.items():
             if name not in self._source_tasks:
                 self._start_source(source)
+                touched.add(name)
                 if name not in restarted:
                     started.append(name)
         if self.live is not None:
@@ -382,7 +398,7 @@ class Agent:
             restarted or "none",
             started or "none",
             stopped or "none",
-            len(self._source_tasks) - len(restarted) - len(started),
+            len(self._source_tasks) - len(touched & set(self._source_tasks)),
         )
 
     def _apply_device_meta(self, loaded: LoadedSite) -> None:
