@@ -45,6 +45,7 @@ from agent.runtime.parts import (
     topics_of,
 )
 from agent.runtime.prometheus import Family, PrometheusServer, families
+from agent.runtime.reload import plan_reload
 from agent.runtime.webview import Hints, web_page
 from agent.sources.base import Source
 from agent.sources.modbus.device import DevicePoller
@@ -355,39 +356,16 @@ class Agent:
         ):
             log.warning("reload: mqtt, web, spool, site or gateway changed; restart the service to apply those")
         wanted = {s.name: s for s in build_sources(compiled, self.clock)}
-        restarted: list[str] = []
-        started: list[str] = []
-        stopped: list[str] = []
-        touched: set[str] = set()  # sources restarted, started, or that adopted changed devices
-        for name, (source, task) in list(self._source_tasks.items()):
-            fresh = wanted.get(name)
-            if fresh is not None and fresh.fingerprint == source.fingerprint:
-                continue
-            # a bus or gateway whose own settings are unchanged takes the new devices while it runs: only the
-            # changed devices on it restart (ModbusSource.adopt)
-            adopt = getattr(source, "adopt", None)
-            changes = adopt(fresh) if adopt is not None and fresh is not None and type(fresh) is type(source) else None
-            touched.add(name)
-            if changes is not None:
-                wanted[name] = source
-                for names, into in zip(changes, (restarted, started, stopped), strict=True):
-                    into += names
-                if self.live is not None:
-                    for poller in getattr(source, "pollers", ()):
-                        poller.capture_raw = True
-                continue
-            task.cancel()
-            del self._source_tasks[name]
-            (restarted if fresh is not None else stopped).append(name)
+        plan = plan_reload({name: source for name, (source, _) in self._source_tasks.items()}, wanted)
+        for name in plan.cancel:
+            self._source_tasks.pop(name)[1].cancel()
         self.compiled, self.loaded = compiled, new
         self._apply_device_meta(new)
-        for name, source in wanted.items():
-            if name not in self._source_tasks:
-                self._start_source(source)
-                touched.add(name)
-                if name not in restarted:
-                    started.append(name)
-        if self.live is not None:
+        for source in plan.start.values():
+            self._start_source(source)
+        if self.live is not None:  # raw registers of the last poll, also of adopted devices; removed ones go
+            for poller in (p for source in plan.adopted for p in getattr(source, "pollers", ())):
+                poller.capture_raw = True
             self.live.forget_devices({d.name for d in new.site.devices})
         self.reloaded_ts = self.clock()
         if self.parts is not None and new.site.kpi != old.site.kpi:
@@ -395,10 +373,10 @@ class Agent:
         log.info(
             "reload: %s applied; restarted %s; started %s; stopped %s; %d unchanged sources kept polling",
             self.site_path,
-            restarted or "none",
-            started or "none",
-            stopped or "none",
-            len(self._source_tasks) - len(touched & set(self._source_tasks)),
+            plan.restarted or "none",
+            plan.started or "none",
+            plan.stopped or "none",
+            plan.kept,
         )
 
     def _apply_device_meta(self, loaded: LoadedSite) -> None:
