@@ -275,6 +275,7 @@ def run_month(out: Path, poll_s: float = 300.0) -> dict[str, Any]:
     write_xlsx(rep, stem.with_suffix(".xlsx"))
     kinds = service.store.db.execute("SELECT kind, COUNT(*) FROM outbox GROUP BY kind ORDER BY kind").fetchall()
     acked = service.store.db.execute("SELECT COUNT(*) FROM deliveries WHERE state='acked'").fetchone()[0]
+    service.store.close()
     return {
         "account": account_items(rep.figures),
         "truth": truth(model, NOV1, DEC1),
@@ -283,7 +284,6 @@ def run_month(out: Path, poll_s: float = 300.0) -> dict[str, Any]:
         "outbox": {k: n for k, n in kinds},
         "acked": acked,
         "received": receiver.ids(),
-        "ledger": ledger,
         "config": cfg,
     }
 

@@ -36,15 +36,19 @@ def test_a_simulated_month_matches_ground_truth_and_is_reported_and_uploaded(tmp
     assert len(result["received"]) == 2912 and max(result["received"].values()) == 1
     # the same figures in CSV, XLSX and PDF
     stem: Path = result["stem"]
-    rows = list(csv.DictReader(stem.with_suffix(".csv").open(encoding="utf-8")))
+    with stem.with_suffix(".csv").open(encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
     total = next(r for r in rows if r["section"] == "totals" and r["field"] == "comprehensive_kgce_equivalent")
     assert float(total["value"]) == pytest.approx(f["totals"]["comprehensive_kgce_equivalent"], rel=1e-12)
     ws = load_workbook(stem.with_suffix(".xlsx"))["totals"]
     xlsx = {r[1]: r[2] for r in ws.iter_rows(min_row=2, values_only=True)}
-    assert xlsx["comprehensive_kgce_equivalent"] == float(total["value"])
-    assert len(rows) == sum(load_workbook(stem.with_suffix(".xlsx"))[s].max_row - 1 for s in {r["section"] for r in rows})
+    assert xlsx["comprehensive_kgce_equivalent"] == pytest.approx(float(total["value"]), rel=1e-14)
+    assert len(rows) == sum(
+        load_workbook(stem.with_suffix(".xlsx"))[s].max_row - 1 for s in {r["section"] for r in rows}
+    )
     if shutil.which("pdftotext"):
-        text = subprocess.run(["pdftotext", "-layout", str(stem.with_suffix(".pdf")), "-"], capture_output=True,
-                              text=True, check=True).stdout
+        text = subprocess.run(
+            ["pdftotext", "-layout", str(stem.with_suffix(".pdf")), "-"], capture_output=True, text=True, check=True
+        ).stdout
         tce = f"{f['totals']['comprehensive_kgce_equivalent'] / 1000:,.2f}"
         assert tce in text and "Sign-off" in text and "OVERDUE" in text  # PV-01 calibration was due 2026-10-31
