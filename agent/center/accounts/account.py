@@ -222,7 +222,12 @@ class Ledger:
             "timezone": self.unit.timezone,
             "carriers": carriers,
             "products": self._products(p, metered, coeffs),
-            "quality": {"delivered": delivered_all, "required": required_all, "gaps": self.gaps(p)},
+            "quality": {
+                "delivered": delivered_all,
+                "required": required_all,
+                "gaps": self.gaps(p),
+                "items": {c["carrier"]: c["completeness"] for c in carriers if c["completeness"] is not None},
+            },
             "equal_value_declared": self.unit.electricity_equal_value_kgce_per_kwh is not None,
         }
         derive(figures, coeffs)
@@ -488,6 +493,9 @@ def flag(quality: dict[str, Any], unit: UnitConfig) -> dict[str, Any]:
             f"completeness {q['completeness']:.1%} below {unit.completeness_min:.0%} ({q['delivered']} of {required} "
             "15-minute values delivered)"
         )
+    for item, share in q.get("items", {}).items():
+        if share < unit.completeness_min:
+            reasons.append(f"{item}: completeness {share:.1%} below {unit.completeness_min:.0%}")
     for c in q.get("consistency", []):
         if c["deviation"] > unit.consistency_max:
             reasons.append(
