@@ -11,11 +11,11 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from agent.center.accounts.account import Ledger
-from agent.center.accounts.coefficients import data_file
 from agent.center.accounts.entries import parse, store_entries
 from agent.center.accounts.metered import quarters
 from agent.center.accounts.periods import day, month
 from agent.center.accounts.store import SCHEMA_VERSION, Store, StoreError, open_store
+from agent.center.accounts.tables import data_file
 from tests.unit.accounts_unit import NOV1, RATES, CounterSource, accounts_config
 
 DAY = 86400.0

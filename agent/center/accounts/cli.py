@@ -34,6 +34,7 @@ from agent.center.accounts.config import AccountsConfig, UnitConfig
 from agent.center.accounts.entries import COLUMNS, import_csv, parse, store_entries
 from agent.center.accounts.outbox import Outbox
 from agent.center.accounts.store import open_store
+from agent.config.refuse import refuse
 from agent.errors import EX_CONFIG, ConfigError
 
 COMMANDS = ("report", "entries", "meters", "accounts", "outbox")
@@ -100,8 +101,6 @@ def _unit(cfg: AccountsConfig, name: str | None) -> UnitConfig:
 
 
 def main(args: argparse.Namespace) -> int:
-    from agent.cli._config import refuse
-
     try:
         cfg = _accounts(args.config)
     except ConfigError as exc:

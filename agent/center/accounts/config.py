@@ -39,6 +39,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from agent.center.accounts.tables import factor_names, grid_choices, indicators
+
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 
 
@@ -69,7 +71,6 @@ class CarrierConfig(_Strict):
     @field_validator("factor")
     @classmethod
     def _known_factor(cls, v: str) -> str:
-        from agent.center.accounts.coefficients import factor_names  # data tables; imported late (no cycle)
 
         return _one_of(v, factor_names(), "a carrier of energy_factors.yaml")
 
@@ -109,7 +110,6 @@ class ProductConfig(_Strict):
     @field_validator("indicator")
     @classmethod
     def _known_indicator(cls, v: str | None) -> str | None:
-        from agent.center.accounts.coefficients import indicators
 
         return None if v is None else _one_of(v, indicators(), "an indicator of energy_levels.yaml")
 
@@ -179,7 +179,6 @@ class UnitConfig(_Strict):
 
     @model_validator(mode="after")
     def _grid_known(self) -> UnitConfig:
-        from agent.center.accounts.coefficients import grid_choices
 
         if (self.grid.year, self.grid.scope) not in grid_choices():
             known = ", ".join(f"{s} {y}" for y, s in grid_choices())
