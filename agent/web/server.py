@@ -7,8 +7,9 @@ Routes (every one GET, except ``POST /login``; anything else answers 405):
 ``/api/action/{probe|plan|validate}?device=`` the commissioning views (child processes, see ``actions``),
 ``/login`` and ``/logout``. Nothing here can write to a device or change the configuration.
 
-Guarding the pollers: at most ``max_clients`` connections (more are answered 503 and closed), requests bodies of
-at most 16 KiB, idle keep-alive closed after 15 s, and each frame encoded once for all viewers; a viewer that does
+Guarding the pollers: at most ``max_clients`` connections (more are answered 503 and closed), a connection that
+sends no request head within ``HEADER_TIMEOUT_S`` closed, request bodies of at most 16 KiB, idle keep-alive
+closed after 15 s, and each frame encoded once for all viewers; a viewer that does
 not take a frame within ``SEND_TIMEOUT_S`` is disconnected, and a slow viewer only ever has the newest frame
 waiting (no queue grows). Authentication: when a password is configured (required off loopback), every route but
 ``/login`` needs the session cookie; TLS client certificates, when configured, are checked in the handshake.
@@ -39,6 +40,7 @@ log = logging.getLogger("agent.web")
 
 PUSH_INTERVAL_S = 1.0
 SEND_TIMEOUT_S = 5.0
+HEADER_TIMEOUT_S = 10.0
 COOKIE = "energy_agent_session"
 STATIC_FILES = {
     "app.js": "text/javascript",
@@ -105,6 +107,14 @@ class _Refuse(asyncio.Protocol):
         transport.close()
 
 
+def _drop_if_silent(handler: Any) -> None:
+    """A connection that sent no complete request head in time holds a slot for nothing: close it. (aiohttp has
+    no header timeout; ``_request_count`` is its count of request heads parsed on this connection. Should it go,
+    nothing is closed here and the connection bound still holds.)"""
+    if getattr(handler, "_request_count", 1) == 0 and getattr(handler, "transport", None) is not None:
+        handler.force_close()
+
+
 class _Viewer:
     """One WebSocket viewer: the newest frame waiting for it (never a queue), and a flag to send it."""
 
@@ -130,12 +140,14 @@ class WebServer:
         site_dir: Path,
         *,
         push_interval_s: float = PUSH_INTERVAL_S,
+        header_timeout_s: float = HEADER_TIMEOUT_S,
     ) -> None:
         self.config = config
         self.view = view
         self.live = live
         self.log_ring = log_ring
         self.push_interval_s = push_interval_s
+        self.header_timeout_s = header_timeout_s
         self.password_hash = load_password_hash(config, site_dir)
         self.ssl = tls_context(config, site_dir)
         self.sessions = Sessions(config.session_ttl_s)
@@ -158,10 +170,15 @@ class WebServer:
         assert http is not None
         limit = self.config.max_clients
 
-        def connection() -> asyncio.Protocol:
-            return _Refuse() if len(http.connections) >= limit else http()
-
         loop = asyncio.get_running_loop()
+
+        def connection() -> asyncio.Protocol:
+            if len(http.connections) >= limit:
+                return _Refuse()
+            handler = http()
+            loop.call_later(self.header_timeout_s, _drop_if_silent, handler)
+            return handler
+
         self._server = await loop.create_server(
             connection, self.config.host, self.config.port, ssl=self.ssl, backlog=128, reuse_address=True
         )

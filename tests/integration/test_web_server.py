@@ -57,7 +57,7 @@ async def serving(tmp_path: Path, **config: Any) -> AsyncIterator[WebServer]:
     live = LiveState()
     ring = LogRing()
     cfg = WebConfig.model_validate({"enabled": True, "port": 0} | config)
-    async with WebServer(cfg, StandIn(site), live, ring, tmp_path, push_interval_s=0.1) as server:
+    async with WebServer(cfg, StandIn(site), live, ring, tmp_path, push_interval_s=0.1, header_timeout_s=0.5) as server:
         task = asyncio.create_task(server.run())
         try:
             yield server
@@ -178,6 +178,16 @@ async def test_connections_over_the_bound_are_refused_and_cross_origin_sockets_t
             with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
                 await c.ws_connect(url(server, "/ws"), headers={"Origin": "http://evil.example"})
             assert refused.value.status == 403
+
+
+async def test_a_connection_that_says_nothing_is_closed_and_frees_its_slot(tmp_path: Path) -> None:
+    async with serving(tmp_path, max_clients=1) as server:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # and never the blank line that ends the head
+        assert await asyncio.wait_for(reader.read(), 5) == b""  # closed by the server after header_timeout_s
+        writer.close()
+        async with aiohttp.ClientSession() as http, http.get(url(server, "/api/snapshot")) as r:
+            assert r.status == 200  # the slot is free again
 
 
 async def test_client_certificates_required_when_configured(tmp_path: Path) -> None:
