@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from agent import __version__
 from agent.config.opcua import OpcuaDeviceConfig
-from agent.config.site import ModbusDeviceConfig
+from agent.config.site import ModbusDeviceConfig, SerialBusConfig
 from agent.web.live import LiveState, LogRing
 from agent.web.view import DeviceInfo
 
@@ -27,7 +27,11 @@ if TYPE_CHECKING:
 log = logging.getLogger("agent.web")
 
 Hints = Callable[[list[str]], list[str]]
-RECENT_LAG_TICKS = 40  # the loop-lag monitor ticks every 0.25 s: the last 10 s
+RECENT_LAG_TICKS = 40
+SERIAL_NOTE = (
+    "on serial bus {bus}, whose port the running agent holds: a second reader would garble both; the points "
+    "above are this device's live values (raw registers on demand)"
+)  # the loop-lag monitor ticks every 0.25 s: the last 10 s
 
 
 class AgentWebView:
@@ -54,10 +58,12 @@ class AgentWebView:
 
     def devices(self) -> list[DeviceInfo]:
         out = []
+        serial = {b.name for b in self._agent.loaded.site.buses if isinstance(b, SerialBusConfig)}
         for d in self._agent.loaded.site.devices:
             if isinstance(d, ModbusDeviceConfig):
                 where = f"{d.host}:{d.port}" if d.host is not None else f"bus {d.bus}"
-                out.append(DeviceInfo(d.name, "modbus", f"{where} unit {d.unit_id}", d.interval_s, d.enabled))
+                note = SERIAL_NOTE.format(bus=d.bus) if d.bus in serial else ""
+                out.append(DeviceInfo(d.name, "modbus", f"{where} unit {d.unit_id}", d.interval_s, d.enabled, note))
             elif isinstance(d, OpcuaDeviceConfig):
                 out.append(DeviceInfo(d.name, "opcua", d.endpoint, d.interval_s, d.enabled))
             else:  # a protocol added later: listed with what every device config has

@@ -368,11 +368,13 @@ class WebServer:
         device = request.query.get("device") or None
         if action not in ACTIONS:
             raise web.HTTPNotFound(text=f"no action {action}; known: {', '.join(ACTIONS)}\n")
-        known = {d.name for d in self.view.devices()}
+        known = {d.name: d for d in self.view.devices()}
         if device is not None and device not in known:
             raise web.HTTPNotFound(text=f"no device named {device}\n")
         if action == "probe" and device is None:
             raise web.HTTPBadRequest(text="probe needs ?device=NAME\n")
+        if action == "probe" and device is not None and known[device].probe_note:
+            raise web.HTTPConflict(text=f"{device}: not probed: {known[device].probe_note}\n")
         if self.actions.busy:
             raise web.HTTPTooManyRequests(text="another view is running; try again in a moment\n")
         result = await self.actions.run(action, device)

@@ -38,7 +38,10 @@ class StandIn:
         return {"version": "0", "site": "s", "gateway": "g", "boot": "b", "started_ts": 0.0, "reloaded_ts": None}
 
     def devices(self) -> list[DeviceInfo]:
-        return [DeviceInfo("main-meter", "modbus", "bus plant-gateway unit 1", 1.0, True)]
+        return [
+            DeviceInfo("main-meter", "modbus", "bus plant-gateway unit 1", 1.0, True),
+            DeviceInfo("rtu-meter", "modbus", "bus rs485-1 unit 7", 1.0, True, "on serial bus rs485-1, ..."),
+        ]
 
     def health(self) -> dict[str, Any]:
         return {"devices": {"main-meter": {"state": "ok", "consecutive_failures": 0}}, "spool": {"depth": 3}}
@@ -82,7 +85,7 @@ async def test_loopback_without_password_serves_page_snapshot_and_push(tmp_path:
             assert r.status == 404
         async with http.get(url(server, "/api/snapshot")) as r:
             snap = await r.json()
-        assert [d["name"] for d in snap["live"]["devices"]] == ["main-meter"]
+        assert [d["name"] for d in snap["live"]["devices"]] == ["main-meter", "rtu-meter"]
         assert snap["live"]["spool"]["depth"] == 3
         async with http.get(url(server, "/api/raw/main-meter")) as r:
             assert await r.json() == {"p": "4049 0FDB"}
@@ -161,6 +164,8 @@ async def test_the_validate_and_plan_views_run_the_commands(tmp_path: Path) -> N
         assert body["exit_code"] == 0 and "requests per poll" in body["output"]
         async with http.get(url(server, "/api/action/probe?device=nosuch")) as r:
             assert r.status == 404
+        async with http.get(url(server, "/api/action/probe?device=rtu-meter")) as r:
+            assert r.status == 409 and "on serial bus rs485-1" in await r.text()  # the agent holds the port
         async with http.get(url(server, "/api/action/reboot")) as r:
             assert r.status == 404
 

@@ -125,9 +125,9 @@ function renderDevices(f) {
     const details = el("details", { "data-open": d.name }, el("summary", { text: `${t("points")} (${d.points.length})` }));
     if (state.open.has(d.name)) details.open = true;
     details.addEventListener("toggle", () => { if (details.open) state.open.add(d.name); else state.open.delete(d.name); });
-    details.append(pointsTable(d), el("div", { class: "row-actions" },
+    details.append(pointsTable(d), d.probe_note ? el("p", { class: "muted", text: d.probe_note }) : "", el("div", { class: "row-actions" },
       d.protocol === "modbus" ? button(t("show_raw"), () => loadRaw(d.name)) : null,
-      button(t("probe"), () => runAction("probe", d.name)),
+      d.probe_note ? null : button(t("probe"), () => runAction("probe", d.name)),
       d.protocol === "modbus" ? button(t("plan"), () => runAction("plan", d.name)) : null));
     return el("article", { class: `device ${d.state}`, "data-device": d.name, "data-state": d.state,
       "data-last-poll": d.last_poll_ts === null ? "" : String(d.last_poll_ts) },
