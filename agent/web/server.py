@@ -21,6 +21,8 @@ import asyncio
 import contextlib
 import logging
 import ssl
+import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from importlib import resources
 from pathlib import Path
@@ -159,6 +161,7 @@ class WebServer:
         self._server: asyncio.Server | None = None
         self._kpi_sent = -1
         self.frames_sent = 0
+        self.push_s: deque[float] = deque(maxlen=60)  # how long building and encoding the last pushes took
 
     # ---- lifecycle -------------------------------------------------------------------------------------------
 
@@ -212,9 +215,11 @@ class WebServer:
                 self.push()
 
     def push(self) -> None:
+        start = time.perf_counter()
         kpi_changed = self.live.kpi_revision != self._kpi_sent
         frame = orjson.dumps(self._live())
         kpi = orjson.dumps(kpi_frame(self.live)) if kpi_changed else None
+        self.push_s.append(time.perf_counter() - start)
         self._kpi_sent = self.live.kpi_revision
         for viewer in self.viewers:
             if kpi is not None:
@@ -226,6 +231,12 @@ class WebServer:
     def _live(self) -> dict[str, Any]:
         frame = live_frame(self.view, self.live, self.log_ring)
         frame["meta"]["login"] = self.needs_login
+        pushes = sorted(self.push_s)
+        frame["web"] = {
+            "viewers": len(self.viewers),
+            "push_ms_p50": round(pushes[len(pushes) // 2] * 1000, 2) if pushes else None,
+            "push_ms_max": round(pushes[-1] * 1000, 2) if pushes else None,
+        }
         return frame
 
     # ---- the application -------------------------------------------------------------------------------------

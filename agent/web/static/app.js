@@ -103,6 +103,7 @@ function renderOverview(f) {
     `${t("version")} ${m.version} · ${t("started")} ${clock(m.started_ts)}`,
     el("div", { class: "muted", text: `${m.reloaded_ts ? `${t("reloaded")} ${clock(m.reloaded_ts)}` : t("not_reloaded")} · ${t("loop_lag")} ${fmt(lag.p99, 1)} ms` }),
   );
+  document.getElementById("agent").dataset.reloaded = m.reloaded_ts ? String(m.reloaded_ts) : "";
   document.getElementById("sitefile").textContent = m.site_file;
   document.getElementById("logout").hidden = !m.login;
 }
