@@ -9,10 +9,10 @@ import os
 import sys
 from pathlib import Path
 
-from agent.cli._config import refuse
 from agent.cli._hints import hints
+from agent.config.refuse import refuse
 from agent.errors import EX_CONFIG, ConfigError, SpoolError, StateDirError
-from agent.runtime.journal import JournalFormatter, error_prefix
+from agent.systemd.journal import JournalFormatter, error_prefix
 
 NAME = "run"
 HELP = "run the agent: poll, compute KPIs, spool and publish (SIGTERM stops, SIGHUP reloads)"

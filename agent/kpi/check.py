@@ -146,9 +146,11 @@ class _Checker:
                 (*at, "electricity"),
                 f"indicator '{line.indicator}' grades kWh per unit: list the line's electricity meters",
             )
-        if measure == "kgce" and not (line.electricity or line.fuels):
+        if "fuel" in row.needs and not line.fuels and not line.no_fuel:
             self.add(
-                (*at, "fuels"), f"indicator '{line.indicator}' grades kgce per unit: list the line's energy inputs"
+                (*at, "fuels"),
+                f"indicator '{line.indicator}' grades comprehensive energy ({row.unit}), which needs the line's "
+                "fuels: list them under fuels, or set no_fuel: true with no_fuel_reason if the line burns nothing",
             )
 
     def add(self, path: Path, message: str) -> None:
@@ -243,7 +245,7 @@ class _Checker:
         row = table.find(line.indicator, line.level_edition) if line.indicator else None
         wanted: set[str] = set()
         for c in row.corrections if row is not None else ():
-            wanted |= {"altitude_m", "atmospheric_pressure_kpa"} if c.kind == "altitude" else {c.input}
+            wanted |= c.inputs
         for key in line.corrections:
             if key not in wanted:
                 what = f"indicator '{line.indicator}'" if line.indicator else "a line without indicator"

@@ -13,7 +13,9 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Protocol
+from zoneinfo import ZoneInfo
 
 from agent.config.kpi import CreditConfig, FuelConfig, KpiSectionConfig, PointRefConfig
 from agent.kpi.benchmarks import LevelRow, LevelTable, grade
@@ -77,6 +79,10 @@ class TermKpi:
     target: Callable[[float], tuple[float | None, str]] | None = None  # distance to a target and its text
     # why a value is implausible (then uncertain, with that ``reason``), or None when it is plausible
     check: Callable[[float | None, Mapping[str, float]], str | None] | None = None
+    # what a reader must know about a value (a negative net CO2, an upper bound): its ``reason``, quality unchanged
+    explain: Callable[[float | None, Mapping[str, float]], str | None] | None = None
+    ungraded: str = ""  # why the level row does not grade this line: the value is published without a grade
+    annual_coverage_min: float = 0.99  # a grade on a year or 12mo window needs this coverage (the whole period)
 
     def final_until(self, window: str) -> float:
         return min((t.final_until(window) for t in self.terms.values()), default=float("inf"))
@@ -106,9 +112,22 @@ class TermKpi:
             quality = Quality.UNCERTAIN if quality is Quality.GOOD else quality
             detail["implausible"] = 1.0
             reason = why
-        if self.level is not None:
-            reference = self.level.reference()
-            if value is not None and quality is Quality.GOOD:
+        if self.explain is not None and present and (why := self.explain(value, nums)) is not None:
+            reason = f"{reason}; {why}" if reason else why
+        notes = [reason, self.ungraded] if self.ungraded else [reason]
+        bridges = [v.bridge for v in at.values() if v.bridge is not None]
+        if spec.calendar and bridges:
+            notes.append(
+                f"exact totals, outage {_local(min(b[0] for b in bridges), spec.tz)}-"
+                f"{_local(max(b[1] for b in bridges), spec.tz)}"
+            )
+        short = self._short_period(spec, start, coverage)
+        if short:
+            notes.append(short)
+        reason = "; ".join(x for x in notes if x)
+        if self.level is not None:  # the row first, then what this KPI adds (basis, method)
+            reference = "; ".join(x for x in (self.level.reference(), self.reference) if x)
+            if value is not None and quality is Quality.GOOD and not short:
                 r = grade(value, self.level)
                 g, distance = r.grade, r.distance
                 detail |= {"to_benchmark": r.to_benchmark, "to_baseline": r.to_baseline}
@@ -137,6 +156,22 @@ class TermKpi:
             )
         ]
 
+    def _short_period(self, spec: WindowSpec, start: float, coverage: float) -> str:
+        """Why a graded year or 12mo value is not graded: less than ``annual_coverage_min`` of it covered, with the
+        months short of it named; "" otherwise."""
+        if self.level is None or spec.name not in ("year", "12mo") or coverage >= self.annual_coverage_min:
+            return ""
+        months = sorted({m for t in self.terms.values() for m in t.short_months(spec.name, start, 0.99)})
+        names = ", ".join(_local(m, spec.tz, "%Y-%m") for m in months) or "none whole"
+        return (
+            f"not graded: the {spec.name} is {coverage * 100:.1f} % covered, an annual grade needs "
+            f"{self.annual_coverage_min * 100:g} % (kpi.annual_grade_coverage_min); months missing: {names}"
+        )
+
+
+def _local(ts: float, tz: str, fmt: str = "%Y-%m-%d %H:%M") -> str:
+    return datetime.fromtimestamp(ts, ZoneInfo(tz)).strftime(fmt)
+
 
 def ratio(num: str, den: str, factor: float = 1.0) -> Callable[[Mapping[str, float]], float | None]:
     def f(v: Mapping[str, float]) -> float | None:
@@ -161,10 +196,12 @@ class Context:
     shift_starts: tuple[int, ...]
     coverage_min: float
     electricity_kgce_per_kwh: float
+    electricity_method: str  # "equivalent" or "equal_value": how electricity in and out is valued
     grid_tco2_per_mwh: float
     renewable_tco2_per_mwh: float
     renewable_devices: frozenset[str]
     grid_reference: str = ""
+    annual_coverage_min: float = 0.99
     level_for: Callable[[str | None, str | None], LevelRow | None] = lambda i, e: None
     notes: list[str] = field(default_factory=list)
     lines: dict[str, LineTerms] = field(default_factory=dict)  # filled by line_kpis, read by the park KPIs
@@ -179,9 +216,19 @@ class Context:
         return Term([(self.source.channel(r, windows), weight) for r in refs])
 
     def fuel_kgce(self, f: FuelConfig | CreditConfig) -> float:
+        """kgce per unit. Electricity (a credit of exported power, or a fuel entry of carrier electricity) is valued
+        with the section's electricity method, like the line's consumption: never one method in and another out."""
         if isinstance(f, CreditConfig) and f.kgce_per_unit is not None:
             return f.kgce_per_unit
+        if f.carrier == "electricity" and f.lhv_gj_per_unit is None:
+            return self.electricity_kgce_per_kwh
         return self.fuel_gj(f) * self.factors.kgce_per_gj()
+
+    def fuel_kgce_equivalent(self, f: FuelConfig | CreditConfig) -> float:
+        """kgce per unit with electricity at its equivalent (calorific) value, 0.1229 kgce/kWh."""
+        if f.carrier == "electricity" and f.lhv_gj_per_unit is None:
+            return self.factors.carriers["electricity"].kgce_per_unit
+        return self.fuel_kgce(f)
 
     def fuel_gj(self, f: FuelConfig | CreditConfig) -> float:
         """The one energy content (GJ per unit) used for both kgce and CO2: measured first (GB/T 2589), else the
@@ -269,9 +316,11 @@ def make_context(
         shift_starts=shifts,
         coverage_min=cfg.coverage_min,
         electricity_kgce_per_kwh=elec,
+        electricity_method=f.electricity_method,
         grid_tco2_per_mwh=grid,
         renewable_tco2_per_mwh=f.renewable_tco2_per_mwh,
         renewable_devices=renewable,
         grid_reference=grid_ref,
+        annual_coverage_min=cfg.annual_grade_coverage_min,
         level_for=lambda ind, ed: None if ind is None else table.find(ind, ed),
     )

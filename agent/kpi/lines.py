@@ -6,9 +6,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 from agent.config.kpi import LineConfig
-from agent.kpi.benchmarks import corrected
+from agent.kpi.benchmarks import corrected, missing_carriers
 from agent.kpi.channels import Channel, Term
 from agent.kpi.indicators import Context, LineTerms, TermKpi, ratio, total
+from agent.kpi.windows import WindowSpec
 
 
 def line_kpis(line: LineConfig, ctx: Context) -> list[TermKpi]:
@@ -25,6 +26,7 @@ def line_kpis(line: LineConfig, ctx: Context) -> list[TermKpi]:
     gross_parts += [(ctx.source.channel(f, w), ctx.fuel_kgce(f)) for f in line.fuels]
     credit = Term([(ctx.source.channel(c, w), ctx.fuel_kgce(c)) for c in line.credits])
     kgce = Term(gross_parts + [(ch, -k) for ch, k in credit.parts])
+    feedstock = Term([(ctx.source.channel(f, w), ctx.fuel_kgce(f)) for f in line.fuels if f.feedstock])
     co2_parts: list[tuple[Channel, float]] = []
     for r in line.electricity:
         factor = ctx.renewable_tco2_per_mwh if r.device in ctx.renewable_devices else ctx.grid_tco2_per_mwh
@@ -36,11 +38,13 @@ def line_kpis(line: LineConfig, ctx: Context) -> list[TermKpi]:
         kgce,
         co2,
         Term([(ctx.source.channel(r, w), ctx.electricity_kgce_per_kwh) for r in renewable]),
-        Term([(ctx.source.channel(f, w), ctx.fuel_kgce(f)) for f in line.fuels if f.feedstock]),
+        feedstock,
     )
     level = ctx.level_for(line.indicator, line.level_edition)
+    ungraded = ""
     if level is not None:
         level = corrected(level, line.corrections)
+        ungraded = missing_carriers(level, bool(line.electricity), bool(line.fuels), line.no_fuel) or ""
 
     def kpi(
         name: str,
@@ -50,7 +54,12 @@ def line_kpis(line: LineConfig, ctx: Context) -> list[TermKpi]:
         graded: bool = True,
     ) -> TermKpi:
         row = level if graded and level is not None and level.kpi == name else None
-        return TermKpi(name, line.name, unit, terms, fn, w, cov, row)
+        if row is not None and ungraded:
+            return TermKpi(name, line.name, unit, terms, fn, w, cov, ungraded=ungraded, reference=row.reference())
+        out = TermKpi(name, line.name, unit, terms, fn, w, cov, row, annual_coverage_min=ctx.annual_coverage_min)
+        if row is not None and line.no_fuel:
+            out.reference = f"no fuel: {line.no_fuel_reason}"  # after the row's reference
+        return out
 
     out = [kpi("production", pu, {"p": prod}, total("p"))]
     if line.electricity:
@@ -59,12 +68,16 @@ def line_kpis(line: LineConfig, ctx: Context) -> list[TermKpi]:
             kpi("sec_kwh_per_t", f"kWh/{pu}", {"e": elec, "p": prod}, ratio("e", "p")),
         ]
     if line.electricity or line.fuels:
+        per_t = _per_t_on_basis(
+            kpi("energy_kgce_per_t", f"kgce/{pu}", {"e": kgce, "p": prod}, ratio("e", "p")), feedstock
+        )
         out += [
             kpi("energy_kgce", "kgce", {"e": kgce}, total("e")),
-            kpi("energy_kgce_per_t", f"kgce/{pu}", {"e": kgce, "p": prod}, ratio("e", "p")),
+            per_t,
             kpi("co2_t", "tCO2", {"c": co2}, total("c")),
             kpi("co2_t_per_t", f"tCO2/{pu}", {"c": co2, "p": prod}, ratio("c", "p")),
         ]
+        _label_electricity(out[-4:-2], line, ctx, w)
         uncounted = sorted({f.carrier for f in line.fuels if ctx.factors.carriers[f.carrier].co2_none})
         why = "; ".join(f"{c} counted at 0 tCO2: {ctx.factors.carriers[c].co2_none}" for c in uncounted)
         out[-2].reference = out[-1].reference = "; ".join(x for x in (ctx.grid_reference, why) if x)
@@ -88,3 +101,57 @@ def line_kpis(line: LineConfig, ctx: Context) -> list[TermKpi]:
             gross_in = Term(gross_parts)
             out.append(kpi("waste_heat_share", "1", {"h": wh, "e": gross_in}, ratio("h", "e", 1.0 / gj_per_kgce)))
     return out
+
+
+def _per_t_on_basis(k: TermKpi, feedstock: Term) -> TermKpi:
+    """The graded kgce per unit on the level row's boundary: a row that excludes feedstock (coke, semi-coke: the
+    coal charged is not consumed energy of the process) is graded on the energy net of the fuels flagged
+    ``feedstock: true``; the feedstock's share is in ``detail``."""
+    if not feedstock.parts:
+        return k
+    k.terms["f"] = feedstock
+
+    def detail(v: Mapping[str, float]) -> dict[str, float]:
+        p = v["p"]
+        return {"feedstock_kgce_per_t": v["f"] / p} if abs(p) > 1e-12 else {}
+
+    k.detail = detail
+    row = k.level
+    if row is not None and row.feedstock == "excluded":
+        k.compute = lambda v: (v["e"] - v["f"]) / v["p"] if abs(v["p"]) > 1e-12 else None
+        k.reference = "; ".join(x for x in (k.reference, "feedstock excluded as the indicator defines it") if x)
+    return k
+
+
+def _label_electricity(kpis: list[TermKpi], line: LineConfig, ctx: Context, w: tuple[WindowSpec, ...]) -> None:
+    """With the equal-value method, electricity in and out (consumption and exported credits alike) is valued at
+    the year's supply coal figure; the same KPIs at the equivalent value (0.1229 kgce/kWh) are given beside it in
+    ``detail``, each labelled in ``reference``."""
+    if ctx.electricity_method != "equal_value" or not (
+        line.electricity or any(c.carrier == "electricity" for c in line.credits)
+    ):
+        return
+    eq = ctx.factors.carriers["electricity"].kgce_per_unit
+    parts = [(ch, eq) for ch in ctx.term(line.electricity, w).channels()]
+    parts += [(ctx.source.channel(f, w), ctx.fuel_kgce_equivalent(f)) for f in line.fuels]
+    parts += [(ctx.source.channel(c, w), -ctx.fuel_kgce_equivalent(c)) for c in line.credits]
+    equivalent = Term(parts)
+    label = (
+        f"electricity at its equal value {ctx.electricity_kgce_per_kwh:g} kgce/kWh, consumption and credits alike; "
+        f"detail equivalent_*: at the equivalent value {eq:g} kgce/kWh"
+    )
+    total_kpi, per_t = kpis
+    total_kpi.terms["q"] = equivalent
+    total_kpi.detail = lambda v: {"equivalent_kgce": v["q"]}
+    per_t.terms["q"] = equivalent
+    previous = per_t.detail
+
+    def detail(v: Mapping[str, float]) -> dict[str, float]:
+        out = previous(v) if previous is not None else {}
+        if abs(v["p"]) > 1e-12:
+            out["equivalent_kgce_per_t"] = v["q"] / v["p"]
+        return out
+
+    per_t.detail = detail
+    for k in kpis:
+        k.reference = f"{k.reference}; {label}" if k.reference else label

@@ -128,6 +128,22 @@ class Bucket:
     end: float
     amount: float = 0.0
     covered_s: float = 0.0
+    # time bridged by a counter delta longer than counter_bridge_max_s (an outage the counter's readings bracket):
+    # exact amount, not covered; calendar windows count it as covered. The first and last outage's bounds.
+    bridged_s: float = 0.0
+    bridge_t0: float = math.inf
+    bridge_t1: float = -math.inf
+
+    def bridge(self, t0: float, t1: float, seconds: float) -> None:
+        self.bridged_s += seconds
+        self.bridge_t0 = min(self.bridge_t0, t0)
+        self.bridge_t1 = max(self.bridge_t1, t1)
+
+    def merge(self, other: Bucket) -> None:
+        self.amount += other.amount
+        self.covered_s += other.covered_s
+        if other.bridged_s > 0:
+            self.bridge(other.bridge_t0, other.bridge_t1, other.bridged_s)
 
 
 @dataclass(slots=True)
@@ -161,6 +177,8 @@ class WindowedSum:
                 b.amount += rate * part
                 if seg.covered:
                     b.covered_s += part
+                elif seg.exact:
+                    b.bridge(seg.t0, seg.t1, part)
             t = part_end
         self.watermark = max(self.watermark, seg.t1)
 
@@ -236,8 +254,7 @@ class MonthLedger:
             m = self.buckets[start] = Bucket(start, end)
             if len(self.buckets) > LEDGER_MONTHS:
                 del self.buckets[min(self.buckets)]
-        m.amount += day.amount
-        m.covered_s += day.covered_s
+        m.merge(day)
 
     def dump(self) -> list[list[float]]:
         return [_bucket(b) for b in self.buckets.values()]
@@ -259,15 +276,36 @@ class CalendarSum:
         return self.days.final_until
 
     def get(self, start: float) -> Bucket | None:
-        """The period starting at ``start``, or None when no data reached it."""
+        """The period starting at ``start``, or None when no data reached it. Time a counter's readings bracket
+        (``bridged_s``) counts as covered here: the month's or year's totals are exact."""
         assert self.days.ledger is not None
         start, end = self.spec.starting_at(start)
         out: Bucket | None = None
         for b in (*self.days.ledger.buckets.values(), *self.days.open_buckets()):
             if start <= b.start < end:
                 out = out or Bucket(start, end)
-                out.amount += b.amount
-                out.covered_s += b.covered_s
+                out.merge(b)
+                out.covered_s += b.bridged_s
+        return out
+
+    def short_months(self, start: float, share: float) -> list[float]:
+        """Starts of the months of the period starting at ``start`` covered less than ``share`` (absent months
+        included), bridged time counting as covered."""
+        assert self.days.ledger is not None
+        start, end = self.spec.starting_at(start)
+        months = self.days.ledger.months
+        covered: dict[float, float] = {}
+        for b in (*self.days.ledger.buckets.values(), *self.days.open_buckets()):
+            if start <= b.start < end:
+                m = months.bounds(b.start)[0]
+                covered[m] = covered.get(m, 0.0) + b.covered_s + b.bridged_s
+        out: list[float] = []
+        t = start
+        while t < end:
+            m0, m1 = months.bounds(t)
+            if covered.get(m0, 0.0) < share * (m1 - m0):
+                out.append(m0)
+            t = m1
         return out
 
 
@@ -280,6 +318,8 @@ def _inf(x: object) -> float:
 
 
 def _bucket(b: Bucket) -> list[float]:
+    if b.bridged_s > 0:
+        return [b.start, b.end, b.amount, b.covered_s, b.bridged_s, b.bridge_t0, b.bridge_t1]
     return [b.start, b.end, b.amount, b.covered_s]
 
 
@@ -290,7 +330,10 @@ def _rows(rows: object) -> list[list[float]]:
 
 
 def _unbucket(row: list[float]) -> Bucket:
-    start, end, amount, covered = (float(x) for x in row)
-    if not all(math.isfinite(x) for x in (start, end, amount, covered)) or end <= start:
+    """A bucket of 4 numbers (start, end, amount, covered) or 7 (and bridged seconds, the outage's bounds)."""
+    if len(row) not in (4, 7):
         raise ValueError(f"bad bucket {row!r}")
-    return Bucket(start, end, amount, covered)
+    nums = [float(x) for x in row]
+    if not all(math.isfinite(x) for x in nums) or nums[1] <= nums[0]:
+        raise ValueError(f"bad bucket {row!r}")
+    return Bucket(*nums)

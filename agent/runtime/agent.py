@@ -35,7 +35,6 @@ from agent.model import PollResult
 from agent.runtime.compile import CompiledSite, compile_site
 from agent.runtime.kpistate import KpiStateFile
 from agent.runtime.monitor import Liveness, LoopLagMonitor, Percentiles, Ring, poll_jitter_s, status_line
-from agent.runtime.notify import SystemdNotifier
 from agent.runtime.parts import (
     Parts,
     build_kpi_engine,
@@ -50,6 +49,7 @@ from agent.runtime.webview import Hints, web_page
 from agent.sources.base import Source
 from agent.sources.modbus.device import DevicePoller
 from agent.sources.modbus.source import ModbusSource
+from agent.systemd.notify import SystemdNotifier
 from agent.web.live import LiveState
 from agent.wire import encode_kpis, encode_samples
 

@@ -13,29 +13,45 @@ import logging
 import ssl
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from agent import __version__
+from agent.config.load import LoadedSite
 from agent.config.opcua import OpcuaDeviceConfig
 from agent.config.site import ModbusDeviceConfig, SerialBusConfig
+from agent.runtime.monitor import LoopLagMonitor
+from agent.sources.modbus.device import DevicePoller
 from agent.web.live import LiveState, LogRing
 from agent.web.view import DeviceInfo
-
-if TYPE_CHECKING:
-    from agent.runtime.agent import Agent
 
 log = logging.getLogger("agent.web")
 
 Hints = Callable[[list[str]], list[str]]
-RECENT_LAG_TICKS = 40
+RECENT_LAG_TICKS = 40  # the loop-lag monitor ticks every 0.25 s: the last 10 s
 SERIAL_NOTE = (
     "on serial bus {bus}, whose port the running agent holds: a second reader would garble both; the points "
     "above are this device's live values (raw registers on demand)"
-)  # the loop-lag monitor ticks every 0.25 s: the last 10 s
+)
+
+
+class RunningAgent(Protocol):
+    """What the page reads of the running agent (``agent.runtime.agent.Agent``), read-only."""
+
+    site_path: Path
+    loaded: LoadedSite
+    boot: str
+    started_ts: float
+    reloaded_ts: float | None
+    loop_lag: LoopLagMonitor
+    live: LiveState | None  # set while the page is served
+
+    def health(self) -> dict[str, Any]: ...
+
+    def modbus_pollers(self) -> list[DevicePoller]: ...
 
 
 class AgentWebView:
-    def __init__(self, agent: Agent, hints: Hints | None) -> None:
+    def __init__(self, agent: RunningAgent, hints: Hints | None) -> None:
         self._agent = agent
         self._hints = hints
 
@@ -100,7 +116,7 @@ def _hex(raw: bytes) -> str:
 
 
 @contextlib.asynccontextmanager
-async def web_page(agent: Agent, hints: Hints | None) -> AsyncIterator[Any]:
+async def web_page(agent: RunningAgent, hints: Hints | None) -> AsyncIterator[Any]:
     """Serve the page while the block runs, when ``web.enabled``; yields the server (or None). The log panel's
     handler is on the root logger only meanwhile."""
     config = agent.loaded.site.web

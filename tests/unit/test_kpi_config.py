@@ -45,6 +45,7 @@ def test_a_correct_section_has_no_issues_and_builds_an_engine() -> None:
                 "level_edition": "2023",
                 "production": [{"device": "kiln-meter", "point": "energy", "kind": "counter"}],
                 "electricity": [{"device": "main-meter", "role": "energy_import_kwh"}],
+                "fuels": [{"device": "kiln-meter", "point": "power", "kind": "rate", "carrier": "coke"}],
             }
         ],
         "renewable": [{"total": [{"device": "main-meter", "role": "energy_import_kwh"}]}],

@@ -30,6 +30,16 @@ class LevelOverrideConfig(StrictModel):
     status: Literal["OK", "2nd", "UNCONF", "site"] = Field(
         "site", description="Verification status shown with the grade: OK, 2nd (second-hand), UNCONF or site"
     )
+    feedstock: Literal["included", "excluded"] = Field(
+        "included",
+        description="Whether the indicator counts feedstock energy (fuels flagged feedstock: true): included, or "
+        "excluded (the graded kgce/t leaves them out)",
+    )
+    requires: list[Literal["electricity", "fuel"]] | None = Field(
+        None,
+        description="Carriers the indicator needs before it grades a line; unset: fuel for kgce/t, electricity "
+        "for kWh/t",
+    )
 
     @model_validator(mode="after")
     def _order(self) -> LevelOverrideConfig:

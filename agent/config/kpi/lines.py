@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from agent.config.base import StrictModel
 from agent.config.kpi.baselines import BaselineConfig
@@ -53,9 +53,23 @@ class LineConfig(StrictModel):
         description="Windows graded as such (the national levels are annual figures); the graded KPI is also "
         "computed in them. 12mo is the rolling 12 local calendar months",
     )
+    no_fuel: bool = Field(
+        False,
+        description="true: the line burns no fuel (e.g. an all-electric furnace), so an indicator of comprehensive "
+        "energy grades it on electricity alone; needs no_fuel_reason",
+    )
+    no_fuel_reason: str | None = Field(None, min_length=3, description="Why the line has no fuel, shown with grades")
     shorter_grades: Literal["indicative", "none"] = Field(
         "indicative", description="The line's other windows: a grade marked indicative, or no grade"
     )
+
+    @model_validator(mode="after")
+    def _no_fuel(self) -> LineConfig:
+        if self.no_fuel and not self.no_fuel_reason:
+            raise ValueError("no_fuel: true needs no_fuel_reason (why the line burns nothing, shown with its grades)")
+        if self.no_fuel and self.fuels:
+            raise ValueError("no_fuel: true contradicts the line's fuels: remove one")
+        return self
 
     @field_validator("grade_windows")
     @classmethod

@@ -56,6 +56,13 @@ class KpiSectionConfig(StrictModel):
     coverage_min: float = Field(
         0.9, ge=0, le=1, description="Share of a window (0..1) that must have good data for a good value"
     )
+    annual_grade_coverage_min: float = Field(
+        0.99,
+        ge=0,
+        le=1,
+        description="Share of a year or 12mo window that must be covered for its grade (the national levels are "
+        "annual figures); below it the value is published ungraded, the missing months named",
+    )
     settle_s: float = Field(120.0, ge=0, description="How long after its end a window waits for late data")
     max_gap_s: float = Field(60.0, gt=0, description="Rates and levels: a longer gap is a gap, not bridged")
     counter_bridge_max_s: float = Field(3600.0, gt=0, description="Counters: longest delta counted as covered")
