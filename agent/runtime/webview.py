@@ -1,7 +1,7 @@
 """The running agent as the web page sees it (``agent.web.view.AgentView``), and the page's start inside ``Agent.run``.
 
 Read-only by construction: every method returns copies of figures the agent keeps anyway; raw registers come from
-the Modbus pollers' capture of their last poll (turned on while the page is enabled). Hints for faults are
+the Modbus pollers' capture of their last poll (turned on for a device the first time the page asks for them). Hints for faults are
 injected by the command that started the agent (``energy-agent run`` passes probe's), since the runtime sits
 below the commands.
 """
@@ -98,11 +98,12 @@ class AgentWebView:
         return health
 
     def raw_registers(self, device: str) -> dict[str, str] | None:
+        """Raw registers on demand: the first ask turns on the poller's capture (off otherwise: no cost), so they
+        come with the next poll; until then, and for a device that is not a running Modbus one, None."""
         for poller in self._agent.modbus_pollers():
             if poller.name == device:
-                if not poller.raw:
-                    return None
-                return {point: _hex(raw) for point, raw in poller.raw.items()}
+                poller.capture_raw = True
+                return {point: _hex(raw) for point, raw in poller.raw.items()} or None
         return None
 
     def hints(self, reasons: list[str]) -> list[str]:

@@ -3,7 +3,7 @@
 Routes (every one GET, except ``POST /login``; anything else answers 405):
 ``/`` the page, ``/static/*`` its files, ``/ws`` the WebSocket that pushes the ``live`` frame every
 ``PUSH_INTERVAL_S`` and the ``kpi`` frame when the KPIs changed, ``/api/snapshot`` both frames as JSON,
-``/api/raw/{device}`` the raw registers of a device's last poll, ``/api/site`` the site file with secrets masked,
+``/api/raw/{device}`` the raw registers of a device's last poll (202 until a poll captured them), ``/api/site`` the site file with secrets masked,
 ``/api/action/{probe|plan|validate}?device=`` the commissioning views (child processes, see ``actions``),
 ``/login`` and ``/logout``. Nothing here can write to a device or change the configuration.
 
@@ -365,9 +365,12 @@ class WebServer:
         return web.Response(body=orjson.dumps(body), content_type="application/json")
 
     async def _raw(self, request: web.Request) -> web.StreamResponse:
-        raw = self.view.raw_registers(request.match_info["device"])
-        if raw is None:
-            raise web.HTTPNotFound(text="no such Modbus device, or no poll yet\n")
+        device = request.match_info["device"]
+        if device not in {d.name for d in self.view.devices()}:
+            raise web.HTTPNotFound(text=f"no device named {device}\n")
+        raw = self.view.raw_registers(device)
+        if raw is None:  # captured from the next poll on (or not a running Modbus device)
+            return web.Response(status=202, text="no raw registers yet; ask again after the next poll\n")
         return web.Response(body=orjson.dumps(raw), content_type="application/json")
 
     async def _site(self, request: web.Request) -> web.StreamResponse:

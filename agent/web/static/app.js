@@ -191,9 +191,10 @@ function button(label, onClick) {
   return b;
 }
 
-async function loadRaw(device) {
+async function loadRaw(device, tries = 0) {
   const r = await fetch(`/api/raw/${encodeURIComponent(device)}`, { credentials: "same-origin" });
-  state.raw[device] = r.ok ? await r.json() : {};
+  if (r.status === 202 && tries < 10) { setTimeout(() => loadRaw(device, tries + 1), 1000); return; }
+  state.raw[device] = r.status === 200 ? await r.json() : {};
   state.open.add(device);
   if (state.live) renderDevices(state.live);
 }
