@@ -168,7 +168,7 @@ function trendSvg(points) {
 
 function renderKpis(k) {
   const body = document.querySelector("#kpis tbody");
-  body.replaceChildren(...k.kpis.map((r) => el("tr", { "data-kpi": `${r.scope}/${r.name}/${r.window}` },
+  body.replaceChildren(...k.kpis.map((r) => el("tr", { "data-kpi": `${r.scope}/${r.name}/${r.window}`, class: `q-${r.quality}`, title: r.reason || null },
     el("td", { text: r.scope }), el("td", { text: r.name }), el("td", { text: r.window }),
     el("td", { class: "num", text: fmt(r.value) }), el("td", { text: r.unit }),
     el("td", { class: "num", text: `${fmt(r.coverage * 100, 0)} %` }),
