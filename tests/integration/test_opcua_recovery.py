@@ -30,6 +30,8 @@ from tests.integration.opcua_sim import (
 )
 from tests.servers.process import free_port
 
+pytestmark = pytest.mark.e2e  # starts the OPC UA simulator (and an agent) as processes
+
 RECOVERY_BOUND_S = 10.0
 
 
