@@ -340,6 +340,7 @@ class Enough(Exception):
     pass
 
 
+@pytest.mark.long  # minutes of plant time polled over Modbus
 async def test_kpis_from_the_real_modbus_source_polling_the_simulator(tmp_path: Path) -> None:
     """The same KPIs, with samples from the agent's Modbus source polling the simulator over loopback (one TCP
     gateway, every device every 2 s of virtual time) for an hour of simulated time, a meter reset on the way."""

@@ -21,6 +21,8 @@ from agent.config.site import ModbusDeviceConfig
 from agent.sources.modbus.plan import build_read_plan
 from tests.servers.process import ServerProcess, free_port
 
+pytestmark = pytest.mark.e2e  # starts the plant simulator and the CLI as processes
+
 
 @pytest.fixture(scope="module")
 def plant(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
