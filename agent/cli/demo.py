@@ -53,6 +53,7 @@ DEMO_KPI: dict[str, Any] = {
             "production": [{"device": "kiln1", "role": "production_t"}],
             "electricity": [{"device": "kiln1-meter", "role": "energy_import_kwh"}],
             "fuels": [{"device": "kiln1", "role": "coal_t", "carrier": "raw_coal", "lhv_gj_per_unit": 22.0}],
+            "process_co2": {"kind": "clinker"},  # calcination CO2 beside the energy CO2
             "water": [{"device": "water-meter", "role": "water_m3"}],
             "waste_heat": [{"device": "boiler1", "role": "heat_recovered_gj"}],
         }

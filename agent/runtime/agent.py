@@ -96,7 +96,6 @@ class Agent:
         self._other_tasks: list[asyncio.Task[None]] = []
         self._tg: asyncio.TaskGroup | None = None
         self._liveness: Liveness | None = None
-        self._web_run: Callable[[], Coroutine[Any, Any, None]] | None = None
         self.compiled: CompiledSite = compile_site(site_path)  # plans and checks before any socket or READY
         self.loaded: LoadedSite = self.compiled.loaded
         self.parts: Parts | None = None
@@ -130,8 +129,6 @@ class Agent:
                     else contextlib.nullcontext()
                 )
                 async with metrics, web_page(self, self.hints) as web:
-                    if web is not None:
-                        self._web_run = web.run
                     self.notifier.ready(f"polling {len(site.devices)} devices")
                     log.info(
                         "agent %s started: site %s, gateway %s, %d devices, boot %s",
@@ -141,13 +138,13 @@ class Agent:
                         len(site.devices),
                         self.boot,
                     )
-                    await self._run_tasks()
+                    await self._run_tasks(web.run if web is not None else None)
         finally:
             spool.close()
             self.notifier.close()
             self._remove_signals()
 
-    async def _run_tasks(self) -> None:
+    async def _run_tasks(self, web: Callable[[], Coroutine[Any, Any, None]] | None) -> None:
         assert self.parts is not None
         async with asyncio.TaskGroup() as tg:
             self._tg = tg
@@ -161,8 +158,8 @@ class Agent:
             self._other_tasks.append(tg.create_task(self.notifier.watchdog(self._alive), name="watchdog"))
             self._other_tasks.append(tg.create_task(self.notifier.status_updates(self._status_line), name="sd-status"))
             self._other_tasks.append(tg.create_task(self._reload_loop(), name="reload"))
-            if self._web_run is not None:
-                self._other_tasks.append(tg.create_task(self._web_run(), name="web"))
+            if web is not None:  # the page's push to its viewers
+                self._other_tasks.append(tg.create_task(web(), name="web"))
             await self._stopping.wait()
             await self._shutdown()
 
@@ -188,9 +185,6 @@ class Agent:
 
     def _start_source(self, source: Source) -> None:
         assert self._tg is not None
-        if self.live is not None:  # the page shows raw registers of the last poll
-            for poller in getattr(source, "pollers", ()):
-                poller.capture_raw = True
         task = self._tg.create_task(source.run(self._emit), name=f"source:{source.name}")
         self._source_tasks[source.name] = (source, task)
 
@@ -318,9 +312,8 @@ class Agent:
 
     def modbus_pollers(self) -> list[DevicePoller]:
         """The running Modbus sources' device pollers (for the web page's raw registers)."""
-        return [
-            p for source, _ in self._source_tasks.values() if isinstance(source, ModbusSource) for p in source.pollers
-        ]
+        sources = [s for s, _ in self._source_tasks.values() if isinstance(s, ModbusSource)]
+        return [p for source in sources for p in source.pollers]
 
     def prometheus_metrics(self) -> list[Family]:
         """/metrics: the same snapshot as the status topic, in Prometheus' conventions."""
@@ -363,10 +356,6 @@ class Agent:
         self._apply_device_meta(new)
         for source in plan.start.values():
             self._start_source(source)
-        if self.live is not None:  # raw registers of the last poll, also of adopted devices; removed ones go
-            for poller in (p for source in plan.adopted for p in getattr(source, "pollers", ())):
-                poller.capture_raw = True
-            self.live.forget_devices({d.name for d in new.site.devices})
         self.reloaded_ts = self.clock()
         if self.parts is not None and new.site.kpi != old.site.kpi:
             self.parts.kpi = build_kpi_engine(new, self.clock, self.monotonic, self.parts.kpi)
