@@ -57,9 +57,10 @@ class Ingestor:
         monotonic: Callable[[], float] = time.monotonic,
         clock: Callable[[], float] = time.time,
         ready: Callable[[], None] = lambda: None,
+        name: str | None = None,
     ) -> None:
         self.config = config
-        self.name = config.mqtt.client_id
+        self.name = name or config.mqtt.client_id
         self._writer = writer
         self._monotonic = monotonic
         self._ready = ready
@@ -79,6 +80,14 @@ class Ingestor:
 
     def stats(self) -> IngestStats:
         return self._stats
+
+    @property
+    def writer_target(self) -> str:
+        return self._writer.target
+
+    def connected(self) -> bool:
+        """Connected to the broker right now."""
+        return self._consumer is not None and self._consumer.connected.is_set()
 
     def stalled(self) -> str | None:
         """None while the pipeline keeps the bound its current wait declared (plus a grace): it collects, writes

@@ -321,6 +321,8 @@ def run(args: argparse.Namespace) -> int:
                 influx_port=influx,
                 timezone=doc.get("timezone", "UTC"),
                 started=time.time(),
+                first_grade_window_s=60.0,  # DEMO_KPI's shortest window, graded (indicative) from the first whole one
+                publish_interval_s=float(DEMO_KPI["publish_interval_s"]),
             )
             print(f"demo running in {workdir}; {places.broker} 127.0.0.1:{broker}; simulator 127.0.0.1:{sim_port}")
             if live:

@@ -3,8 +3,10 @@ series per gateway. Pure: decoded wire messages in, what may be written and why 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from agent.center.config import LimitsConfig
-from agent.center.limits import Admission
+from agent.center.limits import Admission, SeriesFile
 from agent.model import KpiValue, Quality, Sample
 from agent.wire import KpiMessage, SamplesMessage, StatusMessage, decode, encode_kpis, encode_samples
 
@@ -139,3 +141,25 @@ def test_kpi_series_and_health_devices_count_against_the_same_quota() -> None:
     verdict = gate.check(status)
     assert verdict.message is None and verdict.over_limit == 1
     assert verdict.refused[0].startswith("1 device health(s) of new series refused (m2)")
+
+
+def test_the_series_quota_survives_a_restart_through_its_file(tmp_path: Path) -> None:
+    """The field report: the quota was relearnt after each restart, so one gateway grew to 100,000 series in five
+    restarts. A new Admission reading the same file refuses new series at once and still admits the known ones."""
+    path = tmp_path / "series-quota.txt"
+    first = Admission(LimitsConfig(max_series_per_gateway=3), Clock(NOW), SeriesFile(path))
+    assert first.check(samples([("a", NOW), ("b", NOW), ("c", NOW)])).refused == ()
+    first.save()
+    with path.open("a") as f:
+        f.write("s1 gw1 0123")  # a torn last line (power cut while appending) is skipped
+    again = Admission(LimitsConfig(max_series_per_gateway=3), Clock(NOW), SeriesFile(path))
+    assert again.series_count("s1", "gw1") == 3
+    verdict = again.check(samples([("a", NOW), ("d", NOW)]))
+    assert isinstance(verdict.message, SamplesMessage)
+    assert [s.point for s in verdict.message.samples] == ["a"]
+    assert verdict.over_limit == 1
+    other = again.check(samples([("d", NOW)], gateway="gw2"))  # another gateway's quota is its own
+    assert other.refused == ()
+    again.save()
+    third = Admission(LimitsConfig(max_series_per_gateway=3), Clock(NOW), SeriesFile(path))
+    assert (third.series_count("s1", "gw1"), third.series_count("s1", "gw2")) == (3, 1)
