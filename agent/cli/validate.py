@@ -13,6 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from agent.cli._resolve import unresolved_hosts
 from agent.config.load import LoadedSite, load_profile_checked
 from agent.config.site import ModbusDeviceConfig, SerialBusConfig, TcpGatewayConfig
 from agent.errors import EX_CONFIG, ConfigError, ConfigIssue
@@ -52,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
             issues += e.issues
         else:
             issues += compiled.warnings
+            issues += unresolved_hosts(compiled.loaded)
             requests = {name: len(plan.requests) for name, plan in compiled.modbus_plans.items()}
             summary += [_describe(compiled.loaded, d, requests.get(d.name)) for d in compiled.loaded.site.devices]
     return _report(issues, summary, quiet=args.quiet)

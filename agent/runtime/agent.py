@@ -25,7 +25,7 @@ import logging
 import signal
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,6 @@ from agent.model import PollResult
 from agent.runtime.compile import CompiledSite, compile_site
 from agent.runtime.kpistate import KpiStateFile
 from agent.runtime.monitor import Liveness, LoopLagMonitor, Percentiles, Ring, poll_jitter_s, status_line
-from agent.runtime.notify import SystemdNotifier
 from agent.runtime.parts import (
     Parts,
     build_kpi_engine,
@@ -47,8 +46,14 @@ from agent.runtime.parts import (
     topics_of,
 )
 from agent.runtime.prometheus import Family, PrometheusServer, families
+from agent.runtime.reload import plan_reload
+from agent.runtime.webview import Hints, web_page
 from agent.sources.base import Source
+from agent.sources.modbus.device import DevicePoller
+from agent.sources.modbus.source import ModbusSource
 from agent.spool.base import NewRecord
+from agent.systemd.notify import SystemdNotifier
+from agent.web.live import LiveState
 from agent.wire import encode_kpis, encode_samples
 
 log = logging.getLogger("agent.runtime")
@@ -66,6 +71,7 @@ class Agent:
         notifier: SystemdNotifier | None = None,
         flush_timeout_s: float = 5.0,
         install_signal_handlers: bool = True,
+        hints: Hints | None = None,
     ) -> None:
         self.site_path = site_path
         self.clock = clock
@@ -77,6 +83,10 @@ class Agent:
         self.flush_timeout_s = flush_timeout_s
         self.install_signal_handlers = install_signal_handlers
         self.boot = uuid.uuid4().hex
+        self.hints = hints  # probe's fault hints, for the web page (the command starting the agent passes them)
+        self.live: LiveState | None = None  # what the web page shows beyond health(); None while it is off
+        self.started_ts = clock()
+        self.reloaded_ts: float | None = None
         self.seq = 0
         self.loop_lag = LoopLagMonitor()
         self.jitter = Ring()
@@ -121,7 +131,7 @@ class Agent:
                     if mon.prometheus_port is not None
                     else contextlib.nullcontext()
                 )
-                async with metrics:
+                async with metrics, web_page(self, self.hints) as web:
                     self.notifier.ready(f"polling {len(site.devices)} devices")
                     log.info(
                         "agent %s started: site %s, gateway %s, %d devices, boot %s",
@@ -131,13 +141,13 @@ class Agent:
                         len(site.devices),
                         self.boot,
                     )
-                    await self._run_tasks()
+                    await self._run_tasks(web.run if web is not None else None)
         finally:
             spool.close()
             self.notifier.close()
             self._remove_signals()
 
-    async def _run_tasks(self) -> None:
+    async def _run_tasks(self, web: Callable[[], Coroutine[Any, Any, None]] | None) -> None:
         assert self.parts is not None
         async with asyncio.TaskGroup() as tg:
             self._tg = tg
@@ -151,6 +161,8 @@ class Agent:
             self._other_tasks.append(tg.create_task(self.notifier.watchdog(self._alive), name="watchdog"))
             self._other_tasks.append(tg.create_task(self.notifier.status_updates(self._status_line), name="sd-status"))
             self._other_tasks.append(tg.create_task(self._reload_loop(), name="reload"))
+            if web is not None:  # the page's push to its viewers
+                self._other_tasks.append(tg.create_task(web(), name="web"))
             await self._stopping.wait()
             await self._shutdown()
 
@@ -211,6 +223,8 @@ class Agent:
         if interval:
             self.jitter.add(abs(poll_jitter_s(result.ts, interval)))
         self.polls += 1
+        if self.live is not None:
+            self.live.on_poll(result)
 
     def _commit_turn(self) -> None:
         """Group commit: spool the polls of this loop turn in one transaction, then offer them to the sink (durable
@@ -250,6 +264,8 @@ class Agent:
         if parts is None or parts.kpi is None:
             return
         values = parts.kpi.evaluate(now)
+        if self.live is not None:
+            self.live.on_kpis(values, now)
         for notice in parts.kpi.notices():
             log.warning("%s", notice)
         if self._kpi_state is not None:
@@ -316,6 +332,11 @@ class Agent:
             "sink": parts.sink.stats() if parts and parts.sink else {},
         }
 
+    def modbus_pollers(self) -> list[DevicePoller]:
+        """The running Modbus sources' device pollers (for the web page's raw registers)."""
+        sources = [s for s, _ in self._source_tasks.values() if isinstance(s, ModbusSource)]
+        return [p for source in sources for p in source.pollers]
+
     def prometheus_metrics(self) -> list[Family]:
         """/metrics: the same snapshot as the status topic, in Prometheus' conventions."""
         return families(self.health())
@@ -343,37 +364,30 @@ class Agent:
         new, old = compiled.loaded, self.loaded
         if (
             new.site.mqtt != old.site.mqtt
+            or new.site.web != old.site.web
             or new.site.spool != old.site.spool
             or new.site.site != old.site.site
             or new.site.gateway != old.site.gateway
         ):
-            log.warning("reload: mqtt, spool, site or gateway changed; restart the service to apply those")
+            log.warning("reload: mqtt, web, spool, site or gateway changed; restart the service to apply those")
         wanted = {s.name: s for s in build_sources(compiled, self.clock)}
-        restarted: list[str] = []
-        started: list[str] = []
-        stopped: list[str] = []
-        for name, (source, task) in list(self._source_tasks.items()):
-            fresh = wanted.get(name)
-            if fresh is None or fresh.fingerprint != source.fingerprint:
-                task.cancel()
-                del self._source_tasks[name]
-                (restarted if fresh is not None else stopped).append(name)
+        plan = plan_reload({name: source for name, (source, _) in self._source_tasks.items()}, wanted)
+        for name in plan.cancel:
+            self._source_tasks.pop(name)[1].cancel()
         self.compiled, self.loaded = compiled, new
         self._apply_device_meta(new)
-        for name, source in wanted.items():
-            if name not in self._source_tasks:
-                self._start_source(source)
-                if name not in restarted:
-                    started.append(name)
+        for source in plan.start.values():
+            self._start_source(source)
+        self.reloaded_ts = self.clock()
         if self.parts is not None and new.site.kpi != old.site.kpi:
             self.parts.kpi = build_kpi_engine(new, self.clock, self.monotonic, self.parts.kpi)
         log.info(
             "reload: %s applied; restarted %s; started %s; stopped %s; %d unchanged sources kept polling",
             self.site_path,
-            restarted or "none",
-            started or "none",
-            stopped or "none",
-            len(self._source_tasks) - len(restarted) - len(started),
+            plan.restarted or "none",
+            plan.started or "none",
+            plan.stopped or "none",
+            plan.kept,
         )
 
     def _apply_device_meta(self, loaded: LoadedSite) -> None:
