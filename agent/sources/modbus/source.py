@@ -16,15 +16,16 @@ import asyncio
 import hashlib
 import re
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Protocol
 
+from agent.config.dtu import DtuBusConfig
 from agent.config.profile import ProfileConfig
 from agent.config.site import ModbusDeviceConfig, SerialBusConfig, SiteConfig, TcpGatewayConfig
 from agent.errors import ConfigError
 from agent.model import DeviceHealth, PollResult
 from agent.sources.base import Emit
-from agent.sources.modbus.device import DevicePoller
+from agent.sources.modbus.device import DevicePoller, Wait
 from agent.sources.modbus.link import ModbusLink
 from agent.sources.modbus.plan import ReadPlan, build_read_plan
 from agent.sources.modbus.schedule import Clock, SystemClock, first_slot, next_slot, realign
@@ -40,6 +41,28 @@ class LoadedSiteLike(Protocol):
     def profiles(self) -> Mapping[str, ProfileConfig]: ...
 
 
+class BusPoller(Protocol):
+    """One device of a bus source: a Modbus ``DevicePoller``, or another protocol's poller that speaks through
+    ``ModbusLink.exchange`` (DL/T 645 meters sharing the bus, built by the runtime)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def interval_s(self) -> float: ...
+
+    @property
+    def consecutive_failures(self) -> int: ...
+
+    def count(self, kind: str, n: int = 1) -> None: ...
+
+    def poll(self, link: ModbusLink, before_request: Wait) -> Awaitable[PollResult]: ...
+
+    def backing_off(self, ts: float) -> PollResult: ...
+
+    def health(self) -> DeviceHealth: ...
+
+
 class ModbusSource:
     """Polls the devices behind one link. Build with ``build_modbus_sources``."""
 
@@ -51,9 +74,12 @@ class ModbusSource:
         pause_s: float,
         clock: Clock,
         fingerprint: str,
+        others: Sequence[BusPoller] = (),
     ) -> None:
         self._name = name
-        self.pollers = list(pollers)
+        self.pollers = list(pollers)  # the Modbus devices
+        self.others: list[BusPoller] = list(others)  # other protocols' devices on this bus (DL/T 645)
+        self._every: list[BusPoller] = [*self.pollers, *self.others]
         self._link_factory = link_factory
         self.pause_s = pause_s
         self.clock = clock
@@ -70,14 +96,14 @@ class ModbusSource:
 
     @property
     def devices(self) -> tuple[str, ...]:
-        return tuple(p.name for p in self.pollers)
+        return tuple(p.name for p in self._every)
 
     def health(self) -> list[DeviceHealth]:
         result = []
         late = self.link.stats.late_by_unit if self.link is not None else {}
-        for poller in self.pollers:
+        for poller in self._every:
             h = poller.health()
-            n = late.get(poller.config.unit_id, 0)
+            n = late.get(poller.config.unit_id, 0) if isinstance(poller, DevicePoller) else 0
             if n:  # a late reply carries the unit id of the device that answered too late
                 h.errors_by_kind["late_reply"] = n
             result.append(h)
@@ -99,11 +125,11 @@ class ModbusSource:
         if self.link is not None:
             await self.link.close()
 
-    async def poll_once(self, poller: DevicePoller) -> PollResult:
+    async def poll_once(self, poller: BusPoller) -> PollResult:
         """Poll one device now (the probe command, tests)."""
         return await self._link_poll(poller)
 
-    async def _link_poll(self, poller: DevicePoller) -> PollResult:
+    async def _link_poll(self, poller: BusPoller) -> PollResult:
         return await poller.poll(self._link(), self._before_request)
 
     async def run(self, emit: Emit) -> None:
@@ -111,16 +137,17 @@ class ModbusSource:
         every point bad with "backing off: <why>" (no request is sent), so a gap is visible as it happens."""
         link = self._link()
         now = self.clock.now()
-        due = {p.name: first_slot(now, p.interval_s) for p in self.pollers}  # the device's next slot
+        every = self._every
+        due = {p.name: first_slot(now, p.interval_s) for p in every}  # the device's next slot
         poll_at = dict(due)  # the next slot that sends requests (later than ``due`` while backing off)
-        order = {p.name: i for i, p in enumerate(self.pollers)}
+        order = {p.name: i for i, p in enumerate(every)}
         try:
             while True:
                 now = self.clock.now()
-                for p in self.pollers:  # a clock set back leaves slots far ahead: start again from now
+                for p in every:  # a clock set back leaves slots far ahead: start again from now
                     due[p.name] = realign(due[p.name], now, p.interval_s, 0)
                     poll_at[p.name] = realign(poll_at[p.name], now, p.interval_s, p.consecutive_failures)
-                poller = min(self.pollers, key=lambda p: (due[p.name], order[p.name]))
+                poller = min(every, key=lambda p: (due[p.name], order[p.name]))
                 slot = due[poller.name]
                 await self.clock.sleep_until(slot)
                 if slot < poll_at[poller.name]:
@@ -171,12 +198,30 @@ def _rtu_silence_s(bus: SerialBusConfig) -> float:
     return 3.5 * bits / bus.baudrate if bus.baudrate <= 19200 else 0.00175
 
 
+class DtuLinks(Protocol):
+    """Links of buses behind dial-in DTUs (the runtime's, over its DTU listener)."""
+
+    @property
+    def fingerprint(self) -> str:
+        """Changes when the listener does; the DTU buses' sources restart with it."""
+        ...
+
+    def link_factory(self, bus: DtuBusConfig) -> Callable[[], ModbusLink]: ...
+
+
 def build_modbus_sources(
-    loaded: LoadedSiteLike, clock: Clock | None = None, *, plans: Mapping[str, ReadPlan] | None = None
+    loaded: LoadedSiteLike,
+    clock: Clock | None = None,
+    *,
+    plans: Mapping[str, ReadPlan] | None = None,
+    others: Mapping[str, Sequence[BusPoller]] | None = None,
+    dtu_links: DtuLinks | None = None,
 ) -> list[ModbusSource]:
     """One source per Modbus TCP device (``host``) and one per bus or gateway (``bus``) with its enabled devices.
     ``plans`` are the read plans by device name from the compile step (``agent.runtime.compile``); without them
-    each is built here, raising ConfigError when one cannot be."""
+    each is built here, raising ConfigError when one cannot be. ``others`` are pollers of other protocols by bus
+    name (DL/T 645 meters), polled in the same queue; ``dtu_links`` makes the link of a bus behind a dial-in DTU
+    (without it such buses are left out)."""
     clock = clock or SystemClock()
 
     def plan_of(device: ModbusDeviceConfig) -> ReadPlan:
@@ -208,22 +253,47 @@ def build_modbus_sources(
         else:
             assert device.bus is not None
             by_bus.setdefault(device.bus, []).append(device)
-    for bus_name, devices in by_bus.items():
+    others = others or {}
+    for bus_name in [*by_bus, *(b for b in others if b not in by_bus)]:
         bus = buses[bus_name]
+        devices = by_bus.get(bus.name, [])
+        extra = others.get(bus.name, ())
+        if not devices and not extra:
+            continue
         parts = [bus.model_dump_json()]
-        pollers = []
+        pollers: list[DevicePoller] = []
+        endpoint = _endpoint(bus)
         for device in devices:
             profile = loaded.profiles[device.profile]
             parts += [device.model_dump_json(), profile.model_dump_json()]
-            endpoint = bus.port if isinstance(bus, SerialBusConfig) else f"{bus.host}:{bus.port}"
             pollers.append(DevicePoller(device, plan_of(device), endpoint, clock.now, threshold))
+        for other in extra:  # in site file order with the Modbus devices' order kept per protocol
+            config = getattr(other, "config", None)
+            parts.append(config.model_dump_json() if config is not None else other.name)
+            parts.append(repr(getattr(config, "points", ())))
+        others_here = list(extra)
+        if isinstance(bus, DtuBusConfig):
+            if dtu_links is None:
+                continue
+            factory = dtu_links.link_factory(bus)
+            parts.append(dtu_links.fingerprint)
+        else:
+            factory = _bus_link_factory(bus)
         sources.append(
-            ModbusSource(bus_name, pollers, _bus_link_factory(bus), _bus_pause_s(bus), clock, _fingerprint(*parts))
+            ModbusSource(bus.name, pollers, factory, _bus_pause_s(bus), clock, _fingerprint(*parts), others=others_here)
         )
     return sources
 
 
-def _bus_pause_s(bus: SerialBusConfig | TcpGatewayConfig) -> float:
+def _endpoint(bus: SerialBusConfig | TcpGatewayConfig | DtuBusConfig) -> str:
+    if isinstance(bus, SerialBusConfig):
+        return bus.port
+    if isinstance(bus, DtuBusConfig):
+        return f"DTU {bus.name}"
+    return f"{bus.host}:{bus.port}"
+
+
+def _bus_pause_s(bus: SerialBusConfig | TcpGatewayConfig | DtuBusConfig) -> float:
     if isinstance(bus, SerialBusConfig):
         return max(bus.pause_ms / 1000.0, _rtu_silence_s(bus))
     return bus.pause_ms / 1000.0
