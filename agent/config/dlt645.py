@@ -211,12 +211,14 @@ def resolve_points(profile: Dlt645ProfileConfig, ct_ratio: float, pt_ratio: floa
         item = known.get(normalise_di(p.di, profile.version))
         ratio = p.ratio or (item.ratio if item else "none")
         factor = {"ct_pt": ct_ratio * pt_ratio, "ct": ct_ratio, "pt": pt_ratio, "none": 1.0}[ratio] * p.scale
+        fmt = parse_format(p.format or (item.format if item else ""))
+        is_time = fmt.fields[p.element].kind == "date"  # a max demand's time: no unit, no ratio
         out.append(
             ResolvedPoint(
                 name=p.name,
                 di=normalise_di(p.di, profile.version),
-                format=parse_format(p.format or (item.format if item else "")),
-                unit=p.unit if p.unit is not None else (item.unit if item else ""),
+                format=fmt,
+                unit=p.unit if p.unit is not None else ("" if is_time or item is None else item.unit),
                 signed=p.signed if p.signed is not None else (item.signed if item else False),
                 element=p.element,
                 factor=factor,

@@ -82,6 +82,9 @@ class DeviceInfo:
             role = getattr(p, "role", None)
             if isinstance(role, Role):
                 roles[str(p.name)] = role
+            wrap = getattr(p, "counter_modulus", None)  # DL/T 645: where its BCD counter wraps, ratios applied
+            if isinstance(wrap, float):
+                modulus[str(p.name)] = wrap
         if profile is not None:
             for p in profile.points:
                 scales[p.name] = p.scale
