@@ -281,17 +281,22 @@ class Dlt645Simulator:
         return self.port
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """A serial-server client (asyncio's handler task: tracked so ``stop`` ends it quietly)."""
         task = asyncio.current_task()
         if task is not None:
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._pump(reader, writer)
+
+    async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._writers.append(writer)
         buffer = bytearray()
         try:
             while data := await reader.read(4096):
                 buffer += data
                 await self._serve_stream(buffer, writer.write)
-        except (ConnectionError, OSError, asyncio.CancelledError):
+        except (ConnectionError, OSError):
             pass
         finally:
             writer.close()
@@ -310,7 +315,7 @@ class Dlt645Simulator:
                 continue
             writer.write(registration)
             beat = self._spawn(self._beat(writer, heartbeat, every_s)) if heartbeat else None
-            await self._client(reader, writer)
+            await self._pump(reader, writer)
             if beat is not None:
                 beat.cancel()
             await asyncio.sleep(0.2)
