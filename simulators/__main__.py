@@ -13,14 +13,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import errno
 import math
 import signal
+import socket
 import sys
 import time
 from collections.abc import Callable, Sequence
 
 from simulators.faults import FaultPlan
 from simulators.layout import PLANT_LAYOUT, plant_units, write_site
+from simulators.layout import PROFILE_DIR as PLANT_PROFILES
 from simulators.modbus_server import ModbusSimulator
 from simulators.plant import PlantModel
 
@@ -83,15 +86,57 @@ async def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    if args.command == "opcua":
-        from simulators.opcua_server import run_args
+EX_UNAVAILABLE = 69  # sysexits.h: a port or file the simulator needs is not available
 
-        return run_args(args)
-    with contextlib.suppress(KeyboardInterrupt):
-        return asyncio.run(_serve(args))
-    return 130
+
+def listen_problem(host: str, port: int) -> str | None:
+    """Why ``host:port`` cannot be listened on (in use, not an address of this machine, ...), or None."""
+    if port == 0:
+        return None
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        return f"cannot listen on {host}:{port}: the name does not resolve ({exc.strerror})"
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers do: TIME_WAIT is no obstacle
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                return (
+                    f"cannot listen on {host}:{port}: the port is in use (another simulator? stop it, or give "
+                    "--port 0 for any free port)"
+                )
+            return f"cannot listen on {host}:{port}: {exc.strerror or exc}"
+    return None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run a simulator; a port in use or a missing file ends with one line on stderr and exit 69, no traceback."""
+    args = _parser().parse_args(argv)
+    if not PLANT_PROFILES.is_dir():
+        print(
+            f"python -m simulators: no device profile library at {PLANT_PROFILES} (the checkout's device_profiles/ "
+            "or the one deploy/install.sh puts beside the venv)",
+            file=sys.stderr,
+        )
+        return EX_UNAVAILABLE
+    if (why := listen_problem(args.host, args.port)) is not None:
+        print(f"python -m simulators {args.command}: {why}", file=sys.stderr)
+        return EX_UNAVAILABLE
+    try:
+        if args.command == "opcua":
+            from simulators.opcua_server import run_args
+
+            return run_args(args)
+        with contextlib.suppress(KeyboardInterrupt):
+            return asyncio.run(_serve(args))
+        return 130
+    except OSError as exc:  # a file the simulator writes or reads (site file, ground truth, certificate)
+        where = f" {exc.filename}" if exc.filename else ""
+        print(f"python -m simulators {args.command}:{where}: {exc.strerror or exc}", file=sys.stderr)
+        return EX_UNAVAILABLE
 
 
 if __name__ == "__main__":

@@ -12,9 +12,12 @@ from typing import Any
 
 from ruamel.yaml import YAML
 
+from agent.config.load import shipped_profile_dir
 from simulators.modbus_server import SimUnit
 
-PROFILE_DIR = Path(__file__).resolve().parent.parent / "device_profiles"
+# The shipped library: the checkout's device_profiles/, or beside the venv where deploy/install.sh put it (the
+# simulator installed on a gateway for practice used to look inside site-packages and die of FileNotFoundError).
+PROFILE_DIR = shipped_profile_dir(env=False)
 
 # device -> (profile name, unit id, tags)
 PLANT_LAYOUT: dict[str, tuple[str, int, dict[str, str]]] = {

@@ -6,7 +6,10 @@ reproducible exactly.
 
 The plant (one clinker line plus utilities; names are fixed, other code and tests rely on them):
 
-- ``kiln1``: clinker 200-220 t/h with slow variation, coal ~22 t/h in proportion, kiln inlet temperature, main drive.
+- ``kiln1``: clinker 200-220 t/h with slow variation, coal ~28.6 t/h in proportion, kiln inlet temperature, main
+  drive. With the demo's coal at 22 GJ/t that is 28.6 x 22 / 210 = 3.0 GJ/t = 3,000 kJ/kg clinker, and with the
+  kiln section's ~7 MW (x 0.1229) (28.6 x 22 x 34.12 + 7000 x 0.1229) / 210 = 106.5 kgce/t: a typical Chinese
+  line, between the benchmark (100) and the baseline (117), not better than any real one.
   Kiln stops: the first begins 30 h after ``start`` and later ones every 50-90 h (seeded), each 2-5 h long, with a
   20 min ramp down and a 60 min ramp up. ``PlantProcess.kiln_stops`` lists them.
 - ``kiln1-meter``: the kiln section's electricity (fans, drive, coal mill, cooler): ~7 MW at full output.
@@ -178,7 +181,7 @@ class PlantProcess:
         avail = self.kiln_availability(t)
         clinker = avail * (210.0 + 8.0 * w("kiln.rate", tau, (900.0, 5400.0, 21600.0)))
         load = clinker / 210.0
-        coal = avail * 22.0 * load * (1.0 + 0.015 * w("kiln.coal", tau, (300.0, 1300.0)))
+        coal = avail * 28.6 * load * (1.0 + 0.015 * w("kiln.coal", tau, (300.0, 1300.0)))  # 3,000 kJ/kg at 22 GJ/t
         drive = 80.0 * avail + 520.0 * load * (1.0 + 0.03 * w("kiln.drive", tau))
         inlet = 600.0 + 450.0 * avail + 15.0 * w("kiln.inlet", tau)
         out["kiln1"] = {

@@ -7,11 +7,14 @@
     limits.py      what one gateway may write: items per message, series per gateway, clock-skew window
     schema.py      wire message -> InfluxDB points (measurements, tags, fields, timestamps)
     lineproto.py   line protocol escaping, field types, precision
-    influx.py      InfluxWriter protocol; V1Writer (/write) and V2Writer (influxdb-client)
+    influx.py      InfluxWriter protocol; V1Writer (/write), VictoriaWriter (/influx/write, /insert/<tenant>/...)
+                   and V2Writer (influxdb-client)
+    fleet.py       one ingestor per broker (``brokers:``), side by side in one process
     deadletter.py  quarantine file / topic
     gaps.py        per (gateway, boot) seq gap detection, shared across group members
     cli.py         run / validate / --version
 
 Imports agent.model, agent.errors and agent.wire; config.py also agent.config's YAML loader and diagnostics (one
-way to read and report config files), cli.py agent.cli's config refusal and agent.runtime's systemd notifier.
+way to read and report config files), cli.py agent.config's refusal and agent.systemd's notifier. Never agent.cli
+or agent.runtime (the agent's own process), which sit above it (tests/unit/test_import_graph.py).
 """

@@ -1,12 +1,14 @@
 """``energy-center``: the energy-centre ingestor's console script.
 
-    energy-center run center.yaml        consume MQTT and write to InfluxDB until SIGTERM/SIGINT
+    energy-center run center.yaml        consume MQTT (one broker, or several: ``brokers:``) and write to the
+                                         store until SIGTERM/SIGINT
     energy-center validate center.yaml   check the config; exit 0, or 78 (EX_CONFIG) listing every problem
     energy-center --version
+    energy-center report|entries|meters|accounts|outbox ...   the energy accounts (agent/center/accounts/cli.py)
 
 Exit codes: 0 clean stop, 78 bad config (the systemd unit does not restart on it), 1 anything else.
 
-Under systemd (``Type=notify``) ``run`` sends READY once the broker granted the subscriptions, and, with
+Under systemd (``Type=notify``) ``run`` sends READY once a (first) broker granted the subscriptions, and, with
 ``WatchdogSec=``, pings the watchdog while the ingestor's pipeline is alive (:meth:`Ingestor.stalled`: it keeps the
 time bounds of its waits, whether or not messages arrive). A blocked event loop or a stuck pipeline stops the pings
 and systemd restarts the service; nothing un-acknowledged is lost by that. STATUS= carries the counters
@@ -25,12 +27,13 @@ import sys
 from collections.abc import Sequence
 
 from agent import __version__
+from agent.center.accounts import cli as accounts_cli
 from agent.center.config import CenterConfig, load
+from agent.center.fleet import Fleet
 from agent.center.influx import make_writer
-from agent.center.ingestor import Ingestor
-from agent.cli._config import refuse
+from agent.config.refuse import refuse
 from agent.errors import ConfigError
-from agent.runtime.notify import SystemdNotifier
+from agent.systemd.notify import SystemdNotifier
 
 log = logging.getLogger("agent.center")
 
@@ -43,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("config", help="center.yaml")
     validate = sub.add_parser("validate", help="check center.yaml and exit 0 or 78")
     validate.add_argument("config", help="center.yaml")
+    accounts_cli.add_parsers(sub)
     return parser
 
 
@@ -51,22 +55,27 @@ async def serve(config: CenterConfig, notifier: SystemdNotifier) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    writer = await asyncio.to_thread(make_writer, config.influx)
     ready_sent = False
 
-    def ready() -> None:
+    def ready() -> None:  # once, when a first broker granted the subscriptions
         nonlocal ready_sent
         if not ready_sent:
             ready_sent = True
-            notifier.ready(f"subscribed; writing to {writer.target}")
+            notifier.ready(f"subscribed; writing to {fleet.target}")
 
-    ingestor = Ingestor(config, writer, ready=ready)
+    fleet = await asyncio.to_thread(Fleet, config, make_writer, ready=ready)
     helpers = [
-        asyncio.create_task(notifier.watchdog(ingestor.stalled)),
-        asyncio.create_task(notifier.status_updates(lambda: ingestor.stats().summary(), period_s=5.0)),
+        asyncio.create_task(notifier.watchdog(fleet.stalled)),
+        asyncio.create_task(notifier.status_updates(fleet.summary, period_s=5.0)),
     ]
+    if config.accounts is not None:
+        from agent.center.accounts.service import AccountsService
+
+        accounts = await asyncio.to_thread(AccountsService.for_influx, config.accounts, config.influx)
+        helpers.append(asyncio.create_task(accounts.run(stop)))
+        log.info("accounts: %d unit(s), state in %s", len(config.accounts.units), config.accounts.state_dir)
     try:
-        await ingestor.run(stop)
+        await fleet.run(stop)
     finally:
         notifier.stopping()
         for task in helpers:
@@ -77,6 +86,8 @@ async def serve(config: CenterConfig, notifier: SystemdNotifier) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command in accounts_cli.COMMANDS:
+        return accounts_cli.main(args)
     try:
         config = load(args.config)
     except ConfigError as exc:

@@ -12,14 +12,18 @@ Example::
       group: center                # the shared-subscription group ($share/center/...)
       topic_prefix: plant
     influx:
-      kind: v1                     # v1: POST /write (InfluxDB 1.x); v2: influxdb-client (2.x, 3.x, Cloud)
-      url: http://127.0.0.1:8086
+      kind: v1                     # v1: POST /write (InfluxDB 1.x); v2: influxdb-client (2.x, 3.x, Cloud);
+      url: http://127.0.0.1:8086   # victoriametrics: /influx/write, or /insert/<tenant>/influx/write (cluster)
       database: energy
     dead_letter:
       file: /var/lib/energy-center/dead-letter.jsonl
     limits:                        # what one gateway may send; the excess is quarantined and counted
       max_message_bytes: 524288
       max_past_s: 7776000
+
+Several brokers at once (plants sharded across independent brokers, or several listeners of a clustered broker):
+``brokers:``, a list of ``mqtt`` sections each with a ``name``, instead of ``mqtt``. Each entry has its own
+credentials, TLS, client id and shared-subscription group; the centre runs one pipeline per broker (see fleet.py).
 
 The file is read with agent.config's YAML loader (positions, duplicate keys, YAML limits) and errors are worded by
 agent.config.diagnostics, so ``energy-center validate`` reads like ``energy-agent validate``.
@@ -31,8 +35,9 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from agent.center.accounts.config import AccountsConfig
 from agent.config.diagnostics import issues_from_validation
 from agent.config.yaml_source import load_yaml
 from agent.errors import ConfigError
@@ -80,9 +85,20 @@ class CenterMqttConfig(StrictModel):
         return None
 
 
+class BrokerConfig(CenterMqttConfig):
+    """One of several brokers (``brokers:``): an ``mqtt`` section with a name for log lines."""
+
+    name: str = Field(pattern=_NAME, description="Names this broker in log lines, e.g. north or shard-1")
+
+
+_TENANT = r"^[0-9]{1,10}(:[0-9]{1,10})?$"
+
+
 class InfluxConfig(StrictModel):
-    kind: Literal["v1", "v2"] = "v1"
-    url: str = "http://127.0.0.1:8086"
+    kind: Literal["v1", "v2", "victoriametrics"] = "v1"
+    url: str = Field(
+        "http://127.0.0.1:8086", description="http(s)://host:port, with any path prefix (reverse proxy, vmauth)"
+    )
     # v1
     database: str | None = None
     retention_policy: str | None = None
@@ -93,7 +109,14 @@ class InfluxConfig(StrictModel):
     bucket: str | None = None
     token_file: str | None = None
     token_env: str | None = None
-    # both
+    # victoriametrics (also: database as the db label, username + password_file or token_file/token_env)
+    tenant: str | None = Field(
+        None,
+        pattern=_TENANT,
+        description="VictoriaMetrics cluster tenant accountID[:projectID]: writes go to vminsert's "
+        "/insert/<tenant>/influx/write; unset: a single node's /influx/write",
+    )
+    # all
     precision: Literal["ns", "us", "ms", "s"] = "ns"
     batch_points: int = Field(5000, ge=1, le=1_000_000)
     flush_interval_ms: int = Field(500, ge=1)
@@ -107,15 +130,22 @@ class InfluxConfig(StrictModel):
         if self.kind == "v1" and not self.database:
             raise ValueError("kind v1 needs 'database'")
         if self.kind == "v2" and not (self.org and self.bucket):
-            raise ValueError("kind v2 needs 'org' and 'bucket'")
+            raise ValueError("kind v2 needs 'org' and 'bucket' (InfluxDB 3: bucket = the database, org is ignored)")
+        if self.tenant is not None and self.kind != "victoriametrics":
+            raise ValueError("'tenant' is for kind victoriametrics (a cluster's vminsert); remove it or change kind")
         return self
 
+    def uses_token(self) -> bool:
+        """v2 always; victoriametrics when a token is given (Bearer, e.g. behind vmauth), else Basic."""
+        return self.kind == "v2" or (self.kind == "victoriametrics" and bool(self.token_file or self.token_env))
+
     def secret(self) -> str | None:
-        """v1 password or v2 token, read when needed and never logged."""
-        path = self.token_file if self.kind == "v2" else self.password_file
+        """The password (v1, Basic) or the token (v2, Bearer), read when needed and never logged."""
+        token = self.uses_token()
+        path = self.token_file if token else self.password_file
         if path:
             return Path(path).read_text().strip()
-        if self.kind == "v2" and self.token_env:
+        if token and self.token_env:
             return os.environ.get(self.token_env)
         return None
 
@@ -125,6 +155,19 @@ class DeadLetterConfig(StrictModel):
 
     file: str | None = None
     topic: str | None = None
+    max_file_bytes: int = Field(
+        16 * 1024 * 1024,
+        ge=4096,
+        description="The file is rotated (renamed <file>.<unix time>) before it grows past this size",
+    )
+    max_total_bytes: int = Field(
+        256 * 1024 * 1024,
+        ge=4096,
+        description="Rotated files beyond this total are deleted, oldest first (counted in the ingestor's stats)",
+    )
+    max_age_days: float = Field(
+        30.0, gt=0, description="Rotated files older than this are deleted (counted in the ingestor's stats)"
+    )
 
     @model_validator(mode="after")
     def _somewhere(self) -> DeadLetterConfig:
@@ -151,6 +194,11 @@ class LimitsConfig(StrictModel):
     max_series_per_gateway: int = Field(
         20_000, ge=1, description="Distinct series (device+point+unit+role, KPI scope+name+window+unit) per gateway"
     )
+    series_file: str | None = Field(
+        None,
+        description="Where the series quota is kept across restarts (default: series-quota.txt beside "
+        "dead_letter.file; without either it is kept in memory only)",
+    )
     max_past_s: float = Field(
         90 * 86400.0, gt=0, description="Older timestamps are quarantined (keep it above the agents' spool max_age_s)"
     )
@@ -161,11 +209,59 @@ class LimitsConfig(StrictModel):
 
 class CenterConfig(StrictModel):
     mqtt: CenterMqttConfig = Field(default_factory=CenterMqttConfig)
-    influx: InfluxConfig = Field(description="Where points go: kind v1 with database, or v2 with org and bucket")
+    brokers: list[BrokerConfig] = Field(
+        default_factory=list,
+        description="Several brokers, each an mqtt section with a name (instead of 'mqtt'): plants sharded across "
+        "brokers, or listeners of a clustered broker",
+    )
+    influx: InfluxConfig = Field(
+        description="Where points go: kind v1 with database, v2 with org and bucket, or victoriametrics"
+    )
     dead_letter: DeadLetterConfig = Field(description="Where refused payloads are kept: file and/or topic")
     gaps: GapConfig = Field(default_factory=GapConfig)
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    accounts: AccountsConfig | None = Field(
+        None, description="Energy accounts, monthly report and upload of declared units (optional)"
+    )
+
+    @field_validator("brokers")
+    @classmethod
+    def _distinct(cls, brokers: list[BrokerConfig]) -> list[BrokerConfig]:
+        seen: dict[tuple[str, int, str], str] = {}
+        names: set[str] = set()
+        for b in brokers:
+            if b.name in names:
+                raise ValueError(f"two brokers are named {b.name!r}; give each its own name")
+            names.add(b.name)
+            key = (b.host, b.port, b.client_id)
+            if key in seen:
+                raise ValueError(
+                    f"brokers {seen[key]!r} and {b.name!r} have the same host, port and client_id: they would take "
+                    "each other's session; give each its own client_id"
+                )
+            seen[key] = b.name
+        return brokers
+
+    @model_validator(mode="after")
+    def _mqtt_or_brokers(self) -> CenterConfig:
+        if self.brokers and "mqtt" in self.model_fields_set:
+            raise ValueError("give either 'mqtt' (one broker) or 'brokers' (several, each with a name), not both")
+        return self
+
+    def endpoints(self) -> list[tuple[str, CenterMqttConfig]]:
+        """(name, mqtt section) of every broker the centre subscribes to; one broker is named after its host."""
+        if self.brokers:
+            return [(b.name, b) for b in self.brokers]
+        return [(self.mqtt.host, self.mqtt)]
+
+    def series_file(self) -> Path | None:
+        """Where the per-gateway series quota persists (None: memory only)."""
+        if self.limits.series_file:
+            return Path(self.limits.series_file)
+        if self.dead_letter.file:
+            return Path(self.dead_letter.file).parent / "series-quota.txt"
+        return None
 
 
 def load(path: str | Path) -> CenterConfig:

@@ -182,7 +182,7 @@ class MqttConsumer:
         if refused:
             log.error("%s: %s refused subscriptions: %s", self.config.client_id, self.where, ", ".join(refused))
         else:
-            log.info("%s: subscribed as group %s", self.config.client_id, self.config.group)
+            log.info("%s: subscribed as group %s on %s", self.config.client_id, self.config.group, self.where)
             self._subscribed()
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:

@@ -1,11 +1,14 @@
-"""InfluxDB writers: one Protocol, two implementations.
+"""Time-series writers: one Protocol, three implementations.
 
 - :class:`V1Writer`: ``POST /write?db=&rp=&precision=`` with line protocol (InfluxDB 1.x, and any server that
-  speaks the 1.x write API), over one keep-alive ``http.client`` connection.
-- :class:`V2Writer`: the v2 write API through influxdb-client's synchronous WriteApi (InfluxDB 2.x, 3.x, Cloud,
-  VictoriaMetrics' ``/api/v2/write``). The client's own retries are off: the ingestor owns retrying.
+  speaks the 1.x write API), over one keep-alive ``http.client`` connection (:class:`HttpLineWriter`).
+- :class:`VictoriaWriter`: the same, to VictoriaMetrics' ``/influx/write`` (single node) or
+  ``/insert/<tenant>/influx/write`` (cluster vminsert).
+- :class:`V2Writer`: the v2 write API through influxdb-client's synchronous WriteApi (InfluxDB 2.x, 3 Core and
+  Enterprise, Cloud, VictoriaMetrics' ``/api/v2/write``). A path prefix in the url is kept. The client's own
+  retries are off: the ingestor owns retrying.
 
-Both are blocking; the ingestor calls them from a worker thread, one write at a time. Failures are mapped here,
+All are blocking; the ingestor calls them from a worker thread, one write at a time. Failures are mapped here,
 at one boundary, to :class:`InfluxWriteError` with ``retriable`` set: network errors, timeouts and every status
 about the target (401/403/404/429/5xx) are retriable (keep the batch, back off, try again); 400/413/422 mean the
 data itself was refused (field type
@@ -52,26 +55,36 @@ class InfluxWriter(Protocol):
         ...
 
 
-class V1Writer:
-    def __init__(self, config: InfluxConfig) -> None:
-        url = urllib.parse.urlsplit(config.url)
-        if url.scheme not in ("http", "https") or not url.hostname:
-            raise ValueError(f"influx.url must be http(s)://host:port, got {config.url!r}")
-        self._https = url.scheme == "https"
-        self._host = url.hostname
-        self._port = url.port or (443 if self._https else 8086)
-        self._timeout_s = config.timeout_ms / 1000
-        query = {"db": config.database or "", "precision": V1_PRECISION[config.precision]}
-        if config.retention_policy:
-            query["rp"] = config.retention_policy
-        self._path = url.path.rstrip("/") + "/write?" + urllib.parse.urlencode(query)
-        self._headers = {"Content-Type": "text/plain; charset=utf-8"}
-        secret = config.secret()
-        if config.username and secret is not None:
-            token = base64.b64encode(f"{config.username}:{secret}".encode()).decode()
-            self._headers["Authorization"] = f"Basic {token}"
+class HttpLineWriter:
+    """``POST <path>`` with line protocol over one keep-alive ``http.client`` connection: the InfluxDB 1.x
+    ``/write`` API and every server that copies it (VictoriaMetrics, InfluxDB 3's v1 compatibility)."""
+
+    def __init__(
+        self,
+        url: str,
+        path_and_query: str,
+        headers: dict[str, str],
+        timeout_s: float,
+        target: str,
+        secret: str | None = None,
+    ) -> None:
+        parts = urllib.parse.urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"influx.url must be http(s)://host:port[/prefix], got {url!r}")
+        self._https = parts.scheme == "https"
+        self._host = parts.hostname
+        self._port = parts.port or (443 if self._https else 8086)
+        self._timeout_s = timeout_s
+        self._path = parts.path.rstrip("/") + path_and_query  # any prefix in the url is kept
+        self._headers = {"Content-Type": "text/plain; charset=utf-8"} | headers
         self._conn: http.client.HTTPConnection | None = None
-        self.target = f"{config.url} database {config.database}"
+        self._secret = secret  # never in an error text, even when the server echoes our Authorization header
+        self.target = target
+
+    @property
+    def path(self) -> str:
+        """The request path with its query (no secrets: those go in headers)."""
+        return self._path
 
     def _connection(self) -> http.client.HTTPConnection:
         if self._conn is None:
@@ -90,7 +103,10 @@ class V1Writer:
             raise InfluxWriteError(f"{self.target}: {type(exc).__name__}: {exc}", retriable=True) from exc
         if response.status in (200, 204):
             return
-        text = detail.decode(errors="replace").strip()[:500]
+        text = detail.decode(errors="replace").strip()
+        if self._secret:
+            text = text.replace(self._secret, "***")
+        text = text[:500]
         raise InfluxWriteError(
             f"{self.target}: HTTP {response.status}: {text}",
             retriable=_retriable(response.status),
@@ -101,6 +117,72 @@ class V1Writer:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+
+
+def basic_auth(username: str | None, secret: str | None) -> dict[str, str]:
+    if not username or secret is None:
+        return {}
+    return {"Authorization": "Basic " + base64.b64encode(f"{username}:{secret}".encode()).decode()}
+
+
+class V1Writer(HttpLineWriter):
+    def __init__(self, config: InfluxConfig) -> None:
+        query = {"db": config.database or "", "precision": V1_PRECISION[config.precision]}
+        if config.retention_policy:
+            query["rp"] = config.retention_policy
+        super().__init__(
+            config.url,
+            "/write?" + urllib.parse.urlencode(query),
+            basic_auth(config.username, secret := config.secret()),
+            config.timeout_ms / 1000,
+            f"{config.url} database {config.database}",
+            secret,
+        )
+
+
+# 400s about the target, not the data: a url, prefix or tenant it does not serve; vmauth not knowing our token
+_VM_TARGET_ERRORS = ("unsupported path requested", "missing -http.pathPrefix", "cannot find the provided auth token")
+
+
+class VictoriaWriter(HttpLineWriter):
+    """VictoriaMetrics' InfluxDB line-protocol endpoint: a single node's ``/influx/write``, or with ``tenant`` a
+    cluster vminsert's ``/insert/<tenant>/influx/write``; after any path prefix in the url (vmauth, a proxy).
+    ``database`` becomes VictoriaMetrics' ``db`` label. Auth: Bearer with a token, else Basic with a username."""
+
+    def __init__(self, config: InfluxConfig) -> None:
+        where = f"/insert/{config.tenant}/influx/write" if config.tenant else "/influx/write"
+        query = {"precision": V1_PRECISION[config.precision]}
+        if config.database:
+            query["db"] = config.database
+        secret = config.secret()
+        if config.uses_token():
+            headers = {"Authorization": f"Bearer {secret}"} if secret else {}
+        else:
+            headers = basic_auth(config.username, secret)
+        tenant = f" tenant {config.tenant}" if config.tenant else ""
+        super().__init__(
+            config.url,
+            f"{where}?{urllib.parse.urlencode(query)}",
+            headers,
+            config.timeout_ms / 1000,
+            f"VictoriaMetrics {config.url}{tenant}",
+            secret,
+        )
+
+    def write(self, body: bytes) -> None:
+        """VictoriaMetrics skips a malformed line (logged on its side) and answers 204; its 400 "unsupported path
+        requested" or "missing -http.pathPrefix" (our url, prefix or tenant) and vmauth's 400 for an unknown token
+        are about the target: held and retried (like a 404 or 401) until the config is fixed."""
+        try:
+            super().write(body)
+        except InfluxWriteError as exc:
+            if exc.status == 400 and any(why in str(exc) for why in _VM_TARGET_ERRORS):
+                raise InfluxWriteError(
+                    f"{exc} (check influx.url's path prefix, influx.tenant and the credentials)",
+                    retriable=True,
+                    status=400,
+                ) from exc
+            raise
 
 
 class V2Writer:
@@ -149,4 +231,6 @@ class V2Writer:
 
 
 def make_writer(config: InfluxConfig) -> InfluxWriter:
+    if config.kind == "victoriametrics":
+        return VictoriaWriter(config)
     return V1Writer(config) if config.kind == "v1" else V2Writer(config)

@@ -57,9 +57,10 @@ class Ingestor:
         monotonic: Callable[[], float] = time.monotonic,
         clock: Callable[[], float] = time.time,
         ready: Callable[[], None] = lambda: None,
+        name: str | None = None,
     ) -> None:
         self.config = config
-        self.name = config.mqtt.client_id
+        self.name = name or config.mqtt.client_id
         self._writer = writer
         self._monotonic = monotonic
         self._ready = ready
@@ -71,6 +72,7 @@ class Ingestor:
         self._share_topic = share_topic(config.mqtt)
         self._failing: str | None = None
         self._gaps_quiet_until = 0.0
+        self._clock = clock
         self._stats = IngestStats()
         self._intake = Intake(config, self._stats, clock)
         self._consumer: MqttConsumer | None = None
@@ -78,6 +80,14 @@ class Ingestor:
 
     def stats(self) -> IngestStats:
         return self._stats
+
+    @property
+    def writer_target(self) -> str:
+        return self._writer.target
+
+    def connected(self) -> bool:
+        """Connected to the broker right now."""
+        return self._consumer is not None and self._consumer.connected.is_set()
 
     def stalled(self) -> str | None:
         """None while the pipeline keeps the bound its current wait declared (plus a grace): it collects, writes
@@ -108,7 +118,7 @@ class Ingestor:
 
         consumer = MqttConsumer(self.config.mqtt, deliver, subscribed)
         self._consumer = consumer
-        self._dead = DeadLetterSink(self.config.dead_letter, lambda t, p: consumer.publish(t, p, qos=1))
+        self._dead = DeadLetterSink(self.config.dead_letter, lambda t, p: consumer.publish(t, p, qos=1), self._clock)
         consumer.start()
         log.info("%s: writing to %s", self.name, self._writer.target)
 
@@ -222,6 +232,9 @@ class Ingestor:
             more = f" and {len(dead) - 1} more" if len(dead) > 1 else ""
             log.warning("%s: quarantined a message on %s%s: %s", self.name, dead[0].topic, more, dead[0].reason[:300])
             self._stats.quarantined += len(dead)
+            self._stats.dead_letter_rotations = sink.stats.rotations
+            self._stats.dead_letter_deleted_files = sink.stats.deleted_files
+            self._stats.dead_letter_deleted_bytes = sink.stats.deleted_bytes
         assert self._consumer is not None
         for e in entries:
             if self._consumer.ack(e.item):

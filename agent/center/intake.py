@@ -12,6 +12,7 @@ exception raised here is a bug of ours, which the ingestor handles (see ingestor
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -20,9 +21,11 @@ from pydantic import ValidationError
 from agent.center.config import CenterConfig
 from agent.center.consumer import Inbound
 from agent.center.deadletter import DeadLetter
-from agent.center.limits import Admission
+from agent.center.limits import Admission, SeriesFile
 from agent.center.schema import kpi_lines, sample_lines, status_lines
 from agent.wire import KpiMessage, SamplesMessage, StatusMessage, decode
+
+log = logging.getLogger("agent.center")
 
 
 @dataclass(slots=True)
@@ -42,6 +45,9 @@ class IngestStats:
     write_retries: int = 0
     gaps: int = 0
     missing_seqs: int = 0
+    dead_letter_rotations: int = 0  # dead-letter files rotated at dead_letter.max_file_bytes
+    dead_letter_deleted_files: int = 0  # rotated dead-letter files deleted for age or the total cap
+    dead_letter_deleted_bytes: int = 0
 
     def summary(self) -> str:
         """One line for ``systemctl status`` (STATUS=)."""
@@ -49,7 +55,8 @@ class IngestStats:
             f"received {self.received}, acked {self.acked}, {self.points_written} points written; quarantined "
             f"{self.quarantined} (invalid {self.invalid}, oversized {self.oversized}, skewed {self.skewed}, "
             f"over limit {self.over_limit}, refused {self.refused}, internal errors {self.internal_errors}); "
-            f"gaps {self.gaps}"
+            f"gaps {self.gaps}; dead letter rotated {self.dead_letter_rotations}, deleted "
+            f"{self.dead_letter_deleted_files} files"
         )
 
 
@@ -84,7 +91,14 @@ class Intake:
     def __init__(self, config: CenterConfig, stats: IngestStats, clock: Callable[[], float]) -> None:
         self.config = config
         self._stats = stats
-        self._admission = Admission(config.limits, clock)
+        path = config.series_file()
+        self._admission = Admission(config.limits, clock, SeriesFile(path) if path is not None else None)
+        self._save_failing = False
+        if path is None:
+            log.warning(
+                "the series quota (limits.max_series_per_gateway) is kept in memory only: set limits.series_file "
+                "or dead_letter.file, or every restart gives each gateway a fresh quota"
+            )
 
     def admit(self, entry: Entry) -> Arrival | None:
         """Fill ``entry.lines`` and/or ``entry.dead``; return the message's seq-stream place for gap tracking."""
@@ -111,6 +125,7 @@ class Intake:
             entry.quarantine(mismatch)
             return None
         verdict = self._admission.check(msg)
+        self._save_series()
         self._stats.skewed += verdict.skewed
         self._stats.over_limit += verdict.over_limit
         if verdict.refused:
@@ -127,6 +142,19 @@ class Intake:
             return None
         ts = msg.ts if self._admission.believable(msg.ts) else item.received_ts
         return Arrival(msg.site, msg.gateway, msg.boot, msg.seq, ts)
+
+    def _save_series(self) -> None:
+        """Persist new series before their message is acknowledged; a failing disk is logged once, then recovery."""
+        try:
+            self._admission.save()
+        except OSError as exc:
+            if not self._save_failing:
+                log.error("series quota file: %s; the quota is kept in memory until it can be written", exc)
+            self._save_failing = True
+        else:
+            if self._save_failing:
+                log.info("series quota file: written again")
+            self._save_failing = False
 
 
 def topic_mismatch(topic: str, prefix: str, msg: SamplesMessage | KpiMessage | StatusMessage) -> str:

@@ -12,13 +12,15 @@ measurement     tags                                         fields
 sample          site gateway device point [unit role extra]  value (float; bools as 1.0/0.0) or value_str,
                                                              quality, reason, source_ts (UNIX s);
                                                              time = acquisition ts
-kpi             site gateway scope name window [unit]        value, coverage, quality, window_start and
+kpi             site gateway scope name window [unit] state  value, coverage, quality, window_start and
                                                              window_end (UNIX s), grade, grade_level (0 benchmark,
                                                              1 between, 2 below baseline), distance, reference,
                                                              final (bool: false = provisional running value),
                                                              grade_indicative (bool), reason,
                                                              detail_<key>; time = window_start (so the open
-                                                             window is not in the future, a day is dated that day)
+                                                             window is not in the future, a day is dated that day);
+                                                             tag state = final | provisional: two series, so a
+                                                             provisional value never replaces a final one
 gateway_status  site gateway                                 state, online (0/1), boot, version, config_hash,
                                                              health_<key>[_<sub>...] (the agent's own figures:
                                                              spool, sink, loop lag...); time = status ts
@@ -85,6 +87,9 @@ def sample_lines(msg: SamplesMessage, precision: Precision, extra_tags: Collecti
 
 
 def kpi_lines(msg: KpiMessage, precision: Precision) -> Iterator[str]:
+    """A KPI's final and provisional values of one window are two series (tag ``state``): whatever order they
+    arrive in (a live-first replay sends the fresh final value before the backlog's provisional ones) and whichever
+    ingestor of the group writes them, the final value is never overwritten by a provisional one."""
     for k in msg.kpis:
         tags = {
             "site": msg.site,
@@ -93,6 +98,7 @@ def kpi_lines(msg: KpiMessage, precision: Precision) -> Iterator[str]:
             "name": k.name,
             "window": k.window,
             "unit": k.unit,
+            "state": "final" if k.final else "provisional",
         }
         fields: dict[str, FieldValue | None] = {
             "value": k.value,

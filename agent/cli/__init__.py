@@ -42,6 +42,8 @@ def _module_names() -> list[str]:
 
 def _commands(only: str | None = None) -> list[Command]:
     names = _module_names()
+    if only is not None:  # "web-password" lives in web_password.py
+        only = only.replace("-", "_")
     if only is not None and (only in names or f"{only}_" in names):
         names = [only if only in names else f"{only}_"]
     found: list[Command] = [importlib.import_module(f"{__name__}.{name}") for name in names]

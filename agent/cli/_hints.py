@@ -72,6 +72,11 @@ _RULES: tuple[tuple[str, str], ...] = (
     ("BadNoMatch", "no node at that browse path: check browse_path and namespace_uri (energy-agent browse)"),
     ("BadBrowseName", "no node at that browse path: check browse_path and namespace_uri (energy-agent browse)"),
     ("BadNotReadable", "the node is not readable for this user: ask the server's administrator for read access"),
+    (
+        "does not resolve",
+        "the gateway cannot look up this host name: check its spelling in the site file, /etc/hosts and the "
+        "gateway's DNS server (an IP address needs no DNS)",
+    ),
     ("refused", _CONNECT),
     ("cannot connect", _CONNECT),
     ("no route", _CONNECT),

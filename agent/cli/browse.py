@@ -22,11 +22,11 @@ import re
 import sys
 from pathlib import Path
 
-from agent.cli._config import refuse
 from agent.cli._hints import hints
 from agent.cli.opcua import add_security_args, fetch_and_pin, plan_from_args
 from agent.config.load import load_site
 from agent.config.opcua import OpcuaDeviceConfig
+from agent.config.refuse import refuse
 from agent.errors import ConfigError, SourceError
 from agent.sources.opcua.browse import BrowseEntry, walk
 from agent.sources.opcua.plan import DevicePlan, compile_device

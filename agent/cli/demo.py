@@ -184,6 +184,15 @@ def start_broker(procs: Processes, choice: str) -> tuple[int, bool]:
     return port, True
 
 
+def count_quarantined(workdir: Path) -> int:
+    """Messages the centre put in its dead letter (``dead-letter.jsonl`` and its rotated files), one per line."""
+    total = 0
+    for path in workdir.glob("dead-letter.jsonl*"):
+        with path.open("rb") as f:
+            total += sum(1 for _ in f)
+    return total
+
+
 def start_influx_and_center(procs: Processes, broker_port: int) -> int | None:
     """InfluxDB 1.x plus the ingestor, when influxd is installed; returns InfluxDB's HTTP port."""
     influxd = shutil.which("influxd")
@@ -340,9 +349,11 @@ def run(args: argparse.Namespace) -> int:
         print()
         for line in _farewell(places) if places is not None else []:
             print(line)
+        quarantined = count_quarantined(workdir)
         print(
             f"demo done: {state.sample_messages} sample messages from {devices} devices, "
-            f"{state.kpi_messages} KPI messages, {state.invalid} invalid payloads"
+            f"{state.kpi_messages} KPI messages, {state.invalid} invalid payloads, "
+            f"{quarantined} messages quarantined by the centre"
         )
-        ok = devices >= 11 and state.kpi_messages > 0 and state.invalid == 0
+        ok = devices >= 11 and state.kpi_messages > 0 and state.invalid == 0 and quarantined == 0
         return 0 if ok else 1

@@ -18,7 +18,8 @@ import socket
 import sys
 from pathlib import Path
 
-from agent.config.site import NAME_PATTERN
+from agent.cli.schema import FILES, installed_dir
+from agent.config.site import NAME_PATTERN, timezone_problem
 
 NAME = "init"
 HELP = "write a starter site file (asks on a terminal; refuses to overwrite without --force)"
@@ -51,11 +52,16 @@ def run(args: argparse.Namespace) -> int:
     ask = sys.stdin.isatty() and sys.stdout.isatty()
     site = args.site or (_ask("Site (plant) name", DEFAULT_SITE, _name_problem) if ask else DEFAULT_SITE)
     gateway = args.gateway or (_ask("Gateway name", default_gateway(), _name_problem) if ask else default_gateway())
-    timezone = args.timezone or (_ask("Time zone", DEFAULT_TIMEZONE, None) if ask else DEFAULT_TIMEZONE)
+    timezone = args.timezone or (_ask("Time zone", DEFAULT_TIMEZONE, timezone_problem) if ask else DEFAULT_TIMEZONE)
     broker = args.broker
     if broker is None and ask:
         broker = _ask("MQTT broker host[:port] (Enter: none yet)", "", _broker_problem)
-    for label, value, problem in (("--site", site, _name_problem), ("--gateway", gateway, _name_problem)):
+    checks = (
+        ("--site", site, _name_problem),
+        ("--gateway", gateway, _name_problem),
+        ("--timezone", timezone, timezone_problem),
+    )
+    for label, value, problem in checks:
         if (why := problem(value)) is not None:
             print(f"energy-agent init: {label} {value!r}: {why}", file=sys.stderr)
             return 2
@@ -104,7 +110,9 @@ def starter(path: Path, site: str, gateway: str, timezone: str, broker: str | No
         (f"energy-agent probe {path} --watch", "live values (Ctrl-C ends)"),
     ]
     width = max(len(command) for command, _ in steps)
+    schema = installed_dir() / FILES["site"]
     lines = [
+        f"# yaml-language-server: $schema={schema}",
         f"# Site file of gateway {gateway} at {site}, written by `energy-agent init`.",
         "# Next steps (every key: energy-agent reference site, energy-agent reference kpi):",
         *(f"#   {command.ljust(width)}  {what}" for command, what in steps),

@@ -15,8 +15,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from agent.cli._config import refuse
 from agent.config.load import load_any_profile_checked, load_site, shipped_profile_dir
+from agent.config.refuse import refuse
 from agent.errors import ConfigError, ConfigIssue
 from agent.model import COUNTER_ROLES, Role
 

@@ -25,9 +25,9 @@ from cryptography import x509
 from agent.config.opcua import SecurityMode, SecurityPolicy
 from agent.errors import SourceError
 from agent.sources.opcua import pki
+from agent.sources.opcua.errors import map_error
 from agent.sources.opcua.plan import AuthPlan, DevicePlan
 from agent.sources.opcua.security import server_certificate
-from agent.sources.opcua.session import map_error
 
 NAME = "opcua"
 HELP = "OPC UA commissioning: make the client certificate, pin a server certificate"

@@ -11,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from agent.cli._config import refuse
+from agent.config.refuse import refuse
 from agent.config.site import ModbusDeviceConfig
 from agent.errors import ConfigError
 from agent.runtime.compile import compile_site

@@ -31,12 +31,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agent.cli._config import refuse
 from agent.cli._hints import hints
 from agent.cli._orders import describe, is_counter, rank_orders
 from agent.config.load import LoadedSite
 from agent.config.opcua import OpcuaDeviceConfig
 from agent.config.profile import DataType
+from agent.config.refuse import refuse
 from agent.errors import ConfigError, SourceError
 from agent.model import PollResult, Quality, Sample
 from agent.runtime.compile import compile_site
@@ -287,7 +287,8 @@ def _modbus_lines(
     poller: DevicePoller, result: PollResult, orders: bool, before: dict[str, bytes] | None
 ) -> tuple[list[str], int]:
     bad = sum(s.quality is Quality.BAD for s in result.samples)
-    state = "FAILED (no reply)" if poller.consecutive_failures else _state(bad, len(result.samples))
+    silent = poller.consecutive_failures and not poller.last_answered
+    state = "FAILED (no reply)" if silent else _state(bad, len(result.samples))
     n = result.requests
     lines = [
         f"{result.device} ({poller.endpoint}, unit {poller.config.unit_id}): {state}, "

@@ -9,9 +9,10 @@ import os
 import sys
 from pathlib import Path
 
-from agent.cli._config import refuse
+from agent.cli._hints import hints
+from agent.config.refuse import refuse
 from agent.errors import EX_CONFIG, ConfigError, SpoolError, StateDirError
-from agent.runtime.journal import JournalFormatter, error_prefix
+from agent.systemd.journal import JournalFormatter, error_prefix
 
 NAME = "run"
 HELP = "run the agent: poll, compute KPIs, spool and publish (SIGTERM stops, SIGHUP reloads)"
@@ -41,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
 
     configure_logging(args.log_level)
     try:
-        agent = Agent(args.site)
+        agent = Agent(args.site, hints=hints)
     except ConfigError as exc:
         return refuse(exc, f"{args.site}: the site file is invalid; nothing was started:")
     try:

@@ -14,8 +14,8 @@ import sys
 import time
 from pathlib import Path
 
-from agent.cli._config import refuse
 from agent.config.load import load_site, state_dir
+from agent.config.refuse import refuse
 from agent.errors import ConfigError
 from agent.spool.base import KINDS, SpoolStats
 

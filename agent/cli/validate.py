@@ -13,6 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from agent.cli._resolve import unresolved_hosts
 from agent.config.dlt645 import Dlt645DeviceConfig
 from agent.config.dtu import DtuBusConfig
 from agent.config.load import LoadedSite, load_any_profile_checked
@@ -54,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
             issues += e.issues
         else:
             issues += compiled.warnings
+            issues += unresolved_hosts(compiled.loaded)
             requests = {name: len(plan.requests) for name, plan in compiled.modbus_plans.items()}
             summary += [_describe(compiled.loaded, d, requests.get(d.name)) for d in compiled.loaded.site.devices]
     return _report(issues, summary, quiet=args.quiet)

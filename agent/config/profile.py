@@ -10,7 +10,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import BeforeValidator, ConfigDict, Field, WithJsonSchema, model_validator
 
 from agent.config.base import NOT_BOOL, StrictModel
 from agent.model import Role
@@ -80,13 +80,36 @@ class ByteOrder(StrEnum):
     CDAB: big-endian words, least significant word first ("word swap").
     BADC: bytes swapped inside each word, most significant word first ("byte swap").
     DCBA: fully little-endian.
-    For 64-bit values the same rule extends over four words.
+    For 64-bit values the same rule extends over four words, and manuals print the eight bytes: ABCD is
+    ABCDEFGH, CDAB is GHEFCDAB (words reversed), BADC is BADCFEHG, DCBA is HGFEDCBA. Profiles may write either
+    form (:data:`ORDER_ALIASES`); other eight-letter orders (e.g. EFGHABCD) are not supported.
     """
 
     ABCD = "ABCD"
     CDAB = "CDAB"
     BADC = "BADC"
     DCBA = "DCBA"
+
+
+# The eight-byte spelling of each order, as 64-bit register maps print it (byte A is the most significant).
+ORDER_ALIASES = {"ABCDEFGH": "ABCD", "GHEFCDAB": "CDAB", "BADCFEHG": "BADC", "HGFEDCBA": "DCBA"}
+
+
+def _order_alias(value: object) -> object:
+    """Accept the eight-letter spellings; refuse other eight-letter orders with the exact mapping."""
+    if not isinstance(value, str) or len(value) != 8:
+        return value
+    if value.upper() in ORDER_ALIASES:
+        return ORDER_ALIASES[value.upper()]
+    mapping = ", ".join(f"{k} (= {v})" for k, v in ORDER_ALIASES.items())
+    raise ValueError(f"byte order {value!r} is not supported; for 64-bit values use one of {mapping}")
+
+
+Order = Annotated[
+    ByteOrder,
+    BeforeValidator(_order_alias),
+    WithJsonSchema({"enum": [*ByteOrder, *ORDER_ALIASES], "type": "string"}),
+]
 
 
 def _only_with(key: str, type_: str, schema_type: str) -> dict[str, Any]:
@@ -121,7 +144,9 @@ class PointConfig(StrictModel):
     )
     address: int = Field(ge=0, le=65536, description="Address as written in the manual (see address_base)")
     type: DataType = Field(description="Data type of the raw value, e.g. uint16, int32, float32, bit, string")
-    order: ByteOrder | None = Field(None, description="Byte/word order; defaults to the profile's byte_order")
+    order: Order | None = Field(
+        None, description="Byte/word order (ABCD... or, for 64-bit, ABCDEFGH...); defaults to the profile's byte_order"
+    )
     length: int | None = Field(
         None, ge=1, le=125, description="Type string: its length in registers (two characters each)"
     )
@@ -200,7 +225,9 @@ class ProfileConfig(StrictModel):
     address_base: Annotated[Literal[0, 1], NOT_BOOL] = Field(
         description="0 if the manual numbers registers from 0, 1 if from 1"
     )
-    byte_order: ByteOrder = Field(ByteOrder.ABCD, description="Default order for multi-register points")
+    byte_order: Order = Field(
+        ByteOrder.ABCD, description="Default order for multi-register points (64-bit: ABCDEFGH, GHEFCDAB, ...)"
+    )
     max_registers_per_request: int = Field(
         125,
         ge=1,

@@ -7,18 +7,22 @@ only puts them together.
 
 from __future__ import annotations
 
+import functools
+import zoneinfo
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
-from pydantic import ConfigDict, Discriminator, Field, Tag, model_validator
+from pydantic import ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 
 from agent.config.base import NOT_BOOL, StrictModel, exactly_one
+from agent.config.diagnostics import did_you_mean
 from agent.config.dlt645 import Dlt645DeviceConfig
 from agent.config.dtu import DtuBusConfig, DtuListenerConfig
 from agent.config.kpi import KpiSectionConfig
 from agent.config.mqtt import MqttConfig
 from agent.config.opcua import OpcuaDeviceConfig
 from agent.config.spool import SpoolConfig
+from agent.config.web import WebConfig
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"  # no '/', '+', '#': names become MQTT topic levels
 DEFAULT_TIMEOUT_MS = 1000.0  # capped at half the polling interval when timeout_ms is unset
@@ -175,6 +179,25 @@ class MonitoringConfig(StrictModel):
     failure_threshold: int = Field(3, ge=1, le=1000, description="Consecutive failed polls before 'failed'")
 
 
+@functools.cache
+def _zones() -> list[str]:
+    return sorted(zoneinfo.available_timezones())
+
+
+def timezone_problem(name: str) -> str | None:
+    """None when ``name`` is an IANA zone this machine knows, else why not (with a did-you-mean)."""
+    try:
+        zoneinfo.ZoneInfo(name)
+        return None
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+        pass
+    hint = did_you_mean(name, _zones())
+    return (
+        f"unknown time zone {name!r}{hint}: write an IANA name such as Asia/Shanghai, Europe/Berlin or UTC "
+        "(list: timedatectl list-timezones)"
+    )
+
+
 class SiteConfig(StrictModel):
     """The site file for one gateway."""
 
@@ -184,6 +207,7 @@ class SiteConfig(StrictModel):
     )
     gateway: str = Field(pattern=NAME_PATTERN, description="This gateway's name, unique in the site")
     timezone: str = Field("Asia/Shanghai", description="IANA zone for shifts and calendar days")
+
     profile_dirs: list[str] = Field(
         default_factory=list,
         description="Folders with device profiles, relative to this file; the shipped library is searched last",
@@ -211,9 +235,19 @@ class SiteConfig(StrictModel):
         default_factory=lambda: MonitoringConfig(),
         description="Self-monitoring: health on the status topic and optional Prometheus metrics",
     )
+    web: WebConfig | None = Field(
+        None, description="The agent's local read-only web page for technicians (off unless web.enabled)"
+    )
     dtu_listener: DtuListenerConfig | None = Field(
         None, description="The TCP port 4G DTUs dial in to (needed by buses with transport: dtu)"
     )
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        if (why := timezone_problem(value)) is not None:
+            raise ValueError(why)
+        return value
 
     @model_validator(mode="after")
     def _dlt645_parity(self) -> SiteConfig:

@@ -116,6 +116,7 @@ class BaselineKpi:
         x = [v.value for v in xs]
         detail: dict[str, float] = {"final": 1.0, "training": 0.0}
         rejected: Model | None = None
+        training = self.model is None  # this period trains the model (the last one fits it): no CUSUM for it
         if good and self.model is None:
             self._train_x.append(x)
             self._train_y.append(e.value)
@@ -155,7 +156,7 @@ class BaselineKpi:
             )
 
         actual = kv("baseline_actual", e.value if e.present else None)
-        if self.model is None:
+        if self.model is None or training:  # ISO 50006: the CUSUM runs over reporting periods, after the baseline's
             detail |= {"training": 1.0, "periods": float(len(self._train_y))}
             return [kv("baseline_actual", e.value if e.present else None)]
         if self.model.r2 is not None:

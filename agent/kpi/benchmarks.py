@@ -48,6 +48,15 @@ class Correction:
     only: str | None = None
     max_units: float | None = None
     text: str = ""
+    if_input: str | None = None  # applies only when this input is given and at least ``if_min`` (e.g. Cr/Fe >= 2.2)
+    if_min: float = 0.0
+
+    @property
+    def inputs(self) -> set[str]:
+        """The line's ``corrections`` keys this correction reads."""
+        if self.kind == "altitude":
+            return {"altitude_m", "atmospheric_pressure_kpa"}
+        return {self.input} | ({self.if_input} if self.if_input else set())
 
 
 def standard_atmosphere_kpa(altitude_m: float) -> float:
@@ -74,6 +83,18 @@ class LevelRow:
     note: str = ""
     corrections: tuple[Correction, ...] = ()
     adjusted: str = ""  # what corrected() applied or could not apply
+    # the indicator's boundary: "included" (feedstock energy counted, e.g. the reductant of a ferroalloy, the feed
+    # gas of ammonia) or "excluded" (only process energy, e.g. coke and semi-coke: not the coal charged)
+    feedstock: str = "included"
+    requires: tuple[str, ...] = ()  # carriers the indicator cannot be computed without: "electricity", "fuel"
+
+    @property
+    def needs(self) -> tuple[str, ...]:
+        """The carriers the row needs: as declared, else fuel for comprehensive energy (kgce) and electricity for
+        kWh per unit."""
+        if self.requires:
+            return self.requires
+        return ("fuel",) if self.kpi == "energy_kgce_per_t" else ("electricity",)
 
     @property
     def official(self) -> bool:
@@ -116,6 +137,12 @@ def corrected(row: LevelRow, inputs: Mapping[str, float]) -> LevelRow:
         if x is None:
             said.append(f"{c.text or c.input} correction not applied (set corrections.{c.input}) [{c.status}]")
             continue
+        if c.if_input is not None:
+            cond = inputs.get(c.if_input)
+            if cond is None or cond < c.if_min:
+                got = f"{c.if_input} {cond:g}" if cond is not None else f"no corrections.{c.if_input}"
+                said.append(f"{c.text or c.input} correction not applied: it needs {c.if_input} >= {c.if_min:g}, {got}")
+                continue
         units = x - c.reference
         if (c.only == "below" and units > 0) or (c.only == "above" and units < 0):
             units = 0.0
@@ -128,6 +155,19 @@ def corrected(row: LevelRow, inputs: Mapping[str, float]) -> LevelRow:
             f"(reference {c.reference:g}) [{c.status}]"
         )
     return replace(row, benchmark=levels["benchmark"], baseline=levels["baseline"], adjusted="; ".join(said))
+
+
+def missing_carriers(row: LevelRow, electricity: bool, fuels: bool, no_fuel: bool) -> str | None:
+    """Why ``row`` cannot grade a line with these inputs (a kgce/t of clinker from electricity alone is 6 kgce/t,
+    not 100), or None. ``no_fuel`` is the line's explicit statement that it burns nothing."""
+    if "fuel" in row.needs and not fuels and not no_fuel:
+        return (
+            f"not graded: indicator '{row.indicator}' ({row.unit}) needs the line's fuels; declare them, or "
+            "no_fuel: true with no_fuel_reason"
+        )
+    if "electricity" in row.needs and not electricity:
+        return f"not graded: indicator '{row.indicator}' ({row.unit}) needs the line's electricity meters"
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,6 +226,8 @@ def site_levels(overrides: Iterable[LevelOverrideConfig], base: LevelTable | Non
             lv.standard,
             lv.source,
             lv.status,
+            feedstock=lv.feedstock,
+            requires=tuple(lv.requires or ()),
         )
         for lv in overrides
     )
@@ -209,6 +251,8 @@ def load_levels() -> LevelTable:
             source=str(r["source"]),
             status=r["status"],
             note=r.get("note", ""),
+            feedstock=r.get("feedstock", "included"),
+            requires=tuple(r.get("requires", ())),
             corrections=tuple(
                 Correction(
                     kind=c["kind"],
@@ -220,6 +264,8 @@ def load_levels() -> LevelTable:
                     only=c.get("only"),
                     max_units=c.get("max_units"),
                     text=c.get("text", ""),
+                    if_input=c.get("if_input"),
+                    if_min=float(c.get("if_min", 0.0)),
                 )
                 for c in r.get("corrections", ())
             ),

@@ -139,6 +139,8 @@ class TermValue:
     value: float
     covered_s: float  # the least covered input
     present: bool  # False when no input had any data in the period
+    bridged_s: float = 0.0  # calendar windows: outage time a counter's readings bracket (counted in covered_s)
+    bridge: tuple[float, float] | None = None  # the first and last such outage's bounds
 
 
 @dataclass(slots=True)
@@ -152,6 +154,8 @@ class Term:
         total = 0.0
         covered = float("inf")
         present = False
+        bridged = 0.0
+        t0, t1 = float("inf"), float("-inf")
         for ch, weight in self.parts:
             b: Bucket | None = ch.sums[window].get(start)
             if b is None:
@@ -159,12 +163,25 @@ class Term:
                 continue
             present = present or b.covered_s > 0 or b.amount != 0.0
             covered = min(covered, b.covered_s)
+            if b.bridged_s > 0:
+                bridged = max(bridged, b.bridged_s)
+                t0, t1 = min(t0, b.bridge_t0), max(t1, b.bridge_t1)
             if self.mean:
                 if b.covered_s > 0:
                     total += weight * b.amount / b.covered_s * ch.mean_factor
             else:
                 total += weight * b.amount
-        return TermValue(total, 0.0 if covered == float("inf") else covered, present)
+        bridge = (t0, t1) if bridged > 0 else None
+        return TermValue(total, 0.0 if covered == float("inf") else covered, present, bridged, bridge)
+
+    def short_months(self, window: str, start: float, share: float) -> list[float]:
+        """Calendar windows: starts of the months any input covers less than ``share`` of (see CalendarSum)."""
+        out: set[float] = set()
+        for ch, _ in self.parts:
+            s = ch.sums[window]
+            if isinstance(s, CalendarSum):
+                out.update(s.short_months(start, share))
+        return sorted(out)
 
     def final_until(self, window: str) -> float:
         return min((ch.sums[window].final_until for ch, _ in self.parts), default=float("inf"))

@@ -1,5 +1,5 @@
 """Checks of the site file's ``kpi:`` section against the site's devices, their profiles, the level table, the
-factor table and the KPI names the section declares. Called through ``agent.config.kpi.check``."""
+factor table and the KPI names the section declares. Run by the compile step (agent.runtime.compile); ``check`` is the same for a whole site."""
 
 from __future__ import annotations
 
@@ -19,13 +19,19 @@ from agent.config.kpi import (
     PointRefConfig,
     declared_kpis,
 )
+from agent.config.kpi.formula import parse, references
+from agent.config.kpi.windows import check_window_name
 from agent.config.profile import ProfileConfig
 from agent.config.site import SiteConfig
 from agent.kpi.benchmarks import LevelTable, load_levels, site_levels
 from agent.kpi.factors import load_factors
-from agent.kpi.formula import parse, references
-from agent.kpi.windows import check_window_name
 from agent.model import Role
+
+
+def check(site: SiteConfig, profiles: Mapping[str, ProfileConfig]) -> list[Issue]:
+    """Every reference of the kpi section that does not resolve, with its path in the site file, e.g.
+    ``(("kpi", "lines", 0, "electricity", 1, "device"), "unknown device 'kiln-meter' (did you mean ...?)")``."""
+    return [] if site.kpi is None else check_section(site, site.kpi, profiles)
 
 
 def check_section(site: SiteConfig, section: KpiSectionConfig, profiles: Mapping[str, ProfileConfig]) -> list[Issue]:
@@ -140,9 +146,11 @@ class _Checker:
                 (*at, "electricity"),
                 f"indicator '{line.indicator}' grades kWh per unit: list the line's electricity meters",
             )
-        if measure == "kgce" and not (line.electricity or line.fuels):
+        if "fuel" in row.needs and not line.fuels and not line.no_fuel:
             self.add(
-                (*at, "fuels"), f"indicator '{line.indicator}' grades kgce per unit: list the line's energy inputs"
+                (*at, "fuels"),
+                f"indicator '{line.indicator}' grades comprehensive energy ({row.unit}), which needs the line's "
+                "fuels: list them under fuels, or set no_fuel: true with no_fuel_reason if the line burns nothing",
             )
 
     def add(self, path: Path, message: str) -> None:
@@ -237,7 +245,7 @@ class _Checker:
         row = table.find(line.indicator, line.level_edition) if line.indicator else None
         wanted: set[str] = set()
         for c in row.corrections if row is not None else ():
-            wanted |= {"altitude_m", "atmospheric_pressure_kpa"} if c.kind == "altitude" else {c.input}
+            wanted |= c.inputs
         for key in line.corrections:
             if key not in wanted:
                 what = f"indicator '{line.indicator}'" if line.indicator else "a line without indicator"

@@ -30,6 +30,7 @@ class Segment:
     t1: float
     amount: float
     covered: bool = True
+    exact: bool = False  # a counter delta between two good readings: its amount is exact even when not covered
 
 
 @dataclass(slots=True)
@@ -136,7 +137,7 @@ class CounterTracker:
 
     def _advance(self, ts: float, value: float, amount: float) -> list[Segment]:
         assert self._last_ts is not None
-        seg = Segment(self._last_ts, ts, amount, covered=ts - self._last_ts <= self.bridge_max_s)
+        seg = Segment(self._last_ts, ts, amount, covered=ts - self._last_ts <= self.bridge_max_s, exact=True)
         self._rate = amount / (ts - self._last_ts)
         self._last_ts, self._last_value = ts, value
         return [seg]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from agent.config.kpi import CustomKpiConfig, PointRefConfig
@@ -117,3 +117,26 @@ class CustomKpi:
                 final=final,
             )
         ]
+
+
+def in_dependency_order(customs: Sequence[CustomKpiConfig]) -> list[CustomKpiConfig]:
+    """Custom KPIs in dependency order (a formula may use another custom KPI); a cycle is an error."""
+    by_name = {f"{c.scope}.{c.name}": c for c in customs}
+    done: dict[str, CustomKpiConfig] = {}
+    visiting: set[str] = set()
+
+    def visit(name: str) -> None:
+        if name in done:
+            return
+        if name in visiting:
+            raise ValueError(f"custom KPI '{name}' depends on itself through its formula")
+        visiting.add(name)
+        for ref in references(parse(by_name[name].formula))[0]:
+            if ref in by_name:
+                visit(ref)
+        visiting.discard(name)
+        done[name] = by_name[name]
+
+    for n in by_name:
+        visit(n)
+    return list(done.values())

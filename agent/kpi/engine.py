@@ -1,4 +1,4 @@
-"""KpiEngine: good samples in, KPI values per window out. Pure and synchronous; time comes from the samples and
+"""KpiEngine (a little over 400 lines: building, ingest and evaluate share its tables): good samples in, KPI values per window out. Pure and synchronous; time comes from the samples and
 from the ``now`` given to ``evaluate`` (the injected clock only sets where the first windows start).
 
 Lifecycle: build once from the site's ``kpi`` section (``KpiEngine.from_site``), call ``ingest`` for every poll
@@ -19,29 +19,23 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from agent.config.kpi import CustomKpiConfig, KpiSectionConfig, PointRefConfig
+from agent.config.kpi import KpiSectionConfig, PointRefConfig
 from agent.kpi.baseline import BaselineKpi
 from agent.kpi.benchmarks import LevelTable, site_levels
 from agent.kpi.channels import Channel, DerivedChannel, TimeFrame
 from agent.kpi.clock import ClockWatch, ungraded
 from agent.kpi.counters import CounterTracker, LevelIntegrator, RateIntegrator
-from agent.kpi.custom import CustomKpi
+from agent.kpi.custom import CustomKpi, in_dependency_order
 from agent.kpi.demand import DemandKpi
+from agent.kpi.devices import DeviceInfo as DeviceInfo
+from agent.kpi.devices import counter_modulus
+from agent.kpi.electrical import balance_kpis, power_factor_kpi, renewable_kpi
 from agent.kpi.equipment import equipment_kpis
-from agent.kpi.factors import load_factors
-from agent.kpi.formula import parse, references
-from agent.kpi.indicators import (
-    Context,
-    Indicator,
-    TermKpi,
-    balance_kpis,
-    line_kpis,
-    power_factor_kpi,
-    renewable_kpi,
-)
+from agent.kpi.indicators import Context, Indicator, TermKpi, make_context
+from agent.kpi.lines import line_kpis
 from agent.kpi.park import park_kpis
 from agent.kpi.state import capture, restore
 from agent.kpi.windows import WindowSpec, parse_hhmm
@@ -55,55 +49,6 @@ MAX_BACKLOG_S = 40 * 86400.0  # final periods older than this are not emitted (c
 # A backlog of final periods (after a restart's downtime, or a clock jump) drains this many periods per KPI and
 # window per evaluation, so one KPI message stays within a few times its usual size (the centre refuses huge ones).
 MAX_FINALS_PER_EVALUATE = 4
-_WIDTH_BITS = {"int16": 16, "uint16": 16, "int32": 32, "uint32": 32, "int64": 64, "uint64": 64}
-
-
-@dataclass(frozen=True, slots=True)
-class DeviceInfo:
-    """What the engine needs to know about a device: its tags, whether it meters renewable supply, its profile
-    category, the role of each point and where integer counters wrap (engineering units)."""
-
-    name: str
-    tags: Mapping[str, str] = field(default_factory=dict)
-    renewable: bool = False
-    category: str = "other"
-    roles: Mapping[str, Role] = field(default_factory=dict)
-    counter_modulus: Mapping[str, float] = field(default_factory=dict)
-    scales: Mapping[str, float] = field(default_factory=dict)  # the profile's scale of each point
-
-    @classmethod
-    def from_config(cls, device: object, profile: ProfileConfig | None) -> DeviceInfo:
-        """From a site device entry (``SiteConfig.devices[i]``) and its profile (Modbus), or the device's own
-        ``points`` (OPC UA: typed values, no register width)."""
-        roles: dict[str, Role] = {}
-        modulus: dict[str, float] = {}
-        scales: dict[str, float] = {}
-        for p in getattr(device, "points", None) or []:
-            role = getattr(p, "role", None)
-            if isinstance(role, Role):
-                roles[str(p.name)] = role
-            wrap = getattr(p, "counter_modulus", None)  # DL/T 645: where its BCD counter wraps, ratios applied
-            if isinstance(wrap, float):
-                modulus[str(p.name)] = wrap
-        if profile is not None:
-            for p in profile.points:
-                scales[p.name] = p.scale
-                if p.role is not None:
-                    roles[p.name] = p.role
-                bits = _WIDTH_BITS.get(p.type.value)
-                if bits is not None and bits < 64:
-                    modulus[p.name] = float(2**bits) * abs(p.scale)
-        return cls(
-            name=str(getattr(device, "name", "")),
-            tags=dict(getattr(device, "tags", {}) or {}),
-            renewable=bool(getattr(device, "renewable", False)),
-            category=profile.category if profile is not None else "other",
-            roles=roles,
-            counter_modulus=modulus,
-            scales=scales,
-        )
-
-
 Feed = Callable[[float, float], None]
 
 
@@ -161,35 +106,9 @@ class KpiEngine:
 
     def _build(self, table: LevelTable) -> None:
         cfg = self.config
-        f = cfg.factors
-        factors = load_factors()
-        if f.grid_tco2_per_mwh is not None:
-            grid, grid_ref = f.grid_tco2_per_mwh, f"grid factor {f.grid_tco2_per_mwh} tCO2/MWh set by the site"
-        else:
-            g = factors.grid_factor(f.grid_year, f.grid_scope)
-            if g is None:
-                raise ValueError(f"no grid factor for {f.grid_year}/{f.grid_scope}")
-            grid = g.tco2_per_mwh
-            grid_ref = f"grid factor {g.scope} {g.year} {g.tco2_per_mwh} tCO2/MWh, {g.document}, status {g.status}"
-        elec = factors.carriers["electricity"].kgce_per_unit
-        if f.electricity_method == "equal_value" and f.electricity_equal_value_kgce_per_kwh is not None:
-            elec = f.electricity_equal_value_kgce_per_kwh
         renewable = frozenset(n for n, d in self.devices.items() if d.renewable)
         windows = tuple(WindowSpec(n, self.tz, self._shifts) for n in cfg.windows)
-        ctx = Context(
-            source=self,
-            factors=factors,
-            windows=windows,
-            tz=self.tz,
-            shift_starts=self._shifts,
-            coverage_min=cfg.coverage_min,
-            electricity_kgce_per_kwh=elec,
-            grid_tco2_per_mwh=grid,
-            renewable_tco2_per_mwh=f.renewable_tco2_per_mwh,
-            renewable_devices=renewable,
-            grid_reference=grid_ref,
-            level_for=lambda ind, ed: None if ind is None else table.find(ind, ed),
-        )
+        ctx = make_context(cfg, self, windows, self.tz, self._shifts, renewable, table)
         for line in cfg.lines:
             kpis = line_kpis(line, ctx)
             self._grade_on(line.grade_windows, line.shorter_grades == "indicative", kpis, ctx)
@@ -218,7 +137,7 @@ class KpiEngine:
         for ind in self._indicators:
             for name in _names(ind):
                 self._by_name[f"{ind.scope}.{name}"] = ind
-        for c in _ordered(cfg.custom):
+        for c in in_dependency_order(cfg.custom):
             ck = CustomKpi.build(c, ctx, self._role_of, self._lookup, self._kpi_final_until)
             self._customs.append(ck)
             self._by_name[f"{c.scope}.{c.name}"] = ck
@@ -349,7 +268,7 @@ class KpiEngine:
                 ch.point = s.point
                 tracker = ch.tracker
                 if isinstance(tracker, CounterTracker):
-                    tracker.modulus = _modulus(ch.counter_bits, s.point, info)
+                    tracker.modulus = counter_modulus(ch.counter_bits, s.point, info)
             feeds.append(feed)
         self._routes[(s.device, s.point)] = feeds
         return feeds
@@ -474,17 +393,6 @@ class KpiEngine:
         return {k: ch.tracker.stats for k, ch in self._channels.items() if isinstance(ch.tracker, CounterTracker)}
 
 
-def _modulus(bits: int | None, point: str, info: DeviceInfo | None) -> float | None:
-    """Where a counter wraps, in engineering units: the declared width x the profile's scale, else the profile's
-    data type; 64-bit counters never wrap in practice."""
-    if bits is None:
-        return None if info is None else info.counter_modulus.get(point)
-    if bits == 64:
-        return None
-    scale = 1.0 if info is None else abs(info.scales.get(point, 1.0))
-    return float(2**bits) * scale
-
-
 def _names(ind: Indicator) -> list[str]:
     if isinstance(ind, TermKpi):
         return [ind.name]
@@ -493,26 +401,3 @@ def _names(ind: Indicator) -> list[str]:
     if isinstance(ind, BaselineKpi):
         return ["baseline_expected", "baseline_actual", "baseline_cusum"]
     return []
-
-
-def _ordered(customs: Sequence[CustomKpiConfig]) -> list[CustomKpiConfig]:
-    """Custom KPIs in dependency order (a formula may use another custom KPI); a cycle is an error."""
-    by_name = {f"{c.scope}.{c.name}": c for c in customs}
-    done: dict[str, CustomKpiConfig] = {}
-    visiting: set[str] = set()
-
-    def visit(name: str) -> None:
-        if name in done:
-            return
-        if name in visiting:
-            raise ValueError(f"custom KPI '{name}' depends on itself through its formula")
-        visiting.add(name)
-        for ref in references(parse(by_name[name].formula))[0]:
-            if ref in by_name:
-                visit(ref)
-        visiting.discard(name)
-        done[name] = by_name[name]
-
-    for n in by_name:
-        visit(n)
-    return list(done.values())

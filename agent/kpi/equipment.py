@@ -155,6 +155,15 @@ def plausible(kind: str, band: tuple[float, float] | None) -> Callable[[float | 
     return check
 
 
+SUPERHEAT_MARGIN_K = 10.0  # a "saturated" boiler's steam this far above saturation is superheated, not sensor error
+
+
+def above_saturation(p_mpa: float, t_c: float, *, gauge: bool = True) -> bool:
+    """Whether a steam temperature is more than SUPERHEAT_MARGIN_K above saturation at the pressure."""
+    sat = saturation(p_mpa + ATM_MPA if gauge else p_mpa)
+    return sat is not None and t_c > sat[0] + SUPERHEAT_MARGIN_K
+
+
 def _boiler_check(
     band: tuple[float, float] | None, superheated: bool
 ) -> Callable[[float | None, Mapping[str, float]], str | None]:
@@ -165,6 +174,11 @@ def _boiler_check(
             return (
                 f"steam at or below saturation {v['b'] * 100:.0f} % of the time: not superheated, heat not counted "
                 "then (set steam_state: saturated with steam_dryness if the boiler makes saturated steam)"
+            )
+        if not superheated and v.get("a", 0.0) > 0.0:
+            return (
+                f"steam more than {SUPERHEAT_MARGIN_K:g} K above saturation {v['a'] * 100:.0f} % of the time: it is "
+                "superheated, and the saturated enthalpy understates the heat (set steam_state: superheated)"
             )
         return in_band(value, v)
 
@@ -259,6 +273,17 @@ def _boiler(
             lambda v: boiler_heat_gj_per_h(v[0], v[1], None, v[2], gauge=gauge, dryness=x),
             w,
         )
+        temperature = eq.temperature or (
+            _ref(d, Role.STEAM_TEMPERATURE_C) if src.has_role(d, Role.STEAM_TEMPERATURE_C) else None
+        )
+        if temperature is not None:  # a temperature point checks the declaration: superheated steam is flagged
+            hot = src.derived(
+                f"{eq.name}/above_saturation",
+                [steam, pressure, temperature],
+                lambda v: 1.0 if above_saturation(v[1], v[2], gauge=gauge) else 0.0,
+                w,
+            )
+            terms["a"] = Term([(hot, 1.0)], mean=True)
     else:
         inputs = [steam, pressure, eq.temperature or _ref(d, Role.STEAM_TEMPERATURE_C), feedwater]
         heat = src.derived(

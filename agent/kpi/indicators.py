@@ -1,4 +1,7 @@
-"""KPIs built from terms (weighted window totals or means of channels): line, electrical and renewable KPIs.
+"""KPIs built from terms (weighted window totals or means of channels), and the context their builders share.
+
+The builders: agent.kpi.lines (process lines), agent.kpi.electrical (power factor, renewable share, balances),
+agent.kpi.equipment, agent.kpi.park.
 
 An :class:`Indicator` produces :class:`~agent.model.KpiValue` for one period of one window. :class:`TermKpi` is
 the common case: a value computed from named terms, with coverage the least covered input's share of the period,
@@ -10,20 +13,14 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Protocol
+from zoneinfo import ZoneInfo
 
-from agent.config.kpi import (
-    BalanceConfig,
-    CreditConfig,
-    FuelConfig,
-    LineConfig,
-    PointRefConfig,
-    PowerFactorConfig,
-    RenewableConfig,
-)
-from agent.kpi.benchmarks import LevelRow, corrected, grade
+from agent.config.kpi import CreditConfig, FuelConfig, KpiSectionConfig, PointRefConfig
+from agent.kpi.benchmarks import LevelRow, LevelTable, grade
 from agent.kpi.channels import Channel, Term, TermValue
-from agent.kpi.factors import FactorTable
+from agent.kpi.factors import FactorTable, load_factors
 from agent.kpi.windows import WindowSpec
 from agent.model import Grade, KpiValue, Quality, Role
 
@@ -82,6 +79,10 @@ class TermKpi:
     target: Callable[[float], tuple[float | None, str]] | None = None  # distance to a target and its text
     # why a value is implausible (then uncertain, with that ``reason``), or None when it is plausible
     check: Callable[[float | None, Mapping[str, float]], str | None] | None = None
+    # what a reader must know about a value (a negative net CO2, an upper bound): its ``reason``, quality unchanged
+    explain: Callable[[float | None, Mapping[str, float]], str | None] | None = None
+    ungraded: str = ""  # why the level row does not grade this line: the value is published without a grade
+    annual_coverage_min: float = 0.99  # a grade on a year or 12mo window needs this coverage (the whole period)
 
     def final_until(self, window: str) -> float:
         return min((t.final_until(window) for t in self.terms.values()), default=float("inf"))
@@ -111,9 +112,22 @@ class TermKpi:
             quality = Quality.UNCERTAIN if quality is Quality.GOOD else quality
             detail["implausible"] = 1.0
             reason = why
-        if self.level is not None:
-            reference = self.level.reference()
-            if value is not None and quality is Quality.GOOD:
+        if self.explain is not None and present and (why := self.explain(value, nums)) is not None:
+            reason = f"{reason}; {why}" if reason else why
+        notes = [reason, self.ungraded] if self.ungraded else [reason]
+        bridges = [v.bridge for v in at.values() if v.bridge is not None]
+        if spec.calendar and bridges:
+            notes.append(
+                f"exact totals, outage {_local(min(b[0] for b in bridges), spec.tz)}-"
+                f"{_local(max(b[1] for b in bridges), spec.tz)}"
+            )
+        short = self._short_period(spec, start, coverage)
+        if short:
+            notes.append(short)
+        reason = "; ".join(x for x in notes if x)
+        if self.level is not None:  # the row first, then what this KPI adds (basis, method)
+            reference = "; ".join(x for x in (self.level.reference(), self.reference) if x)
+            if value is not None and quality is Quality.GOOD and not short:
                 r = grade(value, self.level)
                 g, distance = r.grade, r.distance
                 detail |= {"to_benchmark": r.to_benchmark, "to_baseline": r.to_baseline}
@@ -142,6 +156,22 @@ class TermKpi:
             )
         ]
 
+    def _short_period(self, spec: WindowSpec, start: float, coverage: float) -> str:
+        """Why a graded year or 12mo value is not graded: less than ``annual_coverage_min`` of it covered, with the
+        months short of it named; "" otherwise."""
+        if self.level is None or spec.name not in ("year", "12mo") or coverage >= self.annual_coverage_min:
+            return ""
+        months = sorted({m for t in self.terms.values() for m in t.short_months(spec.name, start, 0.99)})
+        names = ", ".join(_local(m, spec.tz, "%Y-%m") for m in months) or "none whole"
+        return (
+            f"not graded: the {spec.name} is {coverage * 100:.1f} % covered, an annual grade needs "
+            f"{self.annual_coverage_min * 100:g} % (kpi.annual_grade_coverage_min); months missing: {names}"
+        )
+
+
+def _local(ts: float, tz: str, fmt: str = "%Y-%m-%d %H:%M") -> str:
+    return datetime.fromtimestamp(ts, ZoneInfo(tz)).strftime(fmt)
+
 
 def ratio(num: str, den: str, factor: float = 1.0) -> Callable[[Mapping[str, float]], float | None]:
     def f(v: Mapping[str, float]) -> float | None:
@@ -166,10 +196,12 @@ class Context:
     shift_starts: tuple[int, ...]
     coverage_min: float
     electricity_kgce_per_kwh: float
+    electricity_method: str  # "equivalent" or "equal_value": how electricity in and out is valued
     grid_tco2_per_mwh: float
     renewable_tco2_per_mwh: float
     renewable_devices: frozenset[str]
     grid_reference: str = ""
+    annual_coverage_min: float = 0.99
     level_for: Callable[[str | None, str | None], LevelRow | None] = lambda i, e: None
     notes: list[str] = field(default_factory=list)
     lines: dict[str, LineTerms] = field(default_factory=dict)  # filled by line_kpis, read by the park KPIs
@@ -184,9 +216,19 @@ class Context:
         return Term([(self.source.channel(r, windows), weight) for r in refs])
 
     def fuel_kgce(self, f: FuelConfig | CreditConfig) -> float:
+        """kgce per unit. Electricity (a credit of exported power, or a fuel entry of carrier electricity) is valued
+        with the section's electricity method, like the line's consumption: never one method in and another out."""
         if isinstance(f, CreditConfig) and f.kgce_per_unit is not None:
             return f.kgce_per_unit
+        if f.carrier == "electricity" and f.lhv_gj_per_unit is None:
+            return self.electricity_kgce_per_kwh
         return self.fuel_gj(f) * self.factors.kgce_per_gj()
+
+    def fuel_kgce_equivalent(self, f: FuelConfig | CreditConfig) -> float:
+        """kgce per unit with electricity at its equivalent (calorific) value, 0.1229 kgce/kWh."""
+        if f.carrier == "electricity" and f.lhv_gj_per_unit is None:
+            return self.factors.carriers["electricity"].kgce_per_unit
+        return self.fuel_kgce(f)
 
     def fuel_gj(self, f: FuelConfig | CreditConfig) -> float:
         """The one energy content (GJ per unit) used for both kgce and CO2: measured first (GB/T 2589), else the
@@ -242,165 +284,43 @@ class LineTerms:
     feedstock_kgce: Term
 
 
-def line_kpis(line: LineConfig, ctx: Context) -> list[TermKpi]:
-    """Per-unit energy, carbon and water KPIs of one process line. Production is equivalent production (each point
-    x its ``equivalent_factor``); energy and CO2 are net of the line's credits; the level row is corrected with the
-    line's ``corrections``."""
-    w = ctx.specs(line.windows)
-    cov = ctx.coverage_min if line.coverage_min is None else line.coverage_min
-    pu = line.production_unit
-    prod = Term([(ctx.source.channel(r, w), r.equivalent_factor) for r in line.production])
-    elec = ctx.term(line.electricity, w)
-    renewable = [r for r in line.electricity if r.device in ctx.renewable_devices]
-    gross_parts = [(ch, ctx.electricity_kgce_per_kwh) for ch in elec.channels()]
-    gross_parts += [(ctx.source.channel(f, w), ctx.fuel_kgce(f)) for f in line.fuels]
-    credit = Term([(ctx.source.channel(c, w), ctx.fuel_kgce(c)) for c in line.credits])
-    kgce = Term(gross_parts + [(ch, -k) for ch, k in credit.parts])
-    co2_parts: list[tuple[Channel, float]] = []
-    for r in line.electricity:
-        factor = ctx.renewable_tco2_per_mwh if r.device in ctx.renewable_devices else ctx.grid_tco2_per_mwh
-        co2_parts.append((ctx.source.channel(r, w), factor / 1000.0))
-    co2_parts += [(ctx.source.channel(f, w), ctx.fuel_tco2(f)) for f in line.fuels]
-    co2_parts += [(ctx.source.channel(c, w), -ctx.credit_tco2(c)) for c in line.credits if c.co2 != "none"]
-    co2 = Term(co2_parts)
-    ctx.lines[line.name] = LineTerms(
-        kgce,
-        co2,
-        Term([(ctx.source.channel(r, w), ctx.electricity_kgce_per_kwh) for r in renewable]),
-        Term([(ctx.source.channel(f, w), ctx.fuel_kgce(f)) for f in line.fuels if f.feedstock]),
+def make_context(
+    cfg: KpiSectionConfig,
+    source: ChannelSource,
+    windows: tuple[WindowSpec, ...],
+    tz: str,
+    shifts: tuple[int, ...],
+    renewable: frozenset[str],
+    table: LevelTable,
+) -> Context:
+    """The builders' context for a kpi section: the factor table, the electricity coefficient of the section's
+    method, the grid factor (the site's own or the table's) and the level rows."""
+    f = cfg.factors
+    factors = load_factors()
+    if f.grid_tco2_per_mwh is not None:
+        grid, grid_ref = f.grid_tco2_per_mwh, f"grid factor {f.grid_tco2_per_mwh} tCO2/MWh set by the site"
+    else:
+        g = factors.grid_factor(f.grid_year, f.grid_scope)
+        if g is None:
+            raise ValueError(f"no grid factor for {f.grid_year}/{f.grid_scope}")
+        grid = g.tco2_per_mwh
+        grid_ref = f"grid factor {g.scope} {g.year} {g.tco2_per_mwh} tCO2/MWh, {g.document}, status {g.status}"
+    elec = factors.carriers["electricity"].kgce_per_unit
+    if f.electricity_method == "equal_value" and f.electricity_equal_value_kgce_per_kwh is not None:
+        elec = f.electricity_equal_value_kgce_per_kwh
+    return Context(
+        source=source,
+        factors=factors,
+        windows=windows,
+        tz=tz,
+        shift_starts=shifts,
+        coverage_min=cfg.coverage_min,
+        electricity_kgce_per_kwh=elec,
+        electricity_method=f.electricity_method,
+        grid_tco2_per_mwh=grid,
+        renewable_tco2_per_mwh=f.renewable_tco2_per_mwh,
+        renewable_devices=renewable,
+        grid_reference=grid_ref,
+        annual_coverage_min=cfg.annual_grade_coverage_min,
+        level_for=lambda ind, ed: None if ind is None else table.find(ind, ed),
     )
-    level = ctx.level_for(line.indicator, line.level_edition)
-    if level is not None:
-        level = corrected(level, line.corrections)
-
-    def kpi(
-        name: str,
-        unit: str,
-        terms: dict[str, Term],
-        fn: Callable[[Mapping[str, float]], float | None],
-        graded: bool = True,
-    ) -> TermKpi:
-        row = level if graded and level is not None and level.kpi == name else None
-        return TermKpi(name, line.name, unit, terms, fn, w, cov, row)
-
-    out = [kpi("production", pu, {"p": prod}, total("p"))]
-    if line.electricity:
-        out += [
-            kpi("electricity_kwh", "kWh", {"e": elec}, total("e")),
-            kpi("sec_kwh_per_t", f"kWh/{pu}", {"e": elec, "p": prod}, ratio("e", "p")),
-        ]
-    if line.electricity or line.fuels:
-        out += [
-            kpi("energy_kgce", "kgce", {"e": kgce}, total("e")),
-            kpi("energy_kgce_per_t", f"kgce/{pu}", {"e": kgce, "p": prod}, ratio("e", "p")),
-            kpi("co2_t", "tCO2", {"c": co2}, total("c")),
-            kpi("co2_t_per_t", f"tCO2/{pu}", {"c": co2, "p": prod}, ratio("c", "p")),
-        ]
-        uncounted = sorted({f.carrier for f in line.fuels if ctx.factors.carriers[f.carrier].co2_none})
-        why = "; ".join(f"{c} counted at 0 tCO2: {ctx.factors.carriers[c].co2_none}" for c in uncounted)
-        out[-2].reference = out[-1].reference = "; ".join(x for x in (ctx.grid_reference, why) if x)
-        if line.credits:
-            gross = Term(gross_parts)
-            out += [
-                kpi("energy_gross_kgce", "kgce", {"e": gross}, total("e")),
-                kpi("credit_kgce", "kgce", {"e": credit}, total("e")),
-            ]
-    if line.fuels:
-        heat = Term([(ctx.source.channel(f, w), ctx.fuel_gj(f)) for f in line.fuels])
-        # GJ/t = 1000 kJ/kg
-        out.append(kpi("heat_kj_per_kg", "kJ/kg", {"h": heat, "p": prod}, ratio("h", "p", 1000.0)))
-    if line.water:
-        out.append(kpi("water_m3_per_t", f"m3/{pu}", {"w": ctx.term(line.water, w), "p": prod}, ratio("w", "p")))
-    if line.waste_heat:
-        wh = ctx.term(line.waste_heat, w)
-        gj_per_kgce = 1.0 / ctx.factors.kgce_per_gj()
-        out.append(kpi("waste_heat_gj", "GJ", {"h": wh}, total("h")))
-        if line.electricity or line.fuels:
-            gross_in = Term(gross_parts)
-            out.append(kpi("waste_heat_share", "1", {"h": wh, "e": gross_in}, ratio("h", "e", 1.0 / gj_per_kgce)))
-    return out
-
-
-REVERSE_REACTIVE_RULE = (
-    "reactive energy = import + export kvarh (reverse kvarh of over-compensation added, as supply companies bill it; "
-    "status UNCONF: not confirmed in the text of 功率因数调整电费办法)"
-)
-
-
-def power_factor_kpi(cfg: PowerFactorConfig, ctx: Context) -> TermKpi:
-    """Power factor of the window, kWh / sqrt(kWh² + kvarh²), with kvarh the import plus the export reactive energy
-    where export counters are declared."""
-    w = ctx.specs(cfg.windows)
-
-    def pf(v: Mapping[str, float]) -> float | None:
-        s = math.hypot(v["p"], v["q"])
-        return v["p"] / s if s > 0 else None
-
-    terms = {"p": ctx.term(cfg.active, w), "q": ctx.term(cfg.reactive + cfg.reactive_export, w)}
-    if cfg.reactive_export:
-        terms["x"] = ctx.term(cfg.reactive_export, w)
-
-    def detail(v: Mapping[str, float]) -> dict[str, float]:
-        out = {"active_kwh": v["p"], "reactive_kvarh": v["q"]}
-        if "x" in v:
-            out["reactive_export_kvarh"] = v["x"]
-        return out
-
-    reference = REVERSE_REACTIVE_RULE if cfg.reactive_export else ""
-    return TermKpi("power_factor", cfg.name, "1", terms, pf, w, ctx.coverage_min, detail=detail, reference=reference)
-
-
-def renewable_kpi(cfg: RenewableConfig, ctx: Context, default_renewable: Sequence[PointRefConfig]) -> TermKpi:
-    w = ctx.specs(cfg.windows)
-    ren = ctx.term(cfg.renewable if cfg.renewable is not None else default_renewable, w)
-    tot = ctx.term(cfg.total, w)
-    add = not cfg.total_includes_renewable
-    targets = sorted(cfg.targets)
-
-    def share(v: Mapping[str, float]) -> float | None:
-        denom = v["t"] + (v["r"] if add else 0.0)
-        return v["r"] / denom if denom > 0 else None
-
-    def target(value: float) -> tuple[float | None, str]:
-        nxt = next((t for t in targets if value < t - 1e-12), None)
-        ladder = " / ".join(f"{t * 100:g} %" for t in targets)
-        if nxt is None:
-            return value - targets[-1], f"park target ladder {ladder}: top target reached"
-        return nxt - value, f"park target ladder {ladder}: next target {nxt * 100:g} %"
-
-    def detail(v: Mapping[str, float]) -> dict[str, float]:
-        s = share(v)
-        reached = max((t for t in targets if s is not None and s >= t - 1e-12), default=0.0)
-        return {"renewable_kwh": v["r"], "total_kwh": v["t"] + (v["r"] if add else 0.0), "target_reached": reached}
-
-    return TermKpi(
-        "renewable_share", cfg.name, "1", {"r": ren, "t": tot}, share, w, ctx.coverage_min, detail=detail, target=target
-    )
-
-
-def balance_kpis(cfg: BalanceConfig, ctx: Context) -> list[TermKpi]:
-    w = ctx.specs(cfg.windows)
-    terms = {"m": ctx.term([cfg.main], w), "s": ctx.term(cfg.subs, w)}
-
-    def detail(v: Mapping[str, float]) -> dict[str, float]:
-        share = (v["m"] - v["s"]) / v["m"] if v["m"] > 0 else 0.0
-        return {
-            "main_kwh": v["m"],
-            "subs_kwh": v["s"],
-            "limit": cfg.max_unaccounted_share,
-            "exceeded": 1.0 if share > cfg.max_unaccounted_share else 0.0,
-        }
-
-    return [
-        TermKpi(
-            "unaccounted_share",
-            cfg.name,
-            "1",
-            terms,
-            lambda v: (v["m"] - v["s"]) / v["m"] if v["m"] > 0 else None,
-            w,
-            ctx.coverage_min,
-            detail=detail,
-        ),
-        TermKpi("unaccounted_kwh", cfg.name, "kWh", terms, lambda v: v["m"] - v["s"], w, ctx.coverage_min),
-    ]

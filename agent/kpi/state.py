@@ -27,23 +27,39 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 import orjson
 
+from agent.config.kpi import KpiSectionConfig
 from agent.kpi.baseline import BaselineKpi, Model
+from agent.kpi.channels import Channel
+from agent.kpi.clock import ClockWatch
 from agent.kpi.custom import CustomKpi
 from agent.kpi.demand import DemandKpi
 from agent.kpi.indicators import Indicator, TermKpi
 
-if TYPE_CHECKING:
-    from agent.kpi.engine import KpiEngine
-
 FORMAT = "energy-agent-kpi-state"
 VERSION = 1
 CLOCK_BACK_TOLERANCE_S = 60.0
+
+
+class KpiEngine(Protocol):
+    """What a snapshot reads of the engine and a restore writes into it (agent.kpi.engine.KpiEngine, whose own
+    parts these are: this module does not import the engine, the engine calls it)."""
+
+    config: KpiSectionConfig
+    tz: str
+    _channels: dict[str, Channel]
+    _reported: dict[tuple[int, str], float]
+    _watch: ClockWatch | None
+    _indicators: list[Indicator]
+    _customs: list[CustomKpi]
+
+    def hold(self, channels: Mapping[str, float], until: float) -> None: ...
 
 
 class StateError(Exception):

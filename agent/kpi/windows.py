@@ -20,46 +20,17 @@ close, the open ones read from the day sum.
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from agent.config.kpi.windows import CALENDAR_WINDOWS as CALENDAR_WINDOWS
+from agent.config.kpi.windows import check_window_name as check_window_name
+from agent.config.kpi.windows import fixed_seconds as fixed_seconds
+from agent.config.kpi.windows import parse_hhmm as parse_hhmm
 from agent.kpi.counters import Segment
 
-_FIXED = re.compile(r"^(\d+)(s|m|h)$")
-_SECONDS = {"s": 1, "m": 60, "h": 3600}
-_HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
-
-
-def parse_hhmm(text: str) -> int:
-    """'08:30' -> minutes after midnight; raises ValueError with the expected form."""
-    m = _HHMM.match(text)
-    if m is None:
-        raise ValueError(f"'{text}' is not a local time HH:MM (00:00 to 23:59)")
-    return int(m.group(1)) * 60 + int(m.group(2))
-
-
-def fixed_seconds(name: str) -> int | None:
-    """Length of a fixed window name like '15m' or '1h', or None if the name is not a fixed window."""
-    m = _FIXED.match(name)
-    return int(m.group(1)) * _SECONDS[m.group(2)] if m else None
-
-
-CALENDAR_WINDOWS = ("month", "year", "12mo")  # summed from day periods, see CalendarSum
 LEDGER_MONTHS = 25  # months kept per input: a year and a rolling 12 months back, and a year of reporting slack
-
-
-def check_window_name(name: str) -> str | None:
-    """Why ``name`` is not a valid window, or None if it is."""
-    if name in ("shift", "day", *CALENDAR_WINDOWS):
-        return None
-    seconds = fixed_seconds(name)
-    if seconds is None:
-        return f"'{name}' is not a window: use e.g. 15m, 1h, 8h, shift, day, month, year or 12mo (rolling 12 months)"
-    if seconds <= 0 or 86400 % seconds:
-        return f"window '{name}' must divide a day evenly (e.g. 1m, 5m, 15m, 30m, 1h, 2h, 4h, 8h, 12h)"
-    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +128,22 @@ class Bucket:
     end: float
     amount: float = 0.0
     covered_s: float = 0.0
+    # time bridged by a counter delta longer than counter_bridge_max_s (an outage the counter's readings bracket):
+    # exact amount, not covered; calendar windows count it as covered. The first and last outage's bounds.
+    bridged_s: float = 0.0
+    bridge_t0: float = math.inf
+    bridge_t1: float = -math.inf
+
+    def bridge(self, t0: float, t1: float, seconds: float) -> None:
+        self.bridged_s += seconds
+        self.bridge_t0 = min(self.bridge_t0, t0)
+        self.bridge_t1 = max(self.bridge_t1, t1)
+
+    def merge(self, other: Bucket) -> None:
+        self.amount += other.amount
+        self.covered_s += other.covered_s
+        if other.bridged_s > 0:
+            self.bridge(other.bridge_t0, other.bridge_t1, other.bridged_s)
 
 
 @dataclass(slots=True)
@@ -190,6 +177,8 @@ class WindowedSum:
                 b.amount += rate * part
                 if seg.covered:
                     b.covered_s += part
+                elif seg.exact:
+                    b.bridge(seg.t0, seg.t1, part)
             t = part_end
         self.watermark = max(self.watermark, seg.t1)
 
@@ -265,8 +254,7 @@ class MonthLedger:
             m = self.buckets[start] = Bucket(start, end)
             if len(self.buckets) > LEDGER_MONTHS:
                 del self.buckets[min(self.buckets)]
-        m.amount += day.amount
-        m.covered_s += day.covered_s
+        m.merge(day)
 
     def dump(self) -> list[list[float]]:
         return [_bucket(b) for b in self.buckets.values()]
@@ -288,15 +276,36 @@ class CalendarSum:
         return self.days.final_until
 
     def get(self, start: float) -> Bucket | None:
-        """The period starting at ``start``, or None when no data reached it."""
+        """The period starting at ``start``, or None when no data reached it. Time a counter's readings bracket
+        (``bridged_s``) counts as covered here: the month's or year's totals are exact."""
         assert self.days.ledger is not None
         start, end = self.spec.starting_at(start)
         out: Bucket | None = None
         for b in (*self.days.ledger.buckets.values(), *self.days.open_buckets()):
             if start <= b.start < end:
                 out = out or Bucket(start, end)
-                out.amount += b.amount
-                out.covered_s += b.covered_s
+                out.merge(b)
+                out.covered_s += b.bridged_s
+        return out
+
+    def short_months(self, start: float, share: float) -> list[float]:
+        """Starts of the months of the period starting at ``start`` covered less than ``share`` (absent months
+        included), bridged time counting as covered."""
+        assert self.days.ledger is not None
+        start, end = self.spec.starting_at(start)
+        months = self.days.ledger.months
+        covered: dict[float, float] = {}
+        for b in (*self.days.ledger.buckets.values(), *self.days.open_buckets()):
+            if start <= b.start < end:
+                m = months.bounds(b.start)[0]
+                covered[m] = covered.get(m, 0.0) + b.covered_s + b.bridged_s
+        out: list[float] = []
+        t = start
+        while t < end:
+            m0, m1 = months.bounds(t)
+            if covered.get(m0, 0.0) < share * (m1 - m0):
+                out.append(m0)
+            t = m1
         return out
 
 
@@ -309,6 +318,8 @@ def _inf(x: object) -> float:
 
 
 def _bucket(b: Bucket) -> list[float]:
+    if b.bridged_s > 0:
+        return [b.start, b.end, b.amount, b.covered_s, b.bridged_s, b.bridge_t0, b.bridge_t1]
     return [b.start, b.end, b.amount, b.covered_s]
 
 
@@ -319,7 +330,10 @@ def _rows(rows: object) -> list[list[float]]:
 
 
 def _unbucket(row: list[float]) -> Bucket:
-    start, end, amount, covered = (float(x) for x in row)
-    if not all(math.isfinite(x) for x in (start, end, amount, covered)) or end <= start:
+    """A bucket of 4 numbers (start, end, amount, covered) or 7 (and bridged seconds, the outage's bounds)."""
+    if len(row) not in (4, 7):
         raise ValueError(f"bad bucket {row!r}")
-    return Bucket(start, end, amount, covered)
+    nums = [float(x) for x in row]
+    if not all(math.isfinite(x) for x in nums) or nums[1] <= nums[0]:
+        raise ValueError(f"bad bucket {row!r}")
+    return Bucket(*nums)

@@ -24,7 +24,7 @@ import logging
 import signal
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +35,6 @@ from agent.model import PollResult
 from agent.runtime.compile import CompiledSite, compile_site
 from agent.runtime.kpistate import KpiStateFile
 from agent.runtime.monitor import Liveness, LoopLagMonitor, Percentiles, Ring, poll_jitter_s, status_line
-from agent.runtime.notify import SystemdNotifier
 from agent.runtime.parts import (
     Parts,
     build_kpi_engine,
@@ -46,7 +45,12 @@ from agent.runtime.parts import (
     topics_of,
 )
 from agent.runtime.prometheus import Family, PrometheusServer, families
+from agent.runtime.webview import Hints, web_page
 from agent.sources.base import Source
+from agent.sources.modbus.device import DevicePoller
+from agent.sources.modbus.source import ModbusSource
+from agent.systemd.notify import SystemdNotifier
+from agent.web.live import LiveState
 from agent.wire import encode_kpis, encode_samples
 
 log = logging.getLogger("agent.runtime")
@@ -64,6 +68,7 @@ class Agent:
         notifier: SystemdNotifier | None = None,
         flush_timeout_s: float = 5.0,
         install_signal_handlers: bool = True,
+        hints: Hints | None = None,
     ) -> None:
         self.site_path = site_path
         self.clock = clock
@@ -75,6 +80,10 @@ class Agent:
         self.flush_timeout_s = flush_timeout_s
         self.install_signal_handlers = install_signal_handlers
         self.boot = uuid.uuid4().hex
+        self.hints = hints  # probe's fault hints, for the web page (the command starting the agent passes them)
+        self.live: LiveState | None = None  # what the web page shows beyond health(); None while it is off
+        self.started_ts = clock()
+        self.reloaded_ts: float | None = None
         self.seq = 0
         self.loop_lag = LoopLagMonitor()
         self.jitter = Ring()
@@ -86,6 +95,7 @@ class Agent:
         self._other_tasks: list[asyncio.Task[None]] = []
         self._tg: asyncio.TaskGroup | None = None
         self._liveness: Liveness | None = None
+        self._web_run: Callable[[], Coroutine[Any, Any, None]] | None = None
         self.compiled: CompiledSite = compile_site(site_path)  # plans and checks before any socket or READY
         self.loaded: LoadedSite = self.compiled.loaded
         self.parts: Parts | None = None
@@ -118,7 +128,9 @@ class Agent:
                     if mon.prometheus_port is not None
                     else contextlib.nullcontext()
                 )
-                async with metrics:
+                async with metrics, web_page(self, self.hints) as web:
+                    if web is not None:
+                        self._web_run = web.run
                     self.notifier.ready(f"polling {len(site.devices)} devices")
                     log.info(
                         "agent %s started: site %s, gateway %s, %d devices, boot %s",
@@ -148,6 +160,8 @@ class Agent:
             self._other_tasks.append(tg.create_task(self.notifier.watchdog(self._alive), name="watchdog"))
             self._other_tasks.append(tg.create_task(self.notifier.status_updates(self._status_line), name="sd-status"))
             self._other_tasks.append(tg.create_task(self._reload_loop(), name="reload"))
+            if self._web_run is not None:
+                self._other_tasks.append(tg.create_task(self._web_run(), name="web"))
             await self._stopping.wait()
             await self._shutdown()
 
@@ -173,6 +187,9 @@ class Agent:
 
     def _start_source(self, source: Source) -> None:
         assert self._tg is not None
+        if self.live is not None:  # the page shows raw registers of the last poll
+            for poller in getattr(source, "pollers", ()):
+                poller.capture_raw = True
         task = self._tg.create_task(source.run(self._emit), name=f"source:{source.name}")
         self._source_tasks[source.name] = (source, task)
 
@@ -204,6 +221,8 @@ class Agent:
         if interval:
             self.jitter.add(abs(poll_jitter_s(result.ts, interval)))
         self.polls += 1
+        if self.live is not None:
+            self.live.on_poll(result)
 
     def _alive(self) -> str | None:
         """For the watchdog: None while the loop, the spool and the publisher are alive (devices may all be down)."""
@@ -229,6 +248,8 @@ class Agent:
         if parts is None or parts.kpi is None:
             return
         values = parts.kpi.evaluate(now)
+        if self.live is not None:
+            self.live.on_kpis(values, now)
         for notice in parts.kpi.notices():
             log.warning("%s", notice)
         if self._kpi_state is not None:
@@ -294,6 +315,12 @@ class Agent:
             "sink": parts.sink.stats() if parts and parts.sink else {},
         }
 
+    def modbus_pollers(self) -> list[DevicePoller]:
+        """The running Modbus sources' device pollers (for the web page's raw registers)."""
+        return [
+            p for source, _ in self._source_tasks.values() if isinstance(source, ModbusSource) for p in source.pollers
+        ]
+
     def prometheus_metrics(self) -> list[Family]:
         """/metrics: the same snapshot as the status topic, in Prometheus' conventions."""
         return families(self.health())
@@ -321,11 +348,12 @@ class Agent:
         new, old = compiled.loaded, self.loaded
         if (
             new.site.mqtt != old.site.mqtt
+            or new.site.web != old.site.web
             or new.site.spool != old.site.spool
             or new.site.site != old.site.site
             or new.site.gateway != old.site.gateway
         ):
-            log.warning("reload: mqtt, spool, site or gateway changed; restart the service to apply those")
+            log.warning("reload: mqtt, web, spool, site or gateway changed; restart the service to apply those")
         wanted = {s.name: s for s in build_sources(compiled, self.clock)}
         restarted: list[str] = []
         started: list[str] = []
@@ -343,6 +371,9 @@ class Agent:
                 self._start_source(source)
                 if name not in restarted:
                     started.append(name)
+        if self.live is not None:
+            self.live.forget_devices({d.name for d in new.site.devices})
+        self.reloaded_ts = self.clock()
         if self.parts is not None and new.site.kpi != old.site.kpi:
             self.parts.kpi = build_kpi_engine(new, self.clock, self.monotonic, self.parts.kpi)
         log.info(

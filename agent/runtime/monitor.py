@@ -27,6 +27,10 @@ class Ring:
     def __len__(self) -> int:
         return len(self._values)
 
+    def last(self, n: int) -> list[float]:
+        """The newest ``n`` observations (fewer when fewer were made), oldest first."""
+        return list(self._values)[-n:] if n > 0 else []
+
     def percentile(self, q: float) -> float | None:
         if not self._values:
             return None

@@ -6,7 +6,8 @@ that follow the exposition conventions: base units in the name (``_seconds``, ``
 percentiles as a ``summary`` with ``quantile="0.5"`` labels. The percentiles are over the last 2048 observations
 (a sliding window), so the summaries carry no ``_sum``/``_count``; ``quantile="1"`` is that window's maximum.
 
-Minimal HTTP/1.0: ``GET /metrics`` answers the text format 0.0.4; anything else 404. Read-only, no state.
+Minimal HTTP/1.0 on asyncio streams (about 60 lines; no HTTP framework for one read-only page): ``GET /metrics``
+answers the text format 0.0.4; anything else 404; a request line or header over 8 KiB 414/431. Read-only, no state.
 """
 
 from __future__ import annotations
@@ -251,16 +252,23 @@ def _mqtt_families(sink: Mapping[str, Any]) -> list[Family]:
 
 
 class PrometheusServer:
-    """``async with PrometheusServer(host, port, collect): ...`` serves ``collect()`` rendered at each scrape."""
+    """``async with PrometheusServer(host, port, collect): ...`` serves ``collect()`` rendered at each scrape.
+
+    Any local process can connect, so the server is defensive: a request line or header over 8 KiB gets 414 or 431
+    (the stream's limit, not an exception), a client that says nothing for 5 s is dropped, and on exit every
+    connection in progress is cancelled and awaited, so a stop during a scrape logs nothing."""
+
+    _LIMIT = 8192
 
     def __init__(self, host: str, port: int, collect: Callable[[], Iterable[Family]]) -> None:
         self.host = host
         self.port = port
         self._collect = collect
         self._server: asyncio.Server | None = None
+        self._connections: set[asyncio.Task[None]] = set()
 
     async def __aenter__(self) -> PrometheusServer:
-        self._server = await asyncio.start_server(self._handle, self.host, self.port)
+        self._server = await asyncio.start_server(self._handle, self.host, self.port, limit=self._LIMIT)
         sockets = self._server.sockets
         if sockets:
             self.port = sockets[0].getsockname()[1]
@@ -268,26 +276,49 @@ class PrometheusServer:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
+        if self._server is None:
+            return
+        self._server.close()
+        for task in list(self._connections):
+            task.cancel()
+        if self._connections:
+            await asyncio.gather(*self._connections, return_exceptions=True)
+        await self._server.wait_closed()
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._connections.add(task)
         try:
-            request = await asyncio.wait_for(reader.readline(), 5)
-            while (await asyncio.wait_for(reader.readline(), 5)) not in (b"\r\n", b"\n", b""):
-                pass
-            parts = request.decode("latin-1").split()
-            if len(parts) >= 2 and parts[0] == "GET" and parts[1].split("?")[0] == "/metrics":
-                body = render(self._collect()).encode()
-                head = b"HTTP/1.0 200 OK\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n"
-            else:
-                body, head = b"not found\n", b"HTTP/1.0 404 Not Found\r\nContent-Type: text/plain\r\n"
-            writer.write(head + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+            writer.write(await self._answer(reader))
             await writer.drain()
-        except (TimeoutError, ConnectionError, UnicodeDecodeError):
+        except (TimeoutError, ConnectionError, asyncio.IncompleteReadError):
             pass
+        except asyncio.CancelledError:
+            pass  # the agent is stopping; the client sees the connection close
         finally:
             writer.close()
-            with contextlib.suppress(ConnectionError):
+            with contextlib.suppress(ConnectionError, asyncio.CancelledError):
                 await writer.wait_closed()
+            if task is not None:
+                self._connections.discard(task)
+
+    async def _answer(self, reader: asyncio.StreamReader) -> bytes:
+        try:
+            request = await asyncio.wait_for(reader.readline(), 5)
+        except ValueError:  # longer than the limit (asyncio.LimitOverrunError, re-raised by readline)
+            return _reply("414 URI Too Long", b"request line too long\n")
+        try:
+            while (await asyncio.wait_for(reader.readline(), 5)) not in (b"\r\n", b"\n", b""):
+                pass
+        except ValueError:
+            return _reply("431 Request Header Fields Too Large", b"header too long\n")
+        parts = request.decode("latin-1").split()
+        if len(parts) >= 2 and parts[0] == "GET" and parts[1].split("?")[0] == "/metrics":
+            return _reply("200 OK", render(self._collect()).encode(), "text/plain; version=0.0.4; charset=utf-8")
+        return _reply("404 Not Found", b"not found\n")
+
+
+def _reply(status: str, body: bytes, content_type: str = "text/plain") -> bytes:
+    head = f"HTTP/1.0 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {len(body)}\r\n\r\n"
+    return head.encode() + body

@@ -6,11 +6,11 @@ Lifecycle::
         await sink.run()      # connects in the background and forwards until cancelled; wake() after appends
     # on exit: a retained "offline" status, then a clean DISCONNECT
 
-Event-loop integration: paho's network loop runs on the asyncio loop through ``add_reader``/``add_writer`` (paho's
-``on_socket_*`` callbacks) and a one-second ``loop_misc`` tick for keepalive. Every paho callback, hence every
-spool call, runs on the event-loop thread: no locks, no thread handing PUBACKs over, and the SQLite connection
-stays on one thread. The only blocking paho call, ``connect()`` (DNS, TCP, TLS handshake, bounded by
-``connect_timeout_s``), runs in a worker thread; sockets are registered with the loop once it returns.
+Event-loop integration (``loopio``): paho's network loop runs on the asyncio loop through ``add_reader``/
+``add_writer`` and a one-second ``loop_misc`` tick for keepalive. Every paho callback, hence every spool call, runs
+on the event-loop thread: no locks, no thread handing PUBACKs over, and the SQLite connection stays on one thread.
+The only blocking paho call, ``connect()`` (DNS, TCP, TLS handshake, bounded by ``connect_timeout_s``), runs in a
+worker thread; sockets are registered with the loop once it returns.
 
 CONNACK wait: bounded by the keepalive (paho closes a connection that stays silent for ``keepalive_s``); a hung
 broker in session is detected within about two keepalives.
@@ -32,9 +32,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import socket
 import ssl
-import threading
 import time
 from collections.abc import Callable
 from types import TracebackType
@@ -49,6 +47,7 @@ from agent.config.mqtt import MqttConfig
 from agent.errors import SinkError
 from agent.sinks.connect import ClosingContext, backoff_s, describe, tls_context
 from agent.sinks.forward import Forwarder, LiveRecord, OutgoingRecord, SpoolReader
+from agent.sinks.loopio import LoopIo
 from agent.sinks.topics import check_level, status_topic
 from agent.wire import StatusMessage, encode_status
 
@@ -83,12 +82,10 @@ class MqttSink:
         self._status_topic = status_topic(config.topic_prefix, site, gateway)
         self._client: paho.Client | None = None
         self._tls: ssl.SSLContext | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._loop_thread = 0
+        self._io = LoopIo()
         self._connected = asyncio.Event()
         self._down = asyncio.Event()
         self._wake = asyncio.Event()
-        self._connecting = False
         self._closing = False
         self._refused = False  # the broker answered this attempt's CONNECT with a refusal
         self._session_ok = False  # the broker accepted this attempt's CONNECT
@@ -109,9 +106,8 @@ class MqttSink:
     # -- lifecycle ----------------------------------------------------------------------------------------------
 
     async def __aenter__(self) -> MqttSink:
-        self._loop = asyncio.get_running_loop()
-        self._loop_thread = threading.get_ident()
         self._client = self._make_client()
+        self._io.attach(self._client)
         for warning in self._config.warnings():
             log.warning("%s", warning)
         return self
@@ -132,7 +128,7 @@ class MqttSink:
         self._forward.flush_acks()
         sock = client.socket()
         if sock is not None:
-            self._unwatch(sock)
+            self._io.unwatch(sock)
         with contextlib.suppress(Exception):
             client._sock_close()  # paho has no public close; the socket must not outlive the sink
         self._connected.clear()
@@ -229,10 +225,6 @@ class MqttSink:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
-        client.on_socket_open = self._on_socket_open
-        client.on_socket_close = self._on_socket_close
-        client.on_socket_register_write = self._on_register_write
-        client.on_socket_unregister_write = self._on_unregister_write
         return client
 
     async def _connection_loop(self) -> None:
@@ -245,18 +237,19 @@ class MqttSink:
             self._refused = False
             self._session_ok = False
             started = time.monotonic()
-            self._connecting = True
+            self._io.connecting = True
             try:
                 kwargs: dict[str, Any] = {"clean_start": True} if cfg.protocol == "5" else {}
                 await asyncio.to_thread(client.connect, cfg.host, cfg.effective_port, cfg.keepalive_s, **kwargs)
             except (OSError, ssl.SSLError, ValueError) as exc:
-                self._connecting = False
+                self._io.connecting = False
                 if isinstance(self._tls, ClosingContext):
                     self._tls.close_last()  # paho leaves the socket of a failed TLS handshake open
                 self._failed(describe(exc))
             else:
-                self._connecting = False
-                self._watch_after_connect()
+                self._io.connecting = False
+                if not self._io.watch_after_connect():
+                    self._down.set()
                 await self._down.wait()
             stable = self._session_ok and time.monotonic() - started > _STABLE_S
             attempt = 0 if stable else attempt + 1
@@ -319,58 +312,10 @@ class MqttSink:
             self._counts["acked"] += 1
         self._wake.set()
 
-    # -- socket plumbing (paho's external-loop callbacks) -------------------------------------------------------
-
-    def _on_loop_thread(self) -> bool:
-        return threading.get_ident() == self._loop_thread
-
-    def _watch_after_connect(self) -> None:
-        client = self._client
-        assert client is not None and self._loop is not None
-        sock = client.socket()
-        if sock is None:
-            self._down.set()
-            return
-        if isinstance(sock, socket.socket):  # small packets, one per message: no Nagle delay (SSLSocket too)
-            with contextlib.suppress(OSError):
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self._loop.add_reader(sock, self._readable)
-        if client.want_write():
-            self._loop.add_writer(sock, self._writable)
-
-    def _on_socket_open(self, _c: paho.Client, _u: Any, sock: Any) -> None:
-        pass  # registered by _watch_after_connect once connect() returned in its worker thread
-
-    def _on_socket_close(self, _c: paho.Client, _u: Any, sock: Any) -> None:
-        if self._on_loop_thread():
-            self._unwatch(sock)
-
-    def _on_register_write(self, _c: paho.Client, _u: Any, sock: Any) -> None:
-        if self._on_loop_thread() and not self._connecting and self._loop is not None:
-            self._loop.add_writer(sock, self._writable)
-
-    def _on_unregister_write(self, _c: paho.Client, _u: Any, sock: Any) -> None:
-        if self._on_loop_thread() and self._loop is not None:
-            self._loop.remove_writer(sock)
-
-    def _unwatch(self, sock: Any) -> None:
-        if self._loop is not None:
-            with contextlib.suppress(ValueError, OSError):
-                self._loop.remove_reader(sock)
-                self._loop.remove_writer(sock)
-
-    def _readable(self) -> None:
-        assert self._client is not None
-        self._client.loop_read()
-
-    def _writable(self) -> None:
-        assert self._client is not None
-        self._client.loop_write()
-
     async def _tick_loop(self) -> None:
         while True:
             await asyncio.sleep(_TICK_S)
-            if self._client is not None and not self._connecting:
+            if self._client is not None and not self._io.connecting:
                 self._client.loop_misc()
             self._forward.flush_acks()
             self._spool.flush()

@@ -16,9 +16,9 @@ stored even so is counted as ``dropped_unwritable`` and ``append`` returns None;
 A corrupt file is moved aside on ``open(replace_corrupt=True)`` and a new spool started; a file removed while
 open is written again at its path.
 
-One class over ~400 lines on purpose: the ordinary and the fault paths change the same connection and the same
-in-memory totals, in the same transactions; the file, the fsync thread, the filesystem helpers and the episode
-logging live in ``schema``, ``walsync``, ``storage`` and ``episodes``.
+The records table, its transactions and in-memory totals are the base class ``records.RecordStore``; the file,
+the fsync thread, the filesystem helpers and the episode logging live in ``schema``, ``walsync``, ``storage`` and
+``episodes``.
 """
 
 from __future__ import annotations
@@ -28,17 +28,17 @@ import logging
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from agent.config.spool import SpoolConfig
 from agent.errors import SpoolError
-from agent.spool.base import DROP_ORDER, KINDS, RECORD_OVERHEAD_BYTES, Kind, SpooledRecord, SpoolStats
+from agent.spool.base import KINDS, RECORD_OVERHEAD_BYTES, Kind, SpooledRecord, SpoolStats
 from agent.spool.episodes import BoundEpisodes, DiskEpisode, Gone
 from agent.spool.lock import StateDirLock
+from agent.spool.records import RecordStore, StorageFault, Txn
 from agent.spool.schema import connect, open_error
-from agent.spool.storage import Reserve, free_bytes, is_corrupt, is_storage_fault, move_aside, refused
+from agent.spool.storage import Reserve, free_bytes, is_corrupt, move_aside, refused
 from agent.spool.walsync import WalSyncer
 
 log = logging.getLogger(__name__)
@@ -48,26 +48,7 @@ _RETRY_S = 1.0  # on a disk that refuses everything, one more try per second (ot
 _PROBE_S = 5.0  # while keeping to its space, how often the spool looks whether the filesystem has room again
 
 
-class _Txn:
-    """What a transaction body tells its commit: whether it changed anything, and the counter increments to
-    apply in memory once committed (never before: a rolled-back transaction leaves the totals as they were)."""
-
-    __slots__ = ("changed", "counters")
-
-    def __init__(self) -> None:
-        self.changed = True
-        self.counters: dict[str, int] = {}
-
-
-class _StorageFault(Exception):
-    """The filesystem refused a write transaction. Internal: handled inside SqliteSpool, never raised out of it."""
-
-    def __init__(self, what: str, exc: sqlite3.Error) -> None:
-        super().__init__(f"{what}: {exc}")
-        self.reason = str(exc)
-
-
-class SqliteSpool:
+class SqliteSpool(RecordStore):
     """The durable spool. Create with :meth:`open`; one instance per file, used from one thread."""
 
     def __init__(
@@ -78,23 +59,13 @@ class SqliteSpool:
         clock: Callable[[], float],
         reserve: Reserve | None = None,
     ) -> None:
-        self.path = path
-        self._db = db
-        self._config = config
-        self._clock = clock
-        self._sync = WalSyncer(path)
+        super().__init__(path, db, config, clock)
         self._reserve = reserve or Reserve(path.with_name(f"{path.name}.reserve"), 0)
         self._lock: StateDirLock | None = None
         self._last_expire: float | None = None  # injected-clock time of the last expiry pass
         self._bounds = BoundEpisodes(path, config.max_bytes, config.max_age_s)
         self._disk: DiskEpisode | None = None
-        self._unsaved: dict[str, int] = {}  # counter increments the disk refused to store; saved with a later write
         self._unacked: list[int] = []  # acked ids whose deletion the disk refused; deleted with a later write
-        self._bytes = 0
-        self._depth: dict[str, int] = dict.fromkeys(KINDS, 0)
-        self._last_id = 0
-        self._counters: dict[str, int] = {}
-        self._replaced = ""
         self._last_look = clock()  # when the spool last looked that its file is still there
         self._recreate_failing = False
         self._load()
@@ -170,7 +141,7 @@ class SqliteSpool:
                     (kind, topic, payload, seq, ts, size),
                 )
                 self._bump_counters(txn, dropped, "full")
-        except _StorageFault as fault:
+        except StorageFault as fault:
             self._disk_refused(fault)
             return self._append_on_full_disk(topic, payload, kind, seq, ts, size)
         rid = cur.lastrowid
@@ -203,7 +174,7 @@ class SqliteSpool:
         try:
             with self._transaction("ack"):
                 gone = self._delete(id_list)
-        except _StorageFault as fault:
+        except StorageFault as fault:
             self._unacked = id_list  # the records stay until a write succeeds; a restart would resend them
             self._disk_refused(fault)
             return
@@ -252,7 +223,7 @@ class SqliteSpool:
                 gone = self._delete([r[0] for r in rows])
                 self._bump_counters(txn, gone, "expired")
                 txn.changed = bool(gone)  # an idle spool's expiry pass must not cause an fsync every second
-        except _StorageFault as fault:
+        except StorageFault as fault:
             self._disk_refused(fault)
             return 0  # tried again in a second
         self._forget(gone)
@@ -262,7 +233,7 @@ class SqliteSpool:
     def close(self) -> None:
         try:
             if self._unsaved or self._unacked:
-                with contextlib.suppress(_StorageFault), self._transaction("close") as txn:
+                with contextlib.suppress(StorageFault), self._transaction("close") as txn:
                     self._save_pending(txn)
             self._sync.close()
         finally:
@@ -273,115 +244,15 @@ class SqliteSpool:
 
     # -- internals --------------------------------------------------------------------------------------------
 
-    @contextmanager
-    def _transaction(self, what: str) -> Iterator[_Txn]:
-        """One write transaction: committed (then the WAL is marked for the next fsync and the counters updated in
-        memory) or rolled back. A refusal by the filesystem becomes _StorageFault, other SQLite errors SpoolError."""
-        txn = _Txn()
-        try:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield txn
-                self._db.execute("COMMIT")
-            except BaseException:
-                if self._db.in_transaction:  # after SQLITE_FULL or an I/O error SQLite may have rolled back itself
-                    self._db.execute("ROLLBACK")
-                raise
-        except sqlite3.Error as exc:
-            if is_storage_fault(exc):
-                raise _StorageFault(what, exc) from exc
-            raise SpoolError(f"spool {self.path}: {what} failed: {exc}") from exc
-        self._sync.dirty = self._sync.dirty or txn.changed
-        for name, n in txn.counters.items():
-            self._counters[name] = self._counters.get(name, 0) + n
-
-    def _load(self) -> None:
-        """Build the in-memory totals from the database (at open)."""
-        self._bytes = 0
-        self._depth = dict.fromkeys(KINDS, 0)
-        for kind, count, size in self._db.execute("SELECT kind, count(*), sum(size) FROM records GROUP BY kind"):
-            self._depth[kind] = count
-            self._bytes += size or 0
-        row = self._db.execute("SELECT seq FROM sqlite_sequence WHERE name='records'").fetchone()
-        self._last_id = row[0] if row else 0
-        self._counters = dict(self._db.execute("SELECT name, value FROM counters").fetchall())
-        row = self._db.execute("SELECT value FROM meta WHERE key='replaced'").fetchone()
-        self._replaced = row[0] if row else ""
-
-    def _appended(self, rid: int, kind: str, size: int) -> None:
-        self._last_id = rid
-        self._bytes += size
-        self._depth[kind] += 1
-
-    def _make_room(self, size: int, limit: int, freed: int = 0) -> Gone:
-        """Inside a transaction: delete the oldest records per DROP_ORDER until ``size`` more bytes fit under
-        ``limit`` (``freed`` bytes are already deleted in this transaction)."""
-        excess = self._bytes - freed + size - limit
-        victims: Gone = []
-        if excess <= 0:
-            return victims
-        for kind in DROP_ORDER:
-            while excess > 0:
-                last = victims[-1][0] if victims and victims[-1][1] == kind else 0
-                rows = self._db.execute(
-                    "SELECT id, kind, size FROM records WHERE kind = ? AND id > ? ORDER BY id LIMIT 512",
-                    (kind, last),
-                ).fetchall()
-                if not rows:
-                    break
-                for r in rows:
-                    victims.append((r[0], r[1], r[2]))
-                    excess -= r[2]
-                    if excess <= 0:
-                        break
-            if excess <= 0:
-                break
-        self._delete([v[0] for v in victims])
-        return victims
-
-    def _delete(self, ids: list[int]) -> Gone:
-        """Inside a transaction: delete these ids; returns (id, kind, size) of the ones that existed."""
-        gone: Gone = []
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            gone += self._db.execute(f"DELETE FROM records WHERE id IN ({marks}) RETURNING id, kind, size", chunk)
-        return gone
-
-    def _bump_counters(self, txn: _Txn, gone: Gone, why: str) -> None:
-        per_name: dict[str, int] = {}
-        for _, kind, _ in gone:
-            name = f"dropped_{why}_{kind}"
-            per_name[name] = per_name.get(name, 0) + 1
-        self._add_counters(txn, per_name)
-
-    def _add_counters(self, txn: _Txn, per_name: dict[str, int]) -> None:
-        for name, n in per_name.items():
-            self._db.execute(
-                "INSERT INTO counters VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = value + excluded.value",
-                (name, n),
-            )
-            txn.counters[name] = txn.counters.get(name, 0) + n
-
-    def _counters_now(self) -> dict[str, int]:
-        if not self._unsaved:
-            return self._counters
-        return {k: self._counters.get(k, 0) + self._unsaved.get(k, 0) for k in self._counters.keys() | self._unsaved}
-
-    def _forget(self, gone: Gone) -> None:
-        for _, kind, size in gone:
-            self._bytes -= size
-            self._depth[kind] -= 1
-
     def _record_replacement(self, aside: Path) -> None:
-        with contextlib.suppress(_StorageFault), self._transaction("open") as txn:  # a full disk: not recorded
+        with contextlib.suppress(StorageFault), self._transaction("open") as txn:  # a full disk: not recorded
             self._add_counters(txn, {"corrupt_replaced": 1})
             self._db.execute("INSERT OR REPLACE INTO meta VALUES ('replaced', ?)", (aside.name,))
         self._replaced = aside.name
 
     # -- a filesystem that refuses writes ---------------------------------------------------------------------
 
-    def _disk_refused(self, fault: _StorageFault) -> None:
+    def _disk_refused(self, fault: StorageFault) -> None:
         """Start an episode (logged once): give back the reserve and keep to the bytes the spool holds now."""
         disk = self._disk
         if disk is not None:
@@ -411,7 +282,7 @@ class SqliteSpool:
                         self._db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
                 try:
                     rid = self._insert_within(topic, payload, kind, seq, ts, size, limit)
-                except _StorageFault as fault:
+                except StorageFault as fault:
                     self._disk_refused(fault)
                     continue
                 if limit == self._config.max_bytes and disk.cap is None:
@@ -451,7 +322,7 @@ class SqliteSpool:
         self._appended(rid, kind, size)
         return rid
 
-    def _save_pending(self, txn: _Txn) -> Gone:
+    def _save_pending(self, txn: Txn) -> Gone:
         """Inside a transaction: store the counts and delete the acked records the disk refused before."""
         self._add_counters(txn, self._unsaved)
         return self._delete(self._unacked)

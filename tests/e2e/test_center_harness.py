@@ -53,7 +53,8 @@ class CenterProcess:
     def __init__(self, workdir: Path, config: dict[str, Any], env: dict[str, str] | None = None) -> None:
         workdir.mkdir(parents=True, exist_ok=True)
         self.env = env
-        self.name = config["mqtt"]["client_id"]
+        mqtt = config["mqtt"] if "mqtt" in config else config["brokers"][0]  # brokers: named after the first
+        self.name = mqtt["client_id"]
         config.setdefault("dead_letter", {"file": str(workdir / f"{self.name}-dead.jsonl")})
         self.config_path = workdir / f"{self.name}.yaml"
         self.config_path.write_text(json.dumps(config, indent=1))  # JSON is YAML

@@ -186,3 +186,38 @@ def test_timestamps_outside_the_skew_window_are_quarantined_and_counted(tmp_path
         assert reasons[2].startswith("message ts 2099-01-01 00:00:00 UTC is ")
         assert "years ahead of the centre's clock" in reasons[2]
         pub.close()
+
+
+def test_the_series_quota_is_kept_across_restarts(tmp_path: Path) -> None:
+    """The field report: the quota was relearnt after each restart, and one gateway grew to 100,000 series in five
+    restarts until InfluxDB refused every other gateway's new points. Here a gateway brings 30 new series after
+    each of three starts with a quota of 40: 40 land in all, the rest is quarantined, another gateway is
+    unaffected, and the quota file is where the docs say (beside the dead-letter file)."""
+    dead = tmp_path / "dead.jsonl"
+    with mosquitto(tmp_path / "mq") as broker, influxd(tmp_path / "db") as db:
+        db.create_database(DB)
+        cfg = center_config(
+            broker.port,
+            {"kind": "v1", "url": db.url, "database": DB},
+            dead_letter={"file": str(dead)},
+            limits={"max_series_per_gateway": 40},
+        )
+        pub = Publisher(broker.port)
+        flood = "SELECT count(value) FROM sample WHERE gateway='flood'"
+        for run, (points, refused) in enumerate([(30, 0), (40, 1), (40, 2)]):
+            with CenterProcess(tmp_path / "c", cfg) as center:
+                pub.publish_all([samples_message("flood", run, f"d{run}", T0 + run, 30)])
+                if run == 2:
+                    pub.publish_all([samples_message("gw2", 0, "m9", T0, 5)])
+                    wait_until(lambda: count(db, "SELECT count(value) FROM sample WHERE gateway='gw2'") == 5, 30, "gw2")
+                wait_until(lambda: len(letters(dead)) == refused, 30, f"{refused} dead letters")  # noqa: B023
+                wait_until(lambda: count(db, flood) == points, 30, f"{points} points")  # noqa: B023
+                assert center.stop() == 0
+                assert f"received={1 + (run == 2)}," in center.log()
+        assert count(db, "SELECT count(value) FROM sample WHERE gateway='flood'") == 40
+        reasons = [d["reason"] for d in letters(dead)]
+        assert len(reasons) == 2
+        assert reasons[0].startswith("20 sample(s) of new series refused")
+        assert reasons[1].startswith("30 sample(s) of new series refused")
+        assert len((tmp_path / "series-quota.txt").read_text().splitlines()) == 45
+        pub.close()

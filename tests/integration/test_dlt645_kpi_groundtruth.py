@@ -19,10 +19,10 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from agent.config.dlt645 import Dlt645DeviceConfig, Dlt645ProfileConfig
-from agent.config.kpi import check
 from agent.config.load import load_any_profile_checked, shipped_profile_dir
 from agent.config.site import SiteConfig
 from agent.errors import DeviceTimeout
+from agent.kpi.check import check
 from agent.kpi.engine import KpiEngine
 from agent.model import KpiValue, Quality
 from agent.sources.dlt645.device import Dlt645Poller

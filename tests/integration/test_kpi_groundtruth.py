@@ -21,10 +21,10 @@ from typing import Any
 import pytest
 from ruamel.yaml import YAML
 
-from agent.config.kpi import check
 from agent.config.load import load_site
 from agent.config.profile import ProfileConfig
 from agent.config.site import SiteConfig
+from agent.kpi.check import check
 from agent.kpi.engine import KpiEngine
 from agent.model import KpiValue, PollResult, Quality, Sample
 from agent.sources.modbus import build_modbus_sources
@@ -353,7 +353,7 @@ async def test_kpis_from_the_real_modbus_source_polling_the_simulator(tmp_path: 
         path = tmp_path / "site.yaml"
         with path.open("w") as f:
             YAML(typ="safe").dump(doc, f)
-        loaded = load_site(path)  # runs agent.config.kpi.check through the loader
+        loaded = load_site(path)
         engine = KpiEngine.from_site(loaded.site, loaded.profiles, clock.now)
         [source] = build_modbus_sources(loaded, clock=clock)
         values: list[KpiValue] = []

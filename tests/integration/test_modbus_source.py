@@ -18,6 +18,7 @@ from ruamel.yaml import YAML
 from agent.config.load import LoadedSite, load_site, shipped_profile_dir
 from agent.config.site import ModbusDeviceConfig
 from agent.model import PollResult, Quality
+from agent.runtime.monitor import status_line
 from agent.sources.base import Source
 from agent.sources.modbus import ModbusSource, build_modbus_sources
 from simulators.faults import FaultPlan
@@ -306,23 +307,20 @@ async def test_exception_codes_are_reported_by_name_and_gateway_codes_mean_unrea
             results = await collect(source, 4)
     reasons = [{s.reason for s in r.samples} for r in results]
     # poll 1: its 4 requests answer 1, 3, 4, 6 in turn; polls 2 and 3: 0x0A, then 0x0B stop the poll at once (the
-    # device behind the gateway is unreachable); poll 4 starts the cycle again
-    assert (
-        reasons[0]
-        == reasons[3]
-        == {"ILLEGAL FUNCTION", "ILLEGAL DATA VALUE", "SERVER DEVICE FAILURE", "SERVER DEVICE BUSY"}
-    )
+    # device behind the gateway is unreachable); three failed polls: slot 4 backs off
+    assert reasons[0] == {"ILLEGAL FUNCTION", "ILLEGAL DATA VALUE", "SERVER DEVICE FAILURE", "SERVER DEVICE BUSY"}
     assert reasons[1] == {"GATEWAY PATH UNAVAILABLE"}
     assert reasons[2] == {"GATEWAY TARGET DEVICE FAILED TO RESPOND"}
-    assert [r.requests for r in results] == [4, 1, 1, 4]
+    assert reasons[3] == {"backing off: GATEWAY TARGET DEVICE FAILED TO RESPOND"}
+    assert [r.requests for r in results] == [4, 1, 1, 0]
     assert all(s.quality is Quality.BAD and s.value is None for r in results for s in r.samples)
     [health] = source.health()
-    assert health.errors_by_kind["SERVER DEVICE BUSY"] == 2
-    assert sum(sim.stats.exceptions.values()) == health.requests == 10
-    assert health.consecutive_failures == 0  # poll 4 had replies (exceptions are replies)
-    assert [r.getMessage() for r in caplog.records] == [
-        f"kiln1-meter: failed: GATEWAY PATH UNAVAILABLE reading holding 256..261 (unit 1, 127.0.0.1:{sim.port})",
-        "kiln1-meter: recovered after 2 failed polls",
+    assert health.errors_by_kind["SERVER DEVICE BUSY"] == 1
+    assert sum(sim.stats.exceptions.values()) == health.requests == 6
+    # every point bad in every poll: the device is failing even though it answered (issue 17: "0 failing")
+    assert health.consecutive_failures == 3 and health.state == "failed"
+    assert [r.getMessage() for r in caplog.records] == [  # once per state change
+        f"kiln1-meter: failed: ILLEGAL FUNCTION reading holding 256..261 (unit 1, 127.0.0.1:{sim.port})",
     ]
 
 
@@ -347,9 +345,35 @@ async def test_illegal_data_address_splits_once_and_keeps_the_split(
     assert results[0].requests == 4 + 3
     assert [r.requests for r in results[1:11]] == [5] * 9 + [6]
     assert sim.stats.illegal_address == 1 + 1 + 1  # the coalesced read, the single read, its 10th-poll retry
-    messages = [r.getMessage() for r in caplog.records]
-    assert sum("split into 3 requests" in m for m in messages) == 1
-    assert sum("point energy_export: ILLEGAL DATA ADDRESS" in m for m in messages) == 1
+    assert [r.getMessage() for r in caplog.records] == [  # one line, not one per split or per point
+        f"kiln1-meter: ILLEGAL DATA ADDRESS at point energy_export (unit 1, 127.0.0.1:{sim.port}); the other points "
+        "are read"
+    ]
+
+
+async def test_a_wrong_unit_id_fails_the_device_with_one_line_and_status_counts_it(
+    tmp_path: Path, clock: VirtualClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 17: a meter polled at the unit id of another device (a drive with another register map) logged 20
+    lines in one poll, and ``systemctl status`` said "0 failing" while every point was bad."""
+    model = PlantModel(start=START)
+    units = [
+        SimUnit("kiln1-meter", METER, 1),
+        SimUnit("raw-mill-vfd", shipped_profile_dir() / "generic-vfd-motor.yaml", 2),
+    ]
+    async with ModbusSimulator(model, units, clock=clock.now) as sim:
+        loaded = write_site(tmp_path, [meter_device("kiln1-meter", host="127.0.0.1", port=sim.port, unit_id=2)])
+        [source] = build_modbus_sources(loaded, clock=clock)
+        with caplog.at_level(logging.WARNING, logger="agent.sources.modbus"):
+            results = await collect(source, 6)
+    assert all(s.quality is Quality.BAD for r in results for s in r.samples)
+    assert [r.getMessage() for r in caplog.records] == [
+        f"kiln1-meter: failed: every point answered ILLEGAL DATA ADDRESS (unit 2, 127.0.0.1:{sim.port}): check "
+        "unit_id (another device may answer at it) and that the profile matches this device"
+    ]
+    health = source.health()
+    assert [h.state for h in health] == ["failed"]
+    assert status_line(health, 0, None) == "polling 1 devices, 1 failing, spool depth 0, no broker configured"
 
 
 async def test_wrong_byte_count_is_a_bad_frame_for_that_request_only(tmp_path: Path, clock: VirtualClock) -> None:

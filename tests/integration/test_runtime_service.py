@@ -22,7 +22,7 @@ from ruamel.yaml import YAML
 
 from agent.config.load import shipped_profile_dir
 from agent.runtime.agent import Agent
-from agent.runtime.notify import SystemdNotifier
+from agent.systemd.notify import SystemdNotifier
 from agent.wire import StatusMessage, decode
 from simulators.faults import FaultPlan
 from simulators.modbus_server import ModbusSimulator, SimUnit

@@ -1,4 +1,4 @@
-"""The KPI cross-checks (agent.config.kpi.check) of a site with one meter: a device ``m`` whose profile ``meter`` has
+"""The KPI cross-checks (agent.kpi.check.check) of a site with one meter: a device ``m`` whose profile ``meter`` has
 one point per role, named for it."""
 
 from __future__ import annotations
@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from agent.config.kpi import check
 from agent.config.profile import ProfileConfig
 from agent.config.site import SiteConfig
+from agent.kpi.check import check
 
 
 def meter_site_issues(kpi: dict[str, Any], roles: Sequence[str]) -> dict[tuple[str | int, ...], str]:

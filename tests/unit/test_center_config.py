@@ -47,7 +47,7 @@ def test_errors_name_file_line_column_and_path(tmp_path: Path) -> None:
     text = str(err.value).splitlines()
     assert text == [
         f"{path}:3:3: mqtt.prot: unknown key 'prot' (did you mean 'port'?)",
-        f"{path}:5:9: influx.kind: 'v3' is not a valid kind; use one of v1, v2",
+        f"{path}:5:9: influx.kind: 'v3' is not a valid kind; use one of v1, v2, victoriametrics",
         f"{path}:7:17: influx.batch_points: 0 is too small; the smallest allowed is 1",
     ]
 

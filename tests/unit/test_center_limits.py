@@ -3,8 +3,10 @@ series per gateway. Pure: decoded wire messages in, what may be written and why 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from agent.center.config import LimitsConfig
-from agent.center.limits import Admission
+from agent.center.limits import Admission, SeriesFile
 from agent.model import KpiValue, Quality, Sample
 from agent.wire import KpiMessage, SamplesMessage, StatusMessage, decode, encode_kpis, encode_samples
 
@@ -71,12 +73,31 @@ def test_the_window_moves_with_the_injected_clock() -> None:
     assert "2 min ahead of the centre's clock" in gate.check(msg).refused[0]
 
 
-def test_kpis_are_judged_by_ts_and_the_start_of_their_window() -> None:
+def test_kpis_are_judged_by_the_time_they_were_computed() -> None:
     msg = kpis([("now", NOW), ("ancient", 100_000.0)])
     verdict = admission(max_past_s=86400).check(msg)
     assert isinstance(verdict.message, KpiMessage)
     assert [k.name for k in verdict.message.kpis] == ["now"]
-    assert verdict.skewed == 1 and verdict.refused[0].startswith("1 KPI(s) refused: ts or window_start 1970-01-02")
+    assert verdict.skewed == 1 and verdict.refused[0].startswith("1 KPI(s) refused: ts 1970-01-02")
+
+
+def test_a_year_and_a_12mo_value_published_now_pass_though_their_windows_began_long_ago() -> None:
+    """Issue 18: the 90-day limit was applied to window_start, so every 12mo value and every year value from April
+    on was quarantined. Published at NOW (2026-01-01), a 12mo window starting 2025-01-01 (365 days back) and a year
+    window starting 2025-01-01 are current values: both kept. A window starting 14 months back (beyond the 13-month
+    bound) or after the clock is refused with its name."""
+    year = KpiValue("energy_kgce", "line1", 1.0, "kgce", "year", NOW - 365 * 86400, NOW, 1.0, Quality.GOOD, NOW)
+    twelve = KpiValue("energy_kgce", "line1", 1.0, "kgce", "12mo", NOW - 365 * 86400, NOW, 1.0, Quality.GOOD, NOW)
+    odd = KpiValue("energy_kgce", "line1", 1.0, "kgce", "month", NOW - 425 * 86400, NOW, 1.0, Quality.GOOD, NOW)
+    msg = decode(encode_kpis(site="s1", gateway="gw1", boot="b", seq=1, ts=NOW, kpis=[year, twelve, odd]))
+    assert isinstance(msg, KpiMessage)
+    verdict = admission().check(msg)  # the default max_past_s: 90 days
+    assert isinstance(verdict.message, KpiMessage)
+    assert [k.window for k in verdict.message.kpis] == ["year", "12mo"]
+    assert verdict.refused == (
+        "1 KPI(s) refused (line1/energy_kgce/month): window_start after the centre's clock or more than 13 months "
+        "before the KPI's ts",
+    )
 
 
 def test_status_with_a_skewed_ts_is_refused_but_a_bare_last_will_passes() -> None:
@@ -120,3 +141,25 @@ def test_kpi_series_and_health_devices_count_against_the_same_quota() -> None:
     verdict = gate.check(status)
     assert verdict.message is None and verdict.over_limit == 1
     assert verdict.refused[0].startswith("1 device health(s) of new series refused (m2)")
+
+
+def test_the_series_quota_survives_a_restart_through_its_file(tmp_path: Path) -> None:
+    """The field report: the quota was relearnt after each restart, so one gateway grew to 100,000 series in five
+    restarts. A new Admission reading the same file refuses new series at once and still admits the known ones."""
+    path = tmp_path / "series-quota.txt"
+    first = Admission(LimitsConfig(max_series_per_gateway=3), Clock(NOW), SeriesFile(path))
+    assert first.check(samples([("a", NOW), ("b", NOW), ("c", NOW)])).refused == ()
+    first.save()
+    with path.open("a") as f:
+        f.write("s1 gw1 0123")  # a torn last line (power cut while appending) is skipped
+    again = Admission(LimitsConfig(max_series_per_gateway=3), Clock(NOW), SeriesFile(path))
+    assert again.series_count("s1", "gw1") == 3
+    verdict = again.check(samples([("a", NOW), ("d", NOW)]))
+    assert isinstance(verdict.message, SamplesMessage)
+    assert [s.point for s in verdict.message.samples] == ["a"]
+    assert verdict.over_limit == 1
+    other = again.check(samples([("d", NOW)], gateway="gw2"))  # another gateway's quota is its own
+    assert other.refused == ()
+    again.save()
+    third = Admission(LimitsConfig(max_series_per_gateway=3), Clock(NOW), SeriesFile(path))
+    assert (third.series_count("s1", "gw1"), third.series_count("s1", "gw2")) == (3, 1)

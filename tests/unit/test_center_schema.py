@@ -76,7 +76,7 @@ def test_kpi_point_is_keyed_by_window_start_and_carries_the_grade() -> None:
     assert isinstance(msg, KpiMessage)
     (text,) = kpi_lines(msg, "ms")
     head, fields, ts = text.split(" ", 1)[0], text.split(" ", 1)[1].rsplit(" ", 1)[0], text.rsplit(" ", 1)[1]
-    assert head == "kpi,gateway=gw1,name=sec_clinker,scope=kiln1,site=plant1,unit=kgce/t,window=1h"
+    assert head == "kpi,gateway=gw1,name=sec_clinker,scope=kiln1,site=plant1,state=final,unit=kgce/t,window=1h"
     assert ts == "1763996400123"
     assert "window_start=1763996400.123456" in fields and "window_end=1764000000.123456" in fields
     assert 'grade="between"' in fields and "grade_level=1i" in fields and "distance=1.5" in fields
@@ -125,3 +125,25 @@ def test_cached_series_keep_different_tag_sets_apart() -> None:
     b = list(sample_lines(samples_msg(tags={"area": "k1"}), "ns", extra_tags=["line", "area"]))
     assert all(",line=k1," in x for x in a)
     assert all(",area=k1," in x and "line=" not in x for x in b)
+
+
+def test_a_provisional_value_is_another_series_than_the_final_value_of_the_same_window() -> None:
+    """Issue 18: both were one point (time = window_start, ``final`` a field), so the last write won; after a
+    broker outage a live-first replay sends the final 21.06 before the backlog's provisional 6.68 and 6.68 stayed.
+    Now the two carry tag state=final / state=provisional: different series keys, same timestamp, so neither
+    write can replace the other in InfluxDB (a point is measurement + tag set + time)."""
+
+    def one(value: float, final: bool) -> str:
+        k = KpiValue("energy_kgce", "kiln1", value, "kgce", "15m", TS - 900, TS, 1.0, Quality.GOOD, TS, final=final)
+        msg = decode(encode_kpis(site="plant1", gateway="gw1", boot="b", seq=1, ts=TS, kpis=[k]))
+        assert isinstance(msg, KpiMessage)
+        (text,) = kpi_lines(msg, "s")
+        return text
+
+    def key(text: str) -> tuple[str, str]:  # series and time
+        return text.split(" ", 1)[0], text.rsplit(" ", 1)[1]
+
+    final, provisional = one(21.06, True), one(6.68, False)
+    assert key(final)[1] == key(provisional)[1]  # same window, same time
+    assert key(final)[0] != key(provisional)[0]
+    assert "state=final" in key(final)[0] and "state=provisional" in key(provisional)[0]

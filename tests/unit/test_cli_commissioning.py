@@ -15,6 +15,7 @@ import pytest
 
 from agent.cli import EX_BROKEN_PIPE, main
 from agent.cli.reference import markdown
+from agent.cli.schema import installed_dir
 from agent.config.kpi import KpiSectionConfig, LineConfig
 from agent.config.load import load_site
 from agent.kpi.benchmarks import load_levels
@@ -117,6 +118,24 @@ def test_init_writes_a_starter_that_validates_cleanly_and_never_overwrites(
     assert "MQTT topic level" in capsys.readouterr().err and not (tmp_path / "x.yaml").exists()
     assert main(["init", str(tmp_path / "bare.yaml")]) == 0  # all defaults, no broker
     assert load_site(tmp_path / "bare.yaml").site.mqtt is None
+    first = (tmp_path / "bare.yaml").read_text().splitlines()[0]  # editors find the schema (completion, checks)
+    assert first == f"# yaml-language-server: $schema={installed_dir() / 'site.schema.json'}"
+    assert (installed_dir() / "site.schema.json").is_file()
+
+
+def test_a_misspelt_timezone_is_refused_with_a_did_you_mean_by_validate_and_init(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 17: `Asia/Shangai` passed validate and killed `run` at the first KPI sample (five systemd restarts)."""
+    site = tmp_path / "site.yaml"
+    site.write_text("site: s1\ngateway: gw1\ntimezone: Asia/Shangai\n")
+    assert main(["validate", str(site)]) == 78
+    err = capsys.readouterr().err
+    assert f"{site}:3:11: timezone: unknown time zone 'Asia/Shangai' (did you mean 'Asia/Shanghai'?)" in err
+    assert main(["init", str(tmp_path / "new.yaml"), "--timezone", "Europe/Berlim"]) == 2
+    assert "(did you mean 'Europe/Berlin'?)" in capsys.readouterr().err and not (tmp_path / "new.yaml").exists()
+    assert main(["init", str(tmp_path / "new.yaml"), "--timezone", "UTC"]) == 0
+    assert load_site(tmp_path / "new.yaml").site.timezone == "UTC"
 
 
 def test_init_asks_on_a_terminal(tmp_path: Path) -> None:
@@ -124,7 +143,8 @@ def test_init_asks_on_a_terminal(tmp_path: Path) -> None:
     argv = [sys.executable, "-m", "agent", "init", str(tmp_path / "site.yaml"), "--broker", "mqtt.example"]
     with subprocess.Popen(argv, stdin=secondary, stdout=secondary, stderr=subprocess.PIPE, cwd=tmp_path) as proc:
         os.close(secondary)
-        os.write(primary, b"bad/name\ncement-2\n\nEurope/Berlin\n")  # a refused name, then Enter for the gateway
+        # a refused name, Enter for the gateway, a misspelt zone then the right one
+        os.write(primary, b"bad/name\ncement-2\n\nEurope/Berlim\nEurope/Berlin\n")
         seen = b""
         deadline = time.monotonic() + 30
         while proc.poll() is None and time.monotonic() < deadline:
@@ -139,6 +159,7 @@ def test_init_asks_on_a_terminal(tmp_path: Path) -> None:
     assert proc.returncode == 0, seen + prompts
     assert b"Site (plant) name [plant1]: " in prompts and b"Time zone [Asia/Shanghai]: " in prompts
     assert b"Gateway name [" in prompts and b"MQTT topic level" in seen
+    assert b"unknown time zone 'Europe/Berlim' (did you mean 'Europe/Berlin'?)" in seen
     site = load_site(tmp_path / "site.yaml").site
     assert (site.site, site.timezone) == ("cement-2", "Europe/Berlin") and site.gateway
 

@@ -41,6 +41,7 @@ BEYOND_SCHEMA = [
     r"is not a window: use|must divide a day evenly",  # grade_windows
     r"is not a local time HH:MM|^shifts needs at least one start time, each once$",
     r"^maximum demand is kept per period",
+    r"^unknown time zone ",  # the IANA database is the machine's, not the schema's
     r"^electricity_method equal_value needs",
     r"^a percent deadband is 0\.\.100",
 ]

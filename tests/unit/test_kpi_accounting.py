@@ -308,7 +308,9 @@ def test_no_cusum_from_a_baseline_below_the_r2_gate() -> None:
     """Quarter-hours with production 10, 20, 10, 20, 10 t and electricity 100, 100, 120, 120, 100 kWh. Least squares
     on the first four: mean x 15, mean y 110, sum (x - 15)(y - 110) = 50 - 50 - 50 + 50 = 0, so slope 0, intercept
     110, R² = 0: below 0.75, no expected energy and no CUSUM, the reason says why; the refit on quarters 2-5 is R² 0
-    again. With r2_min 0 the fourth quarter is published: expected 110, actual 120, CUSUM +10."""
+    again. With r2_min 0 the model is fitted on the fourth quarter, the last training period, which gets no CUSUM
+    (it used to: expected 110, actual 120, CUSUM +10, a training period judged by its own fit); the CUSUM starts
+    with the fifth: expected 110, actual 100, CUSUM -10."""
     prod = [10.0, 20.0, 10.0, 20.0, 10.0]
     kwh = [100.0, 100.0, 120.0, 120.0, 100.0]
 
@@ -329,8 +331,9 @@ def test_no_cusum_from_a_baseline_below_the_r2_gate() -> None:
     assert fourth[0].reason.startswith("baseline model R² 0.00 below r2_min 0.75: no expected energy and no CUSUM")
     gated_off = baseline | {"r2_min": 0.0}
     out = run({"windows": ["15m"], "lines": [line(electricity=meter, baseline=gated_off)]}, rates, seconds=4560)
-    cusum = [v for v in out if v.name == "baseline_cusum" and v.window_start == T0 + 2700]
-    assert cusum[0].value == pytest.approx(10.0, abs=1e-6)
+    assert not [v for v in out if v.name == "baseline_cusum" and v.window_start <= T0 + 2700]
+    cusum = [v for v in out if v.name == "baseline_cusum" and v.window_start == T0 + 3600]
+    assert cusum[0].value == pytest.approx(-10.0, abs=1e-6)
 
 
 def test_check_refuses_a_park_over_unknown_lines_or_named_like_a_line() -> None:

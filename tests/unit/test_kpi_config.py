@@ -8,10 +8,11 @@ from typing import Any
 import pydantic
 import pytest
 
-from agent.config.kpi import KpiSectionConfig, check, declared_kpis
+from agent.config.kpi import KpiSectionConfig, declared_kpis
 from agent.config.profile import ProfileConfig
 from agent.config.site import SiteConfig
 from agent.kpi.benchmarks import load_levels
+from agent.kpi.check import check
 from agent.kpi.engine import KpiEngine
 from agent.kpi.factors import load_data_yaml, load_factors
 from agent.model import Role
@@ -44,6 +45,7 @@ def test_a_correct_section_has_no_issues_and_builds_an_engine() -> None:
                 "level_edition": "2023",
                 "production": [{"device": "kiln-meter", "point": "energy", "kind": "counter"}],
                 "electricity": [{"device": "main-meter", "role": "energy_import_kwh"}],
+                "fuels": [{"device": "kiln-meter", "point": "power", "kind": "rate", "carrier": "coke"}],
             }
         ],
         "renewable": [{"total": [{"device": "main-meter", "role": "energy_import_kwh"}]}],

@@ -8,9 +8,10 @@ from typing import Any
 import pydantic
 import pytest
 
-from agent.config.kpi import KpiSectionConfig, check
+from agent.config.kpi import KpiSectionConfig
 from agent.config.profile import ProfileConfig
 from agent.config.site import SiteConfig
+from agent.kpi.check import check
 from agent.kpi.engine import DeviceInfo, KpiEngine
 from agent.kpi.equipment import (
     boiler_heat_gj_per_h,
@@ -201,3 +202,21 @@ def test_default_efficiency_bands_per_kind(kind: str, value: float, implausible:
     assert (reason is not None) == implausible
     if reason is not None:
         assert reason.startswith(f"implausible {kind} efficiency {value:.3f}")
+
+
+def test_a_saturated_boiler_whose_steam_is_measured_well_above_saturation_is_uncertain() -> None:
+    """Issue 18: declared saturated (x = 0.98) at 1.0 MPa, steam measured at 300 degC (saturation 179.89 degC,
+    120 K above). The saturated formula counts h = 2736.83 kJ/kg; the steam really holds h(1.0 MPa, 300 degC) =
+    3051.7 kJ/kg (IF97). Heat counted 10 x (2736.83 - 436.64) / 1000 = 23.00 GJ/h instead of
+    10 x (3051.7 - 436.64) / 1000 = 26.15 GJ/h: 12 % low, and the old code published 23.00 / 24.92 = 0.923 as good.
+    With a temperature point the declaration is checked: uncertain, reason says superheated 100 % of the time.
+    At 185 degC (5 K above saturation, inside the 10 K margin) it stays good."""
+    h_true = steam_enthalpy_kj_kg(1.0, 300.0)
+    assert h_true == pytest.approx(3051.7, abs=0.5)
+    temperature = {"temperature": {"device": "b", "role": "steam_temperature_c"}}
+    v = _run(_engine({"steam_state": "saturated", "steam_dryness": 0.98} | temperature), 1.0, 300.0, 700.0)
+    assert v.value == pytest.approx(23.002 / (700.0 * GAS_LHV), rel=1e-3)
+    assert v.quality is Quality.UNCERTAIN
+    assert "above saturation 100 % of the time" in v.reason and "steam_state: superheated" in v.reason
+    ok = _run(_engine({"steam_state": "saturated", "steam_dryness": 0.98} | temperature), 1.0, 185.0, 700.0)
+    assert ok.quality is Quality.GOOD and ok.reason == ""

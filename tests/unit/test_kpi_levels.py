@@ -96,6 +96,8 @@ def _clinker(corrections: dict[str, float], production: dict[str, Any] | None = 
                     "indicator": "clinker_quota",
                     "production": [{"device": "k", "role": "production_t"} | (production or {})],
                     "electricity": [{"device": "m", "role": "energy_import_kwh"}],
+                    "no_fuel": True,  # all its energy as electricity: a stand-in for the arithmetic
+                    "no_fuel_reason": "test line: the energy is metered as electricity",
                     "corrections": corrections,
                 }
             ],
@@ -148,3 +150,38 @@ def test_check_names_the_corrections_a_line_may_give() -> None:
             "indicator 'ferrosilicon_power' has no correction 'altitude_m'; it takes: ore_grade_pct"
         )
     }
+
+
+@pytest.mark.parametrize(
+    ("indicator", "inputs", "levels", "said"),
+    [
+        # SiMn: 36 % Mn reference, 100 kWh/t per point: 38 % -> 3800 - 200 = 3600, 4250 - 200 = 4050
+        ("silicomanganese_power", {"ore_grade_pct": 38}, (3600.0, 4050.0), "-200 kWh/t for ore_grade_pct 38"),
+        # HC FeMn: 39 %, 50 kWh/t per point: 37 % -> 2100 + 100 = 2200, 2550 + 100 = 2650
+        ("ferromanganese_hc_power", {"ore_grade_pct": 37}, (2200.0, 2650.0), "+100 kWh/t for ore_grade_pct 37"),
+        # HC FeCr: 40 %, 80 kWh/t per point, Cr/Fe 2.5 >= 2.2: 42 % -> 3100 - 160 = 2940, 3500 - 160 = 3340
+        ("ferrochrome_hc_power", {"ore_grade_pct": 42, "cr_fe_ratio": 2.5}, (2940.0, 3340.0), "-160 kWh/t"),
+        # ... but not for Cr/Fe 2.0 < 2.2: the levels stay 3100 / 3500, and the reference says why
+        (
+            "ferrochrome_hc_power",
+            {"ore_grade_pct": 42, "cr_fe_ratio": 2.0},
+            (3100.0, 3500.0),
+            "needs cr_fe_ratio >= 2.2",
+        ),
+        # GB 21342 wet quenching: grade 3 (the baseline) + 46.46: 140 -> 186.46
+        ("coke_stamp_charging", {"wet_quenching": 1}, (110.0, 186.46), "baseline +46.46 kgce/t for wet_quenching 1"),
+        # GB 16780 altitude on the clinker electricity row: 2000 m, p = 101.325 (1 - 2.25577e-5 x 2000)^5.25588
+        # = 79.50 kPa, K = 1.179 - 0.211 x 79495 / 101325 = 1.01346; 61 x 1.01346 = 61.821
+        ("clinker_electricity", {"altitude_m": 2000}, (48.0, 61.821), "altitude factor 1.0135"),
+    ],
+)
+def test_the_corrections_the_standards_give_are_shipped_with_their_rows(
+    indicator: str, inputs: dict[str, float], levels: tuple[float, float], said: str
+) -> None:
+    """Issue 18: ore-grade corrections of GB 21341-2022 (SiMn, HC FeCr only for Cr/Fe >= 2.2, HC FeMn), the wet
+    quenching correction of GB 21342 and the clinker electricity row's altitude factor; expectations in the cases."""
+    row = load_levels().find(indicator)
+    assert row is not None
+    got = corrected(row, inputs)
+    assert (got.benchmark, got.baseline) == pytest.approx(levels, abs=1e-3)
+    assert said in got.reference()

@@ -12,8 +12,9 @@ from asyncua.ua import ua_binary
 
 from agent.config.opcua import OpcuaDeviceConfig
 from agent.errors import ConnectionLost
+from agent.sources.opcua.errors import map_error
 from agent.sources.opcua.plan import compile_device
-from agent.sources.opcua.session import OpcuaSession, map_error
+from agent.sources.opcua.session import OpcuaSession
 
 
 def _raised(call: object) -> BaseException:

@@ -11,7 +11,7 @@ from asyncua.ua.uaerrors import UaStatusCodeError
 from agent.config.opcua import OpcuaDeviceConfig
 from agent.errors import ConnectionLost, DeviceException, DeviceTimeout, SecurityError
 from agent.model import Quality
-from agent.sources.opcua.session import map_error
+from agent.sources.opcua.errors import map_error
 from agent.sources.opcua.source import RETRY_CAP_S, RETRY_INITIAL_S, Backoff, OpcuaSource, error_kind
 
 

@@ -60,6 +60,16 @@ class _PollState:
     unreachable: str | None = None  # set by a timeout / lost connection / gateway exception: skip the rest
     answered: bool = False  # some request got a reply (data or exception)
     sent: int = 0
+    illegal: list[str] = field(default_factory=list)  # points that turned ILLEGAL DATA ADDRESS in this poll
+    readable: list[str] = field(default_factory=list)  # illegal points that answered again in this poll
+
+
+def _some(names: list[str], shown: int = 5) -> str:
+    """``a, b, c and 7 more points`` (or ``point a``)."""
+    if len(names) == 1:
+        return f"point {names[0]}"
+    head = ", ".join(names[:shown])
+    return f"{len(names)} points: {head}" + (f" and {len(names) - shown} more" if len(names) > shown else "")
 
 
 class DevicePoller:
@@ -96,6 +106,7 @@ class DevicePoller:
         self.raw: dict[str, bytes] = {}  # last raw bytes per point, kept only when capture_raw is set
         self.capture_raw = False
         self.last_failure = ""  # the reason of the last failed poll (its first point's), for backing-off slots
+        self.last_answered = False  # the device replied (data or an exception) in its last poll that sent requests
 
     @property
     def slots(self) -> list[ReadRequest]:
@@ -153,7 +164,7 @@ class DevicePoller:
             st.answered = True
             if slot.illegal:
                 slot.illegal = False
-                log.warning("%s: point %s readable again", self.name, request.points[0].name)
+                st.readable.append(request.points[0].name)
             self._decode(st.samples, request, data, self._now())
         self._slots = st.kept
         self.requests += st.sent
@@ -175,14 +186,13 @@ class DevicePoller:
             st.kept.pop()
             st.queue[:0] = [_Slot(p) for p in parts]
             self.count("split")
-            log.warning(
+            log.debug(
                 "%s: ILLEGAL DATA ADDRESS %s: split into %d requests", self.name, self._where(request), len(parts)
             )
             return
         if exc.code == ILLEGAL_DATA_ADDRESS:
             if not slot.illegal:
-                name = request.points[0].name
-                log.warning("%s: point %s: ILLEGAL DATA ADDRESS %s", self.name, name, self._where(request))
+                st.illegal.append(request.points[0].name)
             slot.illegal, slot.skip = True, RETRY_ILLEGAL_EVERY - 1
         st.errors.append(f"{exc.code_name} {self._where(request)}")
         self._bad(st.samples, request, exc.code_name, self._now())
@@ -216,16 +226,41 @@ class DevicePoller:
                 self.retries += link.stats.resends - resends
 
     def _account(self, st: _PollState) -> None:
-        if st.answered:
+        """Success when some point has a value; a poll whose points are all bad is a failure even if the device
+        answered (a wrong unit_id answering ILLEGAL DATA ADDRESS everywhere). Logged once per state change: one
+        line for the failure, one for the recovery, one per poll for the points that changed in between."""
+        if st.sent:
+            self.last_answered = st.answered
+        usable = st.answered and any(s.quality is not Quality.BAD for s in st.samples.values())
+        if usable:
             if self.consecutive_failures:
                 log.warning("%s: recovered after %d failed polls", self.name, self.consecutive_failures)
             self.consecutive_failures = 0
             self.last_success_ts = st.ts
-        elif st.sent:
+            if st.illegal:
+                log.warning(
+                    "%s: ILLEGAL DATA ADDRESS at %s (unit %d, %s); the other points are read",
+                    self.name,
+                    _some(st.illegal),
+                    self.config.unit_id,
+                    self.endpoint,
+                )
+            if st.readable:
+                log.warning("%s: readable again: %s", self.name, _some(st.readable))
+        elif st.sent or st.samples:  # nothing sent: every request skipped as ILLEGAL DATA ADDRESS, still failing
             if self.consecutive_failures == 0:
-                log.warning("%s: failed: %s", self.name, st.errors[0] if st.errors else "no reply")
+                log.warning("%s: failed: %s", self.name, self._failure(st))
             self.consecutive_failures += 1
             self.last_failure = st.unreachable or next((s.reason for s in st.samples.values() if s.reason), "no reply")
+
+    def _failure(self, st: _PollState) -> str:
+        reasons = {s.reason for s in st.samples.values()}
+        if st.answered and reasons == {"ILLEGAL DATA ADDRESS"}:
+            return (
+                f"every point answered ILLEGAL DATA ADDRESS (unit {self.config.unit_id}, {self.endpoint}): check "
+                "unit_id (another device may answer at it) and that the profile matches this device"
+            )
+        return st.errors[0] if st.errors else "no reply"
 
     def backing_off(self, ts: float) -> PollResult:
         """The result of a slot that backoff leaves out: every point bad, "backing off: <last failure>"."""

@@ -41,6 +41,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import socket
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -146,6 +147,9 @@ class ModbusLink:
                 await self._opener(self)
         except TimeoutError:
             raise ConnectionLost(f"cannot connect within {timeout_s * 1000:.0f} ms") from None
+        except socket.gaierror as exc:  # errno is an EAI_* code: os.strerror would say "Unknown error -2"
+            host = self.endpoint.rsplit(":", 1)[0]
+            raise ConnectionLost(f"cannot connect: the host name {host!r} does not resolve ({exc.strerror})") from None
         except OSError as exc:
             why = os.strerror(exc.errno).lower() if exc.errno else str(exc)
             raise ConnectionLost(f"cannot connect: {why}") from None

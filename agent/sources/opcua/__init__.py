@@ -5,8 +5,9 @@ Public API:
     probe_opcua(loaded, device_name)      one Read of every point of a device, for ``energy-agent probe``
 
 Modules: ``plan`` (config -> plan, namespace resolution), ``security`` (policies, trust, identity), ``pki``
-(certificates and the trust list), ``session`` (one session: connect, resolve, read, subscribe; asyncua errors
-mapped here), ``status`` (status code -> quality), ``source`` (supervisor and per-interval results), ``browse``
+(certificates and the trust list), ``session`` (one session: connect, resolve, read, subscribe), ``errors`` (asyncua
+exceptions -> agent.errors, the one boundary), ``requests`` (Read / CreateSubscription / CreateMonitoredItems built
+from the plan), ``status`` (status code -> quality), ``source`` (supervisor and per-interval results), ``browse``
 (address-space walk for commissioning), ``probe``.
 """
 

@@ -1,11 +1,13 @@
 """One OPC UA session to one endpoint: security and trust, authentication, node resolution, reads and one
-subscription. asyncua exceptions are mapped into ``agent.errors`` here, at one boundary.
+subscription. asyncua exceptions are mapped into ``agent.errors`` by ``errors.map_error`` (one boundary); the
+requests themselves are built by ``requests`` from the plan.
 
 Lifecycle: ``async with OpcuaSession(plan) as s`` connects (GetEndpoints over an unsecured discovery channel, trust
 check of the server certificate against ``trust_dir``, secure channel pinned to that certificate, CreateSession,
 ActivateSession, namespace URIs resolved to today's indexes, every node checked; see ``security``); leaving the
 block closes the session with its subscription (one CloseSession) when the server is still reachable, so nothing is
-left on the server; an unreachable server drops both after ``session_timeout_s``. The session never writes. asyncua's own auto-reconnect is off: ``OpcuaSource`` supervises.
+left on the server; an unreachable server drops both after ``session_timeout_s``. The session never writes.
+asyncua's own auto-reconnect is off: ``OpcuaSource`` supervises.
 Concurrency: one task reads or consumes notifications; ``lost`` is set from asyncua's callbacks.
 """
 
@@ -13,88 +15,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
-import os
-import sysconfig
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-import asyncua
-import cryptography
 from asyncua import ua
 from asyncua.client.client import Client
 from asyncua.common.subscription import DataChangeEvent, StatusChangeEvent, Subscription
 from asyncua.ua.attribute_ids import AttributeIds
 from asyncua.ua.object_ids import ObjectIds
-from asyncua.ua.uaerrors import UaError, UaStatusCodeError
 
-from agent.errors import ConnectionLost, DeviceException, DeviceTimeout, SecurityError, SourceError
+from agent.errors import ConnectionLost, SecurityError, SourceError
+from agent.sources.opcua.errors import CHANNEL_REFUSED, map_error
 from agent.sources.opcua.plan import BrowseRef, DevicePlan, NodeRef, node_id_for, relative_path_for
+from agent.sources.opcua.requests import monitored_item_request, read_parameters, subscription_parameters
 from agent.sources.opcua.security import configure_auth, configure_security
 from agent.sources.opcua.status import status_name
 
-_SECURITY_STATUS = ("BadUser", "BadIdentity", "BadCertificate", "BadSecurity", "BadNoValidCertificates")
 _CHUNK = 500  # nodes per Read / CreateMonitoredItems request
-
-
-def map_error(device: str, endpoint: str, exc: BaseException) -> SourceError:
-    """The one place asyncua / socket exceptions become our exception tree; messages start with the device.
-
-    asyncua also raises exceptions of general types for a server's answers: an AssertionError when the server
-    refuses OpenSecureChannel (typically BadSecurityChecksFailed for a client certificate it does not trust; the
-    status itself is lost inside asyncua), struct.error, NotEnoughData, ValueError or KeyError on a message it
-    cannot decode. Whatever was raised inside asyncua (or the cryptography it calls) is the device's failure; the
-    same types raised in our own code are bugs and propagate.
-    """
-    if isinstance(exc, SourceError):
-        return exc
-    if isinstance(exc, UaStatusCodeError):
-        name = status_name(exc.code)
-        if name.startswith(_SECURITY_STATUS):
-            return SecurityError(f"{device}: {endpoint} refused the connection: {name}")
-        return DeviceException(f"{device}: {endpoint} answered {name}", exc.code, name)
-    if isinstance(exc, TimeoutError):
-        return DeviceTimeout(f"{device}: no answer from {endpoint} in time")
-    if isinstance(exc, ConnectionRefusedError):
-        return ConnectionLost(f"{device}: {endpoint} refused the TCP connection")
-    if isinstance(exc, OSError | ConnectionError | EOFError):
-        return ConnectionLost(f"{device}: connection to {endpoint} failed: {exc or type(exc).__name__}")
-    if isinstance(exc, UaError):
-        return ConnectionLost(f"{device}: {endpoint}: {exc}")
-    where = _library_frame(exc)
-    if where == "open_secure_channel" and isinstance(exc, AssertionError):
-        return SecurityError(
-            f"{device}: {endpoint} {CHANNEL_REFUSED} (a bad status, e.g. BadSecurityChecksFailed, to OpenSecureChannel)"
-        )
-    if where is not None:
-        detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-        return ConnectionLost(f"{device}: {endpoint}: the OPC UA client failed on the server's answer ({detail})")
-    raise exc  # a bug: let it propagate
-
-
-CHANNEL_REFUSED = "refused the secure channel"
-_LIBRARIES = tuple(str(Path(m.__file__).parent) + os.sep for m in (asyncua, cryptography) if m.__file__)
-_STDLIB = sysconfig.get_paths()["stdlib"] + os.sep
-
-
-def _library_frame(exc: BaseException) -> str | None:
-    """The asyncua (or cryptography) function an exception was raised in, or None when it came from our code.
-
-    The innermost frame outside the standard library decides (exceptions raised in C, like struct.error, have no
-    frame of their own; asyncio's frames sit between asyncua and a TimeoutError)."""
-    frames = []
-    tb = exc.__traceback__
-    while tb is not None:
-        frames.append(tb.tb_frame.f_code)
-        tb = tb.tb_next
-    for code in reversed(frames):
-        if code.co_filename.startswith(_STDLIB) and "site-packages" not in code.co_filename:
-            continue
-        return code.co_name if code.co_filename.startswith(_LIBRARIES) else None
-    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -283,13 +223,7 @@ class OpcuaSession:
 
     async def _read(self, nodes: list[ua.NodeId], attribute: AttributeIds) -> list[ua.DataValue]:
         assert self.client is not None
-        params = ua.ReadParameters()
-        params.TimestampsToReturn = ua.TimestampsToReturn.Both
-        for node_id in nodes:
-            rv = ua.ReadValueId()
-            rv.NodeId = node_id
-            rv.AttributeId = attribute
-            params.NodesToRead.append(rv)
+        params = read_parameters(nodes, attribute)
         self.requests += 1
         result: list[ua.DataValue] = await asyncio.wait_for(self.client.uaclient.read(params), self.plan.timeout_s)
         return result
@@ -306,22 +240,6 @@ class OpcuaSession:
         except Exception as exc:
             raise self.fail(exc) from exc
         return out
-
-    def _subscription_parameters(self) -> ua.CreateSubscriptionParameters:
-        interval_ms = self.plan.interval_s * 1000.0
-        keepalive_s = max(self.plan.interval_s, 2.0)
-        params = ua.CreateSubscriptionParameters()
-        params.RequestedPublishingInterval = interval_ms
-        params.RequestedMaxKeepAliveCount = max(1, math.ceil(keepalive_s / self.plan.interval_s))
-        # the server deletes the subscription when nobody asks for it: after the session timeout, not before
-        lifetime_s = max(self.plan.session_timeout_s, 3 * keepalive_s)
-        params.RequestedLifetimeCount = max(
-            3 * params.RequestedMaxKeepAliveCount, math.ceil(lifetime_s / self.plan.interval_s)
-        )
-        params.MaxNotificationsPerPublish = 0
-        params.PublishingEnabled = True
-        params.Priority = 0
-        return params
 
     @property
     def keepalive_s(self) -> float:
@@ -348,14 +266,14 @@ class OpcuaSession:
         plan = self.plan
         try:
             sub = await self.client.create_subscription(
-                self._subscription_parameters(), handler=None, queue_maxsize=max(1000, 4 * len(plan.points))
+                subscription_parameters(plan), handler=None, queue_maxsize=max(1000, 4 * len(plan.points))
             )
             self.subscription = sub
             self.requests += 1
             items = sorted(self.resolved.items())
             for start in range(0, len(items), _CHUNK):
                 chunk = items[start : start + _CHUNK]
-                requests = [self._item_request(i, node_id) for i, node_id in chunk]
+                requests = [monitored_item_request(plan.points[i], i, node_id) for i, node_id in chunk]
                 results = await sub.create_monitored_items(requests)
                 self.requests += 1
                 for (i, _), result in zip(chunk, self._answers(results, chunk), strict=True):
@@ -366,29 +284,6 @@ class OpcuaSession:
         except Exception as exc:
             raise self.fail(exc) from exc
         return sub
-
-    def _item_request(self, index: int, node_id: ua.NodeId) -> ua.MonitoredItemCreateRequest:
-        point = self.plan.points[index]
-        rv = ua.ReadValueId()
-        rv.NodeId = node_id
-        rv.AttributeId = AttributeIds.Value
-        mparams = ua.MonitoringParameters()
-        mparams.ClientHandle = index + 1
-        mparams.SamplingInterval = point.sampling_interval_ms
-        mparams.QueueSize = point.queue_size
-        mparams.DiscardOldest = True
-        if point.deadband is not None:
-            kind, value = point.deadband
-            f = ua.DataChangeFilter()
-            f.Trigger = ua.DataChangeTrigger.StatusValue
-            f.DeadbandType = ua.DeadbandType.Absolute if kind == "absolute" else ua.DeadbandType.Percent
-            f.DeadbandValue = value
-            mparams.Filter = f
-        request = ua.MonitoredItemCreateRequest()
-        request.ItemToMonitor = rv
-        request.MonitoringMode = ua.MonitoringMode.Reporting
-        request.RequestedParameters = mparams
-        return request
 
     async def notifications(self, sub: Subscription) -> AsyncIterator[tuple[int, ua.DataValue]]:
         """(point index, DataValue) per data change until the subscription reports a bad status or ends."""

@@ -2,8 +2,8 @@
 RELOADING and WATCHDOG pings. No libsystemd dependency.
 
 Watchdog: systemd sets ``$WATCHDOG_USEC`` when the unit has ``WatchdogSec=``; we ping every half of it, from a task
-on the event loop, while the agent itself is alive (``alive()`` returns None; see ``monitor.Liveness``): a blocked
-loop, an ended task or a wedged publisher gets the service restarted. Devices that do not answer do not: the
+on the event loop, while the service itself is alive (``alive()`` returns None; see ``agent.runtime.monitor.Liveness``
+and the centre's ``Ingestor.stalled``): a blocked loop, an ended task or a wedged publisher gets the service restarted. Devices that do not answer do not: the
 watchdog vouches for the agent, not for the plant. STATUS= carries a one-line summary whenever it changes.
 """
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from agent.cli.run import configure_logging
-from agent.runtime.journal import syslog_priority
+from agent.systemd.journal import syslog_priority
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 from agent.errors import EX_CONFIG, ConfigError
-from agent.runtime.journal import error_prefix
+from agent.systemd.journal import error_prefix
 
 
 def refuse(exc: ConfigError, headline: str = "") -> int:

@@ -11,7 +11,7 @@ import pytest
 
 from agent.model import DeviceHealth
 from agent.runtime.monitor import Liveness, LoopLagMonitor, status_line
-from agent.runtime.notify import SystemdNotifier
+from agent.systemd.notify import SystemdNotifier
 
 
 @pytest.fixture

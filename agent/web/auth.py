@@ -1,0 +1,91 @@
+"""Passwords and sessions of the web page.
+
+The site file holds only an scrypt hash of the password (``scrypt$n$r$p$salt$hash``, standard base64), made by
+:func:`hash_password` (``energy-agent web-password``). A login verifies the password against it in a worker thread
+(scrypt costs ~50 ms of CPU on purpose; one verification at a time, so a flood of logins cannot eat the CPU the
+pollers need) and, when it matches, hands out a random session token (a cookie). Sessions live in memory, are
+bounded in number and expire; a restart logs everybody out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import secrets
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+
+SCRYPT_N = 2**14
+SCRYPT_R = 8
+SCRYPT_P = 1
+MAX_SESSIONS = 256
+
+
+def hash_password(password: str, *, n: int = SCRYPT_N, r: int = SCRYPT_R, p: int = SCRYPT_P) -> str:
+    salt = secrets.token_bytes(16)
+    digest = hashlib.scrypt(password.encode(), salt=salt, n=n, r=r, p=p, dklen=32)
+    return f"scrypt${n}${r}${p}${base64.b64encode(salt).decode()}${base64.b64encode(digest).decode()}"
+
+
+def verify_password(password: str, stored: str) -> bool:
+    """True when ``password`` matches the ``scrypt$...`` hash; False for a wrong password or a malformed hash."""
+    try:
+        scheme, n, r, p, salt, digest = stored.strip().split("$")
+        if scheme != "scrypt":
+            return False
+        expected = base64.b64decode(digest)
+        got = hashlib.scrypt(
+            password.encode(),
+            salt=base64.b64decode(salt),
+            n=int(n),
+            r=int(r),
+            p=int(p),
+            dklen=len(expected),
+            maxmem=256 * 1024 * 1024,
+        )
+    except ValueError:
+        return False
+    return hmac.compare_digest(got, expected)
+
+
+class Sessions:
+    """Login sessions: token -> expiry (monotonic). Bounded: the oldest session goes when a new one would overflow."""
+
+    def __init__(self, ttl_s: float, monotonic: Callable[[], float] = time.monotonic) -> None:
+        self.ttl_s = ttl_s
+        self._monotonic = monotonic
+        self._tokens: OrderedDict[str, float] = OrderedDict()
+        self._verifying = asyncio.Lock()
+
+    def __len__(self) -> int:
+        return len(self._tokens)
+
+    async def login(self, password: str, stored_hash: str) -> str | None:
+        """A new session token when the password matches, else None (after the same scrypt work either way)."""
+        async with self._verifying:
+            ok = await asyncio.to_thread(verify_password, password, stored_hash)
+        if not ok:
+            return None
+        token = secrets.token_urlsafe(32)
+        self._tokens[token] = self._monotonic() + self.ttl_s
+        while len(self._tokens) > MAX_SESSIONS:
+            self._tokens.popitem(last=False)
+        return token
+
+    def valid(self, token: str | None) -> bool:
+        if not token:
+            return False
+        expiry = self._tokens.get(token)
+        if expiry is None:
+            return False
+        if expiry < self._monotonic():
+            del self._tokens[token]
+            return False
+        return True
+
+    def logout(self, token: str | None) -> None:
+        if token:
+            self._tokens.pop(token, None)

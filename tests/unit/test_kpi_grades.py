@@ -1,0 +1,102 @@
+"""Grades an energy manager can sign (issue 18, false grades): an indicator needs its carriers, feedstock is counted
+on the indicator's boundary, and electricity credits are valued with the consumption's method. Expectations are
+computed by hand in each docstring from the factor table (raw coal 714.3 kgce/t, natural gas 1.2143 kgce/m3,
+electricity 0.1229 kgce/kWh equivalent)."""
+
+from __future__ import annotations
+
+import pydantic
+import pytest
+
+from agent.config.kpi import KpiSectionConfig
+from agent.model import Grade, Quality, Role
+from tests.unit.kpi_site_check import meter_site_issues
+from tests.unit.test_kpi_accounting import final, line, run
+
+ELEC = ("m", Role.ENERGY_IMPORT_KWH)
+PROD = ("k", Role.PRODUCTION_T)
+
+
+def test_a_clinker_line_with_electricity_only_is_not_graded_and_validate_refuses_it() -> None:
+    """A clinker line at 52 kWh/t and no fuel: energy_kgce_per_t = 52 x 0.1229 = 6.3908 kgce/t, which the old code
+    graded "benchmark" (<= 100) though a real kiln burns about 100 kgce/t of coal. The value is still published,
+    without a grade, its reason naming the missing fuels; the kpi check refuses the line at its fuels."""
+    section = {"lines": [line(indicator="cement_clinker", electricity=[{"device": "m", "role": "energy_import_kwh"}])]}
+    v = final(run(section, {PROD: 100.0, ELEC: 5200.0}), "energy_kgce_per_t")
+    assert v.value == pytest.approx(6.3908, rel=1e-4)
+    assert v.grade is None and v.quality is Quality.GOOD
+    assert v.reason.startswith("not graded: indicator 'cement_clinker' (kgce/t) needs the line's fuels")
+    issues = meter_site_issues(
+        {"lines": [line(indicator="cement_clinker", electricity=[{"device": "m", "role": "energy_import_kwh"}])]},
+        ["energy_import_kwh", "production_t"],
+    )
+    assert "needs the line's fuels: list them under fuels, or set no_fuel: true" in issues[("kpi", "lines", 0, "fuels")]
+
+
+def test_no_fuel_is_an_explicit_statement_with_a_reason() -> None:
+    """An all-electric EAF (eaf_steel_70t_and_over, 61 / 72 kgce/t) at 500 kWh/t: 500 x 0.1229 = 61.45 kgce/t,
+    between the levels, graded because the line says no_fuel with its reason (shown in the reference). Without the
+    reason the section does not load."""
+    eaf = line(
+        indicator="eaf_steel_70t_and_over",
+        electricity=[{"device": "m", "role": "energy_import_kwh"}],
+        no_fuel=True,
+        no_fuel_reason="all-electric furnace, no oxy-fuel burners",
+    )
+    v = final(run({"lines": [eaf]}, {PROD: 100.0, ELEC: 50000.0}), "energy_kgce_per_t")
+    assert v.value == pytest.approx(61.45, rel=1e-4)
+    assert v.grade is Grade.BETWEEN and "no fuel: all-electric furnace" in v.reference
+    with pytest.raises(pydantic.ValidationError, match="no_fuel: true needs no_fuel_reason"):
+        KpiSectionConfig.model_validate({"lines": [line(no_fuel=True)]})
+
+
+def test_semi_coke_is_graded_without_its_feed_coal_as_its_indicator_defines() -> None:
+    """Semi-coke 10 t/h from 16 t/h of raw coal flagged feedstock (16 x 714.3 = 11,428.8 kgce/h), heated with
+    900 m3/h of natural gas (900 x 1.2143 = 1,092.87 kgce/h), 2,500 kWh/h (x 0.1229 = 307.25 kgce/h). Counting the
+    coal: (11,428.8 + 1,092.87 + 307.25) / 10 = 1,282.89 kgce/t, which the old code graded below baseline (210).
+    The semi_coke row excludes feedstock: (1,092.87 + 307.25) / 10 = 140.01 kgce/t, benchmark (<= 160); the feed
+    coal's 1,142.88 kgce/t is in detail. energy_kgce (the line's total for the park) still counts it."""
+    section = {
+        "lines": [
+            line(
+                indicator="semi_coke",
+                electricity=[{"device": "m", "role": "energy_import_kwh"}],
+                fuels=[
+                    {"device": "f", "role": "coal_t", "carrier": "raw_coal", "feedstock": True},
+                    {"device": "g", "role": "gas_m3", "carrier": "natural_gas"},
+                ],
+            )
+        ]
+    }
+    rates = {PROD: 10.0, ELEC: 2500.0, ("f", Role.COAL_T): 16.0, ("g", Role.GAS_M3): 900.0}
+    values = run(section, rates)
+    v = final(values, "energy_kgce_per_t")
+    assert v.value == pytest.approx(140.012, rel=1e-4)
+    assert v.grade is Grade.BENCHMARK
+    assert v.detail["feedstock_kgce_per_t"] == pytest.approx(1142.88, rel=1e-4)
+    assert "feedstock excluded as the indicator defines it" in v.reference
+    assert final(values, "energy_kgce").value == pytest.approx(12828.92, rel=1e-4)
+
+
+def test_exported_electricity_is_credited_with_the_method_that_valued_the_consumption() -> None:
+    """equal_value at 0.300 kgce/kWh: 1,000 kWh/h in, 400 kWh/h exported (TRT, credit of carrier electricity).
+    Old: 1,000 x 0.300 - 400 x 0.1229 = 250.84 kgce/h, so the result depended on where the meters were. Now both at
+    0.300: 1,000 x 0.3 - 400 x 0.3 = 180.0 kgce/h; beside it, labelled, the equivalent value
+    (1,000 - 400) x 0.1229 = 73.74 kgce/h; per tonne (10 t/h) 18.0 and 7.374."""
+    section = {
+        "factors": {"electricity_method": "equal_value", "electricity_equal_value_kgce_per_kwh": 0.3},
+        "lines": [
+            line(
+                electricity=[{"device": "m", "role": "energy_import_kwh"}],
+                credits=[{"device": "t", "role": "energy_export_kwh", "carrier": "electricity", "co2": "grid"}],
+            )
+        ],
+    }
+    values = run(section, {PROD: 10.0, ELEC: 1000.0, ("t", Role.ENERGY_EXPORT_KWH): 400.0})
+    total = final(values, "energy_kgce")
+    assert total.value == pytest.approx(180.0, rel=1e-6)
+    assert total.detail["equivalent_kgce"] == pytest.approx(73.74, rel=1e-6)
+    assert "equal value 0.3 kgce/kWh, consumption and credits alike" in total.reference
+    per_t = final(values, "energy_kgce_per_t")
+    assert per_t.value == pytest.approx(18.0, rel=1e-6)
+    assert per_t.detail["equivalent_kgce_per_t"] == pytest.approx(7.374, rel=1e-6)
