@@ -1,3 +1,4 @@
+# size: one connection and its one-request-in-flight state (TCP, RTU, and the raw exchange other protocols on the line use); split, the invariant would span modules
 """One Modbus connection (TCP socket or serial port) carrying one request at a time: our own thin client.
 
 Why not pymodbus' async clients (3.16): checked against its source and issue tracker before writing this.
