@@ -16,6 +16,7 @@ object with ``exchange(frame, cut, timeout_s)`` (``RawLink``): the Modbus link o
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -162,11 +163,15 @@ class Dlt645Poller:
             await before_request()
             st.sent += 1
             self.control_codes_sent.add(request_frame[request_frame.index(fr.START) + 8])
+            stats = fr.CutStats()
             try:
-                raw = await link.exchange(request_frame, fr.cut, self.timeout_s)
-            except DeviceTimeout:
+                raw = await link.exchange(request_frame, functools.partial(fr.cut, stats=stats), self.timeout_s)
+            except DeviceTimeout as exc:
+                if stats.skipped or stats.bad_frames:
+                    self.count("garbled")
+                    exc = DeviceTimeout(f"{exc} (garbled bytes received)")
                 if retries <= 0:
-                    raise
+                    raise exc from None
                 retries -= 1
                 self.retries += 1
                 continue
