@@ -138,6 +138,12 @@ class ModbusDeviceConfig(StrictModel):
         le=124,
         description="Unused registers one read may span to join points; overrides the profile's value",
     )
+    ct_ratio: float = Field(
+        1.0, gt=0, le=100000, description="Current transformer ratio: points in A x CT, power and energy x CT x PT"
+    )
+    pt_ratio: float = Field(
+        1.0, gt=0, le=100000, description="Voltage transformer ratio: points in V x PT, power and energy x CT x PT"
+    )
     enabled: bool = Field(True, description="false: keep the device in the file but do not poll it")
     renewable: bool = Field(False, description="This meter measures renewable supply (PV, wind, green power)")
     tags: dict[str, str] = Field(
