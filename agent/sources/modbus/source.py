@@ -6,6 +6,9 @@ two requests; on a serial bus at least 3.5 character times). Devices keep their 
 ``emit`` before the next poll starts (back-pressure reaches the bus, never piles up in memory).
 
 Lifecycle: ``run(emit)`` connects on first use and polls until cancelled; it closes the link on the way out.
+On a reload, ``adopt(fresh)`` takes the devices of a newly built source for the same link while ``run`` goes on:
+changed devices restart, added ones start, removed ones stop, and the others keep their schedule and health (a
+changed bus or gateway itself restarts the whole source).
 Device faults never raise out of ``run`` (they become bad samples, counters and one log line per state change).
 ``health()`` may be called from the same event loop at any time.
 """
@@ -17,7 +20,7 @@ import hashlib
 import re
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from agent.config.dtu import DtuBusConfig
 from agent.config.profile import ProfileConfig
@@ -63,6 +66,9 @@ class BusPoller(Protocol):
     def health(self) -> DeviceHealth: ...
 
 
+_P = TypeVar("_P", bound=BusPoller)
+
+
 class ModbusSource:
     """Polls the devices behind one link. Build with ``build_modbus_sources``."""
 
@@ -74,12 +80,15 @@ class ModbusSource:
         pause_s: float,
         clock: Clock,
         fingerprint: str,
+        link_fingerprint: str = "",
+        device_fingerprints: Mapping[str, str] | None = None,
         others: Sequence[BusPoller] = (),
     ) -> None:
         self._name = name
         self.pollers = list(pollers)  # the Modbus devices
         self.others: list[BusPoller] = list(others)  # other protocols' devices on this bus (DL/T 645)
-        self._every: list[BusPoller] = [*self.pollers, *self.others]
+        self.link_fingerprint = link_fingerprint or fingerprint  # the link's own config (bus or gateway)
+        self.device_fingerprints = dict(device_fingerprints or {})
         self._link_factory = link_factory
         self.pause_s = pause_s
         self.clock = clock
@@ -95,13 +104,18 @@ class ModbusSource:
         return self._fingerprint
 
     @property
+    def every(self) -> list[BusPoller]:
+        """Every device of the source, Modbus first (the tie-break when two are due at once)."""
+        return [*self.pollers, *self.others]
+
+    @property
     def devices(self) -> tuple[str, ...]:
-        return tuple(p.name for p in self._every)
+        return tuple(p.name for p in self.every)
 
     def health(self) -> list[DeviceHealth]:
         result = []
         late = self.link.stats.late_by_unit if self.link is not None else {}
-        for poller in self._every:
+        for poller in self.every:
             h = poller.health()
             n = late.get(poller.config.unit_id, 0) if isinstance(poller, DevicePoller) else 0
             if n:  # a late reply carries the unit id of the device that answered too late
@@ -120,6 +134,36 @@ class ModbusSource:
             self.link = self._link_factory()
         return self.link
 
+    def adopt(self, fresh: ModbusSource) -> tuple[list[str], list[str], list[str]] | None:
+        """Take ``fresh``'s devices while running (same link config): (restarted, started, stopped) device names,
+        or None when the link itself changed (the caller restarts the whole source)."""
+        if fresh.link_fingerprint != self.link_fingerprint or not fresh.device_fingerprints:
+            return None
+        restarted: list[str] = []
+        started: list[str] = []
+        pollers = self._adopted(self.pollers, fresh.pollers, fresh, restarted, started)
+        others = self._adopted(self.others, fresh.others, fresh, restarted, started)
+        kept = {p.name for p in fresh.every}
+        stopped = [p.name for p in self.every if p.name not in kept]
+        self.pollers, self.others = pollers, others
+        self.device_fingerprints = dict(fresh.device_fingerprints)
+        self._fingerprint = fresh.fingerprint
+        return restarted, started, stopped
+
+    def _adopted(
+        self, mine: list[_P], theirs: list[_P], fresh: ModbusSource, restarted: list[str], started: list[str]
+    ) -> list[_P]:
+        by_name = {p.name: p for p in mine}
+        out = []
+        for p in theirs:
+            old = by_name.get(p.name)
+            if old is not None and self.device_fingerprints.get(p.name) == fresh.device_fingerprints.get(p.name):
+                out.append(old)  # unchanged: same poller, same schedule, same health
+            else:
+                out.append(p)
+                (restarted if old is not None else started).append(p.name)
+        return out
+
     async def aclose(self) -> None:
         """Close the link (``run`` does this itself on the way out)."""
         if self.link is not None:
@@ -136,21 +180,26 @@ class ModbusSource:
         """Every device yields a result at each of its slots: a poll, or, in a slot that its backoff leaves out,
         every point bad with "backing off: <why>" (no request is sent), so a gap is visible as it happens."""
         link = self._link()
-        now = self.clock.now()
-        every = self._every
-        due = {p.name: first_slot(now, p.interval_s) for p in every}  # the device's next slot
-        poll_at = dict(due)  # the next slot that sends requests (later than ``due`` while backing off)
-        order = {p.name: i for i, p in enumerate(every)}
+        # by poller object: a poller adopted on a reload starts its own schedule, a removed one is never polled
+        due: dict[BusPoller, float] = {}  # the device's next slot
+        poll_at: dict[BusPoller, float] = {}  # the next slot that sends requests (later while backing off)
         try:
             while True:
                 now = self.clock.now()
-                for p in every:  # a clock set back leaves slots far ahead: start again from now
-                    due[p.name] = realign(due[p.name], now, p.interval_s, 0)
-                    poll_at[p.name] = realign(poll_at[p.name], now, p.interval_s, p.consecutive_failures)
-                poller = min(every, key=lambda p: (due[p.name], order[p.name]))
-                slot = due[poller.name]
+                every = self.every
+                for p in every:
+                    if p not in due:
+                        due[p] = poll_at[p] = first_slot(now, p.interval_s)
+                    # a clock set back leaves slots far ahead: start again from now
+                    due[p] = realign(due[p], now, p.interval_s, 0)
+                    poll_at[p] = realign(poll_at[p], now, p.interval_s, p.consecutive_failures)
+                order = {p: i for i, p in enumerate(every)}
+                poller = min(every, key=lambda p: (due[p], order[p]))
+                slot = due[poller]
                 await self.clock.sleep_until(slot)
-                if slot < poll_at[poller.name]:
+                if poller not in self.every:  # removed by a reload while we slept
+                    continue
+                if slot < poll_at[poller]:
                     poller.count("backoff_skipped")
                     await emit(poller.backing_off(slot))
                     step = next_slot(slot, self.clock.now(), poller.interval_s, 0)
@@ -158,10 +207,12 @@ class ModbusSource:
                     result = await poller.poll(link, self._before_request)
                     await emit(result)
                     step = next_slot(slot, self.clock.now(), poller.interval_s, poller.consecutive_failures)
-                    poll_at[poller.name] = step.at
+                    poll_at[poller] = step.at
                 if step.missed:
                     poller.count("missed_slot", step.missed)
-                due[poller.name] = step.at - step.backoff_skipped * poller.interval_s
+                due[poller] = step.at - step.backoff_skipped * poller.interval_s
+                for gone in [p for p in due if p not in order]:
+                    del due[gone], poll_at[gone]
         finally:
             await link.close()
 
@@ -256,31 +307,43 @@ def build_modbus_sources(
     others = others or {}
     for bus_name in [*by_bus, *(b for b in others if b not in by_bus)]:
         bus = buses[bus_name]
-        devices = by_bus.get(bus.name, [])
-        extra = others.get(bus.name, ())
-        if not devices and not extra:
-            continue
+        devices = by_bus.get(bus_name, [])
+        extra = list(others.get(bus_name, ()))
         parts = [bus.model_dump_json()]
-        pollers: list[DevicePoller] = []
+        pollers = []
+        device_fingerprints = {}
         endpoint = _endpoint(bus)
         for device in devices:
             profile = loaded.profiles[device.profile]
             parts += [device.model_dump_json(), profile.model_dump_json()]
+            device_fingerprints[device.name] = _fingerprint(device.model_dump_json(), profile.model_dump_json())
             pollers.append(DevicePoller(device, plan_of(device), endpoint, clock.now, threshold))
-        for other in extra:  # in site file order with the Modbus devices' order kept per protocol
+        for other in extra:  # a DL/T 645 meter: its config with the profile's points bound to it
             config = getattr(other, "config", None)
-            parts.append(config.model_dump_json() if config is not None else other.name)
-            parts.append(repr(getattr(config, "points", ())))
-        others_here = list(extra)
+            own = [config.model_dump_json() if config is not None else other.name, repr(getattr(config, "points", ()))]
+            parts += own
+            device_fingerprints[other.name] = _fingerprint(*own)
+        link = _fingerprint(bus.model_dump_json(), str(threshold))
         if isinstance(bus, DtuBusConfig):
             if dtu_links is None:
                 continue
             factory = dtu_links.link_factory(bus)
+            link = _fingerprint(link, dtu_links.fingerprint)  # the listener's: restarted with it
             parts.append(dtu_links.fingerprint)
         else:
             factory = _bus_link_factory(bus)
         sources.append(
-            ModbusSource(bus.name, pollers, factory, _bus_pause_s(bus), clock, _fingerprint(*parts), others=others_here)
+            ModbusSource(
+                bus_name,
+                pollers,
+                factory,
+                _bus_pause_s(bus),
+                clock,
+                _fingerprint(*parts),
+                link,
+                device_fingerprints,
+                others=extra,
+            )
         )
     return sources
 
