@@ -215,3 +215,29 @@ async def test_dtus_dial_in_register_and_carry_dlt645_and_modbus(
     assert "unknown registration packet" in log
     assert "sent no known registration packet within the timeout; closed" in log
     assert set(dtu.controls) == {0x11} and twin.controls == {}
+
+
+def test_a_reload_keeps_unchanged_meters_and_restarts_a_changed_one(tmp_path: Path) -> None:
+    bus = [{"name": "ss", "transport": "tcp_gateway", "host": "127.0.0.1", "port": 4001, "framing": "rtu"}]
+    first = _site(
+        tmp_path,
+        bus,
+        [
+            _meter("m1", MAIN, "dlt645-generic-2007-3ph-meter", "ss"),
+            _meter("m2", PV, "dlt645-generic-1997-meter", "ss"),
+        ],
+    )
+    running = _bus_source(first)
+    m1, m2 = running.others
+    changed = _site(
+        tmp_path,
+        bus,
+        [
+            _meter("m1", MAIN, "dlt645-generic-2007-3ph-meter", "ss", ct_ratio=50),
+            _meter("m2", PV, "dlt645-generic-1997-meter", "ss"),
+            _meter("m3", "000000000003", "dlt645-generic-2007-3ph-meter", "ss"),
+        ],
+    )
+    assert running.adopt(_bus_source(changed)) == (["m1"], ["m3"], [])
+    assert running.others[1] is m2 and running.others[0] is not m1
+    assert running.others[0].config.ct_ratio == 50  # type: ignore[attr-defined]
