@@ -152,27 +152,41 @@ async def test_1997_meter_reads_with_0x01_and_two_byte_identifiers() -> None:
     assert link.sent[0][4:].hex().upper().startswith("68785634120000680102")
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=400, deadline=None)
 @given(
     garbage=st.binary(max_size=64),
     data=st.binary(max_size=40),
-    control=st.sampled_from([0x91, 0xB1, 0xD1, 0x92, 0x81, 0x13, 0x00]),
+    control=st.sampled_from([0x91, 0xB1, 0xD1, 0x92, 0xB2, 0x81, 0xA1, 0xC1, 0x93, 0x13, 0x00]),
     framed=st.booleans(),
+    old=st.booleans(),
 )
 async def test_fuzz_any_reply_gives_samples_or_a_reason_never_an_exception(
-    garbage: bytes, data: bytes, control: int, framed: bool
+    garbage: bytes, data: bytes, control: int, framed: bool, old: bool
 ) -> None:
-    meter = _meter(
-        [
+    """Either edition; the data may start with the identifier asked for, so value decoding is reached too."""
+    points: list[dict[str, object]]
+    if old:
+        points = [{"name": "e", "di": "9010"}, {"name": "d", "di": "A010"}, {"name": "t", "di": "B010"}]
+        meter, di = _meter(points, "1997"), di_bytes("9010", "1997")
+    else:
+        points = [
             {"name": "e", "di": "00-01-00-00"},
             {"name": "d", "di": "01-01-00-00"},
             {"name": "t", "di": "01-01-00-00", "element": 1},
         ]
-    )
-    answer = garbage + (reply(control, data) if framed else b"")
+        meter, di = _meter(points), di_bytes("00-01-00-00", "2007")
+    answer = garbage + (reply(control, di + data if len(data) % 2 else data) if framed else b"")
     link = ScriptedLink(lambda _f: answer)
     result = await meter.poll(link, _no_pause)
     assert [s.point for s in result.samples] == ["e", "d", "t"]
     for s in result.samples:
         assert (s.value is None) == (s.quality is Quality.BAD)
         assert s.quality is Quality.GOOD or s.reason
+
+
+async def test_a_1997_reply_with_more_to_follow_is_bad_not_fetched() -> None:
+    meter = _meter([{"name": "e", "di": "9010"}], "1997")
+    link = ScriptedLink([reply(0xA1, _value("9010", "XXXXXX.XX", 1.0, version="1997"))])
+    (e,) = (await meter.poll(link, _no_pause)).samples
+    assert e.quality is Quality.BAD and "follow-up" in e.reason
+    assert len(link.sent) == 1

@@ -188,6 +188,9 @@ class Dlt645Poller:
         sent = fr.read_request(address, request.raw_di, preamble)
         reply = await self._send(link, sent, before_request, st)
         value = self._check(reply, sent[sent.index(fr.START) + 8], request)
+        if reply.has_follow and self.version == "1997":
+            # a 1997 follow-up needs control code 0x02, which this agent does not send (reads 0x01 only)
+            raise ReplyError("the reply continues in a follow-up frame, which DL/T 645-1997 reads do not fetch")
         seq = 0
         while reply.has_follow and seq < MAX_FOLLOW_UPS:
             seq += 1
