@@ -119,9 +119,8 @@ def test_same_month_last_year_gives_the_trend(tmp_path: Path) -> None:
 
 
 def test_records_are_kept_six_months_and_pending_ones_forever(tmp_path: Path) -> None:
-    from agent.center.accounts.outbox import Outbox
-
     from agent.center.accounts.config import AccountsConfig
+    from agent.center.accounts.outbox import Outbox
 
     doc = unit_doc(str(tmp_path), receivers=[{"name": "p", "url": "https://127.0.0.1:9/u"}]) | {"keep_days": 183}
     cfg = AccountsConfig.model_validate(doc)
