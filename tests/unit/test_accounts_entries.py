@@ -127,3 +127,11 @@ def test_a_centre_without_accounts_loads_as_before(tmp_path: Path) -> None:
     center = tmp_path / "center.yaml"
     center.write_text(json.dumps({"influx": {"database": "e"}, "dead_letter": {"file": "d"}}))
     assert load(center).accounts is None
+
+
+def test_the_shipped_example_csv_imports(tmp_path: Path) -> None:
+    from tests.e2e.test_center_harness import REPO
+
+    cfg = accounts_config(str(tmp_path))
+    n = import_csv(REPO / "deploy/center/entries.example.csv", cfg.units[0], open_store(tmp_path), NOV1 + 35 * 86400.0)
+    assert n == 6
