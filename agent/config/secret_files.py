@@ -1,12 +1,12 @@
 """Warnings for secret files that other users of the machine can read: password files and private keys named by
 the site file (``mqtt.password_file``, ``mqtt.tls.key_file``; per OPC UA device ``auth.password_file``,
-``auth.key_file`` and ``client_key``).
+``auth.key_file`` and ``client_key``; the web page's ``web.password_file`` and ``web.tls.key_file``).
 
 A secret file should be readable by the service only: mode 0600, or 0640 with the group the service runs in
 (``chown root:energy-agent``). A file whose "others" bits allow reading is reported, positioned at the key that
 names it. Files that do not exist (yet) are not reported here: systemd's ``LoadCredential`` or the install step
 may put them in place. Paths are resolved as the runtime resolves them: MQTT's as given (relative to the working
-directory), OPC UA's relative to the site file's folder.
+directory), OPC UA's and the web page's relative to the site file's folder.
 """
 
 from __future__ import annotations
@@ -49,6 +49,12 @@ def _secret_files(site: SiteConfig, site_dir: Path) -> Iterator[tuple[PathKey, P
             yield ("mqtt", "password_file"), Path(mqtt.password_file).expanduser()
         if mqtt.tls is not None and mqtt.tls.key_file is not None:
             yield ("mqtt", "tls", "key_file"), Path(mqtt.tls.key_file).expanduser()
+    web = site.web
+    if web is not None:
+        if web.password_file is not None:
+            yield ("web", "password_file"), _relative_to(site_dir, web.password_file)
+        if web.tls is not None:
+            yield ("web", "tls", "key_file"), _relative_to(site_dir, web.tls.key_file)
     for i, device in enumerate(site.devices):
         if not isinstance(device, OpcuaDeviceConfig):
             continue

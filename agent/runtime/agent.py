@@ -45,6 +45,7 @@ from agent.runtime.parts import (
     topics_of,
 )
 from agent.runtime.prometheus import Family, PrometheusServer, families
+from agent.runtime.reload import plan_reload
 from agent.runtime.webview import Hints, web_page
 from agent.sources.base import Source
 from agent.sources.modbus.device import DevicePoller
@@ -95,7 +96,6 @@ class Agent:
         self._other_tasks: list[asyncio.Task[None]] = []
         self._tg: asyncio.TaskGroup | None = None
         self._liveness: Liveness | None = None
-        self._web_run: Callable[[], Coroutine[Any, Any, None]] | None = None
         self.compiled: CompiledSite = compile_site(site_path)  # plans and checks before any socket or READY
         self.loaded: LoadedSite = self.compiled.loaded
         self.parts: Parts | None = None
@@ -129,8 +129,6 @@ class Agent:
                     else contextlib.nullcontext()
                 )
                 async with metrics, web_page(self, self.hints) as web:
-                    if web is not None:
-                        self._web_run = web.run
                     self.notifier.ready(f"polling {len(site.devices)} devices")
                     log.info(
                         "agent %s started: site %s, gateway %s, %d devices, boot %s",
@@ -140,13 +138,13 @@ class Agent:
                         len(site.devices),
                         self.boot,
                     )
-                    await self._run_tasks()
+                    await self._run_tasks(web.run if web is not None else None)
         finally:
             spool.close()
             self.notifier.close()
             self._remove_signals()
 
-    async def _run_tasks(self) -> None:
+    async def _run_tasks(self, web: Callable[[], Coroutine[Any, Any, None]] | None) -> None:
         assert self.parts is not None
         async with asyncio.TaskGroup() as tg:
             self._tg = tg
@@ -160,8 +158,8 @@ class Agent:
             self._other_tasks.append(tg.create_task(self.notifier.watchdog(self._alive), name="watchdog"))
             self._other_tasks.append(tg.create_task(self.notifier.status_updates(self._status_line), name="sd-status"))
             self._other_tasks.append(tg.create_task(self._reload_loop(), name="reload"))
-            if self._web_run is not None:
-                self._other_tasks.append(tg.create_task(self._web_run(), name="web"))
+            if web is not None:  # the page's push to its viewers
+                self._other_tasks.append(tg.create_task(web(), name="web"))
             await self._stopping.wait()
             await self._shutdown()
 
@@ -187,9 +185,6 @@ class Agent:
 
     def _start_source(self, source: Source) -> None:
         assert self._tg is not None
-        if self.live is not None:  # the page shows raw registers of the last poll
-            for poller in getattr(source, "pollers", ()):
-                poller.capture_raw = True
         task = self._tg.create_task(source.run(self._emit), name=f"source:{source.name}")
         self._source_tasks[source.name] = (source, task)
 
@@ -317,9 +312,8 @@ class Agent:
 
     def modbus_pollers(self) -> list[DevicePoller]:
         """The running Modbus sources' device pollers (for the web page's raw registers)."""
-        return [
-            p for source, _ in self._source_tasks.values() if isinstance(source, ModbusSource) for p in source.pollers
-        ]
+        sources = [s for s, _ in self._source_tasks.values() if isinstance(s, ModbusSource)]
+        return [p for source in sources for p in source.pollers]
 
     def prometheus_metrics(self) -> list[Family]:
         """/metrics: the same snapshot as the status topic, in Prometheus' conventions."""
@@ -355,34 +349,23 @@ class Agent:
         ):
             log.warning("reload: mqtt, web, spool, site or gateway changed; restart the service to apply those")
         wanted = {s.name: s for s in build_sources(compiled, self.clock)}
-        restarted: list[str] = []
-        started: list[str] = []
-        stopped: list[str] = []
-        for name, (source, task) in list(self._source_tasks.items()):
-            fresh = wanted.get(name)
-            if fresh is None or fresh.fingerprint != source.fingerprint:
-                task.cancel()
-                del self._source_tasks[name]
-                (restarted if fresh is not None else stopped).append(name)
+        plan = plan_reload({name: source for name, (source, _) in self._source_tasks.items()}, wanted)
+        for name in plan.cancel:
+            self._source_tasks.pop(name)[1].cancel()
         self.compiled, self.loaded = compiled, new
         self._apply_device_meta(new)
-        for name, source in wanted.items():
-            if name not in self._source_tasks:
-                self._start_source(source)
-                if name not in restarted:
-                    started.append(name)
-        if self.live is not None:
-            self.live.forget_devices({d.name for d in new.site.devices})
+        for source in plan.start.values():
+            self._start_source(source)
         self.reloaded_ts = self.clock()
         if self.parts is not None and new.site.kpi != old.site.kpi:
             self.parts.kpi = build_kpi_engine(new, self.clock, self.monotonic, self.parts.kpi)
         log.info(
             "reload: %s applied; restarted %s; started %s; stopped %s; %d unchanged sources kept polling",
             self.site_path,
-            restarted or "none",
-            started or "none",
-            stopped or "none",
-            len(self._source_tasks) - len(restarted) - len(started),
+            plan.restarted or "none",
+            plan.started or "none",
+            plan.stopped or "none",
+            plan.kept,
         )
 
     def _apply_device_meta(self, loaded: LoadedSite) -> None:

@@ -1,7 +1,7 @@
 """The running agent as the web page sees it (``agent.web.view.AgentView``), and the page's start inside ``Agent.run``.
 
 Read-only by construction: every method returns copies of figures the agent keeps anyway; raw registers come from
-the Modbus pollers' capture of their last poll (turned on while the page is enabled). Hints for faults are
+the Modbus pollers' capture of their last poll (turned on for a device the first time the page asks for them). Hints for faults are
 injected by the command that started the agent (``energy-agent run`` passes probe's), since the runtime sits
 below the commands.
 """
@@ -18,7 +18,7 @@ from typing import Any, Protocol
 from agent import __version__
 from agent.config.load import LoadedSite
 from agent.config.opcua import OpcuaDeviceConfig
-from agent.config.site import ModbusDeviceConfig
+from agent.config.site import ModbusDeviceConfig, SerialBusConfig
 from agent.runtime.monitor import LoopLagMonitor
 from agent.sources.modbus.device import DevicePoller
 from agent.web.live import LiveState, LogRing
@@ -28,6 +28,10 @@ log = logging.getLogger("agent.web")
 
 Hints = Callable[[list[str]], list[str]]
 RECENT_LAG_TICKS = 40  # the loop-lag monitor ticks every 0.25 s: the last 10 s
+SERIAL_NOTE = (
+    "on serial bus {bus}, whose port the running agent holds: a second reader would garble both; the points "
+    "above are this device's live values (raw registers on demand)"
+)
 
 
 class RunningAgent(Protocol):
@@ -70,10 +74,12 @@ class AgentWebView:
 
     def devices(self) -> list[DeviceInfo]:
         out = []
+        serial = {b.name for b in self._agent.loaded.site.buses if isinstance(b, SerialBusConfig)}
         for d in self._agent.loaded.site.devices:
             if isinstance(d, ModbusDeviceConfig):
                 where = f"{d.host}:{d.port}" if d.host is not None else f"bus {d.bus}"
-                out.append(DeviceInfo(d.name, "modbus", f"{where} unit {d.unit_id}", d.interval_s, d.enabled))
+                note = SERIAL_NOTE.format(bus=d.bus) if d.bus in serial else ""
+                out.append(DeviceInfo(d.name, "modbus", f"{where} unit {d.unit_id}", d.interval_s, d.enabled, note))
             elif isinstance(d, OpcuaDeviceConfig):
                 out.append(DeviceInfo(d.name, "opcua", d.endpoint, d.interval_s, d.enabled))
             else:  # a protocol added later: listed with what every device config has
@@ -92,11 +98,12 @@ class AgentWebView:
         return health
 
     def raw_registers(self, device: str) -> dict[str, str] | None:
+        """Raw registers on demand: the first ask turns on the poller's capture (off otherwise: no cost), so they
+        come with the next poll; until then, and for a device that is not a running Modbus one, None."""
         for poller in self._agent.modbus_pollers():
             if poller.name == device:
-                if not poller.raw:
-                    return None
-                return {point: _hex(raw) for point, raw in poller.raw.items()}
+                poller.capture_raw = True
+                return {point: _hex(raw) for point, raw in poller.raw.items()} or None
         return None
 
     def hints(self, reasons: list[str]) -> list[str]:

@@ -90,12 +90,6 @@ class LiveState:
         self.kpi_ts = now
         self.kpi_revision += 1
 
-    def forget_devices(self, keep: set[str]) -> None:
-        """After a reload: devices no longer configured leave the page."""
-        for name in set(self.devices) - keep:
-            del self.devices[name]
-        self.revision += 1
-
 
 @dataclass(frozen=True, slots=True)
 class LogLine:

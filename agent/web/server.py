@@ -3,12 +3,13 @@
 Routes (every one GET, except ``POST /login``; anything else answers 405):
 ``/`` the page, ``/static/*`` its files, ``/ws`` the WebSocket that pushes the ``live`` frame every
 ``PUSH_INTERVAL_S`` and the ``kpi`` frame when the KPIs changed, ``/api/snapshot`` both frames as JSON,
-``/api/raw/{device}`` the raw registers of a device's last poll, ``/api/site`` the site file with secrets masked,
+``/api/raw/{device}`` the raw registers of a device's last poll (202 until a poll captured them), ``/api/site`` the site file with secrets masked,
 ``/api/action/{probe|plan|validate}?device=`` the commissioning views (child processes, see ``actions``),
 ``/login`` and ``/logout``. Nothing here can write to a device or change the configuration.
 
-Guarding the pollers: at most ``max_clients`` connections (more are answered 503 and closed), requests bodies of
-at most 16 KiB, idle keep-alive closed after 15 s, and each frame encoded once for all viewers; a viewer that does
+Guarding the pollers: at most ``max_clients`` connections (more are answered 503 and closed), a connection that
+sends no request head within ``HEADER_TIMEOUT_S`` closed, request bodies of at most 16 KiB, idle keep-alive
+closed after 15 s, and each frame encoded once for all viewers; a viewer that does
 not take a frame within ``SEND_TIMEOUT_S`` is disconnected, and a slow viewer only ever has the newest frame
 waiting (no queue grows). Authentication: when a password is configured (required off loopback), every route but
 ``/login`` needs the session cookie; TLS client certificates, when configured, are checked in the handshake.
@@ -20,6 +21,8 @@ import asyncio
 import contextlib
 import logging
 import ssl
+import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from importlib import resources
 from pathlib import Path
@@ -39,6 +42,7 @@ log = logging.getLogger("agent.web")
 
 PUSH_INTERVAL_S = 1.0
 SEND_TIMEOUT_S = 5.0
+HEADER_TIMEOUT_S = 10.0
 COOKIE = "energy_agent_session"
 STATIC_FILES = {
     "app.js": "text/javascript",
@@ -105,6 +109,14 @@ class _Refuse(asyncio.Protocol):
         transport.close()
 
 
+def _drop_if_silent(handler: Any) -> None:
+    """A connection that sent no complete request head in time holds a slot for nothing: close it. (aiohttp has
+    no header timeout; ``_request_count`` is its count of request heads parsed on this connection. Should it go,
+    nothing is closed here and the connection bound still holds.)"""
+    if getattr(handler, "_request_count", 1) == 0 and getattr(handler, "transport", None) is not None:
+        handler.force_close()
+
+
 class _Viewer:
     """One WebSocket viewer: the newest frame waiting for it (never a queue), and a flag to send it."""
 
@@ -130,12 +142,14 @@ class WebServer:
         site_dir: Path,
         *,
         push_interval_s: float = PUSH_INTERVAL_S,
+        header_timeout_s: float = HEADER_TIMEOUT_S,
     ) -> None:
         self.config = config
         self.view = view
         self.live = live
         self.log_ring = log_ring
         self.push_interval_s = push_interval_s
+        self.header_timeout_s = header_timeout_s
         self.password_hash = load_password_hash(config, site_dir)
         self.ssl = tls_context(config, site_dir)
         self.sessions = Sessions(config.session_ttl_s)
@@ -147,6 +161,7 @@ class WebServer:
         self._server: asyncio.Server | None = None
         self._kpi_sent = -1
         self.frames_sent = 0
+        self.push_s: deque[float] = deque(maxlen=60)  # how long building and encoding the last pushes took
 
     # ---- lifecycle -------------------------------------------------------------------------------------------
 
@@ -158,10 +173,15 @@ class WebServer:
         assert http is not None
         limit = self.config.max_clients
 
-        def connection() -> asyncio.Protocol:
-            return _Refuse() if len(http.connections) >= limit else http()
-
         loop = asyncio.get_running_loop()
+
+        def connection() -> asyncio.Protocol:
+            if len(http.connections) >= limit:
+                return _Refuse()
+            handler = http()
+            loop.call_later(self.header_timeout_s, _drop_if_silent, handler)
+            return handler
+
         self._server = await loop.create_server(
             connection, self.config.host, self.config.port, ssl=self.ssl, backlog=128, reuse_address=True
         )
@@ -195,9 +215,11 @@ class WebServer:
                 self.push()
 
     def push(self) -> None:
+        start = time.perf_counter()
         kpi_changed = self.live.kpi_revision != self._kpi_sent
         frame = orjson.dumps(self._live())
         kpi = orjson.dumps(kpi_frame(self.live)) if kpi_changed else None
+        self.push_s.append(time.perf_counter() - start)
         self._kpi_sent = self.live.kpi_revision
         for viewer in self.viewers:
             if kpi is not None:
@@ -209,6 +231,12 @@ class WebServer:
     def _live(self) -> dict[str, Any]:
         frame = live_frame(self.view, self.live, self.log_ring)
         frame["meta"]["login"] = self.needs_login
+        pushes = sorted(self.push_s)
+        frame["web"] = {
+            "viewers": len(self.viewers),
+            "push_ms_p50": round(pushes[len(pushes) // 2] * 1000, 2) if pushes else None,
+            "push_ms_max": round(pushes[-1] * 1000, 2) if pushes else None,
+        }
         return frame
 
     # ---- the application -------------------------------------------------------------------------------------
@@ -337,9 +365,12 @@ class WebServer:
         return web.Response(body=orjson.dumps(body), content_type="application/json")
 
     async def _raw(self, request: web.Request) -> web.StreamResponse:
-        raw = self.view.raw_registers(request.match_info["device"])
-        if raw is None:
-            raise web.HTTPNotFound(text="no such Modbus device, or no poll yet\n")
+        device = request.match_info["device"]
+        if device not in {d.name for d in self.view.devices()}:
+            raise web.HTTPNotFound(text=f"no device named {device}\n")
+        raw = self.view.raw_registers(device)
+        if raw is None:  # captured from the next poll on (or not a running Modbus device)
+            return web.Response(status=202, text="no raw registers yet; ask again after the next poll\n")
         return web.Response(body=orjson.dumps(raw), content_type="application/json")
 
     async def _site(self, request: web.Request) -> web.StreamResponse:
@@ -351,11 +382,13 @@ class WebServer:
         device = request.query.get("device") or None
         if action not in ACTIONS:
             raise web.HTTPNotFound(text=f"no action {action}; known: {', '.join(ACTIONS)}\n")
-        known = {d.name for d in self.view.devices()}
+        known = {d.name: d for d in self.view.devices()}
         if device is not None and device not in known:
             raise web.HTTPNotFound(text=f"no device named {device}\n")
         if action == "probe" and device is None:
             raise web.HTTPBadRequest(text="probe needs ?device=NAME\n")
+        if action == "probe" and device is not None and known[device].probe_note:
+            raise web.HTTPConflict(text=f"{device}: not probed: {known[device].probe_note}\n")
         if self.actions.busy:
             raise web.HTTPTooManyRequests(text="another view is running; try again in a moment\n")
         result = await self.actions.run(action, device)

@@ -32,6 +32,7 @@ class DeviceInfo:
     endpoint: str  # "host:port unit 3", "bus rs485-1 unit 3", "opc.tcp://..."
     interval_s: float
     enabled: bool
+    probe_note: str = ""  # why the page does not probe this device itself (a serial port the agent holds), or ""
 
 
 class AgentView(Protocol):
@@ -112,6 +113,7 @@ def live_frame(view: AgentView, live: LiveState, log: LogRing | None, now: float
                 "protocol": info.protocol,
                 "endpoint": info.endpoint,
                 "interval_s": info.interval_s,
+                "probe_note": info.probe_note,
                 "state": state,
                 "reason": reason,
                 "hint": " ".join(view.hints([reason])) if reason else "",

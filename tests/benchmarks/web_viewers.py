@@ -6,7 +6,9 @@ Processes: the plant simulator (11 devices, one Modbus TCP port, polled every se
 (``python -m agent run``, the demo's KPIs, the page on loopback) and, in this process, N WebSocket viewers (aiohttp) that take
 every frame. Two phases of ``--seconds`` each: no viewer, then N viewers. Per phase, from the agent's own loop-lag
 monitor (a 0.25 s sleeper; ``loop_lag_recent_ms`` of the page, the last 10 s, sampled every 10 s): the worst p99
-and max; the agent's CPU (user+sys from /proc) per second; polls per second; frames and bytes the viewers got.
+and max; the agent's CPU (user+sys from /proc) per second; polls per second; frames and bytes the viewers got;
+how long one push took the agent (building and encoding the frame once for all viewers, last 60 pushes); and
+how long the event loop's thread waited for a CPU (/proc schedstat): lag that is the machine's, not the loop's.
 Prints one JSON object, then a table.
 """
 
@@ -35,6 +37,11 @@ from tests.simfixtures import simulator_process
 def _proc_cpu_s(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _run_delay_s(pid: int) -> float:
+    """Time the agent's main thread (the event loop) spent runnable but waiting for a CPU (schedstat, ns)."""
+    return int(Path(f"/proc/{pid}/schedstat").read_text().split()[1]) / 1e9
 
 
 class Viewers:
@@ -79,6 +86,7 @@ async def phase(agent: AgentProcess, base: str, viewers: int, seconds: float) ->
     async with aiohttp.ClientSession() as http, Viewers(base.replace("http", "ws") + "/ws", viewers) as watching:
         start_live = (await snapshot(http, base))["live"]
         cpu0, t0 = _proc_cpu_s(agent.proc.pid), time.monotonic()
+        waited0 = _run_delay_s(agent.proc.pid)
         p99s: list[float] = []
         maxes: list[float] = []
         while time.monotonic() - t0 < seconds:
@@ -88,7 +96,9 @@ async def phase(agent: AgentProcess, base: str, viewers: int, seconds: float) ->
             maxes.append(lag["max"])
         elapsed = time.monotonic() - t0
         cpu = _proc_cpu_s(agent.proc.pid) - cpu0
+        waited = _run_delay_s(agent.proc.pid) - waited0
         end_live = (await snapshot(http, base))["live"]
+        push = end_live["web"]
         frames = watching.frames
         return {
             "viewers": viewers,
@@ -96,10 +106,13 @@ async def phase(agent: AgentProcess, base: str, viewers: int, seconds: float) ->
             "loop_lag_p99_ms": max(p99s),
             "loop_lag_max_ms": max(maxes),
             "agent_cpu_pct": round(100 * cpu / elapsed, 1),
+            "loop_waited_for_cpu_ms_per_s": round(1000 * waited / elapsed, 1),
             "polls_per_s": round((end_live["meta"]["polls"] - start_live["meta"]["polls"]) / elapsed, 2),
             "frames_per_viewer_per_s": round(min(frames) / elapsed, 2) if frames else None,
             "frame_kib": round(watching.bytes / max(1, sum(frames)) / 1024, 1) if frames else None,
             "viewers_connected": sum(1 for f in frames if f > 0),
+            "push_ms_p50": push["push_ms_p50"],
+            "push_ms_max": push["push_ms_max"],
         }
 
 

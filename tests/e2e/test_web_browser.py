@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import os
+import signal
 import time
 from pathlib import Path
 
@@ -75,13 +76,13 @@ async def test_the_page_in_a_real_browser(tmp_path: Path) -> None:
             agent = AgentProcess(site).wait_ready()
             try:
                 async with Browser(tmp_path) as browser:
-                    await exercise(browser, sim, port, tmp_path)
+                    await exercise(browser, sim, agent, port, tmp_path)
             finally:
                 assert agent.terminate() == 0, agent.log()[-3000:]
     assert set(sim.served) <= READ_FUNCTION_CODES, f"the agent or its page wrote to the plant: {sim.served}"
 
 
-async def exercise(browser: Browser, sim: ModbusSimulator, port: int, tmp_path: Path) -> None:
+async def exercise(browser: Browser, sim: ModbusSimulator, agent: AgentProcess, port: int, tmp_path: Path) -> None:
     base = f"http://127.0.0.1:{port}"
     page = await browser.open(base + "/")
     # not loopback-only, so: the login form, and nothing else without the session
@@ -129,7 +130,13 @@ async def exercise(browser: Browser, sim: ModbusSimulator, port: int, tmp_path: 
     assert "unit_id" in hint, hint
     assert await page.eval(state_of("main-meter")) == "ok"  # one silent device does not stall the others
     await shoot(page, tmp_path, "web-failing.png")
+    await page.wait_for("document.getElementById('log').textContent.includes('kiln1')", 5, "kiln1's warning logged")
     await page.wait_for(f"{state_of('kiln1')} === 'ok'", 60, "kiln1 recovered")
+
+    # a reload (systemctl reload) shows on the page
+    assert await page.eval("document.getElementById('agent').dataset.reloaded") == ""
+    agent.signal(signal.SIGHUP)
+    await page.wait_for("document.getElementById('agent').dataset.reloaded !== ''", 15, "the reload time shown")
 
     # commissioning views: probe one device with --orders, and the raw registers of the last poll
     await page.eval(

@@ -38,7 +38,10 @@ class StandIn:
         return {"version": "0", "site": "s", "gateway": "g", "boot": "b", "started_ts": 0.0, "reloaded_ts": None}
 
     def devices(self) -> list[DeviceInfo]:
-        return [DeviceInfo("main-meter", "modbus", "bus plant-gateway unit 1", 1.0, True)]
+        return [
+            DeviceInfo("main-meter", "modbus", "bus plant-gateway unit 1", 1.0, True),
+            DeviceInfo("rtu-meter", "modbus", "bus rs485-1 unit 7", 1.0, True, "on serial bus rs485-1, ..."),
+        ]
 
     def health(self) -> dict[str, Any]:
         return {"devices": {"main-meter": {"state": "ok", "consecutive_failures": 0}}, "spool": {"depth": 3}}
@@ -57,7 +60,7 @@ async def serving(tmp_path: Path, **config: Any) -> AsyncIterator[WebServer]:
     live = LiveState()
     ring = LogRing()
     cfg = WebConfig.model_validate({"enabled": True, "port": 0} | config)
-    async with WebServer(cfg, StandIn(site), live, ring, tmp_path, push_interval_s=0.1) as server:
+    async with WebServer(cfg, StandIn(site), live, ring, tmp_path, push_interval_s=0.1, header_timeout_s=0.5) as server:
         task = asyncio.create_task(server.run())
         try:
             yield server
@@ -82,7 +85,7 @@ async def test_loopback_without_password_serves_page_snapshot_and_push(tmp_path:
             assert r.status == 404
         async with http.get(url(server, "/api/snapshot")) as r:
             snap = await r.json()
-        assert [d["name"] for d in snap["live"]["devices"]] == ["main-meter"]
+        assert [d["name"] for d in snap["live"]["devices"]] == ["main-meter", "rtu-meter"]
         assert snap["live"]["spool"]["depth"] == 3
         async with http.get(url(server, "/api/raw/main-meter")) as r:
             assert await r.json() == {"p": "4049 0FDB"}
@@ -161,6 +164,8 @@ async def test_the_validate_and_plan_views_run_the_commands(tmp_path: Path) -> N
         assert body["exit_code"] == 0 and "requests per poll" in body["output"]
         async with http.get(url(server, "/api/action/probe?device=nosuch")) as r:
             assert r.status == 404
+        async with http.get(url(server, "/api/action/probe?device=rtu-meter")) as r:
+            assert r.status == 409 and "on serial bus rs485-1" in await r.text()  # the agent holds the port
         async with http.get(url(server, "/api/action/reboot")) as r:
             assert r.status == 404
 
@@ -178,6 +183,16 @@ async def test_connections_over_the_bound_are_refused_and_cross_origin_sockets_t
             with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
                 await c.ws_connect(url(server, "/ws"), headers={"Origin": "http://evil.example"})
             assert refused.value.status == 403
+
+
+async def test_a_connection_that_says_nothing_is_closed_and_frees_its_slot(tmp_path: Path) -> None:
+    async with serving(tmp_path, max_clients=1) as server:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # and never the blank line that ends the head
+        assert await asyncio.wait_for(reader.read(), 5) == b""  # closed by the server after header_timeout_s
+        writer.close()
+        async with aiohttp.ClientSession() as http, http.get(url(server, "/api/snapshot")) as r:
+            assert r.status == 200  # the slot is free again
 
 
 async def test_client_certificates_required_when_configured(tmp_path: Path) -> None:

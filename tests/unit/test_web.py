@@ -302,3 +302,33 @@ def test_web_password_prints_a_hash_the_page_accepts(
     monkeypatch.setattr("sys.stdin", io.StringIO("short\n"))
     assert main(["web-password", "--stdin"]) == 2
     assert capsys.readouterr().out == ""
+
+
+def test_password_file_holds_the_hash_and_a_readable_one_is_warned_about(tmp_path: Path) -> None:
+    from agent.config.secret_files import readable_secret_files
+    from agent.web.server import load_password_hash
+
+    stored = hash_password("correct horse", **FAST)
+    (tmp_path / "web.hash").write_text(stored + "\n")
+    (tmp_path / "web.hash").chmod(0o644)
+    site = load_site(site_with_web(tmp_path, "web:\n  enabled: true\n  password_file: web.hash\n  host: 0.0.0.0\n"))
+    web = site.site.web
+    assert web is not None and load_password_hash(web, tmp_path) == stored
+    warnings = readable_secret_files(site.site, tmp_path)
+    assert [(where, "chmod 600" in text) for where, text in warnings] == [(("web", "password_file"), True)]
+    (tmp_path / "web.hash").write_text("hunter22\n")
+    with pytest.raises(ValueError, match="holds no scrypt"):
+        load_password_hash(web, tmp_path)
+
+
+def test_nothing_in_the_web_page_can_reach_a_write() -> None:
+    """The page's code names no write of any protocol and no config file write; the browser test checks the
+    simulator served only read function codes while the page was used."""
+    import agent.runtime.webview
+    import agent.web
+
+    roots = [Path(agent.web.__file__).parent, Path(agent.runtime.webview.__file__)]
+    files = [p for r in roots for p in ([r] if r.is_file() else sorted(r.rglob("*.py")) + sorted(r.rglob("*.js")))]
+    forbidden = ("write_register", "write_coil", "write_value", "set_value", "write_text", "write_bytes", "unlink")
+    found = [(f.name, word) for f in files for word in forbidden if word in f.read_text(encoding="utf-8")]
+    assert len(files) >= 8 and found == []

@@ -103,6 +103,7 @@ function renderOverview(f) {
     `${t("version")} ${m.version} · ${t("started")} ${clock(m.started_ts)}`,
     el("div", { class: "muted", text: `${m.reloaded_ts ? `${t("reloaded")} ${clock(m.reloaded_ts)}` : t("not_reloaded")} · ${t("loop_lag")} ${fmt(lag.p99, 1)} ms` }),
   );
+  document.getElementById("agent").dataset.reloaded = m.reloaded_ts ? String(m.reloaded_ts) : "";
   document.getElementById("sitefile").textContent = m.site_file;
   document.getElementById("logout").hidden = !m.login;
 }
@@ -125,9 +126,9 @@ function renderDevices(f) {
     const details = el("details", { "data-open": d.name }, el("summary", { text: `${t("points")} (${d.points.length})` }));
     if (state.open.has(d.name)) details.open = true;
     details.addEventListener("toggle", () => { if (details.open) state.open.add(d.name); else state.open.delete(d.name); });
-    details.append(pointsTable(d), el("div", { class: "row-actions" },
+    details.append(pointsTable(d), d.probe_note ? el("p", { class: "muted", text: d.probe_note }) : "", el("div", { class: "row-actions" },
       d.protocol === "modbus" ? button(t("show_raw"), () => loadRaw(d.name)) : null,
-      button(t("probe"), () => runAction("probe", d.name)),
+      d.probe_note ? null : button(t("probe"), () => runAction("probe", d.name)),
       d.protocol === "modbus" ? button(t("plan"), () => runAction("plan", d.name)) : null));
     return el("article", { class: `device ${d.state}`, "data-device": d.name, "data-state": d.state,
       "data-last-poll": d.last_poll_ts === null ? "" : String(d.last_poll_ts) },
@@ -167,7 +168,7 @@ function trendSvg(points) {
 
 function renderKpis(k) {
   const body = document.querySelector("#kpis tbody");
-  body.replaceChildren(...k.kpis.map((r) => el("tr", { "data-kpi": `${r.scope}/${r.name}/${r.window}` },
+  body.replaceChildren(...k.kpis.map((r) => el("tr", { "data-kpi": `${r.scope}/${r.name}/${r.window}`, class: `q-${r.quality}`, title: r.reason || null },
     el("td", { text: r.scope }), el("td", { text: r.name }), el("td", { text: r.window }),
     el("td", { class: "num", text: fmt(r.value) }), el("td", { text: r.unit }),
     el("td", { class: "num", text: `${fmt(r.coverage * 100, 0)} %` }),
@@ -190,9 +191,10 @@ function button(label, onClick) {
   return b;
 }
 
-async function loadRaw(device) {
+async function loadRaw(device, tries = 0) {
   const r = await fetch(`/api/raw/${encodeURIComponent(device)}`, { credentials: "same-origin" });
-  state.raw[device] = r.ok ? await r.json() : {};
+  if (r.status === 202 && tries < 10) { setTimeout(() => loadRaw(device, tries + 1), 1000); return; }
+  state.raw[device] = r.status === 200 ? await r.json() : {};
   state.open.add(device);
   if (state.live) renderDevices(state.live);
 }
