@@ -290,7 +290,7 @@ class Ledger:
         figures = self.compute(p, coeffs)
         if p.kind == "month":
             figures["quality"]["consistency"] = self._consistency(p, figures)
-            figures["quality"] = flag(figures["quality"], self.unit)
+        figures["quality"] = flag(figures["quality"], self.unit)
         with self.store.transaction() as db:
             db.execute(
                 "INSERT INTO closed VALUES (?, ?, ?, 0, ?, ?, ?, 'energy-center', 'period closed')",
