@@ -187,3 +187,23 @@ def test_the_store_refuses_a_newer_schema(tmp_path: Path) -> None:
     s.close()
     with pytest.raises(StoreError, match="newer"):
         Store(tmp_path / "a.sqlite")
+
+
+def test_a_product_takes_the_energy_of_its_meters_exports_subtracted(tmp_path: Path) -> None:
+    zone = ZoneInfo("Asia/Shanghai")
+    products = [
+        {
+            "name": "clinker",
+            "indicator": "cement_clinker",
+            "output": {"device": "kiln1"},
+            "meters": ["E-GRID", "E-EXP", "C-KILN"],
+        }
+    ]
+    cfg = accounts_config(str(tmp_path), products=products)
+    led = Ledger(cfg.units[0], open_store(tmp_path))
+    d = day("2026-11-02", zone)
+    led.refresh(CounterSource(), d.start, d.end)
+    (prod,) = led.figures(d)["products"]
+    want = (RATES["E-GRID"] - RATES["E-EXP"]) * DAY * 0.1229 + RATES["C-KILN"] * DAY * 714.3
+    assert prod["energy_kgce"] == pytest.approx(want, rel=1e-9)
+    assert prod["kgce_per_unit"] == pytest.approx(want / (RATES["output:clinker"] * DAY), rel=1e-9)

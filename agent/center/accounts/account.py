@@ -240,7 +240,8 @@ class Ledger:
             shares: dict[str, float] = defaultdict(float)
             for m in self.unit.meters:
                 if m.id in prod.meters and m.device is not None:
-                    shares[m.carrier] += metered.get(m.id, (0.0, 0, 0))[0]
+                    sign = -1.0 if m.flow == "exported" else 1.0
+                    shares[m.carrier] += sign * metered.get(m.id, (0.0, 0, 0))[0]
             lv = coeffs.levels.get(prod.name)
             out.append(
                 {

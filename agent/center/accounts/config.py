@@ -116,7 +116,8 @@ class ProductConfig(_Strict):
 
     output: OutputRef | None = Field(None, description="Production counter; without it output comes from entries")
     meters: list[str] = Field(
-        default_factory=list, description="Meters whose energy is this product's; empty: the whole unit's"
+        default_factory=list,
+        description="Meters whose energy is this product's (exported ones subtract); empty: the whole unit's",
     )
 
 
