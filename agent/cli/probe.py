@@ -6,6 +6,9 @@ port, wiring; OPC UA BadUserAccessDenied: the user or password file; ...), then 
 raw registers (hex) and the reason when no error line gives it already. ``--json`` prints one JSON object per
 sample as the wire does (device, point, value, unit, quality, ts, and reason/raw when present).
 
+``--scan-units BUS`` lists which Modbus unit ids answer on a bus, gateway or Modbus TCP device (``agent.cli._scan``;
+one read-only request per unit id, ``--units 1-247``, ``--timeout-ms 200``).
+
 ``--orders`` adds, for each multi-register point, its registers decoded in all four byte orders, most likely
 first: gauges by plausibility, counters (a counter role, or a total's unit such as kWh) by continuity between two
 polls one interval apart (see ``_orders``). ``--watch`` polls again every interval (``--interval``, default the
@@ -33,6 +36,7 @@ from typing import Any
 
 from agent.cli._hints import hints
 from agent.cli._orders import describe, is_counter, rank_orders
+from agent.cli._scan import scan_units
 from agent.config.load import LoadedSite
 from agent.config.opcua import OpcuaDeviceConfig
 from agent.config.profile import DataType
@@ -65,6 +69,13 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--watch", action="store_true", help="poll again every interval until Ctrl-C")
     parser.add_argument("--interval", type=float, default=None, metavar="S", help="--watch: seconds between frames")
     parser.add_argument("--count", type=int, default=None, metavar="N", help="--watch: stop after N frames")
+    parser.add_argument(
+        "--scan-units",
+        metavar="BUS",
+        help="list the Modbus unit ids that answer on this bus, gateway or TCP device (read-only requests)",
+    )
+    parser.add_argument("--units", default="1-247", help="--scan-units: the unit ids to try, e.g. 1-32 or 1,5,9-12")
+    parser.add_argument("--timeout-ms", type=int, default=200, help="--scan-units: wait per unit id (200)")
     parser.epilog = (
         "exit status: 0 every point read; 3 some points bad; 1 a device gave no value (no reply, or every point "
         "bad); 2 no such device; 78 a bad config"
@@ -77,6 +88,9 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         return refuse(exc)
     loaded = compiled.loaded
+    if args.scan_units:
+        with _quiet("agent.sources"):
+            return scan_units(loaded, args)
     sources = build_modbus_sources(loaded, plans=compiled.modbus_plans)
     opcua = [d for d in loaded.site.devices if isinstance(d, OpcuaDeviceConfig) and d.enabled]
     known = {name for s in sources for name in s.devices} | {d.name for d in opcua}
