@@ -4,6 +4,7 @@ accepts a method that could change anything."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from pathlib import Path
 from typing import Any
@@ -101,7 +102,7 @@ def test_password_hash_round_trip_and_refusals() -> None:
 
 async def test_sessions_expire_and_log_out() -> None:
     now = [1000.0]
-    sessions = Sessions(ttl_s=60, monotonic=lambda: now[0])
+    sessions = Sessions(ttl_s=60, monotonic=lambda: now[0], failure_delay_s=0.0)
     stored = hash_password("correct horse", **FAST)
     assert await sessions.login("wrong", stored) is None
     token = await sessions.login("correct horse", stored)
@@ -112,6 +113,18 @@ async def test_sessions_expire_and_log_out() -> None:
     token2 = await sessions.login("correct horse", stored)
     sessions.logout(token2)
     assert not sessions.valid(token2)
+
+
+async def test_wrong_passwords_are_tried_one_at_a_time_each_holding_its_delay() -> None:
+    import time
+
+    sessions = Sessions(ttl_s=60, failure_delay_s=0.3)
+    stored = hash_password("correct horse", **FAST)
+    start = time.monotonic()
+    results = await asyncio.gather(*(sessions.login(f"guess-{i}", stored) for i in range(4)))
+    assert results == [None] * 4
+    assert time.monotonic() - start >= 4 * 0.3  # serial: four guesses cost four delays, not one
+    assert await sessions.login("correct horse", stored) is not None
 
 
 # ---- masking -----------------------------------------------------------------------------------------------------
