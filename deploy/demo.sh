@@ -10,13 +10,44 @@ missing=()
 command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || missing+=(mosquitto)
 command -v influxd >/dev/null || missing+=(influxdb)
 python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
+command -v mosquitto_sub >/dev/null || missing+=(mosquitto-clients)  # the screen's `watch it` command
 if [ ${#missing[@]} -gt 0 ]; then
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
   echo "installing Debian packages: ${missing[*]}"
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
-[ -x .venv/bin/python ] || python3 -m venv .venv
-.venv/bin/python -m pip install -q --upgrade pip >/dev/null
-.venv/bin/python -m pip install -q -e '.[demo]'
+# pip only when .venv does not already hold this checkout with every dependency (offline, pip would retry for a
+# minute before the demo shows anything).
+satisfied() {
+  [ -x .venv/bin/python ] && .venv/bin/python - <<'PY' 2>/dev/null
+import importlib.metadata as md
+import pathlib
+import sys
+import tomllib
+
+try:
+    from packaging.requirements import Requirement
+except ImportError:
+    from pip._vendor.packaging.requirements import Requirement
+
+project = tomllib.loads(pathlib.Path("pyproject.toml").read_text())["project"]
+if md.version(project["name"]) != project["version"]:
+    sys.exit(1)
+import agent  # noqa: E402  # the installed agent must be this checkout's (an editable install)
+
+if pathlib.Path(agent.__file__).resolve().parent.parent != pathlib.Path.cwd().resolve():
+    sys.exit(1)
+for text in project["dependencies"] + project["optional-dependencies"]["demo"]:
+    req = Requirement(text)
+    if req.marker is None or req.marker.evaluate():
+        if not req.specifier.contains(md.version(req.name), prereleases=True):
+            sys.exit(1)
+PY
+}
+if ! satisfied; then
+  [ -x .venv/bin/python ] || python3 -m venv .venv
+  .venv/bin/python -m pip install -q --upgrade pip >/dev/null
+  .venv/bin/python -m pip install -q -e '.[demo]'
+fi
 exec .venv/bin/energy-agent demo "$@"

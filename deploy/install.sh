@@ -2,13 +2,20 @@
 # Install the agent on a gateway: a venv under /opt/energy-agent, the device profile library, the site file under
 # /etc/energy-agent, and the hardened systemd unit (DynamicUser, StateDirectory=/var/lib/energy-agent).
 #
-#   sudo deploy/install.sh [--site SITE.yaml] [--root DIR] [--no-start]
+#   sudo deploy/install.sh [--site SITE.yaml] [--bundle FILE] [--root DIR] [--no-start]
 #
-# --site FILE  the gateway's site file (validated before anything is installed); without it an example is copied
-#              and the service is not started.
-# --root DIR   install below DIR instead of / (packaging and tests); implies --no-start.
-# --no-start   install, but do not enable and start the service.
-# -h, --help   print this text.
+# --site FILE    the gateway's site file (validated before anything is installed); without it an example is
+#                copied (or, on an upgrade, the installed one is kept) and a new install is not started.
+# --bundle FILE  install from an offline bundle made by deploy/bundle.sh on a connected machine: nothing is
+#                downloaded (checksums are verified first: FILE.sha256 beside it when present, and the bundle's own).
+# --root DIR     install below DIR instead of / (packaging and tests); implies --no-start.
+# --no-start     install, but do not enable and (re)start the service.
+# -h, --help     print this text.
+#
+# `energy-agent` and `energy-center` are linked into /usr/local/bin. Running install.sh again upgrades in place:
+# the venv, profile library and schemas are replaced; /etc/energy-agent (site file, credentials), the spool and
+# the KPI state in /var/lib/energy-agent are kept, and a running service is restarted. deploy/uninstall.sh
+# removes the agent (keeping config and spool unless --purge).
 #
 # Serial ports named in the site file's buses are granted with a drop-in (DeviceAllow, SupplementaryGroups=dialout).
 # Each file in /etc/energy-agent/credentials/ (mode 0700, root only) is passed to the service as a systemd
@@ -27,10 +34,11 @@ value() {
     echo "install.sh: $1 needs a value (see install.sh --help)" >&2; exit 2
   fi
 }
-root=""; site=""; start=1
+root=""; site=""; start=1; bundle=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --site) value "$1" "${2-}"; site="$(realpath "$2")"; shift 2 ;;
+    --bundle) value "$1" "${2-}"; bundle="$(realpath "$2")"; shift 2 ;;
     --root) value "$1" "${2-}"; root="$(realpath -m "$2")"; start=0; shift 2 ;;
     --no-start) start=0; shift ;;
     -h|--help) usage; exit 0 ;;
@@ -40,14 +48,50 @@ done
 [ -z "$site" ] || [ -f "$site" ] || { echo "install.sh: no site file $site" >&2; exit 2; }
 [ -n "$root" ] || [ "$(id -u)" -eq 0 ] || { echo "install.sh: run as root (or give --root DIR)" >&2; exit 1; }
 
+if [ -n "$bundle" ]; then
+  [ -f "$bundle" ] || { echo "install.sh: no bundle $bundle" >&2; exit 2; }
+  if [ -f "$bundle.sha256" ]; then
+    (cd "$(dirname "$bundle")" && sha256sum --quiet -c "$(basename "$bundle").sha256") \
+      || { echo "install.sh: $bundle does not match $bundle.sha256 (copied incompletely?)" >&2; exit 1; }
+  fi
+  unpacked="$(mktemp -d)"
+  trap 'rm -rf "$unpacked"' EXIT
+  tar -C "$unpacked" -xzf "$bundle" || { echo "install.sh: cannot unpack $bundle" >&2; exit 1; }
+  here="$unpacked/energy-agent-bundle"
+  (cd "$here" && sha256sum --quiet -c SHA256SUMS) || { echo "install.sh: $bundle is damaged (SHA256SUMS)" >&2; exit 1; }
+  want="$(cat "$here/PYTHON")"
+  have="$(python3 -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')"
+  [ "$want" = "$have" ] || {
+    echo "install.sh: the bundle is for Python $want, this machine has $have: build it with bundle.sh --python-version $have" >&2
+    exit 1
+  }
+fi
+
 opt="$root/opt/energy-agent"; etc="$root/etc/energy-agent"; units="$root/etc/systemd/system"
 mkdir -p "$opt" "$etc/credentials" "$units/energy-agent.service.d"
 chmod 0750 "$etc"; chmod 0700 "$etc/credentials"
 
 echo "installing the agent into $opt/venv"
 [ -x "$opt/venv/bin/python" ] || python3 -m venv "$opt/venv"
-"$opt/venv/bin/python" -m pip install -q --upgrade pip >/dev/null
-"$opt/venv/bin/python" -m pip install -q "$here"
+if [ -n "$bundle" ]; then
+  wheel="$(ls "$here"/wheels/plant_energy_agent-*.whl)"
+  PIP_NO_INDEX=1 "$opt/venv/bin/python" -m pip install -q --no-index --find-links "$here/wheels" --upgrade "$wheel"
+  # the same version number may carry newer code (an upgrade between releases): replace the agent itself
+  PIP_NO_INDEX=1 "$opt/venv/bin/python" -m pip install -q --no-index --no-deps --force-reinstall "$wheel"
+else
+  "$opt/venv/bin/python" -m pip install -q --upgrade pip >/dev/null
+  "$opt/venv/bin/python" -m pip install -q "$here"
+fi
+# On PATH for operators (sudo's secure_path and login shells include /usr/local/bin).
+mkdir -p "$root/usr/local/bin"
+for cmd in energy-agent energy-center; do
+  link="$root/usr/local/bin/$cmd"
+  if [ -e "$link" ] && [ ! -L "$link" ]; then
+    echo "install.sh: $link exists and is not our link; left as it is" >&2
+  else
+    ln -sfn "/opt/energy-agent/venv/bin/$cmd" "$link"
+  fi
+done
 rm -rf "$opt/device_profiles"; cp -r "$here/device_profiles" "$opt/device_profiles"
 "$opt/venv/bin/energy-agent" schema --out "$opt/schemas"   # for editors: energy-agent schema --path
 cp "$here/README.md" "$opt/README.md"
@@ -99,7 +143,7 @@ fi
 
 if [ -z "$root" ] && [ -d /run/systemd/system ]; then
   systemctl daemon-reload
-  if [ "$start" -eq 1 ]; then systemctl enable --now energy-agent.service; fi
+  if [ "$start" -eq 1 ]; then systemctl enable energy-agent.service; systemctl restart energy-agent.service; fi
   systemd-analyze security energy-agent.service --no-pager | tail -1 || true
 fi
 echo "installed"

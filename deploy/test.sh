@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Run every test on a fresh Debian/Ubuntu machine. Installs what the tests need when it is missing:
-# Debian's mosquitto, influxdb (1.x), victoria-metrics (InfluxDB v2 write API), socat, chromium, firefox-esr, python3-venv;
+# Debian's mosquitto, influxdb (1.x), victoria-metrics (InfluxDB v2 write API), socat, chromium, firefox-esr,
+# python3-venv, fonts-wqy-microhei and poppler-utils (the centre's energy report);
 # then the agent with its dev extras in .venv, then pytest. Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,6 +14,9 @@ command -v socat >/dev/null || missing+=(socat)
 command -v chromium >/dev/null || missing+=(chromium)  # the web page's browser tests (tests/e2e/test_web_*.py)
 command -v firefox-esr >/dev/null || command -v firefox >/dev/null || missing+=(firefox-esr)
 python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
+# the centre's monthly energy report (PDF) needs a CJK font; pdftotext checks what the PDF says
+[ -f /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || missing+=(fonts-wqy-microhei)
+command -v pdftotext >/dev/null || missing+=(poppler-utils)
 if [ ${#missing[@]} -gt 0 ]; then
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
   echo "installing Debian packages: ${missing[*]}"

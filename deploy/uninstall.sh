@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Remove the agent: stop and disable the unit, remove it and /opt/energy-agent. The site file
+# Remove the agent: stop and disable the unit, remove it, /opt/energy-agent and the /usr/local/bin links. The site file
 # (/etc/energy-agent) and the spool (/var/lib/energy-agent) stay unless --purge is given: the spool may still
 # hold messages the broker has not acknowledged.
 #
@@ -29,6 +29,10 @@ if [ -z "$root" ] && [ -d /run/systemd/system ]; then
 fi
 rm -rf "$root/etc/systemd/system/energy-agent.service" "$root/etc/systemd/system/energy-agent.service.d" \
        "$root/opt/energy-agent"
+for cmd in energy-agent energy-center; do  # install.sh's links, only if they are still ours
+  link="$root/usr/local/bin/$cmd"
+  if [ -L "$link" ] && [ "$(readlink "$link")" = "/opt/energy-agent/venv/bin/$cmd" ]; then rm -f "$link"; fi
+done
 if [ "$purge" -eq 1 ]; then
   rm -rf "$root/etc/energy-agent" "$root/var/lib/energy-agent" "$root/var/lib/private/energy-agent"
 fi

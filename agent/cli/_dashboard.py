@@ -9,6 +9,7 @@ fits ``max_lines`` (40 by default); :func:`frame` redraws a screen in place with
 from __future__ import annotations
 
 import math
+import shutil
 import threading
 import time
 import unicodedata
@@ -46,6 +47,8 @@ class Places:
     database: str = "energy"
     timezone: str = "UTC"  # the plant's (site file's) zone
     started: float = 0.0  # when the agent started polling (UNIX s)
+    first_grade_window_s: float = 60.0  # the shortest graded window (the demo grades 1-minute windows)
+    publish_interval_s: float = 10.0  # the agent's KPI publish interval: a closed window shows by then
 
 
 @dataclass
@@ -194,6 +197,40 @@ def _notes(last: dict[str, WireKpi], places: Places, now: float) -> list[str]:
     return notes
 
 
+def first_grade(places: Places) -> tuple[float, float, float]:
+    """(start, end, shown by) of the first graded window: the first whole one that starts at least 10 s after the
+    agent (its first polls complete the window's coverage), on screen one publish interval after it ends."""
+    size = places.first_grade_window_s
+    start = math.ceil((places.started + 10.0) / size) * size
+    return start, start + size, start + size + places.publish_interval_s + 5.0
+
+
+def _grade_lines(rows: dict[tuple[str, str], dict[str, WireKpi]], places: Places, now: float) -> list[str]:
+    """Which window each grade and distance belong to, with the unit; before the first grade, when it comes."""
+    lines = []
+    for (scope, name), per in sorted(rows.items()):
+        done = [k for k in per.values() if k.grade is not None and not is_provisional(k)]
+        if not done:
+            continue
+        k = max(done, key=lambda k: (_window_s(k.window), k.window_end))
+        when = f"{_local(k.window_start, places.timezone)}-{_local(k.window_end, places.timezone)}"
+        grade = _GRADE_WORD.get(k.grade.value, k.grade.value) if k.grade is not None else ""
+        grade = f"({grade}, indicative)" if _indicative(k) else grade
+        distance = f", distance {k.distance:+,.2f} {k.unit} (+ is worse)" if k.distance is not None else ""
+        lines.append(f"Grade of {scope} {name}: {grade} in the {k.window} window {when}{distance}.")
+    if lines:
+        return lines
+    start, end, shown = first_grade(places)
+    if now >= shown + 60.0:
+        return ["No grade yet: the graded windows lack coverage (see 'cover'); grades need good data for the window."]
+    minutes = f"{places.first_grade_window_s / 60:g}-minute"
+    return [
+        f"First grade: the {minutes} window {_local(start, places.timezone)}-{_local(end, places.timezone)} "
+        f"(the first whole one since the start), on screen by about "
+        f"{datetime.fromtimestamp(shown, ZoneInfo(places.timezone)).strftime('%H:%M:%S')}."
+    ]
+
+
 def _grade_cell(k: WireKpi) -> str:
     if k.quality != "good" and k.value is not None and not is_provisional(k):
         return "low coverage"  # an open window's coverage is still growing: not flagged
@@ -245,7 +282,7 @@ def _kpi_lines(kpis: list[WireKpi], places: Places, now: float) -> tuple[list[st
         others = [per[w] for w in sorted(per, key=_window_s) if w not in windows]
         if others:
             lines.append(_other_windows(others))
-    return lines, _notes(longest, places, now)
+    return lines, _grade_lines(rows, places, now) + _notes(longest, places, now)
 
 
 def _device_lines(devices: dict[str, tuple[float, int, int]], health: dict[str, Any], now: float) -> list[str]:
@@ -273,6 +310,10 @@ def _place_lines(places: Places) -> list[str]:
         "/kpi, /status",
         f"  watch it:  mosquitto_sub -h 127.0.0.1 -p {places.broker_port} -t '{places.topic}/kpi' -v",
     ]
+    if shutil.which("mosquitto_sub") is None:  # print only commands that exist here
+        lines[-1] = "  watch it:  sudo apt-get install mosquitto-clients; then " + lines[-1].removeprefix(
+            "  watch it:  "
+        )
     if places.influx_port is None:
         lines.append("InfluxDB     not in this run (needs Debian's influxdb and mosquitto)")
     else:
@@ -304,8 +345,9 @@ def render(state: DashboardState, now: float, places: Places, max_lines: int = 4
     if kpis:
         kpi_lines, notes = _kpi_lines(kpis, places, now)
     else:
-        kpi_lines, notes = ["(no KPI message yet: the first comes after the KPI publish interval)"], []
-    bottom = ["", *_device_lines(devices, health.get("devices", {}), now), "", *_place_lines(places), *notes]
+        kpi_lines = ["(no KPI message yet: the first comes after the KPI publish interval)"]
+        notes = _grade_lines({}, places, now)
+    bottom = ["", *_device_lines(devices, health.get("devices", {}), now), *_place_lines(places), *notes]
     room = max_lines - len(top) - len(bottom)
     if len(kpi_lines) > room:
         hidden = len(kpi_lines) - room + 1

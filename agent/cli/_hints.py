@@ -69,6 +69,11 @@ _RULES: tuple[tuple[str, str], ...] = (
         "the server has no such node: check node_id (or browse_path and namespace_uri); "
         "energy-agent browse lists the server's nodes",
     ),
+    (
+        "is not on the server",
+        "the server has no such namespace URI: copy it exactly from the server's namespace list (in the error, or "
+        "energy-agent browse); the URI, not the index, is what stays stable",
+    ),
     ("BadNoMatch", "no node at that browse path: check browse_path and namespace_uri (energy-agent browse)"),
     ("BadBrowseName", "no node at that browse path: check browse_path and namespace_uri (energy-agent browse)"),
     ("BadNotReadable", "the node is not readable for this user: ask the server's administrator for read access"),

@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping
 
 from agent.config.kpi import LineConfig
 from agent.kpi.benchmarks import corrected, missing_carriers
+from agent.kpi.carbon import ENERGY_CO2, co2_explain, fuel_tco2, process_kpis
 from agent.kpi.channels import Channel, Term
 from agent.kpi.indicators import Context, LineTerms, TermKpi, ratio, total
 from agent.kpi.windows import WindowSpec
@@ -31,7 +32,7 @@ def line_kpis(line: LineConfig, ctx: Context) -> list[TermKpi]:
     for r in line.electricity:
         factor = ctx.renewable_tco2_per_mwh if r.device in ctx.renewable_devices else ctx.grid_tco2_per_mwh
         co2_parts.append((ctx.source.channel(r, w), factor / 1000.0))
-    co2_parts += [(ctx.source.channel(f, w), ctx.fuel_tco2(f)) for f in line.fuels]
+    co2_parts += [(ctx.source.channel(f, w), fuel_tco2(f, ctx)) for f in line.fuels]
     co2_parts += [(ctx.source.channel(c, w), -ctx.credit_tco2(c)) for c in line.credits if c.co2 != "none"]
     co2 = Term(co2_parts)
     ctx.lines[line.name] = LineTerms(
@@ -80,7 +81,9 @@ def line_kpis(line: LineConfig, ctx: Context) -> list[TermKpi]:
         _label_electricity(out[-4:-2], line, ctx, w)
         uncounted = sorted({f.carrier for f in line.fuels if ctx.factors.carriers[f.carrier].co2_none})
         why = "; ".join(f"{c} counted at 0 tCO2: {ctx.factors.carriers[c].co2_none}" for c in uncounted)
-        out[-2].reference = out[-1].reference = "; ".join(x for x in (ctx.grid_reference, why) if x)
+        out[-2].reference = out[-1].reference = "; ".join(x for x in (ENERGY_CO2, ctx.grid_reference, why) if x)
+        out[-2].explain = out[-1].explain = co2_explain(line)
+        out += process_kpis(line, ctx, prod, co2, kpi, pu)
         if line.credits:
             gross = Term(gross_parts)
             out += [

@@ -45,6 +45,7 @@ from agent.runtime.parts import (
     topics_of,
 )
 from agent.runtime.prometheus import Family, PrometheusServer, families
+from agent.runtime.reload import plan_reload
 from agent.runtime.webview import Hints, web_page
 from agent.sources.base import Source
 from agent.sources.modbus.device import DevicePoller
@@ -348,32 +349,23 @@ class Agent:
         ):
             log.warning("reload: mqtt, web, spool, site or gateway changed; restart the service to apply those")
         wanted = {s.name: s for s in build_sources(compiled, self.clock)}
-        restarted: list[str] = []
-        started: list[str] = []
-        stopped: list[str] = []
-        for name, (source, task) in list(self._source_tasks.items()):
-            fresh = wanted.get(name)
-            if fresh is None or fresh.fingerprint != source.fingerprint:
-                task.cancel()
-                del self._source_tasks[name]
-                (restarted if fresh is not None else stopped).append(name)
+        plan = plan_reload({name: source for name, (source, _) in self._source_tasks.items()}, wanted)
+        for name in plan.cancel:
+            self._source_tasks.pop(name)[1].cancel()
         self.compiled, self.loaded = compiled, new
         self._apply_device_meta(new)
-        for name, source in wanted.items():
-            if name not in self._source_tasks:
-                self._start_source(source)
-                if name not in restarted:
-                    started.append(name)
+        for source in plan.start.values():
+            self._start_source(source)
         self.reloaded_ts = self.clock()
         if self.parts is not None and new.site.kpi != old.site.kpi:
             self.parts.kpi = build_kpi_engine(new, self.clock, self.monotonic, self.parts.kpi)
         log.info(
             "reload: %s applied; restarted %s; started %s; stopped %s; %d unchanged sources kept polling",
             self.site_path,
-            restarted or "none",
-            started or "none",
-            stopped or "none",
-            len(self._source_tasks) - len(restarted) - len(started),
+            plan.restarted or "none",
+            plan.started or "none",
+            plan.stopped or "none",
+            plan.kept,
         )
 
     def _apply_device_meta(self, loaded: LoadedSite) -> None:

@@ -174,6 +174,40 @@ def test_sighup_reload_restarts_only_changed_devices_and_rejects_a_bad_config(
     assert "is invalid, the running config goes on" in log
 
 
+def test_sighup_reload_on_a_shared_gateway_restarts_only_the_changed_device(
+    tmp_path: Path, plant: ServerProcess, broker: ServerProcess
+) -> None:
+    """Issue 17: changing one device in a reload restarted every device on its bus. Three devices behind the
+    simulator's one TCP gateway: water-meter changes, pump1 goes, kiln1-meter keeps its schedule without a gap."""
+    sim_site = load_yaml(tmp_path / "site.yaml")
+    sim_site["devices"] = [d for d in sim_site["devices"] if d["name"] in ("kiln1-meter", "water-meter", "pump1")]
+    dump_yaml(tmp_path / "site.yaml", sim_site)
+    site = agent_site(tmp_path / "site.yaml", broker.port)
+    with CountingSubscriber(broker.port, client_id="witness-4") as witness:
+        agent = AgentProcess(site).wait_ready()
+        witness.wait_until("polls of every device", lambda r: len(r.first) >= 9, 30)
+        doc = load_yaml(site)
+        for d in doc["devices"]:
+            if d["name"] == "water-meter":
+                d["interval_s"] = 2.0
+        doc["devices"] = [d for d in doc["devices"] if d["name"] != "pump1"]
+        dump_yaml(site, doc)
+        reload_at = time.time()
+        agent.signal(signal.SIGHUP)
+        witness.wait_until("6 s after the reload", lambda r: len(_samples_ts(r, "kiln1-meter")) >= 12, 30)
+        assert agent.terminate() == 0
+        log = agent.log()
+        r = witness.received
+    kiln = _samples_ts(r, "kiln1-meter")
+    gaps = [b - a for a, b in itertools.pairwise(kiln)]
+    assert max(gaps) < 1.5, f"the unchanged device had a gap of {max(gaps):.2f} s around the reload"
+    water_after = [t for t in _samples_ts(r, "water-meter") if t > reload_at + 3]
+    assert water_after and all(b - a > 1.5 for a, b in itertools.pairwise(water_after))
+    assert [t for t in _samples_ts(r, "pump1") if t > reload_at + 2] == []
+    assert "restarted ['water-meter']; started none; stopped ['pump1']; 0 unchanged sources" in log, log
+    assert "Traceback" not in log
+
+
 def test_ready_only_after_the_spool_is_open_and_watchdog_pings(tmp_path: Path, plant: ServerProcess) -> None:
     import socket
 

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from agent.center.accounts.adapters import get_adapter
+from agent.center.accounts.outbox import record
 from agent.center.accounts.service import AccountsService
 from agent.center.accounts.store import open_store
 from tests.servers.https_receiver import HttpsReceiver, write_token
@@ -143,3 +144,25 @@ def test_generic_adapter_answers() -> None:
     ]
     with pytest.raises(KeyError, match="no upload adapter 'x'; shipped: generic"):
         get_adapter("x")
+
+
+def test_records_follow_the_documented_schema(tmp_path: Path) -> None:
+    import json
+
+    import jsonschema
+
+    from tests.e2e.test_center_harness import REPO
+
+    schema = json.loads((REPO / "docs/reference/accounts-upload-v1.schema.json").read_text())
+    cfg = accounts_config(str(tmp_path / "state"))
+    svc = AccountsService(cfg, CounterSource(), clock=lambda: NOV1 + 29 * DAY)
+    run(svc, NOV1 + 29 * DAY + 60, NOV1 + 30 * DAY + 120, step_s=900)
+    box = svc.outboxes[0]
+    bodies = [json.loads(r[0]) for r in svc.store.db.execute("SELECT body FROM outbox")]
+    assert {b["kind"] for b in bodies} == {"15m", "day", "month"}
+    for body in bodies:
+        jsonschema.validate(body, schema)
+    rev, figures = box.ledger.restate("2026-11", "raw_coal", "quantity", 1.0, "Li", "lab", NOV1 + 31 * DAY)
+    restated = json.loads(json.dumps(record(cfg.units[0], figures, rev, NOV1 + 31 * DAY)))
+    jsonschema.validate(restated, schema)
+    assert restated["restates"] == "cement-1/month/2026-11/r0" and restated["id"] == "cement-1/month/2026-11/r1"

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from agent.cli._hints import hint
 from agent.model import PollResult, Quality, Sample
 from agent.sources.opcua.source import OpcuaSource, read_once
 from simulators.plant import PlantModel
@@ -91,6 +93,29 @@ async def test_missing_node_names_the_node_and_the_device_and_others_still_read(
     assert "does not exist" in errors and "BadNodeIdUnknown" in errors
     assert "kiln-line: point lost: browse path kiln1/no_such_child not found" in errors
     assert source.health()[0].state == "ok"  # one wrong node does not take the device down
+
+
+async def test_a_wrong_namespace_uri_is_one_line_with_the_hint_and_the_servers_namespaces(
+    sim: Sim, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 17: a wrong namespace URI gave one error line per point and no hint."""
+    wrong = "urn:energy-agent:simulator:plan"  # one letter short
+    points = [{"name": f"p{i}", "node_id": f"nsu={wrong};s=kiln1.coal_t"} for i in range(20)]
+    source = OpcuaSource(device_config(sim, points, name="kiln-plc"))
+    with caplog.at_level(logging.WARNING, logger="agent.sources.opcua"):
+        async with running(source) as run:
+            result = await run.wait_for(lambda r: len(r.samples) == 20, 10)
+    assert all(s.quality is Quality.BAD for s in result.samples)
+    assert {s.reason for s in result.samples} == {f"namespace {wrong} is not on the server"}
+    lines = [r.getMessage() for r in caplog.records if wrong in r.getMessage()]
+    assert len(lines) == 1, lines
+    assert lines[0].startswith(
+        f"kiln-plc: namespace {wrong} is not on {sim.endpoint} (20 point(s): p0, p1, p2 and 17 more); check "
+        "namespace_uri or nsu= against the server's namespaces: [0] http://opcfoundation.org/UA/"
+    )
+    assert NAMESPACE in lines[0]
+    assert len(set(result.errors)) == len(result.errors) == 1
+    assert (hint(result.samples[0].reason) or "").startswith("the server has no such namespace URI")
 
 
 async def test_poll_mode_and_browse_paths_read_the_same_truth(sim: Sim) -> None:

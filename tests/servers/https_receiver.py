@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import ssl
 import threading
+import time
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -20,9 +21,19 @@ from tests.servers.process import free_port
 
 
 class HttpsReceiver:
-    def __init__(self, pki: Pki, *, status: int = 200, token: str | None = None, client_cert: bool = False) -> None:
+    def __init__(
+        self,
+        pki: Pki,
+        *,
+        status: int = 200,
+        token: str | None = None,
+        client_cert: bool = False,
+        delay_s: float = 0.0,
+        port: int | None = None,
+    ) -> None:
         self.pki = pki
-        self.port = free_port()
+        self.delay_s = delay_s
+        self.port = port or free_port()
         self.status = status
         self.token = token
         self.client_cert = client_cert
@@ -49,6 +60,8 @@ class HttpsReceiver:
                     self.end_headers()
                     return
                 key = self.headers.get("Idempotency-Key", "")
+                if receiver.delay_s:
+                    time.sleep(receiver.delay_s)  # a slow platform: the test can kill the sender mid-upload
                 if receiver.status < 300:
                     with receiver._lock:
                         receiver.posts.append((key, json.loads(body)))
@@ -66,7 +79,12 @@ class HttpsReceiver:
         if self.client_cert:
             ctx.verify_mode = ssl.CERT_REQUIRED
             ctx.load_verify_locations(self.pki.ca)
-        server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+
+        class Server(ThreadingHTTPServer):
+            def handle_error(self, request: Any, client_address: Any) -> None:
+                pass  # a sender killed mid-request (the kill -9 test) is expected, not a failure of the receiver
+
+        server = Server(("127.0.0.1", self.port), Handler)
         server.socket = ctx.wrap_socket(server.socket, server_side=True)
         server.daemon_threads = True
         self._server = server

@@ -5,8 +5,11 @@ places the data went, and why renewable share is 0 at night and peak demand is e
 from __future__ import annotations
 
 import re
+import shutil
 from dataclasses import replace
 from pathlib import Path
+
+import pytest
 
 from agent.cli._dashboard import DashboardState, Places, frame, render
 from agent.model import Grade, KpiValue, Quality, Sample
@@ -221,3 +224,27 @@ def test_a_closed_window_is_shown_until_the_next_one_closes() -> None:
     row = next(line for line in render(state, NIGHT + 60, places()) if "energy_kgce_per_t" in line)
     assert "79.50 kgce/t " in row
     assert not state.running.get(("line1", "energy_kgce_per_t", "1m"))  # its window closed
+
+
+def test_the_screen_says_which_window_a_grade_and_its_distance_belong_to_with_the_unit() -> None:
+    text = "\n".join(render(state_at(NIGHT), NIGHT, places()))
+    assert (
+        "Grade of line1 energy_kgce_per_t: BENCHMARK in the 1m window 23:59-00:00, distance -18.26 kgce/t "
+        "(+ is worse)." in text
+    )
+
+
+def test_before_the_first_grade_the_screen_says_which_window_brings_it_and_when() -> None:
+    """Issue 17: a newcomer waited without knowing when a grade would appear. The first whole minute starting at
+    least 10 s after the agent is graded; it shows one publish interval (plus a margin) after it ends."""
+    state = DashboardState()
+    early = STARTED + 5  # 23:57:55 plant time: nothing published yet
+    text = "\n".join(render(state, early, replace(places(), started=STARTED)))
+    assert "First grade: the 1-minute window 23:58-23:59 (the first whole one since the start), on screen by about " \
+        "23:59:15." in text  # fmt: skip
+
+
+def test_the_watch_command_is_one_that_exists(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(shutil, "which", lambda _name: None)  # a machine without mosquitto-clients
+    text = "\n".join(render(state_at(NIGHT), NIGHT, places()))
+    assert "  watch it:  sudo apt-get install mosquitto-clients; then mosquitto_sub -h 127.0.0.1 -p 40123" in text

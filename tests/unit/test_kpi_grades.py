@@ -100,3 +100,59 @@ def test_exported_electricity_is_credited_with_the_method_that_valued_the_consum
     per_t = final(values, "energy_kgce_per_t")
     assert per_t.value == pytest.approx(18.0, rel=1e-6)
     assert per_t.detail["equivalent_kgce_per_t"] == pytest.approx(7.374, rel=1e-6)
+
+
+# --- carbon fit for a park or ETS report ----------------------------------------------------------------------------
+
+
+def clinker_line(**kw: object) -> dict[str, object]:
+    return line(
+        electricity=[{"device": "m", "role": "energy_import_kwh"}],
+        fuels=[{"device": "f", "role": "coal_t", "carrier": "raw_coal"}],
+        **kw,
+    )
+
+
+def test_a_clinker_line_publishes_process_co2_beside_its_energy_co2() -> None:
+    """100 t/h of clinker, 10 t/h of raw coal (20.934 GJ/t x 0.0261 x 0.93 x 44/12 = 1.8632 tCO2/t), 5,000 kWh/h at
+    the 2023 national grid factor 0.5306: energy CO2 18.632 + 2.653 = 21.285 tCO2/h. Calcination with the default
+    clinker CaO 65 %: 0.65 x 44.01/56.08 = 0.51010 tCO2/t, 51.010 tCO2/h; with a measured CaO 66 % and MgO 1.5 %:
+    0.66 x 0.784772 + 0.015 x 1.092060 = 0.534331 tCO2/t. The total is their sum; the old code had no process CO2."""
+    rates = {PROD: 100.0, ELEC: 5000.0, ("f", Role.COAL_T): 10.0}
+    values = run({"lines": [clinker_line(process_co2={"kind": "clinker"})]}, rates)
+    energy = final(values, "co2_t")
+    assert energy.value == pytest.approx(10 * 1.8632 + 5.0 * 0.5306, rel=1e-4)
+    assert energy.reference.startswith("energy CO2: fuel combustion and purchased electricity and heat")
+    process = final(values, "co2_process_t")
+    assert process.value == pytest.approx(51.010, rel=1e-4)
+    assert "CaO 65 %" in process.reference and "IPCC 2006 default composition" in process.reference
+    assert final(values, "co2_total_t").value == pytest.approx((process.value or 0.0) + (energy.value or 0.0), rel=1e-9)
+    measured = run({"lines": [clinker_line(process_co2={"kind": "clinker", "cao_pct": 66, "mgo_pct": 1.5})]}, rates)
+    assert final(measured, "co2_process_t_per_t").value == pytest.approx(0.534331, rel=1e-5)
+
+
+def test_feedstock_carbon_is_an_upper_bound_unless_the_retained_share_is_declared() -> None:
+    """16 t/h of raw coal as feedstock, nothing else: counted as combusted 16 x 1.8632 = 29.811 tCO2/h, marked an
+    upper bound in the reason (the old code published it without a word). With carbon_retained_share 0.6 (carbon
+    left in the semi-coke): 29.811 x 0.4 = 11.925 tCO2/h, no upper-bound reason."""
+    feed = {"device": "f", "role": "coal_t", "carrier": "raw_coal", "feedstock": True}
+    rates = {PROD: 10.0, ("f", Role.COAL_T): 16.0}
+    bound = final(run({"lines": [line(fuels=[feed])]}, rates), "co2_t")
+    assert bound.value == pytest.approx(16 * 1.8632, rel=1e-4)
+    assert bound.reason.startswith("upper bound: the carbon of feedstock raw_coal is counted as combusted")
+    kept = final(run({"lines": [line(fuels=[feed | {"carbon_retained_share": 0.6}])]}, rates), "co2_t")
+    assert kept.value == pytest.approx(16 * 1.8632 * 0.4, rel=1e-4) and kept.reason == ""
+
+
+def test_a_bof_whose_credits_exceed_its_emissions_says_why_its_co2_is_negative() -> None:
+    """A converter: 2,000 kWh/h (x 0.5306 / 1000 = 1.061 tCO2/h) and 10,000 m3/h of converter gas exported with
+    co2: fuel (its carbon leaves with it: 84.00 GJ/10^4 m3 x 0.0496 x 0.99 x 44/12 = 1.5123 tCO2 per 1,000 m3,
+    15.123 tCO2/h): net 1.061 - 15.123 = -14.06 tCO2/h. Negative, with the reason naming the credit."""
+    bof = line(
+        electricity=[{"device": "m", "role": "energy_import_kwh"}],
+        credits=[{"device": "g", "role": "gas_m3", "carrier": "converter_gas", "co2": "fuel"}],
+    )
+    v = final(run({"lines": [bof]}, {PROD: 100.0, ELEC: 2000.0, ("g", Role.GAS_M3): 10000.0}), "co2_t")
+    assert v.value is not None and v.value < 0
+    assert v.value == pytest.approx(2.0 * 0.5306 - 10000 * 0.0084 * 0.0496 * 0.99 * 44 / 12, rel=1e-3)
+    assert "negative: the CO2 of the energy delivered out (converter_gas) exceeds the line's own emissions" in v.reason

@@ -27,19 +27,14 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from agent.center.accounts.coefficients import Coefficients, coefficients, grade
+from agent.center.accounts.coefficients import Coefficients, coefficients
 from agent.center.accounts.config import UnitConfig
+from agent.center.accounts.figures import FIELDS, corrected, derive, empty, flag, sum_known, year_to_date_figures
 from agent.center.accounts.metered import SeriesReader, SeriesRef, series_quarters
 from agent.center.accounts.periods import Period, day, days_of, month, months_of_year, year_to_date
 from agent.center.accounts.store import Store
 
 DELIVERED_COVERAGE = 0.9  # a 15-minute value counts as delivered when readings cover this much of it
-FIELDS = ("quantity", "purchased", "produced", "exported", "stock_change")
-
-
-def _sum(values: list[float | None]) -> float | None:
-    nums = [v for v in values if v is not None]
-    return sum(nums) if nums else None
 
 
 @dataclass
@@ -222,7 +217,12 @@ class Ledger:
             "timezone": self.unit.timezone,
             "carriers": carriers,
             "products": self._products(p, metered, coeffs),
-            "quality": {"delivered": delivered_all, "required": required_all, "gaps": self.gaps(p)},
+            "quality": {
+                "delivered": delivered_all,
+                "required": required_all,
+                "gaps": self.gaps(p),
+                "items": {c["carrier"]: c["completeness"] for c in carriers if c["completeness"] is not None},
+            },
             "equal_value_declared": self.unit.electricity_equal_value_kgce_per_kwh is not None,
         }
         derive(figures, coeffs)
@@ -236,7 +236,7 @@ class Ledger:
             rows = [e for e in self._entries(p, "output") if e["product"] == prod.name]
             if rows:
                 output += sum(float(e["quantity"]) for e in rows) if prod.output is None else 0.0
-                value = _sum([e["amount_cny"] for e in rows])
+                value = sum_known([e["amount_cny"] for e in rows])
             shares: dict[str, float] = defaultdict(float)
             for m in self.unit.meters:
                 if m.id in prod.meters and m.device is not None:
@@ -333,33 +333,8 @@ class Ledger:
         zone = self.unit.zone()
         every = [self.figures(m) for m in months_of_year(p.label, zone)]
         # months before the unit's data began (nothing metered, nothing entered, never closed) are not in the YTD
-        months = [m for m in every[:-1] if not _empty(m)] + every[-1:]
-        base: dict[str, Any] = json.loads(json.dumps(months[-1]))
-        base["months_included"] = [m["period"] for m in months]
-        base["kind"], base["period"] = "ytd", p.label
-        base["start"] = dt.datetime.fromtimestamp(p.start, zone).isoformat()
-        base["restated_months"] = [m["period"] for m in months if m.get("revision", 0) > 0]
-        base["provisional"] = any(m["provisional"] for m in months)
-        for i, c in enumerate(base["carriers"]):
-            for f in (*FIELDS, "kgce_equivalent", "kgce_equal_value", "co2_t"):
-                c[f] = _sum([m["carriers"][i][f] for m in months])
-        for i, prod in enumerate(base["products"]):
-            for f in ("output", "output_value_cny", "energy_kgce"):
-                prod[f] = _sum([m["products"][i].get(f) for m in months])
-            prod["kgce_per_unit"] = prod["energy_kgce"] / prod["output"] if prod["output"] else None
-            prod["grade"] = _grade(prod)
-        for f in base["totals"]:
-            base["totals"][f] = _sum([m["totals"][f] for m in months])
-        q = {
-            "delivered": sum(m["quality"]["delivered"] for m in months),
-            "required": sum(m["quality"]["required"] for m in months),
-        }
-        base["quality"] = flag(q, self.unit)
-        base["quality"]["flagged_months"] = [m["period"] for m in months if m["quality"]["flagged"]]
-        if base["quality"]["flagged_months"]:
-            base["quality"]["flagged"] = True
-            base["quality"]["reasons"].append("flagged months: " + ", ".join(base["quality"]["flagged_months"]))
-        return base
+        months = [m for m in every[:-1] if not empty(m)] + every[-1:]
+        return year_to_date_figures(months, self.unit, p.label, dt.datetime.fromtimestamp(p.start, zone).isoformat())
 
     def restate(
         self, label: str, carrier: str, field: str, value: float, who: str, why: str, now: float
@@ -377,25 +352,8 @@ class Ledger:
         row = next((c for c in figures["carriers"] if c["carrier"] == carrier), None)
         if row is None:
             raise ValueError(f"carrier {carrier!r} is not in the account of {self.unit.name}")
-        old = row[field]
-        if field == "quantity":
-            for prod in figures["products"]:
-                q = prod.get("carrier_quantities")
-                if q and carrier in q and row["quantity"]:
-                    q[carrier] *= value / row["quantity"]
-        row[field] = value
-        if field != "quantity" and not any(m.carrier == carrier and m.flow == "consumed" for m in self.unit.meters):
-            row["quantity"] = (
-                (row["purchased"] or 0.0)
-                + (row["produced"] or 0.0)
-                - (row["exported"] or 0.0)
-                - (row["stock_change"] or 0.0)
-            )
-        derive(figures, coeffs)
-        months = {c["carrier"]: c["quantity"] for c in figures["carriers"]}
-        for c in figures["quality"].get("consistency", []):
-            c["month"] = m = months[c["carrier"]]
-            c["deviation"] = abs(c["days_sum"] - m) / abs(m) if m else (0.0 if not c["days_sum"] else 1.0)
+        consumed = any(m.carrier == carrier and m.flow == "consumed" for m in self.unit.meters)
+        old = corrected(figures, coeffs, row, field, value, consumed)
         figures["quality"] = flag(figures["quality"], self.unit)
         with self.store.transaction() as db:
             db.execute(
@@ -420,80 +378,3 @@ class Ledger:
     def period(self, kind: str, label: str) -> Period:
         zone = self.unit.zone()
         return {"day": day, "month": month, "ytd": year_to_date}[kind](label, zone)
-
-
-def _empty(figures: dict[str, Any]) -> bool:
-    return (
-        bool(figures.get("provisional"))
-        and figures["quality"]["delivered"] == 0
-        and not any(c["quantity"] or c["purchased"] for c in figures["carriers"])
-        and not any(p["output"] for p in figures["products"])
-    )
-
-
-def derive(figures: dict[str, Any], coeffs: Coefficients) -> None:
-    """kgce (both methods), CO2, totals and product unit consumption from quantities and coefficients."""
-    tot = {
-        "comprehensive_kgce_equivalent": 0.0,
-        "comprehensive_kgce_equal_value": 0.0,
-        "dual_control_kgce_equivalent": 0.0,
-        "dual_control_kgce_equal_value": 0.0,
-        "co2_t": 0.0,
-    }
-    per_unit: dict[str, tuple[float, float]] = {}
-    for c in figures["carriers"]:
-        q = c["quantity"]
-        c["kgce_equivalent"] = q * c["kgce_per_unit"]
-        c["kgce_equal_value"] = q * c["kgce_per_unit_equal_value"]
-        c["co2_t"] = q * c["tco2_per_unit"]
-        per_unit[c["carrier"]] = (c["kgce_per_unit"], c["kgce_per_unit_equal_value"])
-        tot["comprehensive_kgce_equivalent"] += c["kgce_equivalent"]
-        tot["comprehensive_kgce_equal_value"] += c["kgce_equal_value"]
-        tot["co2_t"] += c["co2_t"]
-        if not (c["renewable"] or c["feedstock"]):
-            tot["dual_control_kgce_equivalent"] += c["kgce_equivalent"]
-            tot["dual_control_kgce_equal_value"] += c["kgce_equal_value"]
-    if not figures.get("equal_value_declared", True):
-        tot["comprehensive_kgce_equal_value"] = tot["dual_control_kgce_equal_value"] = None  # type: ignore[assignment]
-    figures["totals"] = tot
-    for prod in figures["products"]:
-        q = prod.get("carrier_quantities")
-        if q is None:
-            energy = tot["comprehensive_kgce_equivalent"]
-        else:
-            energy = sum(qty * per_unit[c][0] for c, qty in q.items() if c in per_unit)
-        prod["energy_kgce"] = energy
-        prod["kgce_per_unit"] = energy / prod["output"] if prod["output"] else None
-        prod["grade"] = _grade(prod)
-    del coeffs
-
-
-def _grade(prod: dict[str, Any]) -> str | None:
-    lv = prod.get("level")
-    if lv is None or prod.get("kgce_per_unit") is None:
-        return None
-    from agent.center.accounts.coefficients import Level
-
-    return grade(prod["kgce_per_unit"], Level("", "", "", lv["unit"], lv["benchmark"], lv["baseline"], "", "", ""))
-
-
-def flag(quality: dict[str, Any], unit: UnitConfig) -> dict[str, Any]:
-    """Completeness and consistency against the unit's thresholds; a flagged period says why."""
-    q = dict(quality)
-    required = q.get("required", 0)
-    q["completeness"] = q.get("delivered", 0) / required if required else None
-    reasons = []
-    if q["completeness"] is not None and q["completeness"] < unit.completeness_min:
-        reasons.append(
-            f"completeness {q['completeness']:.1%} below {unit.completeness_min:.0%} ({q['delivered']} of {required} "
-            "15-minute values delivered)"
-        )
-    for c in q.get("consistency", []):
-        if c["deviation"] > unit.consistency_max:
-            reasons.append(
-                f"{c['carrier']}: daily sum {c['days_sum']:.6g} deviates {c['deviation']:.1%} from the month "
-                f"{c['month']:.6g} (more than {unit.consistency_max:.0%})"
-            )
-    q["reasons"] = reasons
-    q["flagged"] = bool(reasons)
-    return q

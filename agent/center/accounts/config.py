@@ -39,6 +39,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from agent.center.accounts.adapters import adapter_names
 from agent.center.accounts.tables import factor_names, grid_choices, indicators
 
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
@@ -135,8 +136,6 @@ class ReceiverConfig(_Strict):
     @field_validator("adapter")
     @classmethod
     def _known_adapter(cls, v: str) -> str:
-        from agent.center.accounts.adapters import adapter_names
-
         return _one_of(v, adapter_names(), "an upload adapter")
 
 

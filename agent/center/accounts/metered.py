@@ -151,8 +151,8 @@ def series_quarters(reader: SeriesReader, ref: SeriesRef, t0: float, t1: float, 
         cause = ""
         if coverage < 0.999:
             if problems is None:
-                problems = reader.problems(ref, t0 - max_gap_s, t1)
-            seen = Counter(c for ts, c in problems if start - max_gap_s <= ts < start + QUARTER_S)
+                problems = reader.problems(ref, t0 - max_gap_s, t1 + max_gap_s)
+            seen = Counter(c for ts, c in problems if start - max_gap_s <= ts <= start + QUARTER_S + max_gap_s)
             cause = seen.most_common(1)[0][0] if seen else "no data received"
         out.append(QuarterValue(start, qty, coverage, cause))
     return out

@@ -30,6 +30,7 @@ from typing import Any
 from agent.center.accounts.account import Ledger
 from agent.center.accounts.adapters import get_adapter
 from agent.center.accounts.config import ReceiverConfig, UnitConfig
+from agent.center.accounts.figures import flag
 from agent.center.accounts.periods import QUARTER_S, Period, day, local_date, month, quarter, quarter_floor
 from agent.center.accounts.store import Store
 
@@ -182,8 +183,6 @@ class Outbox:
     ) -> list[str]:
         if figures is None:
             figures = self.ledger.compute(p)
-            from agent.center.accounts.account import flag
-
             figures["quality"] = flag(figures["quality"], self.unit)
         rec = record(self.unit, figures, revision, now)
         receivers = [r.name for r in self.unit.receivers if p.kind in r.kinds]

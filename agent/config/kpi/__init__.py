@@ -79,6 +79,9 @@ from agent.config.kpi.levels import (
 from agent.config.kpi.lines import (
     LineConfig as LineConfig,
 )
+from agent.config.kpi.lines import (
+    ProcessCo2Config as ProcessCo2Config,
+)
 from agent.config.kpi.names import (
     EQUIPMENT_KPIS as EQUIPMENT_KPIS,
 )

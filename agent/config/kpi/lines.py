@@ -20,6 +20,19 @@ from agent.config.kpi.refs import (
 from agent.config.kpi.windows import check_window_name
 
 
+class ProcessCo2Config(StrictModel):
+    """CO2 from calcination (process emissions, not energy): CaO x 44.01/56.08 + MgO x 44.01/40.30 per t of
+    product, the oxides coming from carbonates (the stoichiometry of GB/T 32151 Table C.2's carbonate factors).
+    Without measured contents the defaults are declared in the KPI's reference: clinker CaO 65 %, lime CaO 95 %
+    (IPCC 2006 default compositions; status UNCONF, measure them)."""
+
+    kind: Literal["clinker", "lime"] = Field(description="clinker or lime: what the line calcines")
+    cao_pct: float | None = Field(
+        None, ge=0, le=100, description="CaO from carbonates in the product, %; unset: clinker 65, lime 95"
+    )
+    mgo_pct: float | None = Field(None, ge=0, le=100, description="MgO from carbonates in the product, %; unset: 0")
+
+
 class LineConfig(StrictModel):
     """A process line: its production, its energy inputs, and what to grade it against."""
 
@@ -52,6 +65,11 @@ class LineConfig(StrictModel):
         default_factory=lambda: ["month", "year", "12mo"],
         description="Windows graded as such (the national levels are annual figures); the graded KPI is also "
         "computed in them. 12mo is the rolling 12 local calendar months",
+    )
+    process_co2: ProcessCo2Config | None = Field(
+        None,
+        description="Calcination CO2 of a clinker or lime line, published as co2_process_t beside the energy CO2 "
+        "(co2_t) and their sum co2_total_t",
     )
     no_fuel: bool = Field(
         False,

@@ -106,6 +106,19 @@ class FuelConfig(PointRefConfig):
     feedstock: bool = Field(
         False, description="Used as raw material (原料用能): counted in kgce, left out of the park's controlled total"
     )
+    carbon_retained_share: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="Feedstock only: share (0..1) of its carbon that stays in the products (not emitted); unset: "
+        "all of it is counted as combusted and the line's CO2 is marked an upper bound",
+    )
+
+    @model_validator(mode="after")
+    def _retained_is_feedstock(self) -> FuelConfig:
+        if self.carbon_retained_share is not None and not self.feedstock:
+            raise ValueError("carbon_retained_share applies to a feedstock (feedstock: true) only")
+        return self
 
 
 class CreditConfig(PointRefConfig):

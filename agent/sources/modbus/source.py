@@ -6,6 +6,9 @@ two requests; on a serial bus at least 3.5 character times). Devices keep their 
 ``emit`` before the next poll starts (back-pressure reaches the bus, never piles up in memory).
 
 Lifecycle: ``run(emit)`` connects on first use and polls until cancelled; it closes the link on the way out.
+On a reload, ``adopt(fresh)`` takes the devices of a newly built source for the same link while ``run`` goes on:
+changed devices restart, added ones start, removed ones stop, and the others keep their schedule and health (a
+changed bus or gateway itself restarts the whole source).
 Device faults never raise out of ``run`` (they become bad samples, counters and one log line per state change).
 ``health()`` may be called from the same event loop at any time.
 """
@@ -51,9 +54,13 @@ class ModbusSource:
         pause_s: float,
         clock: Clock,
         fingerprint: str,
+        link_fingerprint: str = "",
+        device_fingerprints: Mapping[str, str] | None = None,
     ) -> None:
         self._name = name
         self.pollers = list(pollers)
+        self.link_fingerprint = link_fingerprint or fingerprint  # the link's own config (bus or gateway)
+        self.device_fingerprints = dict(device_fingerprints or {})
         self._link_factory = link_factory
         self.pause_s = pause_s
         self.clock = clock
@@ -94,6 +101,29 @@ class ModbusSource:
             self.link = self._link_factory()
         return self.link
 
+    def adopt(self, fresh: ModbusSource) -> tuple[list[str], list[str], list[str]] | None:
+        """Take ``fresh``'s devices while running (same link config): (restarted, started, stopped) device names,
+        or None when the link itself changed (the caller restarts the whole source)."""
+        if fresh.link_fingerprint != self.link_fingerprint or not fresh.device_fingerprints:
+            return None
+        mine = {p.name: p for p in self.pollers}
+        restarted: list[str] = []
+        started: list[str] = []
+        pollers = []
+        for p in fresh.pollers:
+            old = mine.get(p.name)
+            if old is not None and self.device_fingerprints.get(p.name) == fresh.device_fingerprints.get(p.name):
+                pollers.append(old)  # unchanged: same poller, same schedule, same health
+            else:
+                pollers.append(p)
+                (restarted if old is not None else started).append(p.name)
+        kept = {p.name for p in fresh.pollers}
+        stopped = [name for name in mine if name not in kept]
+        self.pollers = pollers
+        self.device_fingerprints = dict(fresh.device_fingerprints)
+        self._fingerprint = fresh.fingerprint
+        return restarted, started, stopped
+
     async def aclose(self) -> None:
         """Close the link (``run`` does this itself on the way out)."""
         if self.link is not None:
@@ -110,20 +140,25 @@ class ModbusSource:
         """Every device yields a result at each of its slots: a poll, or, in a slot that its backoff leaves out,
         every point bad with "backing off: <why>" (no request is sent), so a gap is visible as it happens."""
         link = self._link()
-        now = self.clock.now()
-        due = {p.name: first_slot(now, p.interval_s) for p in self.pollers}  # the device's next slot
-        poll_at = dict(due)  # the next slot that sends requests (later than ``due`` while backing off)
-        order = {p.name: i for i, p in enumerate(self.pollers)}
+        # by poller object: a poller adopted on a reload starts its own schedule, a removed one is never polled
+        due: dict[DevicePoller, float] = {}  # the device's next slot
+        poll_at: dict[DevicePoller, float] = {}  # the next slot that sends requests (later while backing off)
         try:
             while True:
                 now = self.clock.now()
-                for p in self.pollers:  # a clock set back leaves slots far ahead: start again from now
-                    due[p.name] = realign(due[p.name], now, p.interval_s, 0)
-                    poll_at[p.name] = realign(poll_at[p.name], now, p.interval_s, p.consecutive_failures)
-                poller = min(self.pollers, key=lambda p: (due[p.name], order[p.name]))
-                slot = due[poller.name]
+                for p in self.pollers:
+                    if p not in due:
+                        due[p] = poll_at[p] = first_slot(now, p.interval_s)
+                    # a clock set back leaves slots far ahead: start again from now
+                    due[p] = realign(due[p], now, p.interval_s, 0)
+                    poll_at[p] = realign(poll_at[p], now, p.interval_s, p.consecutive_failures)
+                order = {p: i for i, p in enumerate(self.pollers)}
+                poller = min(self.pollers, key=lambda p: (due[p], order[p]))
+                slot = due[poller]
                 await self.clock.sleep_until(slot)
-                if slot < poll_at[poller.name]:
+                if poller not in self.pollers:  # removed by a reload while we slept
+                    continue
+                if slot < poll_at[poller]:
                     poller.count("backoff_skipped")
                     await emit(poller.backing_off(slot))
                     step = next_slot(slot, self.clock.now(), poller.interval_s, 0)
@@ -131,10 +166,12 @@ class ModbusSource:
                     result = await poller.poll(link, self._before_request)
                     await emit(result)
                     step = next_slot(slot, self.clock.now(), poller.interval_s, poller.consecutive_failures)
-                    poll_at[poller.name] = step.at
+                    poll_at[poller] = step.at
                 if step.missed:
                     poller.count("missed_slot", step.missed)
-                due[poller.name] = step.at - step.backoff_skipped * poller.interval_s
+                due[poller] = step.at - step.backoff_skipped * poller.interval_s
+                for gone in [p for p in due if p not in order]:
+                    del due[gone], poll_at[gone]
         finally:
             await link.close()
 
@@ -212,13 +249,25 @@ def build_modbus_sources(
         bus = buses[bus_name]
         parts = [bus.model_dump_json()]
         pollers = []
+        device_fingerprints = {}
         for device in devices:
             profile = loaded.profiles[device.profile]
             parts += [device.model_dump_json(), profile.model_dump_json()]
+            device_fingerprints[device.name] = _fingerprint(device.model_dump_json(), profile.model_dump_json())
             endpoint = bus.port if isinstance(bus, SerialBusConfig) else f"{bus.host}:{bus.port}"
             pollers.append(DevicePoller(device, plan_of(device), endpoint, clock.now, threshold))
+        link = _fingerprint(bus.model_dump_json(), str(threshold))
         sources.append(
-            ModbusSource(bus_name, pollers, _bus_link_factory(bus), _bus_pause_s(bus), clock, _fingerprint(*parts))
+            ModbusSource(
+                bus_name,
+                pollers,
+                _bus_link_factory(bus),
+                _bus_pause_s(bus),
+                clock,
+                _fingerprint(*parts),
+                link,
+                device_fingerprints,
+            )
         )
     return sources
 

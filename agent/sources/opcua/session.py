@@ -176,6 +176,7 @@ class OpcuaSession:
         array: list[str] = await client.get_namespace_array()
         namespaces = {uri: i for i, uri in enumerate(array)}
         browse: list[tuple[int, BrowseRef]] = []
+        unknown: dict[str, list[int]] = {}  # namespace URI the server does not have -> its points
         for i, point in enumerate(plan.points):
             address = point.address
             try:
@@ -185,11 +186,17 @@ class OpcuaSession:
                     relative_path_for(address, namespaces)
                     browse.append((i, address))
             except KeyError as missing:
-                self._point_error(
-                    i,
-                    f"namespace {missing.args[0]} is not on the server",
-                    f"namespace {missing.args[0]} is not on {plan.endpoint}",
-                )
+                unknown.setdefault(str(missing.args[0]), []).append(i)
+        for uri, indexes in unknown.items():  # one message per namespace (logged once), not one per point
+            names = [plan.points[i].name for i in indexes]
+            shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+            listed = ", ".join(f"[{n}] {u}" for n, u in enumerate(array))
+            detail = (
+                f"namespace {uri} is not on {plan.endpoint} ({len(names)} point(s): {shown}); check namespace_uri "
+                f"or nsu= against the server's namespaces: {listed}"
+            )
+            for i in indexes:
+                self.point_errors[i] = PointError(f"namespace {uri} is not on the server", f"{plan.device}: {detail}")
         for start in range(0, len(browse), _CHUNK):
             chunk = browse[start : start + _CHUNK]
             paths = [relative_path_for(ref, namespaces) for _, ref in chunk]

@@ -336,7 +336,7 @@ class OpcuaSource:
         if connected:
             self._last_success_ts = now
         all_errors = (
-            errors + tuple(e.message for e in point_errors.values())
+            errors + tuple(dict.fromkeys(e.message for e in point_errors.values()))
             if connected
             else (f"{self.plan.device}: {samples[0].reason}",)
         )
