@@ -165,6 +165,11 @@ async def exercise(browser: Browser, sim: ModbusSimulator, agent: AgentProcess, 
         ".find(b => b.textContent.startsWith('raw')).click(); true"
     )
     await page.wait_for("document.querySelector('[data-device=\"kiln1-meter\"] td.raw')?.textContent", 10, "raw")
+    await page.eval("document.getElementById('validate').click(); true")
+    await page.wait_for(
+        "document.getElementById('output').textContent.includes('energy-agent validate')", 45, "validate"
+    )
+    await page.wait_for("document.getElementById('output').textContent.includes('(exit status 0)')", 45, "validate ok")
 
     # a phone-sized screen, in Chinese
     await page.eval("document.getElementById('lang').click(); true")

@@ -345,3 +345,18 @@ def test_nothing_in_the_web_page_can_reach_a_write() -> None:
     forbidden = ("write_register", "write_coil", "write_value", "set_value", "write_text", "write_bytes", "unlink")
     found = [(f.name, word) for f in files for word in forbidden if word in f.read_text(encoding="utf-8")]
     assert len(files) >= 8 and found == []
+
+
+def test_the_page_files_ship_in_the_package_and_name_nothing_remote() -> None:
+    import tomllib
+
+    import agent.web
+    from agent.web.server import STATIC_FILES
+
+    folder = Path(agent.web.__file__).parent / "static"
+    assert sorted(p.name for p in folder.iterdir()) == sorted(STATIC_FILES)
+    pyproject = tomllib.loads((Path(agent.web.__file__).parents[2] / "pyproject.toml").read_text())
+    assert "web/static/*" in pyproject["tool"]["setuptools"]["package-data"]["agent"]
+    for name in STATIC_FILES:  # no CDN, no font or script from elsewhere: a gateway is offline
+        text = (folder / name).read_text(encoding="utf-8")
+        assert "http://" not in text.replace("http://www.w3.org/2000/svg", "") and "https://" not in text, name
