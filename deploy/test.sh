@@ -3,8 +3,9 @@
 # Debian's mosquitto, influxdb (1.x), victoria-metrics (InfluxDB v2 write API), socat, chromium, firefox-esr,
 # python3-venv, fonts-wqy-microhei and poppler-utils (the centre's energy report);
 # then the agent with its dev extras in .venv, then pytest on parallel workers (pytest-xdist). Extra arguments go
-# to pytest. Most tests wait on sockets, timers and child processes rather than on a core, so the default is three
-# workers per core; TEST_WORKERS=N sets another number (TEST_WORKERS=0 runs everything in this one process).
+# to pytest. Most tests wait on sockets, timers and child processes rather than on a core, so the default is two
+# workers per core (three starved the timing-sensitive tests of CPU); TEST_WORKERS=N sets another number
+# (TEST_WORKERS=0 runs everything in this one process).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -32,5 +33,5 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
 .venv/bin/python -m pip install -q -e '.[dev]'
-workers="${TEST_WORKERS:-$(( $(nproc) * 3 ))}"
+workers="${TEST_WORKERS:-$(( $(nproc) * 2 ))}"
 exec .venv/bin/python -m pytest -n "$workers" "$@"

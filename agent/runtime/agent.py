@@ -1,3 +1,4 @@
+# size: one class, the agent process (run, emit, KPI and status loops, reload, signals) over shared state
 """The agent process: compiled site -> sources -> samples -> KPI engine -> spool -> MQTT sink.
 
 Structured concurrency: one TaskGroup holds a task per source (a Modbus TCP device, a serial bus or TCP gateway,
