@@ -14,6 +14,7 @@ command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || missing+=(mosqu
 command -v influxd >/dev/null || missing+=(influxdb)
 command -v victoria-metrics >/dev/null || missing+=(victoria-metrics)
 command -v socat >/dev/null || missing+=(socat)
+command -v ip >/dev/null || missing+=(iproute2)  # network namespaces for the offline-install tests
 command -v chromium >/dev/null || missing+=(chromium)  # the web page's browser tests (tests/e2e/test_web_*.py)
 command -v firefox-esr >/dev/null || command -v firefox >/dev/null || missing+=(firefox-esr)
 python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
