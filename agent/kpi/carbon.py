@@ -70,7 +70,7 @@ def process_kpis(
         f"{factor:.4f} tCO2/t ({declared}); not energy CO2"
     )
     process = Term([(ch, w * factor) for ch, w in prod.parts])
-    both = Term(co2.parts + process.parts)
+    both = Term(co2.parts + process.parts, history=co2.history)
     out = [
         kpi("co2_process_t", "tCO2", {"c": process}, total("c")),
         kpi("co2_process_t_per_t", f"tCO2/{unit}", {"c": process, "p": prod}, ratio("c", "p")),

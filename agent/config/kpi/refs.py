@@ -94,6 +94,16 @@ RATE_ROLES: frozenset[Role] = frozenset(
 )
 
 
+class LhvPeriodConfig(StrictModel):
+    """A coefficient a fuel had before a change: the months before ``until`` are valued with it."""
+
+    until: str = Field(
+        pattern=r"^\d{4}-(0[1-9]|1[0-2])$",
+        description="First month (YYYY-MM) of the next value: earlier months use this",
+    )
+    lhv_gj_per_unit: float = Field(gt=0, description="The low heating value those months had, GJ per unit")
+
+
 class FuelConfig(PointRefConfig):
     """A fuel or energy carrier input. ``carrier`` is a key of the factor table (raw_coal, natural_gas, heat, ...);
     a measured low heating value overrides the carrier's reference coefficient, for kgce and CO2 alike."""
@@ -105,6 +115,12 @@ class FuelConfig(PointRefConfig):
     )
     feedstock: bool = Field(
         False, description="Used as raw material (原料用能): counted in kgce, left out of the park's controlled total"
+    )
+    lhv_history: list[LhvPeriodConfig] = Field(
+        default_factory=list,
+        description="Earlier values of lhv_gj_per_unit and the month each ended: closed months keep the coefficient "
+        "they were computed with, a new one applies from its month (an undeclared change applies from the month of "
+        "the restart, logged)",
     )
     carbon_retained_share: float | None = Field(
         None,

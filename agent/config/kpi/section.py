@@ -63,6 +63,11 @@ class KpiSectionConfig(StrictModel):
         description="Share of a year or 12mo window that must be covered for its grade (the national levels are "
         "annual figures); below it the value is published ungraded, the missing months named",
     )
+    restate_closed_periods: bool = Field(
+        False,
+        description="true: a changed fuel coefficient revalues the months already closed (an explicit restatement, "
+        "logged); false: closed months keep the coefficients they were computed with",
+    )
     settle_s: float = Field(120.0, ge=0, description="How long after its end a window waits for late data")
     max_gap_s: float = Field(60.0, gt=0, description="Rates and levels: a longer gap is a gap, not bridged")
     counter_bridge_max_s: float = Field(3600.0, gt=0, description="Counters: longest delta counted as covered")
