@@ -25,6 +25,29 @@ ENERGY_CO2 = "energy CO2: fuel combustion and purchased electricity and heat, ne
 Explain = Callable[[float | None, Mapping[str, float]], str | None]
 
 
+def steam_basis(line: LineConfig, ctx: Context) -> str:
+    """What a purchased steam coefficient stands for: the table's reference value (which includes the supplying
+    boiler's losses, not the steam's enthalpy) or the declared enthalpy rise (the enthalpy method)."""
+    said: list[str] = []
+    for f in line.fuels:
+        c = ctx.factors.carriers[f.carrier]
+        if not f.carrier.startswith("steam"):
+            continue
+        if f.lhv_gj_per_unit is None:
+            gj = c.kgce_per_unit / ctx.factors.kgce_per_gj()
+            said.append(
+                f"{f.carrier} at its reference coefficient {c.kgce_per_unit:g} kgce/{c.unit} ({gj:.3f} GJ/{c.unit}, "
+                f"status {c.status}): it includes the supplying boiler's losses, not the steam's enthalpy; with the "
+                "steam's pressure and temperature measured, declare lhv_gj_per_unit = h(p, T) - h(return water) "
+                "(IAPWS-IF97) for the enthalpy method"
+            )
+        else:
+            said.append(
+                f"{f.carrier} by its declared enthalpy rise {f.lhv_gj_per_unit:g} GJ/{c.unit} (enthalpy method)"
+            )
+    return "; ".join(said)
+
+
 def fuel_tco2(f: FuelConfig, ctx: Context) -> float:
     """tCO2 per unit of a fuel as the line emits it: a feedstock's carbon retained in the products deducted."""
     full = ctx.fuel_tco2(f)

@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping
 
 from agent.config.kpi import LineConfig
 from agent.kpi.benchmarks import corrected, missing_carriers
-from agent.kpi.carbon import ENERGY_CO2, co2_explain, fuel_tco2, process_kpis
+from agent.kpi.carbon import ENERGY_CO2, co2_explain, fuel_tco2, process_kpis, steam_basis
 from agent.kpi.channels import Channel, Term
 from agent.kpi.indicators import Context, LineTerms, TermKpi, ratio, total
 from agent.kpi.windows import WindowSpec
@@ -86,6 +86,9 @@ def line_kpis(line: LineConfig, ctx: Context) -> list[TermKpi]:
         why = "; ".join(f"{c} counted at 0 tCO2: {ctx.factors.carriers[c].co2_none}" for c in uncounted)
         out[-2].reference = out[-1].reference = "; ".join(x for x in (ENERGY_CO2, ctx.grid_reference, why) if x)
         out[-2].explain = out[-1].explain = co2_explain(line)
+        if basis := steam_basis(line, ctx):
+            for k in out[-4:]:
+                k.reference = "; ".join(x for x in (k.reference, basis) if x)
         out += process_kpis(line, ctx, prod, co2, kpi, pu)
         if line.credits:
             gross = Term(gross_parts, history=hist)
