@@ -106,7 +106,11 @@ class LhvPeriodConfig(StrictModel):
 
 class FuelConfig(PointRefConfig):
     """A fuel or energy carrier input. ``carrier`` is a key of the factor table (raw_coal, natural_gas, heat, ...);
-    a measured low heating value overrides the carrier's reference coefficient, for kgce and CO2 alike."""
+    a measured low heating value overrides the carrier's reference coefficient, for kgce and CO2 alike. A closed
+    month keeps the coefficient it was computed with: earlier values go in ``lhv_history``; an undeclared change
+    applies from the month the agent restarts with it (logged), unless ``kpi.restate_closed_periods``. Purchased
+    steam at the table's coefficient includes the supplier's boiler losses (said in the KPIs' reference); its
+    enthalpy rise h(p, T) - h(return water) as ``lhv_gj_per_unit`` is the enthalpy method."""
 
     carrier: str = Field(description="Energy carrier in the factor table, e.g. raw_coal, natural_gas, diesel, heat")
     lhv_gj_per_unit: float | None = Field(None, gt=0, description="Measured low heating value, GJ per t or per m3")

@@ -17,6 +17,9 @@ from agent.config.kpi.windows import parse_hhmm
 
 
 class FactorsConfig(StrictModel):
+    """Conversion and CO2 factors. The electricity method values every kWh of a line the same way, consumed or
+    exported as a credit (never one method in and the other out)."""
+
     electricity_method: Literal["equivalent", "equal_value"] = Field(
         "equivalent",
         description="Electricity to kgce: equivalent (0.1229 kgce/kWh, the heat content) or equal_value (the supply "
