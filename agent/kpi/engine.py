@@ -1,5 +1,5 @@
-"""KpiEngine (about 440 lines: building, ingest, evaluate and the restart and history hooks share its tables): good
-samples in, KPI values per window out. Pure and synchronous; time comes from the samples and
+# size: building, ingest, evaluate and the restart and history hooks share the engine's tables (channels, routes)
+"""KpiEngine: good samples in, KPI values per window out. Pure and synchronous; time comes from the samples and
 from the ``now`` given to ``evaluate`` (the injected clock only sets where the first windows start).
 
 Lifecycle: build once from the site's ``kpi`` section (``KpiEngine.from_site``), call ``ingest`` for every poll
