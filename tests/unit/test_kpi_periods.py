@@ -211,3 +211,17 @@ def test_a_restatement_is_explicit_and_logged() -> None:
     eng, line = restarted_in_april(restate_closed_periods=True)
     assert "22 -> 23 GJ/unit, closed months restated (restate_closed_periods)" in line
     assert twelve_months_to_april(eng, at(2026, 4, 1)).value == pytest.approx(RESTATED, rel=1e-6)
+
+
+def test_a_kiln_heat_consumption_keeps_the_coefficients_of_closed_months_too() -> None:
+    """The kiln equipment KPI with the same declared history: 14 t/h of coal, 22.0 GJ/t for Jan-Mar (2,160 h) and
+    23.0 for April (720 h), 100 t/h of clinker: 14 x (2160 x 22 + 720 x 23) / 288,000 x 1000 = 3,115.0 kJ/kg for
+    the 12 months to April (all at 23.0 it would be 3,220.0)."""
+    fuel = {"device": "f", "role": "coal_t", "carrier": "raw_coal", "lhv_gj_per_unit": 23.0}
+    fuel["lhv_history"] = [{"until": "2026-04", "lhv_gj_per_unit": 22.0}]
+    kiln = {"kind": "kiln", "name": "k1", "device": "k", "fuels": [fuel], "windows": ["12mo"]}
+    cfg = KpiSectionConfig.model_validate({"windows": ["day"], "emit_running": False, "equipment": [kiln]})
+    eng = KpiEngine(cfg, {d: DeviceInfo(d) for d, _ in RATES}, "Asia/Shanghai", lambda: at(2026, 1, 1))
+    out = run(eng, hourly(at(2026, 1, 1), at(2026, 5, 1, 1)), at(2026, 5, 2))
+    v = next(v for v in out if v.name == "heat_kj_per_kg" and v.final and v.window_end == at(2026, 5, 1))
+    assert v.value == pytest.approx(3115.0, rel=1e-6)
