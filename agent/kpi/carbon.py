@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from agent.config.kpi import FuelConfig, LineConfig
 from agent.kpi.channels import Term
 from agent.kpi.indicators import Context, TermKpi, ratio, total
+from agent.kpi.purchased import basis as enthalpy_basis
 
 CO2_PER_CAO = 44.01 / 56.08  # t CO2 per t CaO from CaCO3 (0.440 tCO2/t CaCO3 x 100.09 / 56.08)
 CO2_PER_MGO = 44.01 / 40.30  # t CO2 per t MgO from MgCO3
@@ -31,6 +32,9 @@ def steam_basis(line: LineConfig, ctx: Context) -> str:
     said: list[str] = []
     for f in line.fuels:
         c = ctx.factors.carriers[f.carrier]
+        if f.method == "enthalpy":
+            said.append(enthalpy_basis(f))
+            continue
         if not f.carrier.startswith("steam"):
             continue
         if f.lhv_gj_per_unit is None:
@@ -38,8 +42,8 @@ def steam_basis(line: LineConfig, ctx: Context) -> str:
             said.append(
                 f"{f.carrier} at its reference coefficient {c.kgce_per_unit:g} kgce/{c.unit} ({gj:.3f} GJ/{c.unit}, "
                 f"status {c.status}): it includes the supplying boiler's losses, not the steam's enthalpy; with the "
-                "steam's pressure and temperature measured, declare lhv_gj_per_unit = h(p, T) - h(return water) "
-                "(IAPWS-IF97) for the enthalpy method"
+                "steam's pressure and temperature measured, declare method: enthalpy (flow x (h(p, T) - "
+                "h(return)), IAPWS-IF97) or lhv_gj_per_unit = h(p, T) - h(return water)"
             )
         else:
             said.append(

@@ -215,6 +215,7 @@ class Context:
     fuel_coefficients: dict[str, float] = field(default_factory=dict)
     fuel_names: dict[str, str] = field(default_factory=dict)
     declared_history: set[str] = field(default_factory=set)
+    enthalpy_channels: dict[str, Channel] = field(default_factory=dict)  # agent.kpi.purchased.fuel_channel
 
     def month_start(self, month: str) -> float:
         """UNIX time of the first of a 'YYYY-MM' month, local midnight."""
@@ -261,6 +262,8 @@ class Context:
         carrier's coefficient."""
         if f.lhv_gj_per_unit is not None:
             return f.lhv_gj_per_unit
+        if isinstance(f, FuelConfig) and f.method == "enthalpy":
+            return 1.0  # its channel counts GJ (agent.kpi.purchased)
         if isinstance(f, CreditConfig) and f.kgce_per_unit is not None:
             return f.kgce_per_unit / self.factors.kgce_per_gj()
         assert f.carrier is not None

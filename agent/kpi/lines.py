@@ -10,6 +10,7 @@ from agent.kpi.benchmarks import corrected, missing_carriers
 from agent.kpi.carbon import ENERGY_CO2, co2_explain, fuel_tco2, process_kpis, steam_basis
 from agent.kpi.channels import Channel, Term
 from agent.kpi.indicators import Context, LineTerms, TermKpi, ratio, total
+from agent.kpi.purchased import fuel_channel
 from agent.kpi.windows import WindowSpec
 
 
@@ -24,18 +25,18 @@ def line_kpis(line: LineConfig, ctx: Context) -> list[TermKpi]:
     elec = ctx.term(line.electricity, w)
     renewable = [r for r in line.electricity if r.device in ctx.renewable_devices]
     gross_parts = [(ch, ctx.electricity_kgce_per_kwh) for ch in elec.channels()]
-    gross_parts += [(ctx.source.channel(f, w), ctx.fuel_kgce(f)) for f in line.fuels]
+    gross_parts += [(fuel_channel(ctx, f, w), ctx.fuel_kgce(f)) for f in line.fuels]
     credit = Term([(ctx.source.channel(c, w), ctx.fuel_kgce(c)) for c in line.credits])
     hist = ctx.fuel_history  # closed months keep their coefficients (agent.kpi.engine.KpiEngine.coefficients)
     for f in line.fuels:
-        ctx.register_fuel(ctx.source.channel(f, w).key, f, f"line {line.name} fuel {f.carrier} ({f.device})")
+        ctx.register_fuel(fuel_channel(ctx, f, w).key, f, f"line {line.name} fuel {f.carrier} ({f.device})")
     kgce = Term(gross_parts + [(ch, -k) for ch, k in credit.parts], history=hist)
-    feedstock = Term([(ctx.source.channel(f, w), ctx.fuel_kgce(f)) for f in line.fuels if f.feedstock], history=hist)
+    feedstock = Term([(fuel_channel(ctx, f, w), ctx.fuel_kgce(f)) for f in line.fuels if f.feedstock], history=hist)
     co2_parts: list[tuple[Channel, float]] = []
     for r in line.electricity:
         factor = ctx.renewable_tco2_per_mwh if r.device in ctx.renewable_devices else ctx.grid_tco2_per_mwh
         co2_parts.append((ctx.source.channel(r, w), factor / 1000.0))
-    co2_parts += [(ctx.source.channel(f, w), fuel_tco2(f, ctx)) for f in line.fuels]
+    co2_parts += [(fuel_channel(ctx, f, w), fuel_tco2(f, ctx)) for f in line.fuels]
     co2_parts += [(ctx.source.channel(c, w), -ctx.credit_tco2(c)) for c in line.credits if c.co2 != "none"]
     co2 = Term(co2_parts, history=hist)
     ctx.lines[line.name] = LineTerms(
@@ -97,7 +98,7 @@ def line_kpis(line: LineConfig, ctx: Context) -> list[TermKpi]:
                 kpi("credit_kgce", "kgce", {"e": credit}, total("e")),
             ]
     if line.fuels:
-        heat = Term([(ctx.source.channel(f, w), ctx.fuel_gj(f)) for f in line.fuels], history=hist)
+        heat = Term([(fuel_channel(ctx, f, w), ctx.fuel_gj(f)) for f in line.fuels], history=hist)
         # GJ/t = 1000 kJ/kg
         out.append(kpi("heat_kj_per_kg", "kJ/kg", {"h": heat, "p": prod}, ratio("h", "p", 1000.0)))
     if line.water:
@@ -142,7 +143,7 @@ def _label_electricity(kpis: list[TermKpi], line: LineConfig, ctx: Context, w: t
         return
     eq = ctx.factors.carriers["electricity"].kgce_per_unit
     parts = [(ch, eq) for ch in ctx.term(line.electricity, w).channels()]
-    parts += [(ctx.source.channel(f, w), ctx.fuel_kgce_equivalent(f)) for f in line.fuels]
+    parts += [(fuel_channel(ctx, f, w), ctx.fuel_kgce_equivalent(f)) for f in line.fuels]
     parts += [(ctx.source.channel(c, w), -ctx.fuel_kgce_equivalent(c)) for c in line.credits]
     equivalent = Term(parts, history=ctx.fuel_history)
     label = (

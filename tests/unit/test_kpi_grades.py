@@ -168,7 +168,7 @@ def test_purchased_steam_states_its_basis_and_offers_the_enthalpy_method() -> No
     table = final(run({"lines": [line(fuels=[steam])]}, rates), "energy_kgce")
     assert table.value == pytest.approx(1286.0, rel=1e-6)
     assert "steam_low_pressure at its reference coefficient 128.6 kgce/t (3.769 GJ/t" in table.reference
-    assert "declare lhv_gj_per_unit = h(p, T) - h(return water)" in table.reference
+    assert "declare method: enthalpy (flow x (h(p, T) - h(return)), IAPWS-IF97)" in table.reference
     measured = final(run({"lines": [line(fuels=[steam | {"lhv_gj_per_unit": 2.6}])]}, rates), "energy_kgce")
     assert measured.value == pytest.approx(10 * 2.6 * 1e6 / 29307.6, rel=1e-6)
     assert "by its declared enthalpy rise 2.6 GJ/t (enthalpy method)" in measured.reference
