@@ -25,14 +25,14 @@ import logging
 import signal
 import time
 import uuid
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
 from agent import __version__
 from agent.config.load import LoadedSite
 from agent.errors import ConfigError
-from agent.model import PollResult
+from agent.model import PollResult, Sample
 from agent.runtime.compile import CompiledSite, compile_site
 from agent.runtime.kpistate import KpiStateFile
 from agent.runtime.monitor import Liveness, LoopLagMonitor, Percentiles, Ring, poll_jitter_s, status_line
@@ -48,6 +48,7 @@ from agent.runtime.parts import (
 from agent.runtime.prometheus import Family, PrometheusServer, families
 from agent.runtime.reload import plan_reload
 from agent.runtime.webview import Hints, web_page
+from agent.sinks.limits import MAX_MESSAGE_BYTES, packet_bytes, split_to_fit
 from agent.sources.base import Source
 from agent.sources.modbus.device import DevicePoller
 from agent.sources.modbus.source import ModbusSource
@@ -197,19 +198,29 @@ class Agent:
         parts = self.parts
         assert parts is not None
         site = self.loaded.site
-        self.seq += 1
-        payload = encode_samples(
-            site=site.site,
-            gateway=site.gateway,
-            boot=self.boot,
-            seq=self.seq,
-            device=result.device,
-            ts=result.ts,
-            tags=self._tags.get(result.device, {}),
-            samples=result.samples,
-        )
         topic = parts.topics.samples(result.device)
-        self._turn.append((topic, payload, "samples", self.seq, result.ts))
+        tags = self._tags.get(result.device, {})
+
+        def encode(samples: Sequence[Sample], seq: int = self.seq + 1) -> bytes:
+            return encode_samples(
+                site=site.site,
+                gateway=site.gateway,
+                boot=self.boot,
+                seq=seq,
+                device=result.device,
+                ts=result.ts,
+                tags=tags,
+                samples=tuple(samples),
+            )
+
+        # a poll too big for one message goes out as several, each with its own seq (the centre takes each alone)
+        limit = (site.mqtt.max_message_bytes if site.mqtt is not None else MAX_MESSAGE_BYTES) - packet_bytes(topic, b"")
+        chunks = split_to_fit(result.samples, encode, limit)
+        if len(chunks) > 1:
+            chunks = [(c, encode(c, self.seq + 1 + k)) for k, (c, _) in enumerate(chunks)]
+        for _, payload in chunks:
+            self.seq += 1
+            self._turn.append((topic, payload, "samples", self.seq, result.ts))
         if len(self._turn) == 1:  # the first poll of this loop turn commits the turn's polls in one transaction
             try:
                 await asyncio.sleep(0)

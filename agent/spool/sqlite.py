@@ -46,7 +46,8 @@ log = logging.getLogger(__name__)
 _EXPIRE_EVERY_S = 1.0
 _RETRY_S = 1.0  # on a disk that refuses everything, one more try per second (other appends are counted at once)
 _PROBE_S = 5.0
-_ACK_BATCH = 4096  # queued acks written at once without waiting for the next transaction  # while keeping to its space, how often the spool looks whether the filesystem has room again
+_ACK_BATCH = 4096
+SET_ASIDE_KEEP = 100  # messages set aside that stay in the spool file for inspection  # queued acks written at once without waiting for the next transaction  # while keeping to its space, how often the spool looks whether the filesystem has room again
 
 
 class SqliteSpool(RecordStore):
@@ -203,6 +204,28 @@ class SqliteSpool(RecordStore):
         if len(self._unacked) >= _ACK_BATCH:
             self._commit_acks()
 
+    def set_aside(self, record_id: int, reason: str) -> None:
+        """Move a record the broker cannot take out of the queue into the ``set_aside`` table (the newest
+        ``SET_ASIDE_KEEP`` are kept there for inspection), counted as ``set_aside_<kind>``; never published again."""
+        try:
+            with self._transaction("set aside") as txn:
+                self._db.execute(
+                    "INSERT OR REPLACE INTO set_aside SELECT id, kind, topic, payload, seq, ts, size, ?, ? "
+                    "FROM records WHERE id = ?",
+                    (reason, self._clock(), record_id),
+                )
+                self._db.execute(
+                    "DELETE FROM set_aside WHERE id NOT IN (SELECT id FROM set_aside ORDER BY id DESC LIMIT ?)",
+                    (SET_ASIDE_KEEP,),
+                )
+                gone = self._delete([record_id])
+                self._bump_counters(txn, gone, "set_aside")
+        except StorageFault as fault:
+            self._disk_refused(fault)
+            self.ack([record_id])  # not kept, but never offered again
+            return
+        self._forget(gone)
+
     def _commit_acks(self) -> None:
         if not self._unacked and not self._unsaved:
             return
@@ -239,6 +262,7 @@ class SqliteSpool(RecordStore):
             dropped_full={k: counters.get(f"dropped_full_{k}", 0) for k in KINDS},
             dropped_expired={k: counters.get(f"dropped_expired_{k}", 0) for k in KINDS},
             dropped_unwritable={k: counters.get(f"dropped_unwritable_{k}", 0) for k in KINDS},
+            set_aside={k: counters.get(f"dropped_set_aside_{k}", 0) for k in KINDS},
             fsync=self._fsync_text(),
             disk_fault=self._disk.reason if self._disk is not None else "",
             fsync_failures=self._sync.failures,
