@@ -36,7 +36,7 @@ from agent.errors import SpoolError
 from agent.spool.base import KINDS, RECORD_OVERHEAD_BYTES, Kind, NewRecord, SpooledRecord, SpoolStats
 from agent.spool.episodes import BoundEpisodes, DiskEpisode, Gone
 from agent.spool.lock import StateDirLock
-from agent.spool.records import RecordStore, StorageFault, Txn
+from agent.spool.records import WAL_HEADROOM_BYTES, RecordStore, StorageFault, Txn
 from agent.spool.schema import connect, open_error
 from agent.spool.storage import Reserve, free_bytes, is_corrupt, move_aside, refused
 from agent.spool.walsync import WalSyncer
@@ -67,6 +67,7 @@ class SqliteSpool(RecordStore):
         self._last_expire: float | None = None  # injected-clock time of the last expiry pass
         self._bounds = BoundEpisodes(path, config.max_bytes, config.max_age_s)
         self._disk: DiskEpisode | None = None
+        self._reserve_released = False  # in the current disk episode
         self._unacked: set[int] = set()  # acked ids not deleted yet: written with the next transaction
         self._last_look = clock()  # when the spool last looked that its file is still there
         self._recreate_failing = False
@@ -327,6 +328,7 @@ class SqliteSpool(RecordStore):
                 disk.cap = min(self._bytes, self._config.max_bytes)
             return
         released = self._reserve.size >> 20 if self._reserve.release() else 0
+        self._reserve_released = bool(released)
         cap = min(self._bytes, self._config.max_bytes)
         self._disk = DiskEpisode(self.path, fault.reason, cap, self._clock(), self._bytes, released)
 
@@ -354,6 +356,7 @@ class SqliteSpool(RecordStore):
                     continue
                 if limit == self._config.max_bytes and disk.cap is None:
                     self._disk = None
+                    self._reserve_released = False
                     disk.end(self.path)
                 else:
                     disk.cap = self._bytes
@@ -443,6 +446,11 @@ class SqliteSpool(RecordStore):
 
     def _housekeeping(self) -> None:
         if self._last_expire is None or abs(self._clock() - self._last_expire) >= _EXPIRE_EVERY_S:
+            # a reserve (held, or given back in this episode) is the WAL's room: no more headroom needed then
+            wal_room = self._reserve.size >= WAL_HEADROOM_BYTES and (
+                self._reserve_released or self._reserve.path.exists()
+            )
+            self._cap_growth(free_bytes(self.path.parent), 0 if wal_room else WAL_HEADROOM_BYTES)
             self.expire()
             if self._disk is not None:
                 self._probe_disk(self._disk)
