@@ -159,7 +159,7 @@ def test_a_restart_on_a_full_small_partition_keeps_the_newest_not_the_first(
                 seq += 1
                 clock.now += 0.01
             stats = spool.stats()
-            seqs = [r.seq for r in spool.read(0, 100_000)]
+            seqs = [r.seq or 0 for r in spool.read(0, 100_000)]
             assert stats.dropped_unwritable["samples"] == 0, f"restart {restart}: polls were refused, not stored"
             assert seqs[-1] == seq - 1 and seqs == list(range(seqs[0], seq)), "the newest, without a gap"
             assert len(seqs) >= held * 0.8, f"restart {restart}: the spool shrank from {held} to {len(seqs)}"
@@ -185,7 +185,7 @@ def test_another_process_filling_the_disk_leaves_the_backlog_its_space(
             stored.append(spool.append(TOPIC, payload(seq), "samples", seq=seq))
             clock.now += 0.1
         stats = spool.stats()
-        seqs = [r.seq for r in spool.read(0, 100_000)]
+        seqs = [r.seq or 0 for r in spool.read(0, 100_000)]
         assert stats.disk_fault, "the disk refused"
         assert len(seqs) >= 650, f"the spool shrank from 730 records to {len(seqs)}"
         assert seqs[-1] == 1729 and seqs == list(range(seqs[0], 1730)), "the newest, without a gap"
