@@ -298,8 +298,8 @@ class MqttSink:
             return
         if was_connected:
             self._failed(f"connection lost: {reason}")
-            if isinstance(self._client, CoalescingClient):
-                self._aside.on_loss(self._forward, self._client.forget_message)
+            if isinstance(self._client, CoalescingClient):  # after paho's own handling (it may be iterating)
+                asyncio.get_running_loop().call_soon(self._aside.on_loss, self._forward, self._client.forget_message)
         elif not self._refused:
             hint = " (does it require a client certificate? check mqtt.tls)" if self._config.tls else ""
             self._failed(f"the broker closed the connection before accepting the session: {reason}{hint}")
