@@ -133,27 +133,3 @@ def run_read_address(loaded: LoadedSite, bus_name: str, as_json: bool) -> int:
     else:
         print("\n".join(lines))
     return code
-
-
-def catalogue_markdown() -> str:
-    """``energy-agent reference dlt645``: the profile keys and every data identifier the agent knows."""
-    from agent.cli.reference import markdown_of
-    from agent.config.dlt645 import Dlt645ProfileConfig, catalogue
-
-    out = [markdown_of(Dlt645ProfileConfig, "DL/T 645 profile", "dlt645").rstrip(), ""]
-    for version in ("2007", "1997"):
-        out += [
-            f"## DL/T 645-{version} data identifiers (agent/data/dlt645_{version}.yaml)",
-            "",
-            "| di | name | format | unit | signed | ratio | role | what |",
-            "|---|---|---|---|---|---|---|---|",
-        ]
-        for di, item in catalogue(version).items():
-            role = item.role.value if item.role else ""
-            signed = "yes" if item.signed else ""
-            out.append(
-                f"| `{di}` | {item.name} | `{item.format}` | {item.unit} | {signed} | {item.ratio} | {role} | "
-                f"{item.description} |"
-            )
-        out.append("")
-    return "\n".join(out)

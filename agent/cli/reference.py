@@ -49,8 +49,6 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if args.section == "dlt645":
-        from agent.cli._dlt645 import catalogue_markdown
-
         print(catalogue_markdown(), end="")
         return 0
     print(markdown(args.section), end="")
@@ -228,3 +226,26 @@ def _default(info: FieldInfo) -> str:
     if isinstance(value, list | tuple):
         return "`[" + ", ".join(str(v) for v in value) + "]`"
     return f"`{value}`"
+
+
+def catalogue_markdown() -> str:
+    """``energy-agent reference dlt645``: the profile keys and every data identifier the agent knows."""
+    from agent.config.dlt645 import Dlt645ProfileConfig, catalogue
+
+    out = [markdown_of(Dlt645ProfileConfig, "DL/T 645 profile", "dlt645").rstrip(), ""]
+    for version in ("2007", "1997"):
+        out += [
+            f"## DL/T 645-{version} data identifiers (agent/data/dlt645_{version}.yaml)",
+            "",
+            "| di | name | format | unit | signed | ratio | role | what |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for di, item in catalogue(version).items():
+            role = item.role.value if item.role else ""
+            signed = "yes" if item.signed else ""
+            out.append(
+                f"| `{di}` | {item.name} | `{item.format}` | {item.unit} | {signed} | {item.ratio} | {role} | "
+                f"{item.description} |"
+            )
+        out.append("")
+    return "\n".join(out)
