@@ -6,6 +6,9 @@ port, wiring; OPC UA BadUserAccessDenied: the user or password file; ...), then 
 raw registers (hex) and the reason when no error line gives it already. ``--json`` prints one JSON object per
 sample as the wire does (device, point, value, unit, quality, ts, and reason/raw when present).
 
+``--scan-units BUS`` lists which Modbus unit ids answer on a bus, gateway or Modbus TCP device (``agent.cli._scan``;
+one read-only request per unit id, ``--units 1-247``, ``--timeout-ms 200``).
+
 ``--orders`` adds, for each multi-register point, its registers decoded in all four byte orders, most likely
 first: gauges by plausibility, counters (a counter role, or a total's unit such as kWh) by continuity between two
 polls one interval apart (see ``_orders``). ``--watch`` polls again every interval (``--interval``, default the
@@ -34,6 +37,7 @@ from typing import Any
 from agent.cli._dlt645 import meter_json, meter_lines, other_edition, run_read_address
 from agent.cli._hints import hints
 from agent.cli._orders import describe, is_counter, rank_orders
+from agent.cli._scan import scan_units
 from agent.config.load import LoadedSite
 from agent.config.opcua import OpcuaDeviceConfig
 from agent.config.profile import DataType
@@ -70,6 +74,13 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--interval", type=float, default=None, metavar="S", help="--watch: seconds between frames")
     parser.add_argument("--count", type=int, default=None, metavar="N", help="--watch: stop after N frames")
     parser.add_argument(
+        "--scan-units",
+        metavar="BUS",
+        help="list the Modbus unit ids that answer on this bus, gateway or TCP device (read-only requests)",
+    )
+    parser.add_argument("--units", default="1-247", help="--scan-units: the unit ids to try, e.g. 1-32 or 1,5,9-12")
+    parser.add_argument("--timeout-ms", type=int, default=200, help="--scan-units: wait per unit id (200)")
+    parser.add_argument(
         "--read-address",
         metavar="BUS",
         help="DL/T 645: ask the one meter on this bus (a point-to-point link) for its address and print it",
@@ -86,6 +97,9 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         return refuse(exc)
     loaded = compiled.loaded
+    if args.scan_units:
+        with _quiet("agent.sources"):
+            return scan_units(loaded, args)
     if args.read_address:
         return run_read_address(loaded, args.read_address, args.json)
     every = build_bus_sources(loaded, compiled.modbus_plans)

@@ -237,6 +237,19 @@ class SiteConfig(StrictModel):
     kpi: KpiSectionConfig | None = Field(
         None, description="Energy KPIs computed on the gateway (see energy-agent reference kpi); unset: no KPIs"
     )
+    poll_phase: Literal["spread", "aligned"] = Field(
+        "spread",
+        description="spread: each Modbus device polls at its own stable offset within its interval (a hash of its "
+        "name, in steps of poll_phase_step_ms), so replies do not queue behind each other at the top of the "
+        "second; sample timestamps stay the read times; aligned: every device at the multiples of its interval",
+    )
+    poll_phase_step_ms: float = Field(
+        100.0,
+        ge=0,
+        le=60000,
+        description="spread: devices whose offsets fall in one step are polled together in one wake-up; smaller: "
+        "fewer devices per burst (lower latency), more wake-ups (more CPU); 0: every device its own offset",
+    )
     monitoring: MonitoringConfig = Field(
         default_factory=lambda: MonitoringConfig(),
         description="Self-monitoring: health on the status topic and optional Prometheus metrics",

@@ -38,6 +38,7 @@ from agent.config.salvage import salvage_site
 from agent.config.site import ModbusDeviceConfig
 from agent.errors import ConfigError, ConfigIssue
 from agent.kpi.check import check_section
+from agent.kpi.history import HistoryError, history_refs, parse_history
 from agent.sources.modbus.plan import ReadPlan, build_read_plan
 
 if TYPE_CHECKING:
@@ -77,10 +78,29 @@ def compile_site(path: Path) -> CompiledSite:
             loaded.issue(tuple(at), message)
             for at, message in check_section(loaded.site, loaded.site.kpi, loaded.profiles)
         ]
+        issues += _history_issues(loaded)
     every = [*loaded.warnings, *issues]
     if any(i.severity == "error" for i in issues):
         raise ConfigError(every)
     return CompiledSite(loaded, modbus, opcua, tuple(ConfigError(every).issues))
+
+
+def _history_issues(loaded: LoadedSite) -> list[ConfigIssue]:
+    """Each line's history_csv must exist, parse and name only the line's inputs (agent.kpi.history)."""
+    assert loaded.site.kpi is not None
+    issues: list[ConfigIssue] = []
+    for i, line in enumerate(loaded.site.kpi.lines):
+        if line.history_csv is None:
+            continue
+        path = loaded.path.parent / line.history_csv
+        try:
+            rows = parse_history(path.read_text("utf-8"), line.history_csv)
+            history_refs(line, sorted({c for r in rows for c in r.values}), line.history_csv)
+        except OSError as exc:
+            issues.append(loaded.issue(("kpi", "lines", i, "history_csv"), f"cannot read {path}: {exc.strerror}"))
+        except HistoryError as exc:
+            issues.append(loaded.issue(("kpi", "lines", i, "history_csv"), str(exc)))
+    return issues
 
 
 def _kpi_issues_of_refused(path: Path, found: list[ConfigIssue]) -> list[ConfigIssue]:

@@ -16,6 +16,7 @@ from agent.config.load import LoadedSite, state_dir
 from agent.config.mqtt import MqttConfig
 from agent.config.opcua import OpcuaDeviceConfig
 from agent.kpi.engine import KpiEngine
+from agent.kpi.history import HistoryError, parse_history
 from agent.kpi.state import StateError
 from agent.runtime.buses import build_bus_sources
 from agent.runtime.compile import CompiledSite
@@ -108,7 +109,22 @@ def build_kpi_engine(
         except StateError as exc:  # a bug, or a snapshot this engine cannot read: start afresh rather than stop
             log.error("reload: the KPI state could not be carried over (%s); KPI windows start afresh", exc)
             engine = KpiEngine.from_site(loaded.site, loaded.profiles, clock, monotonic)
+    seed_histories(loaded, engine)
     return engine
+
+
+def seed_histories(loaded: LoadedSite, engine: KpiEngine) -> None:
+    """Seed each line's calendar months from its ``history_csv`` (agent.kpi.history); a file that no longer fits
+    is logged and left out (the compile step refuses one at validate and start)."""
+    assert loaded.site.kpi is not None
+    for line in loaded.site.kpi.lines:
+        if line.history_csv is None:
+            continue
+        path = loaded.path.parent / line.history_csv
+        try:
+            log.info("%s", engine.seed_history(line.name, parse_history(path.read_text("utf-8"), str(path)), str(path)))
+        except (OSError, HistoryError) as exc:
+            log.error("kpi: line %s: history not seeded: %s", line.name, exc)
 
 
 def kpi_state_file(loaded: LoadedSite) -> KpiStateFile:

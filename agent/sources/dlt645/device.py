@@ -92,6 +92,7 @@ class Dlt645Poller:
         self.version = version
         self.endpoint = endpoint
         self.interval_s = device.interval_s
+        self.phase_s = 0.0  # slots aligned to the interval unless the site spreads them (build_modbus_sources)
         self.timeout_s = device.timeout_ms / 1000.0
         self.failure_threshold = failure_threshold
         self._now = now

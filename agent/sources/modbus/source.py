@@ -31,7 +31,7 @@ from agent.sources.base import Emit
 from agent.sources.modbus.device import DevicePoller, Wait
 from agent.sources.modbus.link import ModbusLink
 from agent.sources.modbus.plan import ReadPlan, build_read_plan
-from agent.sources.modbus.schedule import Clock, SystemClock, first_slot, next_slot, realign
+from agent.sources.modbus.schedule import Clock, SystemClock, device_phase_s, first_slot, next_slot, realign
 
 
 class LoadedSiteLike(Protocol):
@@ -56,6 +56,8 @@ class BusPoller(Protocol):
 
     @property
     def consecutive_failures(self) -> int: ...
+
+    phase_s: float  # offset of its slots within the interval (schedule.device_phase_s); set by the builder
 
     def count(self, kind: str, n: int = 1) -> None: ...
 
@@ -189,10 +191,10 @@ class ModbusSource:
                 every = self.every
                 for p in every:
                     if p not in due:
-                        due[p] = poll_at[p] = first_slot(now, p.interval_s)
+                        due[p] = poll_at[p] = first_slot(now, p.interval_s, p.phase_s)
                     # a clock set back leaves slots far ahead: start again from now
-                    due[p] = realign(due[p], now, p.interval_s, 0)
-                    poll_at[p] = realign(poll_at[p], now, p.interval_s, p.consecutive_failures)
+                    due[p] = realign(due[p], now, p.interval_s, 0, p.phase_s)
+                    poll_at[p] = realign(poll_at[p], now, p.interval_s, p.consecutive_failures, p.phase_s)
                 order = {p: i for i, p in enumerate(every)}
                 poller = min(every, key=lambda p: (due[p], order[p]))
                 slot = due[poller]
@@ -202,11 +204,13 @@ class ModbusSource:
                 if slot < poll_at[poller]:
                     poller.count("backoff_skipped")
                     await emit(poller.backing_off(slot))
-                    step = next_slot(slot, self.clock.now(), poller.interval_s, 0)
+                    step = next_slot(slot, self.clock.now(), poller.interval_s, 0, poller.phase_s)
                 else:
                     result = await poller.poll(link, self._before_request)
                     await emit(result)
-                    step = next_slot(slot, self.clock.now(), poller.interval_s, poller.consecutive_failures)
+                    step = next_slot(
+                        slot, self.clock.now(), poller.interval_s, poller.consecutive_failures, poller.phase_s
+                    )
                     poll_at[poller] = step.at
                 if step.missed:
                     poller.count("missed_slot", step.missed)
@@ -280,6 +284,14 @@ def build_modbus_sources(
 
     site = loaded.site
     threshold = site.monitoring.failure_threshold
+
+    def phase_of(device: ModbusDeviceConfig) -> float:
+        if site.poll_phase == "aligned":
+            return 0.0
+        return device_phase_s(device.name, device.interval_s, site.poll_phase_step_ms / 1000.0)
+
+    phase_key = f"{site.poll_phase}/{site.poll_phase_step_ms:g}"  # a change restarts the sources on reload
+
     buses = {b.name: b for b in site.buses}
     sources: list[ModbusSource] = []
     by_bus: dict[str, list[ModbusDeviceConfig]] = {}
@@ -289,7 +301,7 @@ def build_modbus_sources(
         if device.host is not None:
             profile = loaded.profiles[device.profile]
             endpoint = f"{device.host}:{device.port}"
-            poller = DevicePoller(device, plan_of(device), endpoint, clock.now, threshold)
+            poller = DevicePoller(device, plan_of(device), endpoint, clock.now, threshold, phase_of(device))
             host, port = device.host, device.port
             sources.append(
                 ModbusSource(
@@ -298,7 +310,7 @@ def build_modbus_sources(
                     lambda host=host, port=port: ModbusLink.tcp(host, port),  # type: ignore[misc]
                     0.0,
                     clock,
-                    _fingerprint(device.model_dump_json(), profile.model_dump_json()),
+                    _fingerprint(device.model_dump_json(), profile.model_dump_json(), phase_key),
                 )
             )
         else:
@@ -309,20 +321,24 @@ def build_modbus_sources(
         bus = buses[bus_name]
         devices = by_bus.get(bus_name, [])
         extra = list(others.get(bus_name, ()))
-        parts = [bus.model_dump_json()]
+        parts = [bus.model_dump_json(), phase_key]
         pollers = []
         device_fingerprints = {}
         endpoint = _endpoint(bus)
         for device in devices:
             profile = loaded.profiles[device.profile]
             parts += [device.model_dump_json(), profile.model_dump_json()]
-            device_fingerprints[device.name] = _fingerprint(device.model_dump_json(), profile.model_dump_json())
-            pollers.append(DevicePoller(device, plan_of(device), endpoint, clock.now, threshold))
+            device_fingerprints[device.name] = _fingerprint(
+                device.model_dump_json(), profile.model_dump_json(), phase_key
+            )
+            pollers.append(DevicePoller(device, plan_of(device), endpoint, clock.now, threshold, phase_of(device)))
         for other in extra:  # a DL/T 645 meter: its config with the profile's points bound to it
+            if site.poll_phase != "aligned":  # the same stable per-device phase as the Modbus devices
+                other.phase_s = device_phase_s(other.name, other.interval_s, site.poll_phase_step_ms / 1000.0)
             config = getattr(other, "config", None)
             own = [config.model_dump_json() if config is not None else other.name, repr(getattr(config, "points", ()))]
             parts += own
-            device_fingerprints[other.name] = _fingerprint(*own)
+            device_fingerprints[other.name] = _fingerprint(*own, phase_key)
         link = _fingerprint(bus.model_dump_json(), str(threshold))
         if isinstance(bus, DtuBusConfig):
             if dtu_links is None:
