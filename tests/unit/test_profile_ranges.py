@@ -13,7 +13,8 @@ from agent.config.profile import DataType, PointConfig, ProfileConfig
 from agent.model import Quality
 from agent.sources.modbus.codec import compile_point
 
-PROFILES = sorted(shipped_profile_dir(env=False).glob("*.yaml"))
+# Modbus profiles: a DL/T 645 value is bounded by its BCD digits, and an invalid digit is bad, not a number
+PROFILES = sorted(p for p in shipped_profile_dir(env=False).glob("*.yaml") if not p.stem.startswith("dlt645-"))
 NOT_NUMBERS = {DataType.BOOL, DataType.BIT, DataType.STRING}
 _INT_LIMITS = {
     DataType.INT8_HIGH: (-(2**7), 2**7 - 1),
