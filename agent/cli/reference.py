@@ -40,10 +40,17 @@ def _sections() -> dict[str, tuple[str, type[BaseModel], frozenset[str]]]:
 
 
 def register(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("section", choices=["kpi", "site", "profile"], help="what to document")
+    parser.add_argument(
+        "section",
+        choices=["kpi", "site", "profile", "dlt645"],
+        help="what to document (dlt645: the DL/T 645 profile keys and data identifiers)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.section == "dlt645":
+        print(catalogue_markdown(), end="")
+        return 0
     print(markdown(args.section), end="")
     return 0
 
@@ -53,6 +60,13 @@ def markdown(section: str) -> str:
     title = (
         f"`{path}:` section of the site file" if path else {"site": "Site file", "profile": "Device profile"}[section]
     )
+    return markdown_of(model, title, section, path, elsewhere)
+
+
+def markdown_of(
+    model: type[BaseModel], title: str, section: str, path: str = "", elsewhere: frozenset[str] = frozenset()
+) -> str:
+    """Every key of ``model`` and the models under it, as Markdown tables."""
     out = [
         f"# {title}: every key",
         "",
@@ -212,3 +226,26 @@ def _default(info: FieldInfo) -> str:
     if isinstance(value, list | tuple):
         return "`[" + ", ".join(str(v) for v in value) + "]`"
     return f"`{value}`"
+
+
+def catalogue_markdown() -> str:
+    """``energy-agent reference dlt645``: the profile keys and every data identifier the agent knows."""
+    from agent.config.dlt645 import Dlt645ProfileConfig, catalogue
+
+    out = [markdown_of(Dlt645ProfileConfig, "DL/T 645 profile", "dlt645").rstrip(), ""]
+    for version in ("2007", "1997"):
+        out += [
+            f"## DL/T 645-{version} data identifiers (agent/data/dlt645_{version}.yaml)",
+            "",
+            "| di | name | format | unit | signed | ratio | role | what |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for di, item in catalogue(version).items():
+            role = item.role.value if item.role else ""
+            signed = "yes" if item.signed else ""
+            out.append(
+                f"| `{di}` | {item.name} | `{item.format}` | {item.unit} | {signed} | {item.ratio} | {role} | "
+                f"{item.description} |"
+            )
+        out.append("")
+    return "\n".join(out)

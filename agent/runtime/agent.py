@@ -131,7 +131,7 @@ class Agent:
                     if mon.prometheus_port is not None
                     else contextlib.nullcontext()
                 )
-                async with metrics, web_page(self, self.hints) as web:
+                async with web_page(self, self.hints) as web, metrics:  # page first: /metrics up = page up
                     self.notifier.ready(f"polling {len(site.devices)} devices")
                     log.info(
                         "agent %s started: site %s, gateway %s, %d devices, boot %s",

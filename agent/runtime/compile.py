@@ -5,8 +5,10 @@
 1. ``agent.config.load.load_site``: YAML, models, the site's and profiles' own checks, section hooks;
 2. every Modbus device's read plan (``agent.sources.modbus.plan``), enabled or not, errors positioned at the
    profile's point;
-3. every OPC UA device's plan (``agent.sources.opcua.plan``; asyncua is imported only when the site has one);
-4. what needs the plans or other packages: the serial bus cycle estimate (``agent.config.bus_time``, from the
+3. every DL/T 645 meter got its profile's points when loading (``agent.config.load``): its requests are one per
+   data identifier and join the bus cycle estimate below;
+4. every OPC UA device's plan (``agent.sources.opcua.plan``; asyncua is imported only when the site has one);
+5. what needs the plans or other packages: the serial bus cycle estimate (``agent.config.bus_time``, from the
    plans' real requests) and the KPI section against devices, profiles, level and factor tables
    (``agent.kpi.check``). A site the loader refuses still gets its KPI references checked, on the part of it that
    validates (``agent.config.salvage``), so one run reports every KPI mistake with the other errors.
@@ -27,8 +29,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from agent.config.bus_time import RequestSize, check_bus_times
+from agent.config.bus_time import RequestSize, check_bus_times, dlt645_requests
 from agent.config.checks import point_width
+from agent.config.dlt645 import Dlt645DeviceConfig
 from agent.config.load import LoadedSite, load_site
 from agent.config.opcua import OpcuaDeviceConfig
 from agent.config.salvage import salvage_site
@@ -65,6 +68,10 @@ def compile_site(path: Path) -> CompiledSite:
     opcua = _opcua_plans(loaded, issues)
     if not issues:
         requests = {name: [RequestSize(r.count, r.is_bits) for r in plan.requests] for name, plan in modbus.items()}
+        for device in loaded.site.devices:
+            if isinstance(device, Dlt645DeviceConfig) and device.profile in loaded.dlt645_profiles:
+                version = device.effective_version(loaded.dlt645_profiles[device.profile])
+                requests[device.name] = dlt645_requests(device, version)
         issues += check_bus_times(loaded.site, requests, loaded)
     if loaded.site.kpi is not None:
         issues += [

@@ -18,12 +18,12 @@ from agent.config.opcua import OpcuaDeviceConfig
 from agent.kpi.engine import KpiEngine
 from agent.kpi.history import HistoryError, parse_history
 from agent.kpi.state import StateError
+from agent.runtime.buses import build_bus_sources
 from agent.runtime.compile import CompiledSite
 from agent.runtime.kpistate import STATE_FILE, KpiStateFile
 from agent.sinks.mqtt import MqttSink
 from agent.sinks.topics import kpi_topic, samples_topic
 from agent.sources.base import Source
-from agent.sources.modbus.source import build_modbus_sources
 from agent.spool.lock import StateDirLock
 from agent.spool.sqlite import SqliteSpool
 from agent.spool.storage import RESERVE_BYTES
@@ -68,7 +68,7 @@ def build_sources(compiled: CompiledSite, clock: Callable[[], float] | None = No
     """Every source of the site, Modbus and OPC UA, in file order of their first device, from the compiled plans.
     No I/O."""
     loaded = compiled.loaded
-    sources: list[Source] = [*build_modbus_sources(loaded, plans=compiled.modbus_plans)]
+    sources: list[Source] = build_bus_sources(loaded, compiled.modbus_plans)
     base_dir = loaded.path.parent
     opcua = [d for d in loaded.site.devices if isinstance(d, OpcuaDeviceConfig) and getattr(d, "enabled", True)]
     if opcua:

@@ -3,7 +3,8 @@
 The site file holds only an scrypt hash of the password (``scrypt$n$r$p$salt$hash``, standard base64), made by
 :func:`hash_password` (``energy-agent web-password``). A login verifies the password against it in a worker thread
 (scrypt costs ~50 ms of CPU on purpose; one verification at a time, so a flood of logins cannot eat the CPU the
-pollers need) and, when it matches, hands out a random session token (a cookie). Sessions live in memory, are
+pollers need; a wrong password holds that turn for a second, so guesses go one a second at most, however many
+arrive at once) and, when it matches, hands out a random session token (a cookie). Sessions live in memory, are
 bounded in number and expire; a restart logs everybody out.
 """
 
@@ -22,6 +23,7 @@ SCRYPT_N = 2**14
 SCRYPT_R = 8
 SCRYPT_P = 1
 MAX_SESSIONS = 256
+FAILURE_DELAY_S = 1.0
 
 
 def hash_password(password: str, *, n: int = SCRYPT_N, r: int = SCRYPT_R, p: int = SCRYPT_P) -> str:
@@ -54,8 +56,11 @@ def verify_password(password: str, stored: str) -> bool:
 class Sessions:
     """Login sessions: token -> expiry (monotonic). Bounded: the oldest session goes when a new one would overflow."""
 
-    def __init__(self, ttl_s: float, monotonic: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, ttl_s: float, monotonic: Callable[[], float] = time.monotonic, failure_delay_s: float = FAILURE_DELAY_S
+    ) -> None:
         self.ttl_s = ttl_s
+        self.failure_delay_s = failure_delay_s
         self._monotonic = monotonic
         self._tokens: OrderedDict[str, float] = OrderedDict()
         self._verifying = asyncio.Lock()
@@ -67,8 +72,9 @@ class Sessions:
         """A new session token when the password matches, else None (after the same scrypt work either way)."""
         async with self._verifying:
             ok = await asyncio.to_thread(verify_password, password, stored_hash)
-        if not ok:
-            return None
+            if not ok:  # still holding the lock: guesses go one at a time, at most one per failure_delay_s
+                await asyncio.sleep(self.failure_delay_s)
+                return None
         token = secrets.token_urlsafe(32)
         self._tokens[token] = self._monotonic() + self.ttl_s
         while len(self._tokens) > MAX_SESSIONS:

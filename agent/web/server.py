@@ -298,7 +298,6 @@ class WebServer:
             await self.sessions.login(password, self.password_hash) if isinstance(password, str) and password else None
         )
         if token is None:
-            await asyncio.sleep(1.0)  # a guesser waits; the event loop does not
             log.warning("web: failed login from %s", request.remote)
             raise web.HTTPSeeOther("/login?failed=1")
         response = web.HTTPSeeOther("/")

@@ -57,6 +57,14 @@ def state_of(device: str) -> str:
     return f"document.querySelector('[data-device=\"{device}\"]')?.dataset.state"
 
 
+def choose_scope(scope: str) -> str:
+    """JavaScript that picks a scope in the KPI table's filter, as a click would."""
+    return (
+        "(() => { const s = document.getElementById('kpiscope'); "
+        f"s.value = '{scope}'; s.dispatchEvent(new Event('change')); return 1; }})()"
+    )
+
+
 async def shoot(page: Page, tmp_path: Path, name: str, full_page: bool = True) -> None:
     path = await page.screenshot(tmp_path / "shots" / name, full_page=full_page)
     out = os.environ.get("WEB_SCREENSHOTS")
@@ -109,6 +117,10 @@ async def exercise(browser: Browser, sim: ModbusSimulator, agent: AgentProcess, 
     kpis = await page.eval("[...document.querySelectorAll('[data-kpi]')].map(r => r.dataset.kpi)")
     scopes = {k.split("/")[0] for k in kpis}
     assert {"line1", "raw-mill", "compressor1", "pump1", "transformer1"} <= scopes, scopes
+    await page.eval(choose_scope("pump1"))
+    shown = await page.eval("[...document.querySelectorAll('[data-kpi]')].map(r => r.dataset.kpi)")
+    assert shown and all(k.startswith("pump1/") for k in shown), shown
+    await page.eval(choose_scope(""))
 
     # values pushed within 2 s of the poll that read them
     await page.eval(WATCH_LAG)
@@ -153,6 +165,11 @@ async def exercise(browser: Browser, sim: ModbusSimulator, agent: AgentProcess, 
         ".find(b => b.textContent.startsWith('raw')).click(); true"
     )
     await page.wait_for("document.querySelector('[data-device=\"kiln1-meter\"] td.raw')?.textContent", 10, "raw")
+    await page.eval("document.getElementById('validate').click(); true")
+    await page.wait_for(
+        "document.getElementById('output').textContent.includes('energy-agent validate')", 45, "validate"
+    )
+    await page.wait_for("document.getElementById('output').textContent.includes('(exit status 0)')", 45, "validate ok")
 
     # a phone-sized screen, in Chinese
     await page.eval("document.getElementById('lang').click(); true")

@@ -1,5 +1,5 @@
 """The web page in Debian's Firefox ESR (headless, WebDriver BiDi) against the agent as a process polling the plant
-simulator: every device and KPI shown from the WebSocket push, values moving, Chinese labels, and a phone-sized
+simulator: the login form first (the page listens on 0.0.0.0), then every device and KPI shown from the WebSocket push, values moving, Chinese labels, and a phone-sized
 screen without sideways scrolling. Chromium's test (test_web_browser.py) covers login, faults and the views."""
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from agent.cli.demo import DEMO_KPI
+from agent.web.auth import hash_password
 from simulators.layout import PLANT_LAYOUT
 from tests.e2e.agent_harness import AgentProcess, agent_site
 from tests.e2e.browser import save
@@ -20,16 +21,25 @@ from tests.simfixtures import simulator_process
 
 pytestmark = pytest.mark.e2e
 
+PASSWORD = "kiln-commissioning-2026"
+
 
 async def test_the_page_in_firefox(tmp_path: Path) -> None:
     with simulator_process(tmp_path / "sim"), mosquitto(tmp_path / "mq") as broker:
         port = free_port()
         kpi = DEMO_KPI | {"publish_interval_s": 5}
-        site = agent_site(tmp_path / "sim" / "site.yaml", broker.port, kpi=kpi, web={"enabled": True, "port": port})
+        web = {"enabled": True, "host": "0.0.0.0", "port": port, "password_hash": hash_password(PASSWORD)}
+        site = agent_site(tmp_path / "sim" / "site.yaml", broker.port, kpi=kpi, web=web)
         agent = AgentProcess(site).wait_ready()
         try:
             async with Firefox(tmp_path) as ff:
                 await ff.goto(f"http://127.0.0.1:{port}/")
+                assert await ff.eval("location.pathname") == "/login"  # not loopback-only: the login form first
+                assert await ff.eval("fetch('/api/snapshot').then(r => r.status)") == 401
+                await ff.eval(
+                    f"document.getElementById('password').value = '{PASSWORD}'; document.forms[0].submit(); 1"
+                )
+                await ff.wait_for("location.pathname === '/' && !!document.getElementById('devices')", 15, "logged in")
                 every = " && ".join(
                     f"document.querySelector('[data-device=\"{d}\"]')?.dataset.state === 'ok'" for d in PLANT_LAYOUT
                 )

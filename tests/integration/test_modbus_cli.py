@@ -105,7 +105,7 @@ def test_a_point_no_request_can_read_is_reported_at_its_line(
 
 
 def sim_port(site: Path) -> int:
-    port = load_site(site).site.buses[0].port
+    port = getattr(load_site(site).site.buses[0], "port", None)
     assert isinstance(port, int)
     return port
 

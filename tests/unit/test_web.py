@@ -4,6 +4,7 @@ accepts a method that could change anything."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from pathlib import Path
 from typing import Any
@@ -101,7 +102,7 @@ def test_password_hash_round_trip_and_refusals() -> None:
 
 async def test_sessions_expire_and_log_out() -> None:
     now = [1000.0]
-    sessions = Sessions(ttl_s=60, monotonic=lambda: now[0])
+    sessions = Sessions(ttl_s=60, monotonic=lambda: now[0], failure_delay_s=0.0)
     stored = hash_password("correct horse", **FAST)
     assert await sessions.login("wrong", stored) is None
     token = await sessions.login("correct horse", stored)
@@ -112,6 +113,18 @@ async def test_sessions_expire_and_log_out() -> None:
     token2 = await sessions.login("correct horse", stored)
     sessions.logout(token2)
     assert not sessions.valid(token2)
+
+
+async def test_wrong_passwords_are_tried_one_at_a_time_each_holding_its_delay() -> None:
+    import time
+
+    sessions = Sessions(ttl_s=60, failure_delay_s=0.3)
+    stored = hash_password("correct horse", **FAST)
+    start = time.monotonic()
+    results = await asyncio.gather(*(sessions.login(f"guess-{i}", stored) for i in range(4)))
+    assert results == [None] * 4
+    assert time.monotonic() - start >= 4 * 0.3  # serial: four guesses cost four delays, not one
+    assert await sessions.login("correct horse", stored) is not None
 
 
 # ---- masking -----------------------------------------------------------------------------------------------------
@@ -332,3 +345,18 @@ def test_nothing_in_the_web_page_can_reach_a_write() -> None:
     forbidden = ("write_register", "write_coil", "write_value", "set_value", "write_text", "write_bytes", "unlink")
     found = [(f.name, word) for f in files for word in forbidden if word in f.read_text(encoding="utf-8")]
     assert len(files) >= 8 and found == []
+
+
+def test_the_page_files_ship_in_the_package_and_name_nothing_remote() -> None:
+    import tomllib
+
+    import agent.web
+    from agent.web.server import STATIC_FILES
+
+    folder = Path(agent.web.__file__).parent / "static"
+    assert sorted(p.name for p in folder.iterdir()) == sorted(STATIC_FILES)
+    pyproject = tomllib.loads((Path(agent.web.__file__).parents[2] / "pyproject.toml").read_text())
+    assert "web/static/*" in pyproject["tool"]["setuptools"]["package-data"]["agent"]
+    for name in STATIC_FILES:  # no CDN, no font or script from elsewhere: a gateway is offline
+        text = (folder / name).read_text(encoding="utf-8")
+        assert "http://" not in text.replace("http://www.w3.org/2000/svg", "") and "https://" not in text, name

@@ -17,7 +17,7 @@ const T = {
     not_reloaded: "not reloaded", loop_lag: "loop lag p99", yes: "yes", no: "running", running: "running…",
     benchmark: "benchmark 标杆", between: "between", below_baseline: "below baseline 基准", indicative: "indicative",
     no_kpis: "No KPI values yet (KPIs are evaluated every publish interval).", no_log: "No warnings or errors.",
-    exit: "exit status", s: "s", uncertain: "uncertain", stale: "stale",
+    exit: "exit status", s: "s", uncertain: "uncertain", stale: "stale", all_scopes: "all",
   },
   zh: {
     title: "能源采集网关", connecting: "连接中", live: "实时", offline: "已断开，正在重连", logout: "退出登录",
@@ -34,7 +34,7 @@ const T = {
     not_reloaded: "未重新加载", loop_lag: "事件循环延迟 p99", yes: "是", no: "进行中", running: "运行中…",
     benchmark: "标杆 benchmark", between: "标杆与基准之间", below_baseline: "低于基准 below baseline", indicative: "参考",
     no_kpis: "暂无指标（每个发布周期计算一次）。", no_log: "没有警告或错误。",
-    exit: "退出码", s: "秒", uncertain: "存疑", stale: "过期",
+    exit: "退出码", s: "秒", uncertain: "存疑", stale: "过期", all_scopes: "全部",
   },
 };
 let lang = localStorage.getItem("lang") || ((navigator.language || "").startsWith("zh") ? "zh" : "en");
@@ -167,8 +167,15 @@ function trendSvg(points) {
 }
 
 function renderKpis(k) {
+  const pick = document.getElementById("kpiscope");
+  const scopes = [...new Set(k.kpis.map((r) => r.scope))];
+  if ([...pick.options].slice(1).map((o) => o.value).join() !== scopes.join()) {
+    const chosen = pick.value;
+    pick.replaceChildren(pick.options[0], ...scopes.map((s) => el("option", { value: s, text: s })));
+    pick.value = scopes.includes(chosen) ? chosen : "";
+  }
   const body = document.querySelector("#kpis tbody");
-  body.replaceChildren(...k.kpis.map((r) => el("tr", { "data-kpi": `${r.scope}/${r.name}/${r.window}`, class: `q-${r.quality}`, title: r.reason || null },
+  body.replaceChildren(...k.kpis.filter((r) => !pick.value || r.scope === pick.value).map((r) => el("tr", { "data-kpi": `${r.scope}/${r.name}/${r.window}`, class: `q-${r.quality}`, title: r.reason || null },
     el("td", { text: r.scope }), el("td", { text: r.name }), el("td", { text: r.window }),
     el("td", { class: "num", text: fmt(r.value) }), el("td", { text: r.unit }),
     el("td", { class: "num", text: `${fmt(r.coverage * 100, 0)} %` }),
@@ -252,6 +259,7 @@ document.addEventListener("DOMContentLoaded", () => {
     if (state.live) { renderOverview(state.live); renderDevices(state.live); renderLog(state.live); }
     if (state.kpi) renderKpis(state.kpi);
   });
+  document.getElementById("kpiscope").addEventListener("change", () => { if (state.kpi) renderKpis(state.kpi); });
   document.getElementById("validate").addEventListener("click", () => runAction("validate"));
   document.getElementById("showsite").addEventListener("click", showSite);
   connect();
