@@ -15,6 +15,7 @@ from typing import Any
 
 from agent.center.accounts.account import Ledger
 from agent.center.accounts.periods import days_of, same_month_last_year
+from agent.center.accounts.register import effective
 
 CARRIER_FIELDS = (
     ("code", ""),
@@ -83,8 +84,9 @@ def build(ledger: Ledger, label: str, now: float) -> Report:
             "calibration_due": m.calibration_due.isoformat(),
             "source": "gateway" if m.device else "manual",
             "overdue": m.calibration_due < min(today, month_end),
+            "register": where,
         }
-        for m in unit.meters
+        for m, where in effective(unit, ledger.store)
     ]
     if figures["provisional"]:
         status = "PROVISIONAL (month not closed)"
@@ -172,7 +174,16 @@ def rows(rep: Report) -> list[tuple[str, str, str, Any, str]]:
             ("restatements", item, "why", r["why"], ""),
         ]
     for m in rep.meters:
-        for name in ("carrier", "flow", "measures", "accuracy_class", "calibration_due", "source", "overdue"):
+        for name in (
+            "carrier",
+            "flow",
+            "measures",
+            "accuracy_class",
+            "calibration_due",
+            "source",
+            "overdue",
+            "register",
+        ):
             out.append(("meters", m["id"], name, m[name], ""))
     for c in rep.figures["carriers"]:
         out.append(("metered_vs_entered", c["carrier"], "metered_share", c["metered_share"], "1"))
