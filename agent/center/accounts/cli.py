@@ -11,7 +11,9 @@
     meters history [--id ID]                                      every register change, previous value kept
     accounts show --unit NAME (day|month|ytd) LABEL               the figures as JSON
     accounts tick [--now ISO]                                     one round: refresh, produce, send
-    accounts restate --unit NAME --month 2026-11 --carrier C --field quantity --value V --who W --why TEXT
+    accounts restate --unit NAME (--month 2026-11|--day 2026-11-03) (--carrier C|--product P) --field F --value V
+                     --who W --why TEXT                           a closed period corrected: new revision, record
+    accounts refresh (day|month) LABEL                            re-read its quarters from InfluxDB (late data)
     outbox list --unit NAME [--kind K] [--state S] [--since DATE]
     outbox retry --unit NAME --receiver R                         re-queue what R refused
 
@@ -74,10 +76,10 @@ def add_parsers(sub: Any) -> None:
     common(met)
 
     acc = sub.add_parser("accounts", help="figures, a production round, restatements")
-    acc.add_argument("action", choices=["show", "tick", "restate"])
+    acc.add_argument("action", choices=["show", "tick", "restate", "refresh"])
     acc.add_argument("kind", nargs="?", choices=["day", "month", "ytd"])
     acc.add_argument("label", nargs="?")
-    for opt in ("month", "carrier", "field", "value", "who", "why"):
+    for opt in ("month", "day", "carrier", "product", "field", "value", "who", "why"):
         acc.add_argument(f"--{opt}", default="")
     common(acc)
 
@@ -167,9 +169,27 @@ def _run(args: argparse.Namespace, cfg: AccountsConfig, now: float) -> int:
         if args.action == "show":
             print(json.dumps(ledger.figures(ledger.period(args.kind, args.label)), indent=1, ensure_ascii=False))
             return 0
-        rev, figures = ledger.restate(args.month, args.carrier, args.field, float(args.value), args.who, args.why, now)
-        rid = Outbox(unit, store, cfg.settle_s, cfg.keep_days).enqueue_restated(args.month, rev, figures, now)
-        print(f"{unit.name} {args.month} restated as revision {rev}; upload record {rid} queued")
+        if args.action == "refresh":
+            from agent.center.accounts.metered import InfluxReader
+            from agent.center.config import load
+
+            p = ledger.period(args.kind, args.label)
+            n = ledger.refresh(InfluxReader(load(args.config).influx), p.start, p.end)
+            late = ledger.figures(p)["quality"].get("late_data", [])
+            print(f"{n} quarter values re-read for {p.label}; late data after closing: {len(late)} series")
+            for x in late:
+                print(f"  {x['series']}: closed {x['closed']:g}, stored now {x['stored_now']:g}")
+            return 0
+        if bool(args.month) == bool(args.day) or bool(args.carrier) == bool(args.product):
+            raise ValueError("restate: give --month or --day, and --carrier or --product")
+        kind, label = ("month", args.month) if args.month else ("day", args.day)
+        item = args.carrier or args.product
+        if args.product and args.field != "output":
+            raise ValueError("a product's restatable field is output")
+        rev, figures = ledger.restate(label, item, args.field, float(args.value), args.who, args.why, now, kind)
+        box = Outbox(unit, store, cfg.settle_s, cfg.keep_days)
+        rid = box.enqueue_restated(label, rev, figures, now, kind)
+        print(f"{unit.name} {label} restated as revision {rev}; upload record {rid} queued")
         return 0
     box = Outbox(unit, store, cfg.settle_s, cfg.keep_days)
     if args.action == "retry":

@@ -60,6 +60,7 @@ class Report:
     meters: list[dict[str, Any]]
     status: str  # provisional / closed / restated (revision n)
     rows: list[tuple[str, str, str, Any, str]] = field(default_factory=list)
+    late: list[dict[str, Any]] = field(default_factory=list)  # data stored after the month or a day closed
 
 
 def build(ledger: Ledger, label: str, now: float) -> Report:
@@ -108,6 +109,8 @@ def build(ledger: Ledger, label: str, now: float) -> Report:
         meters,
         status,
     )
+    for fig in [figures, *days]:
+        rep.late += [dict(x, period=fig["period"]) for x in fig["quality"].get("late_data", [])]
     rep.rows = rows(rep)
     return rep
 
@@ -149,6 +152,7 @@ def rows(rep: Report) -> list[tuple[str, str, str, Any, str]]:
             )
         )
         out.append(("daily", d["period"], "completeness", d["quality"].get("completeness"), "1"))
+        out.append(("daily", d["period"], "revision", d.get("revision", 0), ""))
     q = rep.figures["quality"]
     out += [
         ("quality", rep.unit, "completeness", q.get("completeness"), "1"),
@@ -157,6 +161,12 @@ def rows(rep: Report) -> list[tuple[str, str, str, Any, str]]:
         ("quality", rep.unit, "flagged", q.get("flagged"), ""),
     ]
     out += [("quality", rep.unit, "reason", r, "") for r in q.get("reasons", [])]
+    out.append(("quality", rep.unit, "late_data_count", len(rep.late), "series x periods"))
+    for x in rep.late:
+        item = f"{x['period']} {x['series']}"
+        out.append(("late_data", item, "closed", x["closed"], ""))
+        out.append(("late_data", item, "stored_now", x["stored_now"], ""))
+        out.append(("late_data", item, "difference", x["difference"], ""))
     for c in q.get("consistency", []):
         out.append(("consistency", c["carrier"], "days_sum", c["days_sum"], ""))
         out.append(("consistency", c["carrier"], "month", c["month"], ""))

@@ -18,8 +18,6 @@ Tables:
     progress       per unit and kind: the end of the last period produced
     meter_register meters entered or changed by command/CSV (GB 17167: class, calibration due, what it measures)
     meter_changes  every register change: previous and new entry, who, when, the file line or command
-    late_data      a series whose stored quantity for a closed period differs from what was closed (data arrived
-                   after the period closed): counted and listed in the report's quality section
 """
 
 from __future__ import annotations
@@ -29,7 +27,7 @@ import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
-SCHEMA_VERSION = 2  # 2: meter_register, meter_changes, late_data (added as new tables to a version-1 file)
+SCHEMA_VERSION = 2  # 2: meter_register, meter_changes (added as new tables to a version-1 file)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -73,9 +71,6 @@ CREATE TABLE IF NOT EXISTS meter_register (
 CREATE TABLE IF NOT EXISTS meter_changes (
     seq INTEGER PRIMARY KEY, unit TEXT NOT NULL, id TEXT NOT NULL, previous TEXT, new TEXT NOT NULL,
     who TEXT NOT NULL, note TEXT NOT NULL, source TEXT NOT NULL, at REAL NOT NULL);
-CREATE TABLE IF NOT EXISTS late_data (
-    unit TEXT NOT NULL, kind TEXT NOT NULL, period TEXT NOT NULL, series TEXT NOT NULL, closed_qty REAL NOT NULL,
-    now_qty REAL NOT NULL, seen_at REAL NOT NULL, PRIMARY KEY (unit, kind, period, series));
 """
 
 
