@@ -47,13 +47,6 @@ ALLOWED: dict[str, set[str]] = {
     "__main__": {"cli"},
 }
 
-# Modules another branch of this wave is splitting; each is an expected failure (strict: it fails the suite once
-# the module is short, so the entry is removed the moment the split reaches main). Nothing else may be added here.
-BEING_SPLIT = {  # module -> who splits it this wave
-    "agent/kpi/engine.py": "issue 18 (grades)",
-    "agent/spool/sqlite.py": "issue 19 (speed)",
-}
-
 SIZE_LIMIT = 400  # lines; a longer module starts with a line "# size: <why it is one module>"
 SIZE_MARK = "# size: "
 
@@ -207,20 +200,8 @@ def test_a_module_over_400_lines_says_why_at_its_top() -> None:
     unexplained = [
         f"{name}: {n} lines; split it, or make its first line '{SIZE_MARK}<why it is one module>'"
         for name, n in long_modules().items()
-        if name not in BEING_SPLIT
     ]
     assert unexplained == [], "\n".join(unexplained)
-
-
-@pytest.mark.parametrize(
-    "name",
-    [
-        pytest.param(n, marks=pytest.mark.xfail(strict=True, reason=f"{who} splits it this wave"))
-        for n, who in BEING_SPLIT.items()
-    ],
-)
-def test_module_being_split_elsewhere_is_split(name: str) -> None:
-    assert name not in long_modules()
 
 
 # --- the checks themselves: each finds what it is for --------------------------------------------------------
