@@ -1,3 +1,4 @@
+# size: one class, the pipeline (batch, write, retry, quarantine, ack) and the liveness it shares
 """The ingestor: MQTT (shared subscription, manual ack) -> validate -> InfluxDB, batched, retried, never lossy.
 
 One asyncio task runs the pipeline; paho's network thread only enqueues; InfluxDB writes run in a worker thread,

@@ -75,6 +75,7 @@ def read_stats(path: Path, max_bytes: int, now: float) -> SpoolStats:
         dropped_full={k: counters.get(f"dropped_full_{k}", 0) for k in KINDS},
         dropped_expired={k: counters.get(f"dropped_expired_{k}", 0) for k in KINDS},
         dropped_unwritable={k: counters.get(f"dropped_unwritable_{k}", 0) for k in KINDS},
+        set_aside={k: counters.get(f"dropped_set_aside_{k}", 0) for k in KINDS},
         corrupt_replaced=counters.get("corrupt_replaced", 0),
         replaced_file=replaced[0] if replaced else "",
     )
@@ -96,6 +97,12 @@ def render(stats: SpoolStats) -> str:
         + ", ".join(f"{stats.dropped_unwritable.get(k, 0)} {k}" for k in KINDS)
         + " (the disk refused them)",
     ]
+    if any(stats.set_aside.values()):
+        lines.append(
+            "set aside    "
+            + ", ".join(f"{stats.set_aside.get(k, 0)} {k}" for k in KINDS)
+            + " (too big for the broker; kept in the set_aside table)"
+        )
     if stats.replaced_file:
         lines.append(f"replaced     a corrupt spool at start, kept as {stats.replaced_file}")
     return "\n".join(lines)

@@ -90,6 +90,15 @@ class MqttConfig(StrictModel):
         default=1, description="QoS 1 only: the spool deletes a message on its PUBACK"
     )
     max_inflight: int = Field(default=100, ge=1, le=65535, description="Messages published and not yet acknowledged")
+    max_message_bytes: int = Field(
+        default=262144,  # agent.sinks.limits.MAX_MESSAGE_BYTES
+        ge=4096,
+        le=268435455,
+        description="Largest MQTT message this gateway sends, in bytes (payload, topic and header): a poll that "
+        "would be larger goes out as several samples messages, each accepted by the centre on its own; a spooled "
+        "message over this (or over the broker's maximum packet size) is set aside, not sent. Keep it below the "
+        "centre's max_message_bytes (512 KiB) and the broker's message_size_limit",
+    )
     reconnect_min_s: float = Field(
         default=1.0,
         gt=0,

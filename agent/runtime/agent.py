@@ -1,3 +1,4 @@
+# size: one class, the agent process (run, emit, KPI and status loops, reload, signals) over shared state
 """The agent process: compiled site -> sources -> samples -> KPI engine -> spool -> MQTT sink.
 
 Structured concurrency: one TaskGroup holds a task per source (a Modbus TCP device, a serial bus or TCP gateway,
@@ -36,6 +37,7 @@ from agent.model import PollResult
 from agent.runtime.compile import CompiledSite, compile_site
 from agent.runtime.kpistate import KpiStateFile
 from agent.runtime.monitor import Liveness, LoopLagMonitor, Percentiles, Ring, poll_jitter_s, status_line
+from agent.runtime.outbox import Turn, encode_poll
 from agent.runtime.parts import (
     Parts,
     build_kpi_engine,
@@ -49,13 +51,14 @@ from agent.runtime.prometheus import Family, PrometheusServer, families
 from agent.runtime.reload import plan_reload
 from agent.runtime.supersede import FinalisedWindows, SupersedingReader
 from agent.runtime.webview import Hints, web_page
+from agent.sinks.limits import MAX_MESSAGE_BYTES
 from agent.sources.base import Source
 from agent.sources.modbus.device import DevicePoller
+from agent.sources.modbus.schedule import Clock
 from agent.sources.modbus.source import ModbusSource
-from agent.spool.base import NewRecord
 from agent.systemd.notify import SystemdNotifier
 from agent.web.live import LiveState
-from agent.wire import encode_kpis, encode_samples
+from agent.wire import encode_kpis
 
 log = logging.getLogger("agent.runtime")
 
@@ -73,9 +76,11 @@ class Agent:
         flush_timeout_s: float = 5.0,
         install_signal_handlers: bool = True,
         hints: Hints | None = None,
+        poll_clock: Clock | None = None,
     ) -> None:
         self.site_path = site_path
         self.clock = clock
+        self.poll_clock = poll_clock  # the polls' schedule; None: the wall clock (tests inject a simulated one)
         # the KPI engine's clock-step handling compares the wall clock with this one (not with a simulated clock)
         self.monotonic = monotonic if monotonic is not None else time.monotonic if clock is time.time else None
         self._kpi_state: KpiStateFile | None = None
@@ -95,7 +100,7 @@ class Agent:
         self.jitter = Ring()
         self.spool_latency = Ring()
         self.polls = 0
-        self._turn: list[NewRecord] = []  # polls of this loop turn, not yet spooled (``_commit_turn``)
+        self._turn = Turn()  # polls of this loop turn, not yet spooled (group commit)
         self._stopping = asyncio.Event()
         self._reload_requested = asyncio.Event()
         self._source_tasks: dict[str, tuple[Source, asyncio.Task[None]]] = {}
@@ -155,7 +160,7 @@ class Agent:
         assert self.parts is not None
         async with asyncio.TaskGroup() as tg:
             self._tg = tg
-            for source in build_sources(self.compiled, self.clock):
+            for source in build_sources(self.compiled, self.clock, self.poll_clock):
                 self._start_source(source)
             if self.parts.sink is not None:
                 self._other_tasks.append(tg.create_task(self.parts.sink.run(), name="sink"))
@@ -201,20 +206,18 @@ class Agent:
         parts = self.parts
         assert parts is not None
         site = self.loaded.site
-        self.seq += 1
-        payload = encode_samples(
-            site=site.site,
-            gateway=site.gateway,
-            boot=self.boot,
-            seq=self.seq,
-            device=result.device,
-            ts=result.ts,
-            tags=self._tags.get(result.device, {}),
-            samples=result.samples,
-        )
         topic = parts.topics.samples(result.device)
-        self._turn.append((topic, payload, "samples", self.seq, result.ts))
-        if len(self._turn) == 1:  # the first poll of this loop turn commits the turn's polls in one transaction
+        payloads = encode_poll(
+            result, site=site.site, gateway=site.gateway, boot=self.boot, first_seq=self.seq + 1,
+            tags=self._tags.get(result.device, {}), topic=topic,
+            max_message_bytes=site.mqtt.max_message_bytes if site.mqtt is not None else MAX_MESSAGE_BYTES,
+        )  # fmt: skip
+        for payload in payloads:
+            self.seq += 1
+            self._turn.items.append((topic, payload, "samples", self.seq, result.ts))
+        if len(self._turn.items) == len(
+            payloads
+        ):  # the first poll of this loop turn commits the turn's polls in one transaction
             try:
                 await asyncio.sleep(0)
             finally:
@@ -231,18 +234,9 @@ class Agent:
             self.live.on_poll(result)
 
     def _commit_turn(self) -> None:
-        """Group commit: spool the polls of this loop turn in one transaction, then offer them to the sink (durable
-        first: nothing is offered before its commit)."""
         parts = self.parts
         assert parts is not None
-        turn, self._turn = self._turn, []
-        if not turn:
-            return
-        ids = parts.spool.append_many(turn)
-        if parts.sink is not None:
-            for (topic, payload, *_), record_id in zip(turn, ids, strict=True):
-                if record_id is not None:  # None: the disk refused it (counted by the spool)
-                    parts.sink.offer(record_id, topic, payload)
+        self._turn.commit(parts.spool, parts.sink)
 
     def _alive(self) -> str | None:
         """For the watchdog: None while the loop, the spool and the publisher are alive (devices may all be down)."""
@@ -375,7 +369,7 @@ class Agent:
             or new.site.gateway != old.site.gateway
         ):
             log.warning("reload: mqtt, web, spool, site or gateway changed; restart the service to apply those")
-        wanted = {s.name: s for s in build_sources(compiled, self.clock)}
+        wanted = {s.name: s for s in build_sources(compiled, self.clock, self.poll_clock)}
         plan = plan_reload({name: source for name, (source, _) in self._source_tasks.items()}, wanted)
         for name in plan.cancel:
             self._source_tasks.pop(name)[1].cancel()

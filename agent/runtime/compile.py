@@ -39,7 +39,11 @@ from agent.config.site import ModbusDeviceConfig
 from agent.errors import ConfigError, ConfigIssue
 from agent.kpi.check import check_section
 from agent.kpi.history import HistoryError, history_refs, parse_history
+from agent.model import Quality, Sample
+from agent.sinks.limits import MAX_MESSAGE_BYTES, packet_bytes
+from agent.sinks.topics import samples_topic
 from agent.sources.modbus.plan import ReadPlan, build_read_plan
+from agent.wire import encode_samples
 
 if TYPE_CHECKING:
     from agent.sources.opcua.plan import DevicePlan
@@ -73,6 +77,7 @@ def compile_site(path: Path) -> CompiledSite:
                 version = device.effective_version(loaded.dlt645_profiles[device.profile])
                 requests[device.name] = dlt645_requests(device, version)
         issues += check_bus_times(loaded.site, requests, loaded)
+    issues += _message_size_warnings(loaded, modbus)
     if loaded.site.kpi is not None:
         issues += [
             loaded.issue(tuple(at), message)
@@ -174,3 +179,46 @@ def _opcua_plans(loaded: LoadedSite, issues: list[ConfigIssue]) -> dict[str, Dev
         except ValueError as e:
             issues.append(loaded.issue(("devices", i, "points"), f"{e}; fix the point's node_id or browse_path"))
     return plans
+
+
+def _message_size_warnings(loaded: LoadedSite, plans: Mapping[str, ReadPlan]) -> list[ConfigIssue]:
+    """A device whose poll, at its longest (every value a 17-digit float, every point uncertain with a reason),
+    would make a message over ``mqtt.max_message_bytes``: its polls go out as several messages; say so once."""
+    site = loaded.site
+    limit = site.mqtt.max_message_bytes if site.mqtt is not None else MAX_MESSAGE_BYTES
+    prefix = site.mqtt.topic_prefix if site.mqtt is not None else "plant"
+    issues: list[ConfigIssue] = []
+    for i, device in enumerate(site.devices):
+        plan = plans.get(device.name)
+        if plan is None:
+            continue
+        points = [p for r in plan.requests for p in r.points]
+        worst = [
+            Sample(device.name, p.name, -1.2345678901234567e-300, p.config.unit, Quality.UNCERTAIN, 1.7e9, "x" * 40)
+            for p in points
+        ]
+        topic = samples_topic(prefix, site.site, site.gateway, device.name)
+        tags = dict(device.tags)
+        payload = encode_samples(
+            site=site.site,
+            gateway=site.gateway,
+            boot="0" * 32,
+            seq=2**40,
+            device=device.name,
+            ts=1.7e9,
+            tags=tags,
+            samples=worst,
+        )
+        size = packet_bytes(topic, payload)
+        if size > limit:
+            issues.append(
+                loaded.issue(
+                    ("devices", i, "name"),
+                    f"a poll of its {len(points)} points can make a {size} B message, over mqtt.max_message_bytes "
+                    f"({limit} B): each poll goes out as up to {-(-size * 10 // (limit * 9))} messages (the centre "
+                    "takes each on its own); raise max_message_bytes (keep it under the centre's and the broker's "
+                    "limits) or read fewer points",
+                    severity="warning",
+                )
+            )
+    return issues

@@ -36,6 +36,7 @@ class SpoolReader(Protocol):
     def last_id(self) -> int: ...
     def ack(self, ids: Iterable[int]) -> None: ...
     def flush(self) -> None: ...
+    def set_aside(self, record_id: int, reason: str) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +72,7 @@ class Forwarder:
         self._configured_inflight = self._max_inflight = max_inflight
         self._rate = replay_rate_msgs_s
         self._backlog_first = backlog_first
-        self._window: dict[int, tuple[int, float, str]] = {}  # paho mid -> (record id, sent at, topic)
+        self._window: dict[int, tuple[int, float, str, int]] = {}  # paho mid -> (record id, sent at, topic, size)
         self._pending: set[int] = set()  # record ids handed to paho, not yet acknowledged
         self._to_ack: list[int] = []
         self._live_cursor = self._backlog_end = spool.last_id()
@@ -128,12 +129,25 @@ class Forwarder:
         entry = self._window.pop(mid, None)
         if entry is None:
             return None  # not ours (a status message)
-        rid, sent, topic = entry
+        rid, sent, topic, _ = entry
         self._pending.discard(rid)
         self._to_ack.append(rid)
         latency = self._now() - sent
         self.latencies.append(latency)
         return Acked(rid, topic, latency)
+
+    def largest_in_flight(self) -> tuple[int, int, str, int] | None:
+        """(paho mid, record id, topic, payload bytes) of the largest message in flight, or None."""
+        if not self._window:
+            return None
+        mid, (rid, _, topic, size) = max(self._window.items(), key=lambda kv: kv[1][3])
+        return mid, rid, topic, size
+
+    def forget(self, mid: int) -> None:
+        """Take a message out of the window without an ack (it was set aside)."""
+        entry = self._window.pop(mid, None)
+        if entry is not None:
+            self._pending.discard(entry[0])
 
     def drop(self, record_id: int) -> None:
         """Delete a record that can never be published (with the next acks)."""
@@ -185,6 +199,6 @@ class Forwarder:
         if mid is None:
             self.drop(record.id)
             return
-        self._window[mid] = (record.id, self._now(), record.topic)
+        self._window[mid] = (record.id, self._now(), record.topic, len(record.payload))
         self._pending.add(record.id)
         self.published += 1

@@ -46,6 +46,11 @@ class CoalescingClient(paho.Client):
         self._rpos = min(len(self._rbuf), start + bufsize)
         return self._rbuf[start : self._rpos]
 
+    def forget_message(self, mid: int) -> None:
+        """Never send (or resend after a reconnect) the QoS 1 message ``mid`` again."""
+        with self._out_message_mutex:
+            self._out_messages.pop(mid, None)
+
     def buffered(self) -> bool:
         """Bytes received and not yet handed to paho (the socket will not report them readable again)."""
         return self._rsock is self._sock and self._rpos < len(self._rbuf)

@@ -48,6 +48,7 @@ from agent.errors import SinkError
 from agent.sinks.connect import ClosingContext, backoff_s, describe, tls_context
 from agent.sinks.forward import Forwarder, LiveRecord, OutgoingRecord, SpoolReader
 from agent.sinks.loopio import CoalescingClient, LoopIo
+from agent.sinks.setaside import SetAside
 from agent.sinks.topics import check_level, status_topic
 from agent.wire import StatusMessage, encode_status
 
@@ -101,6 +102,7 @@ class MqttSink:
         self._failing: str | None = None
         self._down_since: float | None = None
         self._counts = dict.fromkeys(("acked", "refused", "rejected", "connects", "failures"), 0)
+        self._aside = SetAside(spool, self._where, config.max_message_bytes)
         self.last_error = ""
 
     # -- lifecycle ----------------------------------------------------------------------------------------------
@@ -163,6 +165,7 @@ class MqttSink:
             "inflight": self._forward.inflight,
             "published": self._forward.published,
             **self._counts,
+            "set_aside": self._aside.count,
             "replaying": self._forward.replaying,
             "publish_latency_ms": {"p50": pick(0.5), "p99": pick(0.99), "max": pick(1.0)},
             "last_error": self.last_error,
@@ -280,6 +283,7 @@ class MqttSink:
         self._failing = None
         self._down_since = None
         self._forward.session_up(getattr(props, "ReceiveMaximum", None))
+        self._aside.session_up(getattr(props, "MaximumPacketSize", None))
         self._need_birth = True
         self._connected.set()
         self._wake.set()
@@ -294,6 +298,8 @@ class MqttSink:
             return
         if was_connected:
             self._failed(f"connection lost: {reason}")
+            if isinstance(self._client, CoalescingClient):  # after paho's own handling (it may be iterating)
+                asyncio.get_running_loop().call_soon(self._aside.on_loss, self._forward, self._client.forget_message)
         elif not self._refused:
             hint = " (does it require a client certificate? check mqtt.tls)" if self._config.tls else ""
             self._failed(f"the broker closed the connection before accepting the session: {reason}{hint}")
@@ -341,6 +347,8 @@ class MqttSink:
 
     def _publish_record(self, record: OutgoingRecord) -> int | None:
         assert self._client is not None
+        if self._aside.too_big(record):
+            return None
         try:
             info = self._client.publish(record.topic, record.payload, qos=self._config.qos)
         except ValueError as exc:  # a topic paho refuses (wildcard) or a payload over 256 MB: never publishable

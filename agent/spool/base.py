@@ -53,6 +53,7 @@ class SpoolStats:
     dropped_full: dict[str, int] = field(default_factory=dict)  # per kind, dropped because the spool was full
     dropped_expired: dict[str, int] = field(default_factory=dict)  # per kind, dropped because older than max_age
     dropped_unwritable: dict[str, int] = field(default_factory=dict)  # per kind, never stored: the disk refused
+    set_aside: dict[str, int] = field(default_factory=dict)  # per kind, the broker cannot take them (too big)
     fsync: str = ""
     disk_fault: str = ""  # while the filesystem refuses the spool's writes: why (else "")
     fsync_failures: int = 0  # failed fsyncs of the WAL since start
@@ -77,6 +78,7 @@ class SpoolStats:
             "dropped_full": dict(self.dropped_full),
             "dropped_expired": dict(self.dropped_expired),
             "dropped_unwritable": dict(self.dropped_unwritable),
+            "set_aside": dict(self.set_aside),
             "dropped_total": self.dropped_total,
             "fsync": self.fsync,
             "disk_fault": self.disk_fault,
@@ -109,6 +111,10 @@ class Spool(Protocol):
     def ack(self, ids: Iterable[int]) -> None:
         """Delete these records: the broker has acknowledged them. The deletion may be written with the next
         transaction (batched); ``read`` never returns an acked record."""
+        ...
+
+    def set_aside(self, record_id: int, reason: str) -> None:
+        """Take a record the broker cannot accept out of the queue (kept apart for inspection, counted)."""
         ...
 
     def flush(self) -> None:

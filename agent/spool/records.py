@@ -18,6 +18,9 @@ from agent.spool.episodes import Gone
 from agent.spool.storage import is_storage_fault
 from agent.spool.walsync import WalSyncer
 
+WAL_HEADROOM_BYTES = 6 << 20  # the WAL between two automatic checkpoints (1000 pages of 4 KiB), and a margin
+FREE_UNCAPPED_BYTES = 64 << 20  # with this much free beyond the headroom, the database may grow freely
+
 
 class Txn:
     """What a transaction body tells its commit: whether it changed anything, and the counter increments to
@@ -53,6 +56,8 @@ class RecordStore:
         self._counters: dict[str, int] = {}
         self._unsaved: dict[str, int] = {}  # counter increments the disk refused to store; saved with a later write
         self._replaced = ""
+        self._page_size = 0
+        self._page_cap: int | None = None  # max_page_count while the filesystem is nearly full
 
     @contextmanager
     def _transaction(self, what: str) -> Iterator[Txn]:
@@ -93,6 +98,29 @@ class RecordStore:
         self._last_id = rid
         self._bytes += size
         self._depth[kind] += 1
+
+    def _cap_growth(self, free: int | None, headroom: int) -> None:
+        """On a nearly full filesystem, let the database grow only into space that leaves the WAL room to be
+        checkpointed (``headroom``: ``WAL_HEADROOM_BYTES`` unless a reserve file holds that room): past that SQLite answers SQLITE_FULL itself (``max_page_count``),
+        the spool keeps to the space it holds by dropping the oldest, and the WAL never holds pages the database
+        file cannot take, which would leave no write possible (a small partition, after a restart too)."""
+        if free is None:
+            return
+        try:
+            page = self._page_size or self._db.execute("PRAGMA page_size").fetchone()[0]
+            self._page_size = page
+            if free - headroom > FREE_UNCAPPED_BYTES:
+                if self._page_cap is not None:  # room again: back to SQLite's own limit
+                    self._db.execute("PRAGMA max_page_count=4294967294").fetchone()
+                    self._page_cap = None
+                return
+            count = self._db.execute("PRAGMA page_count").fetchone()[0]
+            file_pages = self.path.stat().st_size // page
+            cap = max(count, file_pages + max(0, free - headroom) // page)
+            self._db.execute(f"PRAGMA max_page_count={int(cap)}").fetchone()
+            self._page_cap = cap
+        except (sqlite3.Error, OSError):
+            return
 
     def _insert(self, topic: str, payload: bytes, kind: str, seq: int | None, ts: float, size: int) -> int:
         """Inside a transaction: one row; returns its id."""

@@ -25,6 +25,17 @@ CREATE INDEX IF NOT EXISTS records_kind ON records (kind, id);
 CREATE INDEX IF NOT EXISTS records_ts ON records (ts);
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS set_aside (
+    id INTEGER PRIMARY KEY,
+    kind TEXT NOT NULL,
+    topic TEXT NOT NULL,
+    payload BLOB NOT NULL,
+    seq INTEGER,
+    ts REAL NOT NULL,
+    size INTEGER NOT NULL,
+    reason TEXT NOT NULL,
+    at REAL NOT NULL
+);
 """
 
 

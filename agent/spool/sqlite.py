@@ -1,8 +1,9 @@
 """SqliteSpool: the Spool protocol on one SQLite database in WAL mode.
 
-Durability (see ``agent.config.spool`` for the two fsync policies): each append, ack and drop is one
-transaction, so after kill -9 the spool holds exactly what was appended and not acked, with the drop counters
-that match. ``synchronous=NORMAL`` in WAL mode cannot corrupt the database on a power cut; it can only roll back
+Durability (see ``agent.config.spool`` for the two fsync policies): the appends of one event-loop turn are one
+transaction (``append_many``, the group commit), acks are written with the next transaction (at the latest by the
+once-a-second ``flush``), and every drop is counted in the transaction that makes it; after kill -9 the spool holds
+what was appended and not yet written as acked (those few are published again, with the same seq). ``synchronous=NORMAL`` in WAL mode cannot corrupt the database on a power cut; it can only roll back
 the last commits that were not fsynced yet, which the ``interval`` policy bounds (its fsync runs on a helper
 thread: ``agent.spool.walsync``).
 
@@ -16,7 +17,12 @@ stored even so is counted as ``dropped_unwritable`` and ``append`` returns None;
 A corrupt file is moved aside on ``open(replace_corrupt=True)`` and a new spool started; a file removed while
 open is written again at its path.
 
-The records table, its transactions and in-memory totals are the base class ``records.RecordStore``; the file,
+On a nearly full filesystem the database may grow only into space that leaves the WAL room to be checkpointed
+(``records.RecordStore._cap_growth``), so a small partition never reaches a state where no write is possible.
+Messages the broker cannot take are moved to the ``set_aside`` table (``set_aside``).
+
+The records table, its transactions and in-memory totals are the base class ``records.RecordStore``, the
+disk-full paths ``fulldisk.FullDiskStore``; the file,
 the fsync thread, the filesystem helpers and the episode logging live in ``schema``, ``walsync``, ``storage`` and
 ``episodes``.
 """
@@ -34,9 +40,10 @@ from pathlib import Path
 from agent.config.spool import SpoolConfig
 from agent.errors import SpoolError
 from agent.spool.base import KINDS, RECORD_OVERHEAD_BYTES, Kind, NewRecord, SpooledRecord, SpoolStats
-from agent.spool.episodes import BoundEpisodes, DiskEpisode, Gone
+from agent.spool.episodes import BoundEpisodes
+from agent.spool.fulldisk import FullDiskStore
 from agent.spool.lock import StateDirLock
-from agent.spool.records import RecordStore, StorageFault, Txn
+from agent.spool.records import WAL_HEADROOM_BYTES, StorageFault
 from agent.spool.schema import connect, open_error
 from agent.spool.storage import Reserve, free_bytes, is_corrupt, move_aside, refused
 from agent.spool.walsync import WalSyncer
@@ -44,12 +51,12 @@ from agent.spool.walsync import WalSyncer
 log = logging.getLogger(__name__)
 
 _EXPIRE_EVERY_S = 1.0
-_RETRY_S = 1.0  # on a disk that refuses everything, one more try per second (other appends are counted at once)
 _PROBE_S = 5.0
-_ACK_BATCH = 4096  # queued acks written at once without waiting for the next transaction  # while keeping to its space, how often the spool looks whether the filesystem has room again
+_ACK_BATCH = 4096
+SET_ASIDE_KEEP = 100  # messages set aside that stay in the spool file for inspection  # queued acks written at once without waiting for the next transaction  # while keeping to its space, how often the spool looks whether the filesystem has room again
 
 
-class SqliteSpool(RecordStore):
+class SqliteSpool(FullDiskStore):
     """The durable spool. Create with :meth:`open`; one instance per file, used from one thread."""
 
     def __init__(
@@ -60,13 +67,10 @@ class SqliteSpool(RecordStore):
         clock: Callable[[], float],
         reserve: Reserve | None = None,
     ) -> None:
-        super().__init__(path, db, config, clock)
-        self._reserve = reserve or Reserve(path.with_name(f"{path.name}.reserve"), 0)
+        super().__init__(path, db, config, clock, reserve or Reserve(path.with_name(f"{path.name}.reserve"), 0))
         self._lock: StateDirLock | None = None
         self._last_expire: float | None = None  # injected-clock time of the last expiry pass
         self._bounds = BoundEpisodes(path, config.max_bytes, config.max_age_s)
-        self._disk: DiskEpisode | None = None
-        self._unacked: set[int] = set()  # acked ids not deleted yet: written with the next transaction
         self._last_look = clock()  # when the spool last looked that its file is still there
         self._recreate_failing = False
         self._load()
@@ -203,6 +207,28 @@ class SqliteSpool(RecordStore):
         if len(self._unacked) >= _ACK_BATCH:
             self._commit_acks()
 
+    def set_aside(self, record_id: int, reason: str) -> None:
+        """Move a record the broker cannot take out of the queue into the ``set_aside`` table (the newest
+        ``SET_ASIDE_KEEP`` are kept there for inspection), counted as ``set_aside_<kind>``; never published again."""
+        try:
+            with self._transaction("set aside") as txn:
+                self._db.execute(
+                    "INSERT OR REPLACE INTO set_aside SELECT id, kind, topic, payload, seq, ts, size, ?, ? "
+                    "FROM records WHERE id = ?",
+                    (reason, self._clock(), record_id),
+                )
+                self._db.execute(
+                    "DELETE FROM set_aside WHERE id NOT IN (SELECT id FROM set_aside ORDER BY id DESC LIMIT ?)",
+                    (SET_ASIDE_KEEP,),
+                )
+                gone = self._delete([record_id])
+                self._bump_counters(txn, gone, "set_aside")
+        except StorageFault as fault:
+            self._disk_refused(fault)
+            self.ack([record_id])  # not kept, but never offered again
+            return
+        self._forget(gone)
+
     def _commit_acks(self) -> None:
         if not self._unacked and not self._unsaved:
             return
@@ -214,12 +240,6 @@ class SqliteSpool(RecordStore):
             return
         self._pending_saved(gone)
         self._housekeeping()
-
-    def _pending_saved(self, acked: Gone) -> None:
-        """After a commit that ran ``_save_pending``: the queued acks and counts are on disk now."""
-        self._unsaved = {}
-        self._unacked = set()
-        self._forget(acked)
 
     def stats(self) -> SpoolStats:
         self._commit_acks()
@@ -239,6 +259,7 @@ class SqliteSpool(RecordStore):
             dropped_full={k: counters.get(f"dropped_full_{k}", 0) for k in KINDS},
             dropped_expired={k: counters.get(f"dropped_expired_{k}", 0) for k in KINDS},
             dropped_unwritable={k: counters.get(f"dropped_unwritable_{k}", 0) for k in KINDS},
+            set_aside={k: counters.get(f"dropped_set_aside_{k}", 0) for k in KINDS},
             fsync=self._fsync_text(),
             disk_fault=self._disk.reason if self._disk is not None else "",
             fsync_failures=self._sync.failures,
@@ -293,87 +314,6 @@ class SqliteSpool(RecordStore):
             self._db.execute("INSERT OR REPLACE INTO meta VALUES ('replaced', ?)", (aside.name,))
         self._replaced = aside.name
 
-    # -- a filesystem that refuses writes ---------------------------------------------------------------------
-
-    def _disk_refused(self, fault: StorageFault) -> None:
-        """Start an episode (logged once): give back the reserve and keep to the bytes the spool holds now."""
-        disk = self._disk
-        if disk is not None:
-            if disk.cap is None:  # space seemed back, but it is not
-                disk.cap = min(self._bytes, self._config.max_bytes)
-            return
-        released = self._reserve.size >> 20 if self._reserve.release() else 0
-        cap = min(self._bytes, self._config.max_bytes)
-        self._disk = DiskEpisode(self.path, fault.reason, cap, self._clock(), self._bytes, released)
-
-    def _append_on_full_disk(
-        self, topic: str, payload: bytes, kind: Kind, seq: int | None, ts: float, size: int
-    ) -> int | None:
-        """During an episode: append within the space the spool holds (deleting acked records first, then the
-        oldest by policy, more on each retry), or try to grow when space seemed back. None: not stored, counted."""
-        disk = self._disk
-        assert disk is not None
-        now = self._clock()
-        if disk.blocked_at is None or abs(now - disk.blocked_at) >= _RETRY_S or disk.cap is None:
-            disk.blocked_at = None
-            limits = [self._config.max_bytes] if disk.cap is None else []
-            cap = min(self._config.max_bytes, disk.cap if disk.cap is not None else self._bytes)
-            limits += [max(size, cap - extra) for extra in (0, 15 * size, 255 * size)]
-            for n, limit in enumerate(limits):
-                if n:  # a retry: a complete checkpoint lets the WAL start over in the file space it holds
-                    with contextlib.suppress(sqlite3.Error):
-                        self._db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-                try:
-                    rid = self._insert_within(topic, payload, kind, seq, ts, size, limit)
-                except StorageFault as fault:
-                    self._disk_refused(fault)
-                    continue
-                if limit == self._config.max_bytes and disk.cap is None:
-                    self._disk = None
-                    disk.end(self.path)
-                else:
-                    disk.cap = self._bytes
-                self._housekeeping()
-                return rid
-            disk.blocked_at = now
-        self._unsaved[f"dropped_unwritable_{kind}"] = self._unsaved.get(f"dropped_unwritable_{kind}", 0) + 1
-        disk.unstored[kind] = disk.unstored.get(kind, 0) + 1
-        self._housekeeping()
-        return None
-
-    def _insert_within(
-        self, topic: str, payload: bytes, kind: Kind, seq: int | None, ts: float, size: int, limit: int
-    ) -> int:
-        disk = self._disk
-        assert disk is not None
-        with self._transaction("append") as txn:
-            acked = self._save_pending(txn)
-            dropped = self._make_room(size, limit, sum(g[2] for g in acked))
-            rid = self._insert(topic, payload, kind, seq, ts, size)
-            self._bump_counters(txn, dropped, "full")
-        self._pending_saved(acked)
-        self._forget(dropped)
-        for _, k, _ in dropped:
-            disk.dropped[k] = disk.dropped.get(k, 0) + 1
-        self._appended(rid, kind, size)
-        return rid
-
-    def _save_pending(self, txn: Txn) -> Gone:
-        """Inside a transaction: store the counts and delete the acked records the disk refused before."""
-        self._add_counters(txn, self._unsaved)
-        return self._delete(sorted(self._unacked))
-
-    def _probe_disk(self, disk: DiskEpisode) -> None:
-        """Every few seconds: when the filesystem has room for the reserve and as much again, make the reserve and
-        let the next append try to grow the spool."""
-        now = self._clock()
-        if disk.cap is None or abs(now - disk.last_probe) < _PROBE_S:
-            return
-        disk.last_probe = now
-        free = free_bytes(self.path.parent)
-        if (free is None or free >= 2 * self._reserve.size + (1 << 20)) and self._reserve.ensure():
-            disk.cap = None
-
     def _recreate_if_removed(self) -> None:
         """If the spool file was removed (its directory deleted, say), SQLite goes on in the removed file, which a
         restart would never find: write what it holds to a new file at the same path and go on there."""
@@ -419,6 +359,11 @@ class SqliteSpool(RecordStore):
 
     def _housekeeping(self) -> None:
         if self._last_expire is None or abs(self._clock() - self._last_expire) >= _EXPIRE_EVERY_S:
+            # a reserve (held, or given back in this episode) is the WAL's room: no more headroom needed then
+            wal_room = self._reserve.size >= WAL_HEADROOM_BYTES and (
+                self._reserve_released or self._reserve.path.exists()
+            )
+            self._cap_growth(free_bytes(self.path.parent), 0 if wal_room else WAL_HEADROOM_BYTES)
             self.expire()
             if self._disk is not None:
                 self._probe_disk(self._disk)

@@ -136,3 +136,65 @@ def test_max_bytes_still_bounds_the_spool_on_a_filesystem_smaller_than_it_and_la
         st = os.statvfs(fs)
         assert st.f_bavail * st.f_frsize > 0
         spool.close()
+
+
+def test_a_restart_on_a_full_small_partition_keeps_the_newest_not_the_first(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 17's small partition: the spool fills it, the agent restarts (the disk still full), and polls go on.
+    The spool keeps to the space it holds: newer polls replace the oldest, none is counted as unwritable, and the
+    newest ones are what a reconnect will publish."""
+    with tmpfs(tmp_path / "fs", 8 * MiB) as fs:
+        clock = Clock()
+        spool = SqliteSpool.open(fs / "spool.sqlite", SpoolConfig(), clock, reserve_bytes=RESERVE_BYTES)
+        seq = 0
+        while not spool.stats().disk_fault:
+            spool.append(TOPIC, payload(seq), "samples", seq=seq)
+            seq += 1
+        held = spool.stats().depth
+        spool.close()
+        for restart in range(2):
+            clock.now += 10
+            spool = SqliteSpool.open(fs / "spool.sqlite", SpoolConfig(), clock, reserve_bytes=RESERVE_BYTES)
+            for _ in range(2000):
+                spool.append(TOPIC, payload(seq), "samples", seq=seq)
+                seq += 1
+                clock.now += 0.01
+            stats = spool.stats()
+            seqs = [r.seq or 0 for r in spool.read(0, 100_000)]
+            assert stats.dropped_unwritable["samples"] == 0, f"restart {restart}: polls were refused, not stored"
+            assert seqs[-1] == seq - 1 and seqs == list(range(seqs[0], seq)), "the newest, without a gap"
+            assert len(seqs) >= held * 0.8, f"restart {restart}: the spool shrank from {held} to {len(seqs)}"
+            spool.close()
+        assert files_bytes(fs) <= 8 * MiB
+
+
+def test_another_process_filling_the_disk_leaves_the_backlog_its_space(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 17: an outage backlog of 730 polls, then another process takes every free block. The spool keeps the
+    space it held (about 730 records, not 1), drops the oldest to store the newest, and the backlog survives.
+    (A guard: this case already held before issue 17's fix, thanks to the reserve file; without a reserve, new
+    polls are counted as unwritable until space comes back, the backlog kept.)"""
+    with tmpfs(tmp_path / "fs", 16 * MiB) as fs:
+        clock = Clock()
+        spool = SqliteSpool.open(fs / "spool.sqlite", SpoolConfig(), clock, reserve_bytes=RESERVE_BYTES)
+        for seq in range(730):
+            assert spool.append(TOPIC, payload(seq), "samples", seq=seq) is not None
+        fill(fs)
+        stored = []
+        for seq in range(730, 1730):
+            stored.append(spool.append(TOPIC, payload(seq), "samples", seq=seq))
+            clock.now += 0.1
+        stats = spool.stats()
+        seqs = [r.seq or 0 for r in spool.read(0, 100_000)]
+        assert stats.disk_fault, "the disk refused"
+        assert len(seqs) >= 650, f"the spool shrank from 730 records to {len(seqs)}"
+        assert seqs[-1] == 1729 and seqs == list(range(seqs[0], 1730)), "the newest, without a gap"
+        assert sum(r is None for r in stored) <= 10, "nearly every poll was stored by dropping the oldest"
+        assert stats.dropped_full["samples"] + stats.dropped_unwritable["samples"] == 1730 - len(seqs)
+        assert all(r.payload == payload(r.seq) for r in spool.read(0, 100_000) if r.seq is not None)
+        spool.close()
+        reopened = SqliteSpool.open(fs / "spool.sqlite", SpoolConfig(), clock)
+        assert [r.seq for r in reopened.read(0, 100_000)] == seqs, "the backlog survives a restart"
+        reopened.close()

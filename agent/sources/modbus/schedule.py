@@ -60,12 +60,13 @@ class SystemClock:
 
 def device_phase_s(name: str, interval_s: float, step_s: float = 0.0) -> float:
     """The device's stable offset in [0, interval_s): the same for the same name on every start and gateway; a
-    multiple of ``step_s`` when that is > 0 (devices that share a step are polled together, in one wake-up)."""
+    multiple of ``step_s`` when that is > 0 (devices that share a step are polled together, in one wake-up); 0 when
+    the step is not shorter than the interval."""
+    if step_s >= interval_s:
+        return 0.0  # one step per interval: every device in it together
     h = int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "big")
     phase = h / 2.0**64 * interval_s
-    if 0 < step_s < interval_s:
-        phase = math.floor(phase / step_s) * step_s
-    return phase
+    return math.floor(phase / step_s) * step_s if step_s > 0 else phase
 
 
 def first_slot(now: float, interval_s: float, phase_s: float = 0.0) -> float:
