@@ -55,6 +55,7 @@ class _Reader(Protocol):
     def last_id(self) -> int: ...
     def ack(self, ids: Iterable[int]) -> None: ...
     def flush(self) -> None: ...
+    def set_aside(self, record_id: int, reason: str) -> None: ...
 
 
 class SupersedingReader:
@@ -131,4 +132,4 @@ class SupersedingReader:
 
     def set_aside(self, record_id: int, reason: str) -> None:
         """The spool's own (a message the broker cannot take, agent.sinks.setaside)."""
-        getattr(self._spool, "set_aside")(record_id, reason)  # noqa: B009  # not in every spool's type yet
+        self._spool.set_aside(record_id, reason)
