@@ -3,8 +3,9 @@
 # Debian's mosquitto, influxdb (1.x), victoria-metrics (InfluxDB v2 write API), socat, chromium, firefox-esr,
 # python3-venv, fonts-wqy-microhei and poppler-utils (the centre's energy report);
 # then the agent with its dev extras in .venv, then pytest on parallel workers (pytest-xdist). Extra arguments go
-# to pytest. Most tests wait on sockets, timers and child processes rather than on a core, so the default is three
-# workers per core; TEST_WORKERS=N sets another number (TEST_WORKERS=0 runs everything in this one process).
+# to pytest. Most tests wait on sockets, timers and child processes rather than on a core, so the default is two
+# workers per core (three starved the timing-sensitive tests of CPU); TEST_WORKERS=N sets another number
+# (TEST_WORKERS=0 runs everything in this one process).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,6 +14,7 @@ command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || missing+=(mosqu
 command -v influxd >/dev/null || missing+=(influxdb)
 command -v victoria-metrics >/dev/null || missing+=(victoria-metrics)
 command -v socat >/dev/null || missing+=(socat)
+command -v ip >/dev/null || missing+=(iproute2)  # network namespaces for the offline-install tests
 command -v chromium >/dev/null || missing+=(chromium)  # the web page's browser tests (tests/e2e/test_web_*.py)
 command -v firefox-esr >/dev/null || command -v firefox >/dev/null || missing+=(firefox-esr)
 python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
@@ -32,5 +34,5 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
 .venv/bin/python -m pip install -q -e '.[dev]'
-workers="${TEST_WORKERS:-$(( $(nproc) * 3 ))}"
+workers="${TEST_WORKERS:-$(( $(nproc) * 2 ))}"
 exec .venv/bin/python -m pytest -n "$workers" "$@"

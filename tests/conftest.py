@@ -7,8 +7,8 @@ inherit it: the file simulators report served write requests to (the suite-wide 
 the controller, at the end).
 
 Markers: ``e2e`` for tests that start real servers, processes or filesystems; every test under tests/e2e/ gets
-it here. The fast loop is ``pytest -n auto -m "not e2e"``. ``long`` for a test that runs for half a minute or more
-(a fresh virtualenv, a live demo, a long property run).
+it here. ``long`` for a test that runs for half a minute or more (a fresh virtualenv, a live demo, a long property
+run). The fast loop skips both: ``pytest -n auto -m "not e2e and not long"``.
 
 Order in a parallel run: ``long`` tests first, then ``e2e``, then the rest, so the longest work starts at once on
 its own worker and the many short tests fill the gaps at the end; each test goes to the next free worker, except

@@ -89,5 +89,10 @@ def read_only_violations(writes_file: str | None = None) -> str | None:
             found[fc] = found.get(fc, 0) + n
     if not found:
         return None
-    listed = ", ".join(f"function code {fc} x{n}" for fc, n in sorted(found.items()))
+    listed = ", ".join(
+        f"DL/T 645 control code 0x{fc - registry.DLT645_BASE:02X} x{n}"
+        if fc >= registry.DLT645_BASE
+        else f"function code {fc} x{n}"
+        for fc, n in sorted(found.items())
+    )
     return f"read-only check failed: simulators served write requests ({listed}); the agent must never write"

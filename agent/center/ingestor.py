@@ -1,3 +1,4 @@
+# size: one class, the pipeline (batch, write, retry, quarantine, ack) and the liveness it shares
 """The ingestor: MQTT (shared subscription, manual ack) -> validate -> InfluxDB, batched, retried, never lossy.
 
 One asyncio task runs the pipeline; paho's network thread only enqueues; InfluxDB writes run in a worker thread,
@@ -232,9 +233,7 @@ class Ingestor:
             more = f" and {len(dead) - 1} more" if len(dead) > 1 else ""
             log.warning("%s: quarantined a message on %s%s: %s", self.name, dead[0].topic, more, dead[0].reason[:300])
             self._stats.quarantined += len(dead)
-            self._stats.dead_letter_rotations = sink.stats.rotations
-            self._stats.dead_letter_deleted_files = sink.stats.deleted_files
-            self._stats.dead_letter_deleted_bytes = sink.stats.deleted_bytes
+            self._stats.dead_letter(sink.stats.rotations, sink.stats.deleted_files, sink.stats.deleted_bytes)
         assert self._consumer is not None
         for e in entries:
             if self._consumer.ack(e.item):

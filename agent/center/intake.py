@@ -49,6 +49,12 @@ class IngestStats:
     dead_letter_deleted_files: int = 0  # rotated dead-letter files deleted for age or the total cap
     dead_letter_deleted_bytes: int = 0
 
+    def dead_letter(self, rotations: int, deleted_files: int, deleted_bytes: int) -> None:
+        """The dead-letter sink's counts so far (agent.center.deadletter.DeadLetterStats)."""
+        self.dead_letter_rotations = rotations
+        self.dead_letter_deleted_files = deleted_files
+        self.dead_letter_deleted_bytes = deleted_bytes
+
     def summary(self) -> str:
         """One line for ``systemctl status`` (STATUS=)."""
         return (

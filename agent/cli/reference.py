@@ -116,6 +116,24 @@ def _path(where: str, key: str, suffix: str, model: type[BaseModel]) -> str:
     return base + suffix
 
 
+def _prose(docstring: str) -> str:
+    """A model's docstring as Markdown: every paragraph, its lines joined, a "- " list kept one item a line (the
+    rules a model states, e.g. a line's grading rules, are part of the reference)."""
+    out: list[str] = []
+    for para in inspect.cleandoc(docstring).split("\n\n"):
+        if para.lstrip().startswith("- "):
+            items: list[str] = []
+            for ln in para.splitlines():
+                if ln.lstrip().startswith("- ") or not items:
+                    items.append(ln.strip())
+                else:
+                    items[-1] += " " + ln.strip()
+            out.append("\n".join(items))
+        elif para.strip():
+            out.append(" ".join(ln.strip() for ln in para.splitlines()))
+    return "\n\n".join(out)
+
+
 def _table(
     model: type[BaseModel],
     where: list[str],
@@ -123,7 +141,7 @@ def _table(
     paths: dict[type[BaseModel], list[str]],
     section: str,
 ) -> list[str]:
-    doc = inspect.cleandoc(model.__doc__ or "").split("\n\n")[0].replace("\n", " ")
+    doc = _prose(model.__doc__ or "")
     lines = [f"## `{where[0] or section}`", ""]
     if doc:
         lines += [doc.replace("``", "`"), ""]

@@ -15,7 +15,8 @@ device on the bus of:
 
 DL/T 645 meters on the same bus (``dlt645_requests``): one request per data identifier, each frame
 ``FE x preamble + 12 + L`` characters (L = identifier + value bytes in the reply; the reply counted with as many FE
-as the request, the most meters send), no silence (frames carry their length), and ``DLT645_TURNAROUND_S``: the
+as the request, the most meters send), the bus's wait before each request (``pause_ms``, at least the 3.5
+characters the bus source keeps between any two requests), and ``DLT645_TURNAROUND_S``: the
 standard lets a meter take 20 to 500 ms to answer; 20 ms is the figure used, a slower meter shows as a longer
 measured cycle.
 
@@ -68,10 +69,10 @@ def character_bits(bus: SerialBusConfig) -> int:
 def request_time_s(bus: SerialBusConfig, request: RequestSize) -> float:
     """Wire time of one request and its response, with silences, pause and device turnaround."""
     char_s = character_bits(bus) / bus.baudrate
-    if request.chars is not None:
-        return sum(request.chars) * char_s + bus.pause_ms / 1000 + DLT645_TURNAROUND_S
-    response = 5 + (math.ceil(request.count / 8) if request.bits else 2 * request.count)
     silence_s = 3.5 * char_s if bus.baudrate <= 19200 else 0.00175
+    if request.chars is not None:  # the bus waits max(pause, 3.5 characters) before each request
+        return sum(request.chars) * char_s + max(bus.pause_ms / 1000, silence_s) + DLT645_TURNAROUND_S
+    response = 5 + (math.ceil(request.count / 8) if request.bits else 2 * request.count)
     return (REQUEST_CHARS + response) * char_s + 2 * silence_s + bus.pause_ms / 1000 + TURNAROUND_S
 
 

@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from agent.config.kpi import FuelConfig, LineConfig
 from agent.kpi.channels import Term
 from agent.kpi.indicators import Context, TermKpi, ratio, total
+from agent.kpi.purchased import basis as enthalpy_basis
 
 CO2_PER_CAO = 44.01 / 56.08  # t CO2 per t CaO from CaCO3 (0.440 tCO2/t CaCO3 x 100.09 / 56.08)
 CO2_PER_MGO = 44.01 / 40.30  # t CO2 per t MgO from MgCO3
@@ -23,6 +24,32 @@ DEFAULT_CAO_PCT = {"clinker": 65.0, "lime": 95.0}  # IPCC 2006 default compositi
 ENERGY_CO2 = "energy CO2: fuel combustion and purchased electricity and heat, net of credits"
 
 Explain = Callable[[float | None, Mapping[str, float]], str | None]
+
+
+def steam_basis(line: LineConfig, ctx: Context) -> str:
+    """What a purchased steam coefficient stands for: the table's reference value (which includes the supplying
+    boiler's losses, not the steam's enthalpy) or the declared enthalpy rise (the enthalpy method)."""
+    said: list[str] = []
+    for f in line.fuels:
+        c = ctx.factors.carriers[f.carrier]
+        if f.method == "enthalpy":
+            said.append(enthalpy_basis(f))
+            continue
+        if not f.carrier.startswith("steam"):
+            continue
+        if f.lhv_gj_per_unit is None:
+            gj = c.kgce_per_unit / ctx.factors.kgce_per_gj()
+            said.append(
+                f"{f.carrier} at its reference coefficient {c.kgce_per_unit:g} kgce/{c.unit} ({gj:.3f} GJ/{c.unit}, "
+                f"status {c.status}): it includes the supplying boiler's losses, not the steam's enthalpy; with the "
+                "steam's pressure and temperature measured, declare method: enthalpy (flow x (h(p, T) - "
+                "h(return)), IAPWS-IF97) or lhv_gj_per_unit = h(p, T) - h(return water)"
+            )
+        else:
+            said.append(
+                f"{f.carrier} by its declared enthalpy rise {f.lhv_gj_per_unit:g} GJ/{c.unit} (enthalpy method)"
+            )
+    return "; ".join(said)
 
 
 def fuel_tco2(f: FuelConfig, ctx: Context) -> float:
@@ -70,7 +97,7 @@ def process_kpis(
         f"{factor:.4f} tCO2/t ({declared}); not energy CO2"
     )
     process = Term([(ch, w * factor) for ch, w in prod.parts])
-    both = Term(co2.parts + process.parts)
+    both = Term(co2.parts + process.parts, history=co2.history)
     out = [
         kpi("co2_process_t", "tCO2", {"c": process}, total("c")),
         kpi("co2_process_t_per_t", f"tCO2/{unit}", {"c": process, "p": prod}, ratio("c", "p")),

@@ -151,6 +151,24 @@ class Term:
 
     parts: list[tuple[Channel, float]]
     mean: bool = False
+    # fuel channel key -> [(until, ratio)], ascending: a period (for calendar windows, a month) starting before
+    # ``until`` is valued at weight x ratio, the coefficient it had then (agent.kpi.engine.KpiEngine.coefficients)
+    history: Mapping[str, list[tuple[float, float]]] | None = None
+
+    def _ratio(self, key: str, start: float) -> float:
+        for until, ratio in (self.history or {}).get(key, ()):
+            if start < until:
+                return ratio
+        return 1.0
+
+    def _amount(self, ch: Channel, window: str, start: float, b: Bucket) -> float:
+        """The bucket's amount, months valued with the coefficient each had (see ``history``)."""
+        if not self.history or ch.key not in self.history or not self.history[ch.key]:
+            return b.amount
+        s = ch.sums[window]
+        if isinstance(s, CalendarSum):
+            return sum(m.amount * self._ratio(ch.key, m0) for m0, m in s.month_buckets(start).items())
+        return b.amount * self._ratio(ch.key, start)
 
     def at(self, window: str, start: float) -> TermValue:
         total = 0.0
@@ -170,11 +188,12 @@ class Term:
             if b.bridged_s > 0:
                 bridged = max(bridged, b.bridged_s)
                 t0, t1 = min(t0, b.bridge_t0), max(t1, b.bridge_t1)
+            amount = b.amount if self.history is None else self._amount(ch, window, start, b)
             if self.mean:
                 if b.covered_s > 0:
-                    total += weight * b.amount / b.covered_s * ch.mean_factor
+                    total += weight * amount / b.covered_s * ch.mean_factor
             else:
-                total += weight * b.amount
+                total += weight * amount
         bridge = (t0, t1) if bridged > 0 else None
         return TermValue(total, 0.0 if covered == float("inf") else covered, present, bridged, bridge, seeded)
 

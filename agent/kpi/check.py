@@ -1,3 +1,4 @@
+# size: one checker of the whole kpi section, a method per declaration kind (407 lines)
 """Checks of the site file's ``kpi:`` section against the site's devices, their profiles, the level table, the
 factor table and the KPI names the section declares. Run by the compile step (agent.runtime.compile); ``check`` is the same for a whole site."""
 
@@ -201,7 +202,7 @@ class _Checker:
         for i, r in enumerate(refs):
             self.ref((*path, i) if index else path, r)
 
-    def fuels(self, path: Path, fuels: list[FuelConfig]) -> None:
+    def fuels(self, path: Path, fuels: list[FuelConfig], *, line: bool = True) -> None:
         table = load_factors()
         for i, f in enumerate(fuels):
             self.ref((*path, i), f)
@@ -209,6 +210,33 @@ class _Checker:
                 self.add((*path, i, "carrier"), f"unknown carrier '{f.carrier}'{_suggest(f.carrier, table.carriers)}")
             if f.co2_fuel is not None and f.co2_fuel not in table.fuels:
                 self.add((*path, i, "co2_fuel"), f"unknown fuel '{f.co2_fuel}'{_suggest(f.co2_fuel, table.fuels)}")
+            if f.method == "enthalpy":
+                self.enthalpy((*path, i), f, line)
+
+    def enthalpy(self, path: Path, f: FuelConfig, line: bool = True) -> None:
+        """method: enthalpy values a line's purchased steam or hot water (a carrier at the heat factor) from the
+        points it reads: the supply's pressure and temperature (given, or the device's roles), the measured return."""
+        carrier = load_factors().carriers.get(f.carrier)
+        if not line:
+            self.add((*path, "method"), "method: enthalpy applies to a line's purchased steam or hot water only")
+        elif carrier is not None and carrier.co2_indirect != "heat":
+            self.add(
+                (*path, "method"),
+                f"method: enthalpy values purchased steam or hot water; carrier '{f.carrier}' is not one (use a "
+                "steam carrier or heat)",
+            )
+        p, t, ret = f.enthalpy_points()
+        for field, ref in (("pressure", p), ("temperature", t), ("return_temperature", ret)):
+            if ref is None:
+                continue
+            before = len(self.issues)
+            self.ref((*path, field), ref)
+            if len(self.issues) > before and getattr(f, field) is None:  # a default role: say what it is for
+                _, why = self.issues.pop()
+                self.add(
+                    (*path, "method"),
+                    f"method: enthalpy needs the steam's {field}: {why}; give {field}: {{device, point or role}}",
+                )
 
     def credits(self, path: Path, credits: list[CreditConfig]) -> None:
         table = load_factors()
@@ -279,11 +307,13 @@ class _Checker:
             elif isinstance(value, PointRefConfig):
                 self.ref((*path, field), value)
             elif isinstance(value, list) and value and isinstance(value[0], FuelConfig):
-                self.fuels((*path, field), value)
+                self.fuels((*path, field), value, line=False)
 
     def fuels_one(self, path: Path, fuel: FuelConfig) -> None:
         table = load_factors()
         self.ref(path, fuel)
+        if fuel.method == "enthalpy":
+            self.enthalpy(path, fuel, line=False)
         if fuel.carrier not in table.carriers:
             self.add((*path, "carrier"), f"unknown carrier '{fuel.carrier}'{_suggest(fuel.carrier, table.carriers)}")
 

@@ -1,4 +1,5 @@
-"""KpiEngine (a little over 400 lines: building, ingest and evaluate share its tables): good samples in, KPI values per window out. Pure and synchronous; time comes from the samples and
+# size: building, ingest, evaluate and the restart and history hooks share the engine's tables (channels, routes)
+"""KpiEngine: good samples in, KPI values per window out. Pure and synchronous; time comes from the samples and
 from the ``now`` given to ``evaluate`` (the injected clock only sets where the first windows start).
 
 Lifecycle: build once from the site's ``kpi`` section (``KpiEngine.from_site``), call ``ingest`` for every poll
@@ -21,7 +22,7 @@ import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from agent.config.kpi import KpiSectionConfig, PointRefConfig
@@ -29,6 +30,7 @@ from agent.kpi.baseline import BaselineKpi
 from agent.kpi.benchmarks import LevelTable, site_levels
 from agent.kpi.channels import Channel, DerivedChannel, TimeFrame
 from agent.kpi.clock import ClockWatch, ungraded
+from agent.kpi.coefficients import carry
 from agent.kpi.counters import CounterTracker, LevelIntegrator, RateIntegrator
 from agent.kpi.custom import CustomKpi, in_dependency_order
 from agent.kpi.demand import DemandKpi
@@ -112,6 +114,7 @@ class KpiEngine:
         renewable = frozenset(n for n, d in self.devices.items() if d.renewable)
         windows = tuple(WindowSpec(n, self.tz, self._shifts) for n in cfg.windows)
         ctx = make_context(cfg, self, windows, self.tz, self._shifts, renewable, table)
+        self._ctx = ctx
         for line in cfg.lines:
             kpis = line_kpis(line, ctx)
             self._grade_on(line.grade_windows, line.shorter_grades == "indicative", kpis, ctx)
@@ -366,6 +369,18 @@ class KpiEngine:
         """Take over a snapshot (parts that fit this configuration); returns one line saying what was kept.
         Raises ``agent.kpi.state.StateError`` for data that is not a snapshot of this format."""
         return restore(self, data, now)
+
+    def coefficients(self) -> dict[str, object]:
+        """The fuels' coefficients now (GJ per unit, by channel) and their history, for the snapshot."""
+        return {
+            "now": dict(self._ctx.fuel_coefficients),
+            "history": {k: [[u, r] for u, r in v] for k, v in self._ctx.fuel_history.items()},
+        }
+
+    def carry_coefficients(self, saved: Mapping[str, Any], now: float) -> list[str]:
+        """After a restart: closed months keep the coefficients they had (agent.kpi.coefficients.carry)."""
+        month = WindowSpec("month", self.tz, self._shifts)
+        return carry(self._ctx, saved, month, now, restate=self.config.restate_closed_periods)
 
     def seed_history(self, line: str, rows: Sequence[MonthRow], where: str = "history") -> str:
         """Seed the calendar months of a line's inputs from its history rows (agent.kpi.history): only months that

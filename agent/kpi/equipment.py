@@ -247,7 +247,9 @@ def equipment_kpis(eq: EquipmentConfig, ctx: Context) -> list[TermKpi]:
             ),
         ]
     assert isinstance(eq, KilnConfig)
-    fuel_heat = Term([(src.channel(f, w), ctx.fuel_gj(f)) for f in eq.fuels])
+    for f in eq.fuels:  # closed months keep their coefficients, as for a line (agent.kpi.coefficients)
+        ctx.register_fuel(src.channel(f, w).key, f, f"kiln {eq.name} fuel {f.carrier} ({f.device})")
+    fuel_heat = Term([(src.channel(f, w), ctx.fuel_gj(f)) for f in eq.fuels], history=ctx.fuel_history)
     prod = term(eq.production, Role.PRODUCTION_T)
     return [kpi("heat_kj_per_kg", "kJ/kg", {"h": fuel_heat, "p": prod}, ratio("h", "p", 1000.0))]
 
@@ -263,7 +265,10 @@ def _boiler(
     steam = eq.steam or _ref(d, Role.STEAM_FLOW_TPH)
     pressure = eq.pressure or _ref(d, Role.STEAM_PRESSURE_MPA)
     feedwater = eq.feedwater_temperature or _ref(d, Role.FEEDWATER_TEMPERATURE_C)
-    fuel = Term([(src.channel(eq.fuel, w), ctx.fuel_gj(eq.fuel))], mean=True)
+    ctx.register_fuel(
+        src.channel(eq.fuel, w).key, eq.fuel, f"boiler {eq.name} fuel {eq.fuel.carrier} ({eq.fuel.device})"
+    )
+    fuel = Term([(src.channel(eq.fuel, w), ctx.fuel_gj(eq.fuel))], mean=True, history=ctx.fuel_history)
     terms = {"f": fuel}
     if eq.steam_state == "saturated":
         x = eq.steam_dryness

@@ -209,6 +209,29 @@ class Context:
     level_for: Callable[[str | None, str | None], LevelRow | None] = lambda i, e: None
     notes: list[str] = field(default_factory=list)
     lines: dict[str, LineTerms] = field(default_factory=dict)  # filled by line_kpis, read by the park KPIs
+    # fuel coefficients over time (agent.kpi.engine.KpiEngine.coefficients): channel key -> [(until, ratio)], the
+    # GJ per unit each fuel has now, where it is declared, and which were declared in the config
+    fuel_history: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
+    fuel_coefficients: dict[str, float] = field(default_factory=dict)
+    fuel_names: dict[str, str] = field(default_factory=dict)
+    declared_history: set[str] = field(default_factory=set)
+    enthalpy_channels: dict[str, Channel] = field(default_factory=dict)  # agent.kpi.purchased.fuel_channel
+
+    def month_start(self, month: str) -> float:
+        """UNIX time of the first of a 'YYYY-MM' month, local midnight."""
+        year, mon = (int(x) for x in month.split("-"))
+        spec = WindowSpec("month", self.tz, self.shift_starts)
+        return spec.anchor(datetime(year, mon, 15, tzinfo=ZoneInfo(self.tz)).timestamp())
+
+    def register_fuel(self, key: str, f: FuelConfig, name: str) -> None:
+        """Note a line's fuel channel and its declared coefficient history (ratios to the value now)."""
+        now = self.fuel_gj(f)
+        self.fuel_coefficients[key] = now
+        self.fuel_names[key] = name
+        if f.lhv_history:
+            steps = sorted((self.month_start(h.until), h.lhv_gj_per_unit / now) for h in f.lhv_history)
+            self.fuel_history[key] = steps
+            self.declared_history.add(key)
 
     def specs(self, names: Sequence[str] | None) -> tuple[WindowSpec, ...]:
         """The window specs for a declaration's ``windows`` (the section's default when not given)."""
@@ -239,6 +262,8 @@ class Context:
         carrier's coefficient."""
         if f.lhv_gj_per_unit is not None:
             return f.lhv_gj_per_unit
+        if isinstance(f, FuelConfig) and f.method == "enthalpy":
+            return 1.0  # its channel counts GJ (agent.kpi.purchased)
         if isinstance(f, CreditConfig) and f.kgce_per_unit is not None:
             return f.kgce_per_unit / self.factors.kgce_per_gj()
         assert f.carrier is not None

@@ -7,9 +7,10 @@ from collections.abc import Callable, Mapping
 
 from agent.config.kpi import LineConfig
 from agent.kpi.benchmarks import corrected, missing_carriers
-from agent.kpi.carbon import ENERGY_CO2, co2_explain, fuel_tco2, process_kpis
+from agent.kpi.carbon import ENERGY_CO2, co2_explain, fuel_tco2, process_kpis, steam_basis
 from agent.kpi.channels import Channel, Term
 from agent.kpi.indicators import Context, LineTerms, TermKpi, ratio, total
+from agent.kpi.purchased import fuel_channel
 from agent.kpi.windows import WindowSpec
 
 
@@ -24,17 +25,20 @@ def line_kpis(line: LineConfig, ctx: Context) -> list[TermKpi]:
     elec = ctx.term(line.electricity, w)
     renewable = [r for r in line.electricity if r.device in ctx.renewable_devices]
     gross_parts = [(ch, ctx.electricity_kgce_per_kwh) for ch in elec.channels()]
-    gross_parts += [(ctx.source.channel(f, w), ctx.fuel_kgce(f)) for f in line.fuels]
+    gross_parts += [(fuel_channel(ctx, f, w), ctx.fuel_kgce(f)) for f in line.fuels]
     credit = Term([(ctx.source.channel(c, w), ctx.fuel_kgce(c)) for c in line.credits])
-    kgce = Term(gross_parts + [(ch, -k) for ch, k in credit.parts])
-    feedstock = Term([(ctx.source.channel(f, w), ctx.fuel_kgce(f)) for f in line.fuels if f.feedstock])
+    hist = ctx.fuel_history  # closed months keep their coefficients (agent.kpi.engine.KpiEngine.coefficients)
+    for f in line.fuels:
+        ctx.register_fuel(fuel_channel(ctx, f, w).key, f, f"line {line.name} fuel {f.carrier} ({f.device})")
+    kgce = Term(gross_parts + [(ch, -k) for ch, k in credit.parts], history=hist)
+    feedstock = Term([(fuel_channel(ctx, f, w), ctx.fuel_kgce(f)) for f in line.fuels if f.feedstock], history=hist)
     co2_parts: list[tuple[Channel, float]] = []
     for r in line.electricity:
         factor = ctx.renewable_tco2_per_mwh if r.device in ctx.renewable_devices else ctx.grid_tco2_per_mwh
         co2_parts.append((ctx.source.channel(r, w), factor / 1000.0))
-    co2_parts += [(ctx.source.channel(f, w), fuel_tco2(f, ctx)) for f in line.fuels]
+    co2_parts += [(fuel_channel(ctx, f, w), fuel_tco2(f, ctx)) for f in line.fuels]
     co2_parts += [(ctx.source.channel(c, w), -ctx.credit_tco2(c)) for c in line.credits if c.co2 != "none"]
-    co2 = Term(co2_parts)
+    co2 = Term(co2_parts, history=hist)
     ctx.lines[line.name] = LineTerms(
         kgce,
         co2,
@@ -83,15 +87,18 @@ def line_kpis(line: LineConfig, ctx: Context) -> list[TermKpi]:
         why = "; ".join(f"{c} counted at 0 tCO2: {ctx.factors.carriers[c].co2_none}" for c in uncounted)
         out[-2].reference = out[-1].reference = "; ".join(x for x in (ENERGY_CO2, ctx.grid_reference, why) if x)
         out[-2].explain = out[-1].explain = co2_explain(line)
+        if basis := steam_basis(line, ctx):
+            for k in out[-4:]:
+                k.reference = "; ".join(x for x in (k.reference, basis) if x)
         out += process_kpis(line, ctx, prod, co2, kpi, pu)
         if line.credits:
-            gross = Term(gross_parts)
+            gross = Term(gross_parts, history=hist)
             out += [
                 kpi("energy_gross_kgce", "kgce", {"e": gross}, total("e")),
                 kpi("credit_kgce", "kgce", {"e": credit}, total("e")),
             ]
     if line.fuels:
-        heat = Term([(ctx.source.channel(f, w), ctx.fuel_gj(f)) for f in line.fuels])
+        heat = Term([(fuel_channel(ctx, f, w), ctx.fuel_gj(f)) for f in line.fuels], history=hist)
         # GJ/t = 1000 kJ/kg
         out.append(kpi("heat_kj_per_kg", "kJ/kg", {"h": heat, "p": prod}, ratio("h", "p", 1000.0)))
     if line.water:
@@ -101,7 +108,7 @@ def line_kpis(line: LineConfig, ctx: Context) -> list[TermKpi]:
         gj_per_kgce = 1.0 / ctx.factors.kgce_per_gj()
         out.append(kpi("waste_heat_gj", "GJ", {"h": wh}, total("h")))
         if line.electricity or line.fuels:
-            gross_in = Term(gross_parts)
+            gross_in = Term(gross_parts, history=hist)
             out.append(kpi("waste_heat_share", "1", {"h": wh, "e": gross_in}, ratio("h", "e", 1.0 / gj_per_kgce)))
     return out
 
@@ -136,9 +143,9 @@ def _label_electricity(kpis: list[TermKpi], line: LineConfig, ctx: Context, w: t
         return
     eq = ctx.factors.carriers["electricity"].kgce_per_unit
     parts = [(ch, eq) for ch in ctx.term(line.electricity, w).channels()]
-    parts += [(ctx.source.channel(f, w), ctx.fuel_kgce_equivalent(f)) for f in line.fuels]
+    parts += [(fuel_channel(ctx, f, w), ctx.fuel_kgce_equivalent(f)) for f in line.fuels]
     parts += [(ctx.source.channel(c, w), -ctx.fuel_kgce_equivalent(c)) for c in line.credits]
-    equivalent = Term(parts)
+    equivalent = Term(parts, history=ctx.fuel_history)
     label = (
         f"electricity at its equal value {ctx.electricity_kgce_per_kwh:g} kgce/kWh, consumption and credits alike; "
         f"detail equivalent_*: at the equivalent value {eq:g} kgce/kWh"

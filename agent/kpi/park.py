@@ -35,7 +35,8 @@ def _sum(terms: list[Term]) -> Term:
     parts: list[tuple[Channel, float]] = []
     for t in terms:
         parts += t.parts
-    return Term(parts)
+    history = next((t.history for t in terms if t.history is not None), None)  # the one of the engine's context
+    return Term(parts, history=history)
 
 
 def park_kpis(cfg: ParkConfig, ctx: Context) -> list[TermKpi]:
@@ -51,7 +52,9 @@ def park_kpis(cfg: ParkConfig, ctx: Context) -> list[TermKpi]:
     energy = _sum([x.kgce for x in lines])
     renewable = _sum([x.renewable_kgce for x in lines])
     feedstock = _sum([x.feedstock_kgce for x in lines])
-    controlled = Term(energy.parts + [(ch, -k) for ch, k in renewable.parts + feedstock.parts])
+    controlled = Term(
+        energy.parts + [(ch, -k) for ch, k in renewable.parts + feedstock.parts], history=ctx.fuel_history
+    )
     co2 = _sum([x.co2 for x in lines])
 
     def kpi(name: str, unit: str, terms: dict[str, Term], fn: Compute, reference: str = "") -> TermKpi:

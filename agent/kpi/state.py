@@ -61,6 +61,10 @@ class KpiEngine(Protocol):
 
     def hold(self, channels: Mapping[str, float], until: float) -> None: ...
 
+    def coefficients(self) -> dict[str, object]: ...
+
+    def carry_coefficients(self, saved: Mapping[str, Any], now: float) -> list[str]: ...
+
 
 class StateError(Exception):
     """The data is not a KPI state snapshot this agent can read (corrupt, another format or version)."""
@@ -108,6 +112,7 @@ def capture(engine: KpiEngine, now: float) -> dict[str, object]:
         "reported": reported,
         "indicators": kept,
         "clock_steps": engine._watch.dump() if engine._watch is not None else [],
+        "coefficients": engine.coefficients(),
     }
 
 
@@ -166,6 +171,10 @@ def _restore(engine: KpiEngine, data: dict[str, Any], now: float) -> str:
             line += ", and the time zone or shifts changed: only counter readings were kept"
     if clock_back:
         line += f"; the clock is {saved_at - now:.0f} s behind the snapshot: counter readings start afresh"
+    carried = data.get("coefficients")
+    if isinstance(carried, dict) and same_frame:
+        for note in engine.carry_coefficients(carried, now):
+            line += f"; {note}"
     return line
 
 

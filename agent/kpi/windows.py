@@ -308,6 +308,18 @@ class CalendarSum:
                 out.covered_s += b.bridged_s
         return out
 
+    def month_buckets(self, start: float) -> dict[float, Bucket]:
+        """The period starting at ``start`` by calendar month (month start -> its sums so far)."""
+        assert self.days.ledger is not None
+        start, end = self.spec.starting_at(start)
+        months = self.days.ledger.months
+        out: dict[float, Bucket] = {}
+        for b in (*self.days.ledger.buckets.values(), *self.days.open_buckets()):
+            if start <= b.start < end:
+                m0, m1 = months.bounds(b.start)
+                out.setdefault(m0, Bucket(m0, m1)).merge(b)
+        return out
+
     def short_months(self, start: float, share: float) -> list[float]:
         """Starts of the months of the period starting at ``start`` covered less than ``share`` (absent months
         included), bridged time counting as covered."""

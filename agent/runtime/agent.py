@@ -1,3 +1,4 @@
+# size: one class, the agent process (run, emit, KPI and status loops, reload, signals) over shared state
 """The agent process: compiled site -> sources -> samples -> KPI engine -> spool -> MQTT sink.
 
 Structured concurrency: one TaskGroup holds a task per source (a Modbus TCP device, a serial bus or TCP gateway,
@@ -52,6 +53,7 @@ from agent.runtime.webview import Hints, web_page
 from agent.sinks.limits import MAX_MESSAGE_BYTES
 from agent.sources.base import Source
 from agent.sources.modbus.device import DevicePoller
+from agent.sources.modbus.schedule import Clock
 from agent.sources.modbus.source import ModbusSource
 from agent.systemd.notify import SystemdNotifier
 from agent.web.live import LiveState
@@ -73,9 +75,11 @@ class Agent:
         flush_timeout_s: float = 5.0,
         install_signal_handlers: bool = True,
         hints: Hints | None = None,
+        poll_clock: Clock | None = None,
     ) -> None:
         self.site_path = site_path
         self.clock = clock
+        self.poll_clock = poll_clock  # the polls' schedule; None: the wall clock (tests inject a simulated one)
         # the KPI engine's clock-step handling compares the wall clock with this one (not with a simulated clock)
         self.monotonic = monotonic if monotonic is not None else time.monotonic if clock is time.time else None
         self._kpi_state: KpiStateFile | None = None
@@ -152,7 +156,7 @@ class Agent:
         assert self.parts is not None
         async with asyncio.TaskGroup() as tg:
             self._tg = tg
-            for source in build_sources(self.compiled, self.clock):
+            for source in build_sources(self.compiled, self.clock, self.poll_clock):
                 self._start_source(source)
             if self.parts.sink is not None:
                 self._other_tasks.append(tg.create_task(self.parts.sink.run(), name="sink"))
@@ -360,7 +364,7 @@ class Agent:
             or new.site.gateway != old.site.gateway
         ):
             log.warning("reload: mqtt, web, spool, site or gateway changed; restart the service to apply those")
-        wanted = {s.name: s for s in build_sources(compiled, self.clock)}
+        wanted = {s.name: s for s in build_sources(compiled, self.clock, self.poll_clock)}
         plan = plan_reload({name: source for name, (source, _) in self._source_tasks.items()}, wanted)
         for name in plan.cancel:
             self._source_tasks.pop(name)[1].cancel()

@@ -24,6 +24,7 @@ from agent.runtime.kpistate import STATE_FILE, KpiStateFile
 from agent.sinks.mqtt import MqttSink
 from agent.sinks.topics import kpi_topic, samples_topic
 from agent.sources.base import Source
+from agent.sources.modbus.schedule import Clock
 from agent.spool.lock import StateDirLock
 from agent.spool.sqlite import SqliteSpool
 from agent.spool.storage import RESERVE_BYTES
@@ -64,11 +65,13 @@ class Parts:
         self.kpi_interval_s = kpi_interval_s
 
 
-def build_sources(compiled: CompiledSite, clock: Callable[[], float] | None = None) -> list[Source]:
+def build_sources(
+    compiled: CompiledSite, clock: Callable[[], float] | None = None, poll_clock: Clock | None = None
+) -> list[Source]:
     """Every source of the site, Modbus and OPC UA, in file order of their first device, from the compiled plans.
-    No I/O."""
+    ``poll_clock`` schedules the Modbus/DL/T 645 polls (the wall clock unless a test injects one). No I/O."""
     loaded = compiled.loaded
-    sources: list[Source] = build_bus_sources(loaded, compiled.modbus_plans)
+    sources: list[Source] = build_bus_sources(loaded, compiled.modbus_plans, poll_clock)
     base_dir = loaded.path.parent
     opcua = [d for d in loaded.site.devices if isinstance(d, OpcuaDeviceConfig) and getattr(d, "enabled", True)]
     if opcua:

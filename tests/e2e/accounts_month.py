@@ -249,6 +249,7 @@ def run_month(out: Path, poll_s: float = 300.0) -> dict[str, Any]:
         cfg = center_config(broker.port, influx)
         receivers = [{"name": "province", "url": receiver.url, "ca_file": str(pki.ca)}]
         cfg["accounts"] = unit_section(str(out / "state"), receivers)
+        cfg["dead_letter"] = {"file": str(out / "dead-letter.jsonl")}  # a whole center.yaml: the commands take it
         (out / "center.yaml").write_text(json.dumps(cfg, indent=1, ensure_ascii=False))
         with CenterProcess(out / "centre", {k: v for k, v in cfg.items() if k != "accounts"}):
             pub = Publisher(broker.port)

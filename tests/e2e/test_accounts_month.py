@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from openpyxl import load_workbook
 
+from agent.center.cli import main
 from tests.e2e.accounts_month import run_month
 
 pytestmark = pytest.mark.e2e
@@ -20,6 +21,7 @@ pytestmark = pytest.mark.e2e
 
 def test_a_simulated_month_matches_ground_truth_and_is_reported_and_uploaded(tmp_path: Path) -> None:
     result = run_month(tmp_path, poll_s=300.0)
+    assert main(["validate", str(tmp_path / "center.yaml")]) == 0  # the README's follow-on commands take it
     got, want = result["account"], result["truth"]
     for key, true in want.items():
         assert got[key] == pytest.approx(true, rel=0.005, abs=1e-6), key

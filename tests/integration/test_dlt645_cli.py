@@ -129,3 +129,25 @@ def test_list_profiles_and_reference(capsys: pytest.CaptureFixture[str]) -> None
     assert "| `00-01-00-00` | energy_forward_active_total | `XXXXXX.XX` | kWh |" in out
     assert "| `B611` | voltage_a | `XXX` | V |" in out
     assert out == Path("docs/reference/dlt645.md").read_text(encoding="utf-8"), "run energy-agent reference dlt645"
+
+
+def test_the_starter_site_s_dlt645_example_validates_once_uncommented(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    site = tmp_path / "site.yaml"
+    assert main(["init", str(site)]) == 0
+    lines = site.read_text(encoding="utf-8").splitlines()
+    out = []
+    for line in lines:
+        if line in ("buses: []", "devices: []"):
+            out.append(line.removesuffix(" []"))
+        elif line.startswith("  # - {name: rs485-1") or line.startswith("  # - {name: feeder-1"):
+            out.append("  " + line.removeprefix("  # "))
+        elif line.startswith("  #    address: '000012345678'"):
+            out.append("    " + line.removeprefix("  #    "))
+        else:
+            out.append(line)
+    site.write_text("\n".join(out) + "\n", encoding="utf-8")
+    capsys.readouterr()
+    assert main(["validate", str(site)]) == 0
+    assert "feeder-1: dlt645-2007 profile dlt645-generic-2007-3ph-meter, rtu rs485-1" in capsys.readouterr().out

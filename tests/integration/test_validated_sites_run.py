@@ -1,11 +1,12 @@
 """A site that ``validate`` accepts runs: the property behind issue 17's crash class (a misspelt time zone passed
 validate and ``run`` died at the first KPI sample with a 69-line traceback, so systemd restarted it five times).
 
-Hypothesis varies the simulator's site file (which devices, intervals, timeouts, byte-order and range overrides
-are not touched: the profiles are shipped) and the demo's KPI section (windows, shifts, time zones with odd
-offsets, grading windows, publish interval, coverage), plus the spool and monitoring sections. Every variant is
+Hypothesis varies the Modbus simulator's site file (which devices, intervals, timeouts, retries; the shipped
+profiles are not touched), adds an OPC UA PLC read from the OPC UA simulator (subscribe or poll, sometimes a
+missing node among its points), varies the demo's KPI section (windows, shifts, time zones with odd offsets,
+grading windows, publish interval, coverage), and the spool, monitoring and MQTT sections. Every variant is
 compiled as ``validate`` compiles it; each one accepted runs for a few seconds under the real runtime (``Agent``)
-against the Modbus plant simulator and mosquitto. It must stop cleanly when asked, and nothing may be logged with a
+against both simulators and mosquitto. It must stop cleanly when asked, and nothing may be logged with a
 traceback (no exc_info, no asyncio "exception was never retrieved", no "bug")."""
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from agent.cli.demo import DEMO_KPI
 from agent.errors import ConfigError
 from agent.runtime.agent import Agent
 from agent.runtime.compile import compile_site
+from tests.integration.opcua_sim import NAMESPACE, point, start_sim
 from tests.servers.mosquitto import mosquitto
 from tests.simfixtures import simulator_process
 
@@ -33,19 +35,25 @@ pytestmark = pytest.mark.e2e
 RUN_S = 3.0
 ZONES = ["UTC", "Asia/Shanghai", "Asia/Kathmandu", "Pacific/Chatham", "America/St_Johns", "Europe/Berlin"]
 WINDOWS = ["1m", "5m", "15m", "1h", "shift", "day"]
+OPCUA_VALUES = ["coal_feed_tph", "production_rate_tph", "temperature_c", "active_power_kw", "coal_t"]
 
 
 @pytest.fixture(scope="module")
-def plant(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[dict[str, Any], int]]:
-    """The simulator (as a process) and mosquitto, shared by every example: (simulator site doc, broker port)."""
+def plant(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[dict[str, Any], int, str]]:
+    """The Modbus and OPC UA simulators (as processes) and mosquitto, shared by every example: (Modbus simulator's
+    site doc, broker port, OPC UA endpoint)."""
     work = tmp_path_factory.mktemp("plant")
-    with simulator_process(work), mosquitto(work / "mq") as broker:
-        doc = YAML(typ="safe").load((work / "site.yaml").read_text())
-        yield doc, broker.port
+    opcua = start_sim(work / "opcua")
+    try:
+        with simulator_process(work), mosquitto(work / "mq") as broker:
+            doc = YAML(typ="safe").load((work / "site.yaml").read_text())
+            yield doc, broker.port, opcua.endpoint
+    finally:
+        opcua.proc.stop()
 
 
 @st.composite
-def sites(draw: st.DrawFn, base: dict[str, Any], broker_port: int) -> dict[str, Any]:
+def sites(draw: st.DrawFn, base: dict[str, Any], broker_port: int, endpoint: str) -> dict[str, Any]:
     doc = copy.deepcopy(base)
     doc.pop("state_dir", None)
     names = [d["name"] for d in doc["devices"]]
@@ -58,6 +66,21 @@ def sites(draw: st.DrawFn, base: dict[str, Any], broker_port: int) -> dict[str, 
             d["timeout_ms"] = draw(st.sampled_from([100, 300, 1000]))
         if draw(st.booleans()):
             d["retries"] = draw(st.integers(0, 2))
+    if draw(st.booleans()):  # an OPC UA PLC beside the Modbus devices (a wrong node id among its points, sometimes)
+        points = [point("kiln1", v) for v in draw(st.lists(st.sampled_from(OPCUA_VALUES), min_size=1, unique=True))]
+        if draw(st.booleans()):
+            points.append({"name": "ghost", "node_id": f"nsu={NAMESPACE};s=kiln1.no_such_value"})
+        doc["devices"].append(
+            {
+                "name": "plc-kiln1",
+                "protocol": "opcua",
+                "endpoint": endpoint,
+                "security": {"policy": "None", "mode": "None", "allow_none": True},
+                "mode": draw(st.sampled_from(["subscribe", "poll"])),
+                "interval_s": draw(st.sampled_from([0.5, 1.0, 2.0])),
+                "points": points,
+            }
+        )
     doc["timezone"] = draw(st.sampled_from(ZONES))
     if with_kpi:
         kpi = copy.deepcopy(DEMO_KPI)
@@ -102,10 +125,10 @@ async def run_for(site: Path, seconds: float) -> None:
 
 
 def test_every_site_validate_accepts_runs_without_a_traceback(
-    plant: tuple[dict[str, Any], int], tmp_path_factory: pytest.TempPathFactory
+    plant: tuple[dict[str, Any], int, str], tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    base, broker_port = plant
-    ran: list[bool] = []  # one entry per example that validated and ran: with a KPI section or not
+    base, broker_port, endpoint = plant
+    ran: list[tuple[bool, bool]] = []  # per example that validated and ran: (with KPIs, with the OPC UA PLC)
 
     @settings(
         max_examples=8,
@@ -115,7 +138,7 @@ def test_every_site_validate_accepts_runs_without_a_traceback(
     )
     @given(st.data())
     def check(data: st.DataObject) -> None:
-        doc = data.draw(sites(base, broker_port))
+        doc = data.draw(sites(base, broker_port, endpoint))
         work = tmp_path_factory.mktemp("site")
         doc["state_dir"] = str(work / "state")
         site = work / "site.yaml"
@@ -133,7 +156,8 @@ def test_every_site_validate_accepts_runs_without_a_traceback(
         finally:
             root.removeHandler(catcher)
         assert catcher.found == [], "\n".join(catcher.found)
-        ran.append("kpi" in doc)
+        ran.append(("kpi" in doc, any(d.get("protocol") == "opcua" for d in doc["devices"])))
 
     check()
-    assert len(ran) >= 4 and set(ran) == {True, False}, ran  # the property was exercised, with and without KPIs
+    # the property was exercised: with and without KPIs, with and without the OPC UA PLC
+    assert len(ran) >= 4 and {k for k, _ in ran} == {True, False} and {o for _, o in ran} == {True, False}, ran

@@ -190,3 +190,17 @@ async def test_a_1997_reply_with_more_to_follow_is_bad_not_fetched() -> None:
     (e,) = (await meter.poll(link, _no_pause)).samples
     assert e.quality is Quality.BAD and "follow-up" in e.reason
     assert len(link.sent) == 1
+
+
+async def test_noise_without_a_valid_frame_says_garbled_and_hints_at_baud_rate_and_parity() -> None:
+    from agent.cli._dlt645 import meter_hints
+
+    meter = _meter([{"name": "e", "di": "00-01-00-00"}])
+    broken = bytearray(reply(0x91, _value("00-01-00-00", "XXXXXX.XX", 1.0)))
+    broken[-2] ^= 0x55  # a wrong parity setting garbles bytes: the checksum fails
+    link = ScriptedLink([b"\x3c\x00\xff" + bytes(broken)])
+    result = await meter.poll(link, _no_pause)
+    assert result.samples[0].reason == "timeout after 500 ms (garbled bytes received)"
+    assert meter.errors_by_kind == {"garbled": 1, "timeout": 1}
+    (first, *_) = meter_hints(list(result.errors), [result.samples[0].reason])
+    assert "check baud rate" in first and "parity (8E1" in first

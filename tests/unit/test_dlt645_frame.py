@@ -182,3 +182,29 @@ def test_catalogue_values_round_trip_with_the_independent_codec(
 def field_text(digits: int, decimals: int) -> str:
     whole = "X" * (digits - decimals)
     return whole + ("." + "X" * decimals if decimals else "")
+
+
+def test_max_demand_time_round_trips_with_the_independent_codec() -> None:
+    field = parse_format("YYMMDDhhmm").fields[0]
+    at = dt.datetime(2026, 12, 7, 21, 45, tzinfo=TZ)
+    theirs = bytes(transform.datetime_to_bcd(at))
+    assert theirs == encode_date(at, field)
+    assert decode_field(theirs, field, False, TZ) == (at.timestamp(), None)
+
+
+def test_the_suite_s_read_only_check_counts_every_dlt645_code_but_the_reads() -> None:
+    from collections import Counter
+
+    from simulators import registry
+    from tests.simfixtures import read_only_violations
+
+    served = Counter({registry.DLT645_BASE + c: 1 for c in (0x11, 0x12, 0x13, 0x01, 0x14, 0x1A)})
+    assert registry.writes_served(served) == {registry.DLT645_BASE + 0x14: 1, registry.DLT645_BASE + 0x1A: 1}
+    assert read_only_violations() is None  # nothing in this process wrote
+    registry.SERVED[registry.DLT645_BASE + 0x14] += 1
+    try:
+        message = read_only_violations()
+        assert message is not None and "DL/T 645 control code 0x14 x1" in message
+    finally:
+        registry.SERVED[registry.DLT645_BASE + 0x14] -= 1
+        del registry.SERVED[registry.DLT645_BASE + 0x14]

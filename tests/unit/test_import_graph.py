@@ -10,7 +10,7 @@ Layers, bottom to top (``docs/architecture.md`` explains each package):
     agent (the package's own __init__: the version), model, errors, systemd   standard library only
     config      YAML -> validated models; knows nothing of the engine
     wire        the message format on the MQTT topics, shared by sinks and the centre
-    sources, kpi, spool, sinks, center   siblings: each imports only the layers below, never another sibling
+    sources, kpi, spool, sinks, center, web   siblings: each imports only the layers below, never another sibling
     runtime     the compile step that cross-checks a whole site, and the wiring where the siblings meet
     cli         the energy-agent commands
     __main__    ``python -m agent``
@@ -45,26 +45,6 @@ ALLOWED: dict[str, set[str]] = {
     "runtime": BELOW_SIBLINGS | (SIBLINGS - {"center"}),
     "cli": BELOW_SIBLINGS | (SIBLINGS - {"center"}) | {"runtime"},
     "__main__": {"cli"},
-}
-
-# Known and being fixed on other branches this wave; each entry is an expected failure (strict: it fails the suite
-# once fixed, so the entry is removed the moment the fix reaches main). Nothing else may be added here.
-BEING_FIXED = "issue 18 (grades) breaks the config <-> kpi and engine <-> state circles"
-KNOWN_CIRCLES: list[list[str]] = [
-    ["agent.config.kpi", "agent.config.site", "agent.kpi.benchmarks", "agent.kpi.check"],
-    ["agent.kpi.engine", "agent.kpi.state"],
-]
-KNOWN_UPWARD: list[tuple[str, str]] = [
-    ("agent.config.kpi", "agent.kpi.check"),
-    ("agent.config.kpi", "agent.kpi.formula"),
-    ("agent.config.kpi", "agent.kpi.windows"),
-]
-BEING_SPLIT = {  # module -> who splits it this wave
-    "agent/config/kpi.py": "issue 18 (grades)",
-    "agent/kpi/engine.py": "issue 18 (grades)",
-    "agent/kpi/indicators.py": "issue 18 (grades)",
-    "agent/spool/sqlite.py": "issue 19 (speed)",
-    "agent/sinks/mqtt.py": "issue 19 (speed)",
 }
 
 SIZE_LIMIT = 400  # lines; a longer module starts with a line "# size: <why it is one module>"
@@ -200,29 +180,15 @@ def long_modules() -> dict[str, int]:
 
 
 def test_no_import_circle_in_agent() -> None:
-    found = [c for c in circles(import_graph()) if c not in KNOWN_CIRCLES]
+    found = circles(import_graph())
     assert found == [], "import circles (any import counts, function-level too):\n" + "\n".join(
         "  " + " <-> ".join(c) for c in found
     )
 
 
-@pytest.mark.xfail(strict=True, reason=BEING_FIXED)
-@pytest.mark.parametrize("circle", KNOWN_CIRCLES, ids=lambda c: "+".join(m.rpartition(".")[2] for m in c))
-def test_known_circle_is_gone(circle: list[str]) -> None:
-    assert circle not in circles(import_graph())
-
-
 def test_dependencies_point_down_the_layers() -> None:
-    known = {f"{a} imports {b}:" for a, b in KNOWN_UPWARD}
-    violations = [v for v in layer_violations(import_graph()) if not any(v.startswith(k) for k in known)]
+    violations = layer_violations(import_graph())
     assert violations == [], "\n".join(violations)
-
-
-@pytest.mark.xfail(strict=True, reason=BEING_FIXED)
-@pytest.mark.parametrize("edge", KNOWN_UPWARD, ids=lambda e: f"{e[0]}->{e[1]}")
-def test_known_upward_import_is_gone(edge: tuple[str, str]) -> None:
-    importer, imported = edge
-    assert imported not in import_graph()[importer]
 
 
 def test_protocols_under_sources_do_not_import_each_other() -> None:
@@ -234,20 +200,8 @@ def test_a_module_over_400_lines_says_why_at_its_top() -> None:
     unexplained = [
         f"{name}: {n} lines; split it, or make its first line '{SIZE_MARK}<why it is one module>'"
         for name, n in long_modules().items()
-        if name not in BEING_SPLIT
     ]
     assert unexplained == [], "\n".join(unexplained)
-
-
-@pytest.mark.parametrize(
-    "name",
-    [
-        pytest.param(n, marks=pytest.mark.xfail(strict=True, reason=f"{who} splits it this wave"))
-        for n, who in BEING_SPLIT.items()
-    ],
-)
-def test_module_being_split_elsewhere_is_split(name: str) -> None:
-    assert name not in long_modules()
 
 
 # --- the checks themselves: each finds what it is for --------------------------------------------------------

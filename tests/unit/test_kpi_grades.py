@@ -156,3 +156,19 @@ def test_a_bof_whose_credits_exceed_its_emissions_says_why_its_co2_is_negative()
     assert v.value is not None and v.value < 0
     assert v.value == pytest.approx(2.0 * 0.5306 - 10000 * 0.0084 * 0.0496 * 0.99 * 44 / 12, rel=1e-3)
     assert "negative: the CO2 of the energy delivered out (converter_gas) exceeds the line's own emissions" in v.reason
+
+
+def test_purchased_steam_states_its_basis_and_offers_the_enthalpy_method() -> None:
+    """10 t/h of purchased low-pressure steam at the table's 128.6 kgce/t = 1,286 kgce/h (3.769 GJ/t, more than the
+    steam's enthalpy: it includes the supplying boiler's losses), which the reference now says, with how to use the
+    enthalpy method. Declared lhv_gj_per_unit 2.60 GJ/t (h(0.5 MPa, 160 degC) - h(20 degC) by IF97, about 2.76 -
+    0.08): 10 x 2.60 x 34.1208 = 887.14 kgce/h, labelled "enthalpy method"."""
+    steam = {"device": "s", "role": "steam_t", "carrier": "steam_low_pressure"}
+    rates = {PROD: 10.0, ("s", Role.STEAM_T): 10.0}
+    table = final(run({"lines": [line(fuels=[steam])]}, rates), "energy_kgce")
+    assert table.value == pytest.approx(1286.0, rel=1e-6)
+    assert "steam_low_pressure at its reference coefficient 128.6 kgce/t (3.769 GJ/t" in table.reference
+    assert "declare method: enthalpy (flow x (h(p, T) - h(return)), IAPWS-IF97)" in table.reference
+    measured = final(run({"lines": [line(fuels=[steam | {"lhv_gj_per_unit": 2.6}])]}, rates), "energy_kgce")
+    assert measured.value == pytest.approx(10 * 2.6 * 1e6 / 29307.6, rel=1e-6)
+    assert "by its declared enthalpy rise 2.6 GJ/t (enthalpy method)" in measured.reference

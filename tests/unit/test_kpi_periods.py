@@ -29,13 +29,13 @@ def at(year: int, month: int, day: int, hour: int = 0) -> float:
     return datetime(year, month, day, hour, tzinfo=SH).timestamp()
 
 
-def clinker(grade_windows: list[str], **section: Any) -> KpiEngine:
+def clinker(grade_windows: list[str], fuel: dict[str, Any] | None = None, **section: Any) -> KpiEngine:
     line = {
         "name": "kiln",
         "indicator": "cement_clinker",
         "production": [{"device": "k", "role": "production_t"}],
         "electricity": [{"device": "m", "role": "energy_import_kwh"}],
-        "fuels": [{"device": "f", "role": "coal_t", "carrier": "raw_coal"}],
+        "fuels": [{"device": "f", "role": "coal_t", "carrier": "raw_coal"} | (fuel or {})],
         "grade_windows": grade_windows,
     }
     cfg = KpiSectionConfig.model_validate({"windows": ["day"], "emit_running": False, "lines": [line]} | section)
@@ -159,3 +159,69 @@ def test_a_history_file_that_does_not_fit_the_line_is_refused_with_row_and_colum
         eng.seed_history("kiln", parse_history("month,natural_gas\n2025-01,5\n", "h.csv"), "h.csv")
     with pytest.raises(HistoryError, match=r"month 2026-01 has not ended before the agent started"):
         eng.seed_history("kiln", parse_history("month,production\n2026-01,5\n", "h.csv"), "h.csv")
+
+
+# --- closed periods keep their coefficients -------------------------------------------------------------------------
+
+KGCE_PER_GJ = 1e6 / 29307.6
+# Jan-Mar 2026 (2,160 h) with coal at 22.0 GJ/t, April (720 h) at 23.0: (2160 x (14 x 22.0 x 34.12084 + 614.5)
+# + 720 x (14 x 23.0 x 34.12084 + 614.5)) / (2880 x 100) = 112.43 kgce/t; everything at 23.0: 116.01 kgce/t.
+KEPT = (2160 * (14 * 22.0 * KGCE_PER_GJ + 614.5) + 720 * (14 * 23.0 * KGCE_PER_GJ + 614.5)) / 288000
+RESTATED = (14 * 23.0 * KGCE_PER_GJ + 614.5) / 100
+
+
+def twelve_months_to_april(eng: KpiEngine, t0: float) -> KpiValue:
+    out = run(eng, hourly(t0, at(2026, 5, 1, 1)), at(2026, 5, 2))
+    return next(
+        v
+        for v in out
+        if v.name == "energy_kgce_per_t" and v.window == "12mo" and v.final and v.window_end == at(2026, 5, 1)
+    )
+
+
+def restarted_in_april(**section: Any) -> tuple[KpiEngine, str]:
+    """Jan-Mar measured with coal at 22.0 GJ/t; restarted on 1 April with 23.0 (a new coal analysis)."""
+    first = clinker(["12mo"], {"lhv_gj_per_unit": 22.0})
+    run(first, hourly(at(2026, 1, 1), at(2026, 4, 1)), at(2026, 4, 1))
+    snapshot = first.snapshot(at(2026, 4, 1))
+    second = clinker(["12mo"], {"lhv_gj_per_unit": 23.0}, **section)
+    return second, second.restore(snapshot, at(2026, 4, 1))
+
+
+def test_a_changed_coefficient_applies_from_the_restart_month_and_closed_months_keep_theirs() -> None:
+    """Coal re-analysed at 23.0 GJ/t (was 22.0) and the agent restarted on 1 April 2026. The old code revalued the
+    closed months Jan-Mar at 23.0: the 12 months to April 116.01 kgce/t instead of 112.43 (+3.2 %). Now Jan-Mar keep
+    22.0, April has 23.0: 112.43, and the restart's log line names the change and how to restate."""
+    eng, line = restarted_in_april()
+    assert "raw_coal (f): 22 -> 23 GJ/unit applies from 2026-04; closed months keep 22" in line
+    v = twelve_months_to_april(eng, at(2026, 4, 1))
+    assert v.value == pytest.approx(KEPT, rel=1e-6)
+    assert round(KEPT, 2) == 112.43 and round(RESTATED, 2) == 116.01
+
+
+def test_a_declared_effective_month_values_earlier_months_with_the_earlier_coefficient() -> None:
+    """The same without a restart: lhv 23.0 declared with lhv_history [{until: 2026-04, lhv_gj_per_unit: 22.0}]:
+    Jan-Mar at 22.0, April at 23.0, 112.43 kgce/t."""
+    eng = clinker(["12mo"], {"lhv_gj_per_unit": 23.0, "lhv_history": [{"until": "2026-04", "lhv_gj_per_unit": 22.0}]})
+    assert twelve_months_to_april(eng, at(2026, 1, 1)).value == pytest.approx(KEPT, rel=1e-6)
+
+
+def test_a_restatement_is_explicit_and_logged() -> None:
+    """restate_closed_periods: true revalues the closed months at the new coefficient: 116.01, said in the log."""
+    eng, line = restarted_in_april(restate_closed_periods=True)
+    assert "22 -> 23 GJ/unit, closed months restated (restate_closed_periods)" in line
+    assert twelve_months_to_april(eng, at(2026, 4, 1)).value == pytest.approx(RESTATED, rel=1e-6)
+
+
+def test_a_kiln_heat_consumption_keeps_the_coefficients_of_closed_months_too() -> None:
+    """The kiln equipment KPI with the same declared history: 14 t/h of coal, 22.0 GJ/t for Jan-Mar (2,160 h) and
+    23.0 for April (720 h), 100 t/h of clinker: 14 x (2160 x 22 + 720 x 23) / 288,000 x 1000 = 3,115.0 kJ/kg for
+    the 12 months to April (all at 23.0 it would be 3,220.0)."""
+    fuel = {"device": "f", "role": "coal_t", "carrier": "raw_coal", "lhv_gj_per_unit": 23.0}
+    fuel["lhv_history"] = [{"until": "2026-04", "lhv_gj_per_unit": 22.0}]
+    kiln = {"kind": "kiln", "name": "k1", "device": "k", "fuels": [fuel], "windows": ["12mo"]}
+    cfg = KpiSectionConfig.model_validate({"windows": ["day"], "emit_running": False, "equipment": [kiln]})
+    eng = KpiEngine(cfg, {d: DeviceInfo(d) for d, _ in RATES}, "Asia/Shanghai", lambda: at(2026, 1, 1))
+    out = run(eng, hourly(at(2026, 1, 1), at(2026, 5, 1, 1)), at(2026, 5, 2))
+    v = next(v for v in out if v.name == "heat_kj_per_kg" and v.final and v.window_end == at(2026, 5, 1))
+    assert v.value == pytest.approx(3115.0, rel=1e-6)

@@ -179,7 +179,8 @@ def test_group_commit_stores_a_turn_in_one_transaction_and_acks_ride_on_the_next
     path = tmp_path / "s.sqlite"
     spool = SqliteSpool.open(path, SpoolConfig(), Clock())
     before = spool._db.total_changes
-    ids = spool.append_many([(TOPIC, f"p{i}".encode(), "samples", i, None) for i in range(50)])
+    stored = spool.append_many([(TOPIC, f"p{i}".encode(), "samples", i, None) for i in range(50)])
+    ids = [i for i in stored if i is not None]
     assert ids == list(range(1, 51)) and spool._db.total_changes - before >= 50
     wal = path.with_name("s.sqlite-wal")
     size_after_turn = wal.stat().st_size

@@ -113,6 +113,9 @@ def main(args: argparse.Namespace) -> int:
     now = dt.datetime.fromisoformat(args.now).timestamp() if args.now else time.time()
     try:
         return _run(args, cfg, now)
+    except BrokenPipeError:  # `... | head`: the reader has enough
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except ConfigError as exc:
         refuse(exc)
         print("nothing was stored", file=sys.stderr)

@@ -77,7 +77,11 @@ def write_pdf(rep: Report, path: Path, font_file: str | None = None) -> None:
     def footer() -> None:
         pdf.set_y(-10)
         pdf.set_font("cjk", size=7)
-        pdf.cell(0, 4, f"{rep.unit} {rep.month} · {rep.status} · generated {rep.generated_at} · page {pdf.page_no()}")
+        pdf.cell(
+            0,
+            4,
+            f"{rep.unit} {rep.month} · {rep.status} · generated {rep.generated_at} · page {pdf.page_no()} of {{nb}}",
+        )
 
     pdf.footer = footer  # type: ignore[method-assign]
     pdf.add_page()

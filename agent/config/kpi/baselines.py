@@ -40,7 +40,8 @@ class BaselineVariableConfig(StrictModel):
 class BaselineConfig(StrictModel):
     """ISO 50006 style energy baseline: energy = intercept + sum(coef x variable) per period, CUSUM of actual minus
     expected. Without ``coefficients`` the model is fitted (least squares) on the first ``training_periods``; a fit
-    with R² below ``r2_min`` publishes no expected energy and no CUSUM and keeps training on the latest periods."""
+    with R² below ``r2_min`` publishes no expected energy and no CUSUM and keeps training on the latest periods. The
+    CUSUM runs over the periods after the training: the period that completes the fit is not part of it."""
 
     period: str = Field("1h", description="Window of one baseline period, e.g. 1h, shift, day")
     energy: Literal["electricity_kwh", "energy_kgce"] = Field(

@@ -49,7 +49,9 @@ class BoilerConfig(_EquipmentBase, _EfficiencyBand):
     """Direct-method efficiency: steam x (h_steam - h_feedwater) / (fuel x LHV). ``steam_state`` says which steam
     the boiler makes: ``superheated`` (enthalpy from pressure and temperature; a temperature at or below saturation
     makes the efficiency uncertain, never liquid enthalpy) or ``saturated`` (h' + x r from pressure alone, with the
-    dryness x from ``steam_dryness``, e.g. the boiler's test report)."""
+    dryness x from ``steam_dryness``, e.g. the boiler's test report). A saturated boiler with a temperature point
+    (``temperature``, or the device's steam_temperature_c) is checked: steam more than 10 K above saturation is
+    superheated, and the efficiency is uncertain with that reason."""
 
     model_config = ConfigDict(  # _dryness, for editors
         json_schema_extra={

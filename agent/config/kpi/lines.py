@@ -34,7 +34,33 @@ class ProcessCo2Config(StrictModel):
 
 
 class LineConfig(StrictModel):
-    """A process line: its production, its energy inputs, and what to grade it against."""
+    """A process line: its production, its energy inputs, and what to grade it against.
+
+    Rules of its grades (issue 18):
+
+    - Carriers: an indicator graded in kgce/t needs the line's fuels (or ``no_fuel: true`` with ``no_fuel_reason``),
+      one in kWh/t its electricity; otherwise ``validate`` refuses the line and the value is published ungraded,
+      its reason saying what is missing.
+    - Feedstock: each level row says whether its indicator includes the energy of fuels flagged
+      ``feedstock: true`` (ferroalloys, calcium carbide, coal chemicals) or excludes it (coke, semi-coke: the coal
+      charged); ``energy_kgce_per_t`` is computed on that basis, the feedstock's kgce/t in ``detail``.
+    - Electricity in and out (consumption and exported credits) is valued with the section's one method; with
+      ``equal_value`` the equivalent-value figures are given beside it in ``detail`` (``equivalent_*``).
+    - Annual grades (year, 12mo) need ``annual_grade_coverage_min`` (0.99) of the period covered; below it the
+      value is published ungraded, its reason naming the months missing. In month, year and 12mo windows the time a
+      counter's readings bracket (an outage) counts as covered: exact totals, reason ``exact totals, outage
+      <from>-<to>``.
+    - Corrections: the row's corrections read ``corrections`` (altitude_m for clinker rows; ore_grade_pct for
+      ferrosilicon, silicomanganese, high-carbon ferromanganese and ferrochrome, the last only with cr_fe_ratio
+      >= 2.2; wet_quenching 1 for coke), each applied or missing one named in the grade's reference.
+    - Carbon: ``co2_t`` is energy CO2 (combustion, purchased electricity and heat, net of credits); feedstock
+      carbon retained in products is deducted where declared, else the value is an upper bound (said in its
+      reason); a negative value always carries its reason. ``process_co2`` adds calcination CO2 (co2_process_t)
+      and the sum (co2_total_t).
+    - History: ``history_csv`` seeds past months (CSV ``month,production,electricity_kwh,<fuel carrier>,...``, one
+      row per YYYY-MM, ``credit:<carrier>`` for credits); values including seeded months say so
+      (``detail.seeded_months`` and the reason).
+    """
 
     name: str = Field(
         pattern=NAME, description="Name of this line; its KPIs are published as <name>.<kpi>. Letters, digits, _ and -"

@@ -94,9 +94,65 @@ RATE_ROLES: frozenset[Role] = frozenset(
 )
 
 
+_RATE_ROLE_NAMES: list[Any] = sorted(r.value for r in RATE_ROLES)  # list[Any]: a JSON Schema list
+_ENTHALPY_ONLY = ("pressure", "temperature", "return_temperature", "return_temperature_c")
+
+
+class LhvPeriodConfig(StrictModel):
+    """A coefficient a fuel had before a change: the months before ``until`` are valued with it."""
+
+    until: str = Field(
+        pattern=r"^\d{4}-(0[1-9]|1[0-2])$",
+        description="First month (YYYY-MM) of the next value: earlier months use this",
+    )
+    lhv_gj_per_unit: float = Field(gt=0, description="The low heating value those months had, GJ per unit")
+
+
 class FuelConfig(PointRefConfig):
     """A fuel or energy carrier input. ``carrier`` is a key of the factor table (raw_coal, natural_gas, heat, ...);
-    a measured low heating value overrides the carrier's reference coefficient, for kgce and CO2 alike."""
+    a measured low heating value overrides the carrier's reference coefficient, for kgce and CO2 alike. A closed
+    month keeps the coefficient it was computed with: earlier values go in ``lhv_history``; an undeclared change
+    applies from the month the agent restarts with it (logged), unless ``kpi.restate_closed_periods``. Purchased
+    steam at the table's coefficient includes the supplier's boiler losses (said in the KPIs' reference).
+
+    The enthalpy method (``method: enthalpy``, purchased steam or hot water, carriers valued at the heat factor):
+    the point is the mass flow in t/h, and the energy received is flow x (h(p, T) - h(return)) integrated over time,
+    enthalpies by IAPWS-IF97 at the measured pressure (``pressure``, default: the device's steam_pressure_mpa,
+    gauge unless ``pressure_absolute``) and temperature (``temperature``, default: steam_temperature_c); the return
+    water is the measured condensate return (``return_temperature``) or a declared reference
+    (``return_temperature_c``), taken at the steam's pressure. Steam carriers read at or below their saturation
+    temperature are valued as dry saturated steam (h''). kgce and CO2 follow from the GJ; the line's energy and CO2
+    KPIs state the basis in their reference. Default: ``method: coefficient``, unchanged."""
+
+    model_config = ConfigDict(  # _retained_is_feedstock, for editors
+        json_schema_extra={
+            "allOf": [
+                *_REF_RULES,
+                {
+                    "if": {"properties": {"method": {"const": "enthalpy"}}, "required": ["method"]},
+                    "then": {
+                        "allOf": [
+                            exactly_one("return_temperature", "return_temperature_c"),
+                            {"properties": {"lhv_gj_per_unit": {"type": "null"}, "lhv_history": {"maxItems": 0}}},
+                            {
+                                "anyOf": [
+                                    {"properties": {"kind": {"const": "rate"}}, "required": ["kind"]},
+                                    {
+                                        "properties": {
+                                            "kind": {"type": "null"},
+                                            "role": {"enum": _RATE_ROLE_NAMES},
+                                        },
+                                        "required": ["role"],
+                                    },
+                                ]
+                            },
+                        ]
+                    },
+                    "else": {"properties": {k: {"type": "null"} for k in _ENTHALPY_ONLY}},
+                },
+            ]
+        }
+    )
 
     carrier: str = Field(description="Energy carrier in the factor table, e.g. raw_coal, natural_gas, diesel, heat")
     lhv_gj_per_unit: float | None = Field(None, gt=0, description="Measured low heating value, GJ per t or per m3")
@@ -106,6 +162,12 @@ class FuelConfig(PointRefConfig):
     feedstock: bool = Field(
         False, description="Used as raw material (原料用能): counted in kgce, left out of the park's controlled total"
     )
+    lhv_history: list[LhvPeriodConfig] = Field(
+        default_factory=list,
+        description="Earlier values of lhv_gj_per_unit and the month each ended: closed months keep the coefficient "
+        "they were computed with, a new one applies from its month (an undeclared change applies from the month of "
+        "the restart, logged)",
+    )
     carbon_retained_share: float | None = Field(
         None,
         ge=0,
@@ -114,11 +176,57 @@ class FuelConfig(PointRefConfig):
         "all of it is counted as combusted and the line's CO2 is marked an upper bound",
     )
 
+    method: Literal["coefficient", "enthalpy"] = Field(
+        "coefficient",
+        description="coefficient (the quantity x lhv_gj_per_unit or the carrier's coefficient) or enthalpy (purchased "
+        "steam or hot water: mass flow x (h(p, T) - h(return)) by IAPWS-IF97)",
+    )
+    pressure: PointRefConfig | None = Field(
+        None, description="method: enthalpy: the steam's pressure in MPa; unset: the device's steam_pressure_mpa"
+    )
+    pressure_absolute: bool = Field(False, description="method: enthalpy: the pressure is absolute (default gauge)")
+    temperature: PointRefConfig | None = Field(
+        None, description="method: enthalpy: the steam's temperature in degC; unset: the device's steam_temperature_c"
+    )
+    return_temperature: PointRefConfig | None = Field(
+        None, description="method: enthalpy: the measured condensate/return water temperature in degC"
+    )
+    return_temperature_c: float | None = Field(
+        None,
+        ge=0,
+        le=200,
+        description="method: enthalpy: the declared return/feedwater reference temperature in degC (when it is not "
+        "measured)",
+    )
+
     @model_validator(mode="after")
     def _retained_is_feedstock(self) -> FuelConfig:
         if self.carbon_retained_share is not None and not self.feedstock:
             raise ValueError("carbon_retained_share applies to a feedstock (feedstock: true) only")
+        if self.method != "enthalpy":
+            given_ = [k for k in _ENTHALPY_ONLY if getattr(self, k) is not None]
+            if given_:
+                raise ValueError(f"{', '.join(given_)} apply to method: enthalpy only")
+            return self
+        if (self.return_temperature is None) == (self.return_temperature_c is None):
+            raise ValueError(
+                "method: enthalpy needs the return water: give return_temperature (a measured point) or "
+                "return_temperature_c (a declared reference), not both"
+            )
+        if self.lhv_gj_per_unit is not None or self.lhv_history:
+            raise ValueError("method: enthalpy computes the energy from the enthalpies: drop lhv_gj_per_unit")
+        if self.resolved_kind != "rate":
+            raise ValueError(
+                "method: enthalpy integrates mass flow x enthalpy rise: give the flow in t/h (e.g. role "
+                "steam_flow_tph, or kind: rate), not a counter or a level"
+            )
         return self
+
+    def enthalpy_points(self) -> tuple[PointRefConfig, PointRefConfig, PointRefConfig | None]:
+        """method: enthalpy: the pressure, temperature and (measured) return temperature points it reads."""
+        p = self.pressure or PointRefConfig.model_validate({"device": self.device, "role": Role.STEAM_PRESSURE_MPA})
+        t = self.temperature or PointRefConfig.model_validate({"device": self.device, "role": Role.STEAM_TEMPERATURE_C})
+        return p, t, self.return_temperature
 
 
 class CreditConfig(PointRefConfig):

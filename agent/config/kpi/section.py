@@ -17,6 +17,9 @@ from agent.config.kpi.windows import parse_hhmm
 
 
 class FactorsConfig(StrictModel):
+    """Conversion and CO2 factors. The electricity method values every kWh of a line the same way, consumed or
+    exported as a credit (never one method in and the other out)."""
+
     electricity_method: Literal["equivalent", "equal_value"] = Field(
         "equivalent",
         description="Electricity to kgce: equivalent (0.1229 kgce/kWh, the heat content) or equal_value (the supply "
@@ -62,6 +65,11 @@ class KpiSectionConfig(StrictModel):
         le=1,
         description="Share of a year or 12mo window that must be covered for its grade (the national levels are "
         "annual figures); below it the value is published ungraded, the missing months named",
+    )
+    restate_closed_periods: bool = Field(
+        False,
+        description="true: a changed fuel coefficient revalues the months already closed (an explicit restatement, "
+        "logged); false: closed months keep the coefficients they were computed with",
     )
     settle_s: float = Field(120.0, ge=0, description="How long after its end a window waits for late data")
     max_gap_s: float = Field(60.0, gt=0, description="Rates and levels: a longer gap is a gap, not bridged")
