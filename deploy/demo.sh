@@ -3,6 +3,8 @@
 # grading KPIs, InfluxDB with the centre ingestor, and a live terminal view. Ctrl-C stops everything.
 # Installs what it needs when missing (Debian's mosquitto and influxdb, python3-venv), then the agent in .venv.
 # Extra arguments go to `energy-agent demo` (e.g. --duration 120, --keep to keep the work folder and its data).
+# Offline on a fresh clone: ENERGY_AGENT_BUNDLE=FILE (made by deploy/bundle.sh on a connected machine) installs
+# .venv from the bundle's wheels, with no network.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,6 +25,7 @@ satisfied() {
   [ -x .venv/bin/python ] && .venv/bin/python - <<'PY' 2>/dev/null
 import importlib.metadata as md
 import pathlib
+import shutil
 import sys
 import tomllib
 
@@ -38,7 +41,9 @@ import agent  # noqa: E402  # the installed agent must be this checkout's (an ed
 
 if pathlib.Path(agent.__file__).resolve().parent.parent != pathlib.Path.cwd().resolve():
     sys.exit(1)
-for text in project["dependencies"] + project["optional-dependencies"]["demo"]:
+broker = shutil.which("mosquitto") or pathlib.Path("/usr/sbin/mosquitto").exists()
+embedded = [] if broker else project["optional-dependencies"]["demo"]
+for text in project["dependencies"] + embedded:  # amqtt (the demo extra) only where mosquitto is missing
     req = Requirement(text)
     if req.marker is None or req.marker.evaluate():
         if not req.specifier.contains(md.version(req.name), prereleases=True):
@@ -47,7 +52,14 @@ PY
 }
 if ! satisfied; then
   [ -x .venv/bin/python ] || python3 -m venv .venv
-  .venv/bin/python -m pip install -q --upgrade pip >/dev/null
-  .venv/bin/python -m pip install -q -e '.[demo]'
+  if [ -n "${ENERGY_AGENT_BUNDLE-}" ]; then
+    wheels="$(mktemp -d)"
+    trap 'rm -rf "$wheels"' EXIT
+    tar -C "$wheels" -xzf "$ENERGY_AGENT_BUNDLE" energy-agent-bundle/wheels
+    PIP_NO_INDEX=1 .venv/bin/python -m pip install -q --no-index --find-links "$wheels/energy-agent-bundle/wheels" -e .
+  else
+    .venv/bin/python -m pip install -q --upgrade pip >/dev/null
+    .venv/bin/python -m pip install -q -e '.[demo]'
+  fi
 fi
 exec .venv/bin/energy-agent demo "$@"

@@ -49,6 +49,7 @@ from agent.runtime.parts import (
 )
 from agent.runtime.prometheus import Family, PrometheusServer, families
 from agent.runtime.reload import plan_reload
+from agent.runtime.supersede import FinalisedWindows, SupersedingReader
 from agent.runtime.webview import Hints, web_page
 from agent.sinks.limits import MAX_MESSAGE_BYTES
 from agent.sources.base import Source
@@ -84,6 +85,8 @@ class Agent:
         self.monotonic = monotonic if monotonic is not None else time.monotonic if clock is time.time else None
         self._kpi_state: KpiStateFile | None = None
         self._kpi_snapshot: tuple[int, bytes] | None = None
+        self._finals = FinalisedWindows()  # finalised windows: their provisional values are not replayed
+        self._replay: SupersedingReader | None = None
         self.notifier = notifier or SystemdNotifier()
         self.flush_timeout_s = flush_timeout_s
         self.install_signal_handlers = install_signal_handlers
@@ -126,7 +129,8 @@ class Agent:
         try:
             self._kpi_state = kpi_state_file(loaded)
             kpi = build_kpi_engine(loaded, self.clock, self.monotonic, self._kpi_state)
-            async with open_sink(loaded, spool, boot=self.boot, clock=self.clock) as sink:
+            self._replay = SupersedingReader(spool, self._finals)
+            async with open_sink(loaded, spool, self._replay, boot=self.boot, clock=self.clock) as sink:
                 kpi_interval = site.kpi.publish_interval_s if site.kpi is not None else 60.0
                 self.parts = Parts(spool, sink, kpi, topics_of(loaded), kpi_interval)
                 self._install_signals()
@@ -267,6 +271,7 @@ class Agent:
         if not values:
             return
         site = self.loaded.site
+        self._finals.record(values)
         self.seq += 1
         payload = encode_kpis(site=site.site, gateway=site.gateway, boot=self.boot, seq=self.seq, ts=now, kpis=values)
         topic = parts.topics.kpi()
@@ -323,7 +328,7 @@ class Agent:
             "poll_jitter_s": {"p50": jitter.p50, "p99": jitter.p99},
             "poll_to_spool_s": {"p50": latency.p50, "p99": latency.p99},
             "spool": spool.as_dict() if spool is not None else {},
-            "sink": parts.sink.stats() if parts and parts.sink else {},
+            "sink": {**parts.sink.stats(), **self._replay.stats()} if parts and parts.sink and self._replay else {},
         }
 
     def modbus_pollers(self) -> list[DevicePoller]:

@@ -21,6 +21,7 @@ from agent.kpi.state import StateError
 from agent.runtime.buses import build_bus_sources
 from agent.runtime.compile import CompiledSite
 from agent.runtime.kpistate import STATE_FILE, KpiStateFile
+from agent.sinks.forward import SpoolReader
 from agent.sinks.mqtt import MqttSink
 from agent.sinks.topics import kpi_topic, samples_topic
 from agent.sources.base import Source
@@ -160,9 +161,10 @@ def topics_of(loaded: LoadedSite) -> Topics:
 
 @contextlib.asynccontextmanager
 async def open_sink(
-    loaded: LoadedSite, spool: SqliteSpool, *, boot: str, clock: Callable[[], float]
+    loaded: LoadedSite, spool: SqliteSpool, reader: SpoolReader | None = None, *, boot: str, clock: Callable[[], float]
 ) -> AsyncIterator[MqttSink | None]:
-    """The MQTT sink, or None when the site has no mqtt section (then the spool only fills, and says so)."""
+    """The MQTT sink, or None when the site has no mqtt section (then the spool only fills, and says so). The sink
+    reads ``reader`` (default: the spool itself), e.g. agent.runtime.supersede.SupersedingReader."""
     mqtt = loaded.site.mqtt
     if mqtt is None:
         log.warning("no mqtt section in %s: samples and KPIs are spooled but not published", loaded.path)
@@ -170,7 +172,7 @@ async def open_sink(
         return
     sink = MqttSink(
         mqtt,
-        spool,
+        spool if reader is None else reader,
         site=loaded.site.site,
         gateway=loaded.site.gateway,
         boot=boot,

@@ -4,11 +4,13 @@ replay (slowed to 2 messages/s so the backlog is still draining when the open wi
 InfluxDB.
 
 What happens: during the outage the agent spools running (provisional) values of the 15 s window open then; after
-the broker returns, live-first replay publishes that window's fresh final value before the backlog's older
-provisional values of the same window. The old schema wrote both to one point (time = window start, ``final`` a
-field), so the last write won and the final value was lost. The oracle is the counting subscriber: for every
-window whose provisional values arrived after its final value (the run must have produced at least one), InfluxDB
-must hold that final value as a final point."""
+the broker returns, live-first replay publishes that window's fresh final value before the backlog. The agent now
+leaves the backlog's provisional values of a window it has since finalised out (agent.runtime.supersede, logged and
+counted): the witness must see none arrive after their window's final value. The centre's separate series stay the
+guarantee for a sender that still inverts them (an agent before this change, or one whose finals were spooled by an
+earlier process): a stand-in gateway publishes a final value and then a provisional value of the same window, and
+InfluxDB must keep the final one as final. The old schema wrote both to one point (time = window start, ``final``
+a field), so the last write won and the final value was lost."""
 
 from __future__ import annotations
 
@@ -19,8 +21,10 @@ from pathlib import Path
 
 import pytest
 
+from agent.model import KpiValue, Quality
+from agent.wire import encode_kpis
 from tests.e2e.agent_harness import AgentProcess, agent_site, dump_yaml, load_yaml, spool_depth
-from tests.e2e.test_center_harness import CenterProcess, center_config, wait_until
+from tests.e2e.test_center_harness import CenterProcess, Publisher, center_config, wait_until
 from tests.servers.influx import InfluxServer, influxd
 from tests.servers.mqtt_count import CountingSubscriber, Received
 from tests.servers.mqtt_tls import persistent_mosquitto
@@ -67,8 +71,9 @@ def provisional_after_final(r: Received) -> list[Key]:
     return late
 
 
-def finals_stored(db: InfluxServer) -> dict[Key, float]:
-    rows = db.query('SELECT "value", "window_start", "name" FROM "kpi" WHERE "final" = true', DB)
+def finals_stored(db: InfluxServer, gateway: str | None = None) -> dict[Key, float]:
+    where = f" AND \"gateway\" = '{gateway}'" if gateway else ""
+    rows = db.query(f'SELECT "value", "window_start", "name" FROM "kpi" WHERE "final" = true{where}', DB)
     if not rows:
         return {}
     cols = rows[0]["columns"]
@@ -107,22 +112,55 @@ def test_after_a_broker_outage_live_first_replay_never_leaves_a_provisional_valu
                 broker.stop()
                 time.sleep(16.0)  # the agent keeps polling and spooling, provisional values of the open windows too
                 broker.start()
-                witness.wait_until(
-                    "a provisional value arriving after its window's final value",
-                    lambda r: bool(provisional_after_final(r)),
-                    90,
-                )
                 wait_until(lambda: spool_depth(site) == 0, 90, "the agent's backlog drained")
-                seen = finals_seen(witness.received)
-                late = provisional_after_final(witness.received)  # the windows whose final went first
-                wait_until(
-                    lambda: all(finals_stored(db).get(key) == seen[key] for key in late),
-                    30,
-                    "the final value of every window whose provisional values came after it, stored as final",
-                )
             finally:
                 code = agent.terminate()
             assert code == 0, agent.log()
+            assert "kpi replay: provisional values of windows since finalised are not sent" in agent.log()
+            assert provisional_after_final(witness.received) == [], "the agent replayed a finalised window's value"
+            seen = finals_seen(witness.received)
+            wait_until(lambda: all(finals_stored(db).get(k) == v for k, v in seen.items()), 30, "the finals stored")
+            # a sender that still inverts them: final 21.06 first, then a stale provisional 6.68 of the same window
+            start = time.time() - 60.0
+            inverted = [
+                kpi_payload(doc["site"], 1, start, 21.06, final=True),
+                kpi_payload(doc["site"], 2, start, 6.68, final=False),
+            ]
+            publisher = Publisher(broker.port, client_id="gw-old")
+            try:
+                publisher.publish_all(inverted)
+            finally:
+                publisher.close()
+            wait_until(
+                lambda: (
+                    finals_stored(db, "gw-old").get(("energy_kgce", start)) == 21.06
+                    and provisional_stored(db, "gw-old") == 6.68
+                ),
+                30,
+                "both values of gw-old stored",
+            )
             assert centre.stop() == 0, centre.log()
-        stored = finals_stored(db)
-        assert late and all(stored.get(key) == seen[key] for key in late), f"final values replaced: {late}"
+        assert finals_stored(db, "gw-old") == {("energy_kgce", start): 21.06}, "the final value was replaced"
+
+
+def kpi_payload(site: str, seq: int, start: float, value: float, *, final: bool) -> tuple[str, bytes]:
+    k = KpiValue(
+        "energy_kgce",
+        "line1",
+        value,
+        "kgce",
+        "15s",
+        start,
+        start + WINDOW_S,
+        1.0,
+        Quality.GOOD,
+        start + 20,
+        final=final,
+    )
+    payload = encode_kpis(site=site, gateway="gw-old", boot="b-old", seq=seq, ts=start + 20 + seq, kpis=[k])
+    return f"plant/{site}/gw-old/kpi", payload
+
+
+def provisional_stored(db: InfluxServer, gateway: str) -> float | None:
+    rows = db.query(f'SELECT "value" FROM "kpi" WHERE "final" = false AND "gateway" = \'{gateway}\'', DB)
+    return float(rows[0]["values"][-1][1]) if rows else None

@@ -175,3 +175,38 @@ def test_the_demo_starts_offline_when_its_venv_already_holds_the_project() -> No
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.startswith("usage: energy-agent demo")
     assert done.stderr == ""
+
+
+def test_the_demo_on_a_fresh_clone_installs_from_a_bundle_with_no_network(bundle: Path, tmp_path: Path) -> None:
+    """A fresh clone has no .venv; offline, ENERGY_AGENT_BUNDLE=FILE gives it one from the bundle's wheels."""
+    from tests.e2e.test_readme_commands import copy_of_repo
+
+    needed = [cmd for cmd in ("mosquitto", "mosquitto_sub", "influxd") if shutil.which(cmd) is None]
+    if needed and not Path("/usr/sbin/mosquitto").exists():
+        pytest.skip(f"the demo would first apt-get install {needed}, which needs the network")
+    repo = copy_of_repo(tmp_path / "clone")
+    assert not (repo / ".venv").exists()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
+    env |= {"PIP_CONFIG_FILE": os.devnull, "ENERGY_AGENT_BUNDLE": str(bundle)}
+    with offline() as prefix:
+        done = subprocess.run(
+            [*prefix, "bash", "deploy/demo.sh", "--help"],
+            cwd=repo,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=900,
+            env=env,
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert done.stdout.startswith("usage: energy-agent demo")
+        again = subprocess.run(  # the second time the venv is complete: no pip at all
+            [*prefix, "bash", "deploy/demo.sh", "--help"],
+            cwd=repo,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=300,
+            env={k: v for k, v in env.items() if k != "ENERGY_AGENT_BUNDLE"},
+        )
+    assert again.returncode == 0 and again.stderr == "", again.stderr[-3000:]

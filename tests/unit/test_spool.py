@@ -171,3 +171,32 @@ def test_a_wal_cut_anywhere_opens_to_a_consistent_earlier_state(
     new = spool.append(TOPIC, b"after the cut", "samples")
     assert new is not None and new > max((r.id for r in records), default=0)
     spool.close()
+
+
+def test_group_commit_stores_a_turn_in_one_transaction_and_acks_ride_on_the_next_write(tmp_path: Path) -> None:
+    """Issue 19: ``append_many`` is one transaction (one commit for a turn's polls), acks cost no commit of their
+    own (written with the next append or by ``flush``), and a queued ack is never read back for publishing."""
+    path = tmp_path / "s.sqlite"
+    spool = SqliteSpool.open(path, SpoolConfig(), Clock())
+    before = spool._db.total_changes
+    stored = spool.append_many([(TOPIC, f"p{i}".encode(), "samples", i, None) for i in range(50)])
+    ids = [i for i in stored if i is not None]
+    assert ids == list(range(1, 51)) and spool._db.total_changes - before >= 50
+    wal = path.with_name("s.sqlite-wal")
+    size_after_turn = wal.stat().st_size
+    spool.ack(ids[:10])
+    assert wal.stat().st_size == size_after_turn, "an ack alone writes nothing"
+    assert [r.id for r in spool.read(0, 5)] == ids[10:15], "queued acks are never read back"
+    reader = sqlite3.connect(path)
+    assert reader.execute("SELECT count(*) FROM records").fetchone() == (50,), "not yet on disk"
+    spool.append(TOPIC, b"next", "samples", 50)
+    assert reader.execute("SELECT count(*) FROM records").fetchone() == (41,), "written with the next append"
+    spool.ack(ids[10:20])
+    spool.flush()
+    assert reader.execute("SELECT count(*) FROM records").fetchone() == (31,), "or by the once-a-second flush"
+    reader.close()
+    spool.ack(ids[20:30])
+    spool.close()
+    reopened = SqliteSpool.open(path, SpoolConfig(), Clock())
+    assert reopened.stats().depth == 21 and reopened.stats().dropped_total == 0, "close writes the queued acks"
+    reopened.close()

@@ -27,15 +27,14 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from agent.center.accounts.coefficients import Coefficients, carrier_coefficient, coefficients
+from agent.center.accounts.coefficients import Coefficients, coefficients
 from agent.center.accounts.config import UnitConfig
-from agent.center.accounts.figures import FIELDS, corrected, derive, empty, flag, sum_known, year_to_date_figures
+from agent.center.accounts.figures import derive, empty, flag, sum_known, year_to_date_figures
 from agent.center.accounts.metered import SeriesReader, SeriesRef, series_quarters
 from agent.center.accounts.periods import Period, day, days_of, month, months_of_year, year_to_date
+from agent.center.accounts.restate import late_data, restate
 from agent.center.accounts.store import Store
-from agent.center.accounts.tables import kj_per_kgce
 
-LHV = "lhv_gj_per_unit"  # restating a closed month's laboratory heating value of a carrier
 DELIVERED_COVERAGE = 0.9  # a 15-minute value counts as delivered when readings cover this much of it
 
 
@@ -226,6 +225,7 @@ class Ledger:
                 "items": {c["carrier"]: c["completeness"] for c in carriers if c["completeness"] is not None},
             },
             "equal_value_declared": self.unit.electricity_equal_value_kgce_per_kwh is not None,
+            "metered_series": {k: v[0] for k, v in sorted(metered.items())},  # at closing: late data is measured on it
         }
         derive(figures, coeffs)
         return figures
@@ -310,6 +310,9 @@ class Ledger:
             rev, figures, _c, row = have
             figures["revision"], figures["closed_at"] = rev, float(row["at"])
             figures["provisional"] = False
+            if "metered_series" in figures:  # closed by this version: late data is measured against it
+                late = late_data(figures, self._metered(p))
+                figures["quality"]["late_data"], figures["quality"]["late_data_count"] = late, len(late)
             return figures
         figures = self.compute(p)
         if p.kind == "month":
@@ -340,47 +343,10 @@ class Ledger:
         return year_to_date_figures(months, self.unit, p.label, dt.datetime.fromtimestamp(p.start, zone).isoformat())
 
     def restate(
-        self, label: str, carrier: str, field: str, value: float, who: str, why: str, now: float
+        self, label: str, item: str, field: str, value: float, who: str, why: str, now: float, kind: str = "month"
     ) -> tuple[int, dict[str, Any]]:
-        """A correction of a closed month: a new revision with ``field`` of ``carrier`` set to ``value``, derived
-        figures recomputed with the month's own coefficients; the previous value is kept in restatements."""
-        if field not in (*FIELDS, LHV):
-            raise ValueError(f"field {field!r}: restate one of {', '.join((*FIELDS, LHV))}")
-        if not who.strip() or not why.strip():
-            raise ValueError("a restatement needs who and why")
-        have = self.latest("month", label)
-        if have is None:
-            raise ValueError(f"month {label} of unit {self.unit.name} is not closed: enter the correction instead")
-        rev, figures, coeffs, _row = have
-        row = next((c for c in figures["carriers"] if c["carrier"] == carrier), None)
-        if row is None:
-            raise ValueError(f"carrier {carrier!r} is not in the account of {self.unit.name}")
-        if field == LHV:  # a laboratory heating value: the carrier's coefficients change, its quantity does not
-            before = coeffs.carriers[carrier]
-            old = before.kgce_per_unit / (1e6 / kj_per_kgce())
-            after = carrier_coefficient(self.unit, self.unit.carrier(carrier), value, f"restated LHV {value:g} GJ/unit")
-            coeffs.carriers[carrier] = after
-            row["kgce_per_unit"], row["tco2_per_unit"] = after.kgce_per_unit, after.tco2_per_unit
-            row["kgce_per_unit_equal_value"] = (
-                after.kgce_per_unit if before.kgce_per_unit_equal is None else (row["kgce_per_unit_equal_value"])
-            )
-            row["coefficient_source"] = after.source
-            corrected(figures, coeffs, row, "quantity", row["quantity"], True)
-        else:
-            consumed = any(m.carrier == carrier and m.flow == "consumed" for m in self.unit.meters)
-            old = corrected(figures, coeffs, row, field, value, consumed)
-        figures["quality"] = flag(figures["quality"], self.unit)
-        with self.store.transaction() as db:
-            db.execute(
-                "INSERT INTO closed VALUES (?, 'month', ?, ?, ?, ?, ?, ?, ?)",
-                (self.unit.name, label, rev + 1, json.dumps(figures), json.dumps(coeffs.to_json()), now, who, why),
-            )
-            db.execute(
-                "INSERT INTO restatements (unit, kind, period, revision, carrier, field, old, new, who, at, why) "
-                "VALUES (?, 'month', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (self.unit.name, label, rev + 1, carrier, field, old, value, who, now, why),
-            )
-        return rev + 1, figures
+        """A correction of a closed month (or day): agent.center.accounts.restate."""
+        return restate(self, kind, label, item, field, value, who, why, now)
 
     def restatements(self, label: str | None = None) -> list[dict[str, Any]]:
         q = "SELECT * FROM restatements WHERE unit=?"

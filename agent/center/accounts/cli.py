@@ -5,10 +5,15 @@
     entries import FILE.csv --unit NAME                           check every row, store all or nothing
     entries add --unit NAME --kind delivery --date 2026-11-03 --carrier raw_coal --quantity 1200 --qty-unit t --who X
     entries list --unit NAME [--month 2026-11]
-    meters --unit NAME                                            the register, overdue calibrations flagged
+    meters [list] --unit NAME                                     the register, overdue calibrations flagged
+    meters import FILE.csv --unit NAME                            add/update instruments (all or nothing)
+    meters add|update --id ID [--carrier C --flow F --accuracy-class K --calibration-due D --measures T] --who W
+    meters history [--id ID]                                      every register change, previous value kept
     accounts show --unit NAME (day|month|ytd) LABEL               the figures as JSON
     accounts tick [--now ISO]                                     one round: refresh, produce, send
-    accounts restate --unit NAME --month 2026-11 --carrier C --field quantity --value V --who W --why TEXT
+    accounts restate --unit NAME (--month 2026-11|--day 2026-11-03) (--carrier C|--product P) --field F --value V
+                     --who W --why TEXT                           a closed period corrected: new revision, record
+    accounts refresh (day|month) LABEL                            re-read its quarters from InfluxDB (late data)
     outbox list --unit NAME [--kind K] [--state S] [--since DATE]
     outbox retry --unit NAME --receiver R                         re-queue what R refused
 
@@ -63,14 +68,18 @@ def add_parsers(sub: Any) -> None:
     ent.add_argument("--month", help="list: only this month")
     common(ent)
 
-    met = sub.add_parser("meters", help="the meter register (GB 17167) with calibration status")
+    met = sub.add_parser("meters", help="the meter register (GB 17167): list, import a CSV, add, update, history")
+    met.add_argument("action", nargs="?", default="list", choices=["list", "import", "add", "update", "history"])
+    met.add_argument("file", nargs="?", help="CSV file (import)")
+    for col in ("id", "carrier", "flow", "accuracy-class", "calibration-due", "measures", "who", "note"):
+        met.add_argument(f"--{col}", default="")
     common(met)
 
     acc = sub.add_parser("accounts", help="figures, a production round, restatements")
-    acc.add_argument("action", choices=["show", "tick", "restate"])
+    acc.add_argument("action", choices=["show", "tick", "restate", "refresh"])
     acc.add_argument("kind", nargs="?", choices=["day", "month", "ytd"])
     acc.add_argument("label", nargs="?")
-    for opt in ("month", "carrier", "field", "value", "who", "why"):
+    for opt in ("month", "day", "carrier", "product", "field", "value", "who", "why"):
         acc.add_argument(f"--{opt}", default="")
     common(acc)
 
@@ -155,21 +164,32 @@ def _run(args: argparse.Namespace, cfg: AccountsConfig, now: float) -> int:
     if args.command == "entries":
         return _entries(args, unit, ledger, now)
     if args.command == "meters":
-        today = dt.datetime.fromtimestamp(now, unit.zone()).date()
-        for m in unit.meters:
-            state = "OVERDUE" if m.calibration_due < today else "in date"
-            print(
-                f"{m.id}\t{m.carrier}\t{m.flow}\tclass {m.accuracy_class}\tdue {m.calibration_due}\t{state}\t"
-                f"{'gateway ' + m.device if m.device else 'manual'}\t{m.measures}"
-            )
-        return 0
+        return _meters(args, unit, ledger, now)
     if args.command == "accounts":
         if args.action == "show":
             print(json.dumps(ledger.figures(ledger.period(args.kind, args.label)), indent=1, ensure_ascii=False))
             return 0
-        rev, figures = ledger.restate(args.month, args.carrier, args.field, float(args.value), args.who, args.why, now)
-        rid = Outbox(unit, store, cfg.settle_s, cfg.keep_days).enqueue_restated(args.month, rev, figures, now)
-        print(f"{unit.name} {args.month} restated as revision {rev}; upload record {rid} queued")
+        if args.action == "refresh":
+            from agent.center.accounts.metered import InfluxReader
+            from agent.center.config import load
+
+            p = ledger.period(args.kind, args.label)
+            n = ledger.refresh(InfluxReader(load(args.config).influx), p.start, p.end)
+            late = ledger.figures(p)["quality"].get("late_data", [])
+            print(f"{n} quarter values re-read for {p.label}; late data after closing: {len(late)} series")
+            for x in late:
+                print(f"  {x['series']}: closed {x['closed']:g}, stored now {x['stored_now']:g}")
+            return 0
+        if bool(args.month) == bool(args.day) or bool(args.carrier) == bool(args.product):
+            raise ValueError("restate: give --month or --day, and --carrier or --product")
+        kind, label = ("month", args.month) if args.month else ("day", args.day)
+        item = args.carrier or args.product
+        if args.product and args.field != "output":
+            raise ValueError("a product's restatable field is output")
+        rev, figures = ledger.restate(label, item, args.field, float(args.value), args.who, args.why, now, kind)
+        box = Outbox(unit, store, cfg.settle_s, cfg.keep_days)
+        rid = box.enqueue_restated(label, rev, figures, now, kind)
+        print(f"{unit.name} {label} restated as revision {rev}; upload record {rid} queued")
         return 0
     box = Outbox(unit, store, cfg.settle_s, cfg.keep_days)
     if args.action == "retry":
@@ -227,5 +247,43 @@ def _entries(args: argparse.Namespace, unit: UnitConfig, ledger: Ledger, now: fl
         print(
             f"{e['day']}\t{e['kind']}\t{e['carrier'] or e['product']}\t{e['quantity']:g} {e['qty_unit']}\t"
             f"{'' if e['amount_cny'] is None else e['amount_cny']}\t{e['who']}\t{e['source']}\t{e['note']}"
+        )
+    return 0
+
+
+def _meters(args: argparse.Namespace, unit: UnitConfig, ledger: Ledger, now: float) -> int:
+    from agent.center.accounts import register
+
+    store = ledger.store
+    if args.action == "import":
+        if not args.file:
+            raise ValueError("meters import needs the CSV file")
+        print(f"{register.import_csv(args.file, unit, store, now)} meter(s) stored in the register of {unit.name}")
+        return 0
+    if args.action in ("add", "update"):
+        cols = ("id", "carrier", "flow", "accuracy_class", "calibration_due", "measures", "who", "note")
+        buf = io.StringIO()
+        w = csv.writer(buf)
+        w.writerow(cols)
+        w.writerow([getattr(args, c) for c in cols])
+        exists = args.id in {m.id for m, _ in register.effective(unit, store)}
+        if exists != (args.action == "update"):
+            what = "is already in the register: use meters update" if exists else "is not in the register: meters add"
+            raise ValueError(f"meter {args.id} {what}")
+        rows = register.parse(buf.getvalue(), "<command line>", unit, store)
+        register.store_rows(store, unit, rows, now)
+        print(f"meter {args.id} stored in the register of {unit.name}")
+        return 0
+    if args.action == "history":
+        for c in register.changes(unit, store, args.id or None):
+            at = dt.datetime.fromtimestamp(c["at"], unit.zone()).isoformat(timespec="seconds")
+            print(f"{at}\t{c['id']}\t{c['who']}\t{c['source']}\tprevious {c['previous'] or '-'}\tnew {c['new']}")
+        return 0
+    today = dt.datetime.fromtimestamp(now, unit.zone()).date()
+    for m, where in register.effective(unit, store):
+        state = "OVERDUE" if m.calibration_due < today else "in date"
+        print(
+            f"{m.id}\t{m.carrier}\t{m.flow}\tclass {m.accuracy_class}\tdue {m.calibration_due}\t{state}\t"
+            f"{'gateway ' + m.device if m.device else 'manual'}\t{m.measures}\t{where}"
         )
     return 0

@@ -202,18 +202,21 @@ class Outbox:
             db.execute("INSERT OR REPLACE INTO progress VALUES (?, ?, ?)", (self.unit.name, kind, until))
         return [rec["id"]] if cur.rowcount else []
 
-    def enqueue_restated(self, label: str, revision: int, figures: dict[str, Any], now: float) -> str:
+    def enqueue_restated(
+        self, label: str, revision: int, figures: dict[str, Any], now: float, kind: str = "month"
+    ) -> str:
+        """The restated day or month as a new record (new ID, ``restates`` naming the previous revision)."""
         zone = self.unit.zone()
-        p = month(label, zone)
+        p = month(label, zone) if kind == "month" else day(label, zone)
         rec = record(self.unit, figures, revision, now)
         with self.store.transaction() as db:
             db.execute(
-                "INSERT OR IGNORE INTO outbox VALUES (?, ?, 'month', ?, ?, ?, ?)",
-                (rec["id"], self.unit.name, p.label, revision, now, json.dumps(rec, sort_keys=True)),
+                "INSERT OR IGNORE INTO outbox VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (rec["id"], self.unit.name, p.kind, p.label, revision, now, json.dumps(rec, sort_keys=True)),
             )
             db.executemany(
                 "INSERT OR IGNORE INTO deliveries (record_id, receiver, state) VALUES (?, ?, 'pending')",
-                [(rec["id"], r.name) for r in self.unit.receivers if "month" in r.kinds],
+                [(rec["id"], r.name) for r in self.unit.receivers if p.kind in r.kinds],
             )
         return str(rec["id"])
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from agent.center.accounts.account import Ledger
 from agent.center.accounts.periods import days_of, same_month_last_year
+from agent.center.accounts.register import effective
 
 CARRIER_FIELDS = (
     ("code", ""),
@@ -59,6 +60,7 @@ class Report:
     meters: list[dict[str, Any]]
     status: str  # provisional / closed / restated (revision n)
     rows: list[tuple[str, str, str, Any, str]] = field(default_factory=list)
+    late: list[dict[str, Any]] = field(default_factory=list)  # data stored after the month or a day closed
 
 
 def build(ledger: Ledger, label: str, now: float) -> Report:
@@ -83,8 +85,9 @@ def build(ledger: Ledger, label: str, now: float) -> Report:
             "calibration_due": m.calibration_due.isoformat(),
             "source": "gateway" if m.device else "manual",
             "overdue": m.calibration_due < min(today, month_end),
+            "register": where,
         }
-        for m in unit.meters
+        for m, where in effective(unit, ledger.store)
     ]
     if figures["provisional"]:
         status = "PROVISIONAL (month not closed)"
@@ -106,6 +109,8 @@ def build(ledger: Ledger, label: str, now: float) -> Report:
         meters,
         status,
     )
+    for fig in [figures, *days]:
+        rep.late += [dict(x, period=fig["period"]) for x in fig["quality"].get("late_data", [])]
     rep.rows = rows(rep)
     return rep
 
@@ -147,6 +152,7 @@ def rows(rep: Report) -> list[tuple[str, str, str, Any, str]]:
             )
         )
         out.append(("daily", d["period"], "completeness", d["quality"].get("completeness"), "1"))
+        out.append(("daily", d["period"], "revision", d.get("revision", 0), ""))
     q = rep.figures["quality"]
     out += [
         ("quality", rep.unit, "completeness", q.get("completeness"), "1"),
@@ -155,6 +161,12 @@ def rows(rep: Report) -> list[tuple[str, str, str, Any, str]]:
         ("quality", rep.unit, "flagged", q.get("flagged"), ""),
     ]
     out += [("quality", rep.unit, "reason", r, "") for r in q.get("reasons", [])]
+    out.append(("quality", rep.unit, "late_data_count", len(rep.late), "series x periods"))
+    for x in rep.late:
+        item = f"{x['period']} {x['series']}"
+        out.append(("late_data", item, "closed", x["closed"], ""))
+        out.append(("late_data", item, "stored_now", x["stored_now"], ""))
+        out.append(("late_data", item, "difference", x["difference"], ""))
     for c in q.get("consistency", []):
         out.append(("consistency", c["carrier"], "days_sum", c["days_sum"], ""))
         out.append(("consistency", c["carrier"], "month", c["month"], ""))
@@ -172,7 +184,16 @@ def rows(rep: Report) -> list[tuple[str, str, str, Any, str]]:
             ("restatements", item, "why", r["why"], ""),
         ]
     for m in rep.meters:
-        for name in ("carrier", "flow", "measures", "accuracy_class", "calibration_due", "source", "overdue"):
+        for name in (
+            "carrier",
+            "flow",
+            "measures",
+            "accuracy_class",
+            "calibration_due",
+            "source",
+            "overdue",
+            "register",
+        ):
             out.append(("meters", m["id"], name, m[name], ""))
     for c in rep.figures["carriers"]:
         out.append(("metered_vs_entered", c["carrier"], "metered_share", c["metered_share"], "1"))

@@ -289,6 +289,16 @@ def write_pdf(rep: Report, path: Path, font_file: str | None = None) -> None:
             )
     else:
         pdf.cell(0, 5, "No gaps.", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    late = f"Late data after closing 关账后迟到数据: {len(rep.late)}"
+    pdf.cell(0, 5, late + (" (closed figures kept)" if rep.late else ""), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    if rep.late:
+        cols = ["period", "series", "closed 关账值", "stored now 现存值", "difference 差"]
+        keys = ("closed", "stored_now", "difference")
+        table(
+            cols,
+            [[x["period"], x["series"], *(_n(x[k], 3) for k in keys)] for x in rep.late[:25]],
+            [30, 40, 50, 50, 50],
+        )
 
     heading("5. Restatements 更正记录")
     if rep.restatements:

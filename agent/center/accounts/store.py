@@ -16,6 +16,8 @@ Tables:
     deliveries     per record and receiver: pending, acked or refused, attempts, the receiver's last answer
     receivers      per receiver: failures in a row and when the next attempt is due (backoff)
     progress       per unit and kind: the end of the last period produced
+    meter_register meters entered or changed by command/CSV (GB 17167: class, calibration due, what it measures)
+    meter_changes  every register change: previous and new entry, who, when, the file line or command
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: meter_register, meter_changes (added as new tables to a version-1 file)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -62,6 +64,13 @@ CREATE TABLE IF NOT EXISTS receivers (
     last_error TEXT NOT NULL DEFAULT '', PRIMARY KEY (unit, receiver));
 CREATE TABLE IF NOT EXISTS progress (unit TEXT NOT NULL, kind TEXT NOT NULL, until_ts REAL NOT NULL,
     PRIMARY KEY (unit, kind));
+CREATE TABLE IF NOT EXISTS meter_register (
+    unit TEXT NOT NULL, id TEXT NOT NULL, carrier TEXT NOT NULL, flow TEXT NOT NULL, accuracy_class TEXT NOT NULL,
+    calibration_due TEXT NOT NULL, measures TEXT NOT NULL, who TEXT NOT NULL, note TEXT NOT NULL, source TEXT NOT NULL,
+    at REAL NOT NULL, PRIMARY KEY (unit, id));
+CREATE TABLE IF NOT EXISTS meter_changes (
+    seq INTEGER PRIMARY KEY, unit TEXT NOT NULL, id TEXT NOT NULL, previous TEXT, new TEXT NOT NULL,
+    who TEXT NOT NULL, note TEXT NOT NULL, source TEXT NOT NULL, at REAL NOT NULL);
 """
 
 
@@ -85,8 +94,8 @@ class Store:
                 if stmt.strip():
                     self.db.execute(stmt)
             row = self.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-            if row is None:
-                self.db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            if row is None or int(row[0]) < SCHEMA_VERSION:  # the new tables were created above
+                self.db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
             elif int(row[0]) > SCHEMA_VERSION:
                 raise StoreError(
                     f"{self.path}: schema version {row[0]} is newer than this energy-center ({SCHEMA_VERSION}); "
