@@ -69,6 +69,7 @@ def put_credentials(root: Path) -> None:
         (credentials / name).write_text("secret\n")
 
 
+@pytest.mark.long  # builds a bundle of every wheel, then installs it
 def test_a_bundle_installs_with_no_network_and_puts_the_commands_on_path(bundle: Path, tmp_path: Path) -> None:
     root = tmp_path / "root"
     put_credentials(root)
@@ -104,6 +105,7 @@ def test_a_bundle_installs_with_no_network_and_puts_the_commands_on_path(bundle:
     assert (root / "etc/energy-agent/site.yaml").is_file()
 
 
+@pytest.mark.long  # installs the previous version, then upgrades it
 def test_an_offline_upgrade_from_the_previous_version_keeps_config_spool_and_kpi_state(
     bundle: Path, tmp_path: Path
 ) -> None:
