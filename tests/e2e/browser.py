@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import itertools
 import shutil
 import subprocess
 import time
@@ -19,9 +18,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-import aiohttp
-import orjson
 import pytest
+
+from tests.e2e.wsbrowser import WsBrowser
 
 FLAGS = [
     "--headless",
@@ -98,16 +97,7 @@ def launch(profile: Path, log_path: Path) -> subprocess.Popen[bytes]:
         )
 
 
-class Browser:
-    def __init__(self, workdir: Path) -> None:
-        self.workdir = workdir
-        self._proc: subprocess.Popen[bytes] | None = None
-        self._http: aiohttp.ClientSession | None = None
-        self._ws: aiohttp.ClientWebSocketResponse | None = None
-        self._ids = itertools.count(1)
-        self._waiting: dict[int, asyncio.Future[dict[str, Any]]] = {}
-        self._reader: asyncio.Task[None] | None = None
-
+class Browser(WsBrowser):
     async def __aenter__(self) -> Browser:
         profile = self.workdir / "chromium-profile"
         self._proc = launch(profile, self.workdir / "chromium.log")
@@ -118,47 +108,19 @@ class Browser:
                 raise AssertionError(f"chromium did not start: {(self.workdir / 'chromium.log').read_text()[-2000:]}")
             await asyncio.sleep(0.1)
         port, path = active.read_text().splitlines()[:2]
-        self._http = aiohttp.ClientSession()
-        self._ws = await self._http.ws_connect(f"ws://127.0.0.1:{port}{path}", max_msg_size=64 * 1024 * 1024)
-        self._reader = asyncio.create_task(self._read())
+        await self._connect(f"ws://127.0.0.1:{port}{path}", 64 * 1024 * 1024)
         return self
 
     async def __aexit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        if self._reader is not None:
-            self._reader.cancel()
-            await asyncio.gather(self._reader, return_exceptions=True)
-        if self._ws is not None:
-            await self._ws.close()
-        if self._http is not None:
-            await self._http.close()
-        if self._proc is not None:
-            self._proc.terminate()
-            try:
-                self._proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait(10)
-
-    async def _read(self) -> None:
-        assert self._ws is not None
-        async for msg in self._ws:
-            reply = orjson.loads(msg.data)
-            waiter = self._waiting.pop(reply.get("id", -1), None)
-            if waiter is not None and not waiter.done():
-                waiter.set_result(reply)
+        await self._close()
 
     async def call(self, method: str, session: str | None = None, **params: Any) -> dict[str, Any]:
-        assert self._ws is not None
-        ident = next(self._ids)
-        message: dict[str, Any] = {"id": ident, "method": method, "params": params}
+        message: dict[str, Any] = {"method": method, "params": params}
         if session is not None:
             message["sessionId"] = session
-        waiter: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        self._waiting[ident] = waiter
-        await self._ws.send_str(orjson.dumps(message).decode())
-        reply = await asyncio.wait_for(waiter, 60)
+        reply = await self._send(message)
         if "error" in reply:
             raise AssertionError(f"{method}: {reply['error']}")
         result: dict[str, Any] = reply["result"]

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import itertools
 import re
 import shutil
 import subprocess
@@ -15,11 +14,11 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-import aiohttp
 import orjson
 import pytest
 
 from tests.e2e.browser import save
+from tests.e2e.wsbrowser import WsBrowser
 
 PREFS = {
     "app.normandy.enabled": False,
@@ -57,17 +56,13 @@ def launch(profile: Path, log_path: Path) -> subprocess.Popen[bytes]:
         )
 
 
-class Firefox:
+class Firefox(WsBrowser):
     """``async with Firefox(tmp) as ff: await ff.goto(url); await ff.eval(js); await ff.screenshot(path)``."""
 
+    TERMINATE_WAIT_S = 20.0
+
     def __init__(self, workdir: Path) -> None:
-        self.workdir = workdir
-        self._proc: subprocess.Popen[bytes] | None = None
-        self._http: aiohttp.ClientSession | None = None
-        self._ws: aiohttp.ClientWebSocketResponse | None = None
-        self._ids = itertools.count(1)
-        self._waiting: dict[int, asyncio.Future[dict[str, Any]]] = {}
-        self._reader: asyncio.Task[None] | None = None
+        super().__init__(workdir)
         self.context = ""
 
     async def __aenter__(self) -> Firefox:
@@ -81,9 +76,7 @@ class Firefox:
             if self._proc.poll() is not None or time.monotonic() > deadline:
                 raise AssertionError(f"firefox did not start: {log_path.read_text(errors='replace')[-2000:]}")
             await asyncio.sleep(0.2)
-        self._http = aiohttp.ClientSession()
-        self._ws = await self._http.ws_connect(found.group(1) + "/session", max_msg_size=0)
-        self._reader = asyncio.create_task(self._read())
+        await self._connect(found.group(1) + "/session", 0)
         await self.call("session.new", capabilities={})
         tree = await self.call("browsingContext.getTree")
         self.context = tree["contexts"][0]["context"]
@@ -94,36 +87,10 @@ class Firefox:
     ) -> None:
         if self._ws is not None and not self._ws.closed:
             await asyncio.gather(self.call("session.end"), return_exceptions=True)
-        if self._reader is not None:
-            self._reader.cancel()
-            await asyncio.gather(self._reader, return_exceptions=True)
-        if self._ws is not None:
-            await self._ws.close()
-        if self._http is not None:
-            await self._http.close()
-        if self._proc is not None:
-            self._proc.terminate()
-            try:
-                self._proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait(10)
-
-    async def _read(self) -> None:
-        assert self._ws is not None
-        async for msg in self._ws:
-            reply = orjson.loads(msg.data)
-            waiter = self._waiting.pop(reply.get("id", -1), None)
-            if waiter is not None and not waiter.done():
-                waiter.set_result(reply)
+        await self._close()
 
     async def call(self, method: str, **params: Any) -> dict[str, Any]:
-        assert self._ws is not None
-        ident = next(self._ids)
-        waiter: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        self._waiting[ident] = waiter
-        await self._ws.send_str(orjson.dumps({"id": ident, "method": method, "params": params}).decode())
-        reply = await asyncio.wait_for(waiter, 60)
+        reply = await self._send({"method": method, "params": params})
         if reply.get("type") == "error":
             raise AssertionError(f"{method}: {reply.get('error')}: {reply.get('message')}")
         result: dict[str, Any] = reply["result"]
