@@ -20,16 +20,14 @@ another (same kind, date, carrier/product) in the file or in the database.
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import difflib
-import io
 import math
 from dataclasses import dataclass
 from pathlib import Path
 
 from agent.center.accounts.coefficients import carrier_coefficient
 from agent.center.accounts.config import UnitConfig
+from agent.center.accounts.csvtable import column_of, near, open_table
 from agent.center.accounts.store import Store
 from agent.errors import ConfigError, ConfigIssue
 
@@ -52,37 +50,17 @@ class Entry:
     source: str  # file:line
 
 
-def _near(value: str, known: list[str]) -> str:
-    m = difflib.get_close_matches(value, known, n=1)
-    return f" (did you mean {m[0]!r}?)" if m else ""
-
-
 def parse(text: str, display: str, unit: UnitConfig, store: Store, today: dt.date) -> list[Entry]:
     """Every row of a CSV checked; raise ConfigError listing every problem with its position."""
     issues: list[ConfigIssue] = []
-    lines = text.splitlines()
 
     def err(line: int, column: str | None, message: str) -> None:
         col = 1
         if column is not None and 1 <= line <= len(lines):
-            col = _column_of(lines[line - 1], header.index(column) if column in header else 0)
+            col = column_of(lines[line - 1], header.index(column) if column in header else 0)
         issues.append(ConfigIssue(display, line, col, column or "", message))
 
-    reader = csv.reader(io.StringIO(text))
-    try:
-        header = [h.strip() for h in next(reader)]
-    except StopIteration:
-        raise ConfigError([ConfigIssue(display, 1, 1, "", "empty file: the first line names the columns")]) from None
-    for i, h in enumerate(header):
-        if h not in COLUMNS:
-            issues.append(
-                ConfigIssue(display, 1, _column_of(lines[0], i), "", f"unknown column {h!r}{_near(h, list(COLUMNS))}")
-            )
-    for h in REQUIRED:
-        if h not in header:
-            issues.append(ConfigIssue(display, 1, 1, "", f"missing column {h!r}; the columns are {', '.join(COLUMNS)}"))
-    if issues:
-        raise ConfigError(issues)
+    lines, header, reader = open_table(text, display, list(COLUMNS), REQUIRED)
     carriers = [c.name for c in unit.carriers]
     products = [p.name for p in unit.products]
     out: list[Entry] = []
@@ -101,7 +79,7 @@ def parse(text: str, display: str, unit: UnitConfig, store: Store, today: dt.dat
             err(
                 line,
                 "kind",
-                f"{kind!r} is not a kind of entry; use one of {', '.join(KINDS)}{_near(kind, list(KINDS))}",
+                f"{kind!r} is not a kind of entry; use one of {', '.join(KINDS)}{near(kind, list(KINDS))}",
             )
             continue
         try:
@@ -119,7 +97,7 @@ def parse(text: str, display: str, unit: UnitConfig, store: Store, today: dt.dat
                     line,
                     "product",
                     f"{product!r} is not a product of unit {unit.name}; declared: "
-                    f"{', '.join(products) or 'none'}{_near(product, products)}",
+                    f"{', '.join(products) or 'none'}{near(product, products)}",
                 )
             else:
                 want_unit = next(p.unit for p in unit.products if p.name == product)
@@ -128,7 +106,7 @@ def parse(text: str, display: str, unit: UnitConfig, store: Store, today: dt.dat
                 line,
                 "carrier",
                 f"{carrier!r} is not a carrier of unit {unit.name}; declared: "
-                f"{', '.join(carriers)}{_near(carrier, carriers)}",
+                f"{', '.join(carriers)}{near(carrier, carriers)}",
             )
         else:
             cu = carrier_coefficient(unit, unit.carrier(carrier)).unit
@@ -183,20 +161,6 @@ def parse(text: str, display: str, unit: UnitConfig, store: Store, today: dt.dat
     if issues:
         raise ConfigError(issues)
     return out
-
-
-def _column_of(line: str, index: int) -> int:
-    """1-based character column where CSV field ``index`` of ``line`` starts."""
-    col, field, quoted = 0, 0, False
-    for i, ch in enumerate(line):
-        if field == index:
-            return i + 1
-        if ch == '"':
-            quoted = not quoted
-        elif ch == "," and not quoted:
-            field += 1
-        col = i
-    return col + 2 if field == index else 1
 
 
 def store_entries(store: Store, unit: UnitConfig, entries: list[Entry], now: float) -> int:

@@ -21,9 +21,7 @@ flow of a meter a gateway reads (that binding is center.yaml's: change it there)
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
 import json
 import re
 from dataclasses import dataclass
@@ -31,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.center.accounts.config import MeterConfig, UnitConfig
-from agent.center.accounts.entries import _column_of, _near
+from agent.center.accounts.csvtable import column_of, near, open_table
 from agent.center.accounts.store import Store
 from agent.errors import ConfigError, ConfigIssue
 
@@ -83,22 +81,7 @@ def _fields(r: Any) -> dict[str, Any]:
 def parse(text: str, display: str, unit: UnitConfig, store: Store) -> list[MeterRow]:
     """Every row checked; ConfigError lists every problem with its position."""
     issues: list[ConfigIssue] = []
-    lines = text.splitlines()
-    reader = csv.reader(io.StringIO(text))
-    try:
-        header = [h.strip() for h in next(reader)]
-    except StopIteration:
-        raise ConfigError([ConfigIssue(display, 1, 1, "", "empty file: the first line names the columns")]) from None
-    for i, h in enumerate(header):
-        if h not in COLUMNS:
-            issues.append(
-                ConfigIssue(display, 1, _column_of(lines[0], i), "", f"unknown column {h!r}{_near(h, list(COLUMNS))}")
-            )
-    for h in REQUIRED:
-        if h not in header:
-            issues.append(ConfigIssue(display, 1, 1, "", f"missing column {h!r}; the columns are {', '.join(COLUMNS)}"))
-    if issues:
-        raise ConfigError(issues)
+    lines, header, reader = open_table(text, display, list(COLUMNS), REQUIRED)
     known = {m.id: m for m, _ in effective(unit, store)}
     declared = {m.id: m for m in unit.meters}
     carriers = [c.name for c in unit.carriers]
@@ -115,9 +98,7 @@ def parse(text: str, display: str, unit: UnitConfig, store: Store) -> list[Meter
         before = len(issues)
 
         def err(column: str, message: str, line: int = line) -> None:
-            issues.append(
-                ConfigIssue(display, line, _column_of(lines[line - 1], header.index(column)), column, message)
-            )
+            issues.append(ConfigIssue(display, line, column_of(lines[line - 1], header.index(column)), column, message))
 
         mid = f["id"]
         if not _ID.match(mid):
@@ -136,11 +117,11 @@ def parse(text: str, display: str, unit: UnitConfig, store: Store) -> list[Meter
             c = values["carrier"]
             err(
                 "carrier",
-                f"{c!r} is not a carrier of unit {unit.name}; declared: {', '.join(carriers)}{_near(c, carriers)}",
+                f"{c!r} is not a carrier of unit {unit.name}; declared: {', '.join(carriers)}{near(c, carriers)}",
             )
         if "flow" in values and values["flow"] not in FLOWS:
             fl = values["flow"]
-            err("flow", f"{fl!r} is not a flow; use one of {', '.join(FLOWS)}{_near(fl, list(FLOWS))}")
+            err("flow", f"{fl!r} is not a flow; use one of {', '.join(FLOWS)}{near(fl, list(FLOWS))}")
         if "accuracy_class" in values and len(values["accuracy_class"]) > 16:
             err("accuracy_class", "an accuracy class is at most 16 characters (e.g. 0.5S, 1.0, III)")
         if "calibration_due" in values:
