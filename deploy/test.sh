@@ -2,7 +2,9 @@
 # Run every test on a fresh Debian/Ubuntu machine. Installs what the tests need when it is missing:
 # Debian's mosquitto, influxdb (1.x), victoria-metrics (InfluxDB v2 write API), socat, chromium, firefox-esr,
 # python3-venv, fonts-wqy-microhei and poppler-utils (the centre's energy report);
-# then the agent with its dev extras in .venv, then pytest. Extra arguments go to pytest.
+# then the agent with its dev extras in .venv, then pytest on parallel workers (pytest-xdist). Extra arguments go
+# to pytest. Most tests wait on sockets, timers and child processes rather than on a core, so the default is three
+# workers per core; TEST_WORKERS=N sets another number (TEST_WORKERS=0 runs everything in this one process).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,4 +32,5 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
 .venv/bin/python -m pip install -q -e '.[dev]'
-exec .venv/bin/python -m pytest "$@"
+workers="${TEST_WORKERS:-$(( $(nproc) * 3 ))}"
+exec .venv/bin/python -m pytest -n "$workers" "$@"

@@ -51,6 +51,9 @@ def _parser() -> argparse.ArgumentParser:
     from simulators.opcua_server import build_parser as opcua_parser
 
     opcua_parser(sub.add_parser("opcua", help="serve the plant over OPC UA (see simulators.opcua_server)"))
+    from simulators.dlt645_cli import build_parser as dlt645_parser
+
+    dlt645_parser(sub.add_parser("dlt645", help="plant meters over DL/T 645 (see simulators.dlt645_cli)"))
     return p
 
 
@@ -126,6 +129,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"python -m simulators {args.command}: {why}", file=sys.stderr)
         return EX_UNAVAILABLE
     try:
+        if args.command == "dlt645":
+            from simulators.dlt645_cli import run_args as run_dlt645
+
+            return run_dlt645(args)
         if args.command == "opcua":
             from simulators.opcua_server import run_args
 

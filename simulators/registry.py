@@ -13,6 +13,17 @@ from collections import Counter
 from pathlib import Path
 
 WRITE_FUNCTION_CODES = frozenset({5, 6, 15, 16, 22, 23})
+DLT645_BASE = 0x1000  # DL/T 645 control codes are recorded as DLT645_BASE + code (simulators.dlt645_server)
+DLT645_READS = frozenset({0x11, 0x12, 0x13, 0x01})  # 2007 read, read follow-up, read address; 1997 read
+
+
+def is_write(code: int) -> bool:
+    """A Modbus write function code, or any DL/T 645 control code but the reads."""
+    if code >= DLT645_BASE:
+        return code - DLT645_BASE not in DLT645_READS
+    return code in WRITE_FUNCTION_CODES
+
+
 SERVED_FILE_ENV = "SIMULATORS_WRITES_FILE"  # simulators in child processes append write codes to this file
 
 SERVED: Counter[int] = Counter()
@@ -20,7 +31,7 @@ SERVED: Counter[int] = Counter()
 
 def record(function_code: int) -> None:
     SERVED[function_code] += 1
-    if function_code in WRITE_FUNCTION_CODES and (path := os.environ.get(SERVED_FILE_ENV)):
+    if is_write(function_code) and (path := os.environ.get(SERVED_FILE_ENV)):
         with Path(path).open("a", encoding="ascii") as f:
             f.write(f"{function_code} {os.getpid()}\n")
 
@@ -41,4 +52,4 @@ def writes_in_file(path: str | Path, exclude_pid: int | None = None) -> dict[int
 def writes_served(served: Counter[int] | None = None) -> dict[int, int]:
     """Write function codes in ``served`` (default: the whole process) with how often each was served."""
     counts = SERVED if served is None else served
-    return {fc: n for fc, n in sorted(counts.items()) if fc in WRITE_FUNCTION_CODES and n > 0}
+    return {fc: n for fc, n in sorted(counts.items()) if is_write(fc) and n > 0}

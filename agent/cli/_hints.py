@@ -82,6 +82,31 @@ _RULES: tuple[tuple[str, str], ...] = (
         "the gateway cannot look up this host name: check its spelling in the site file, /etc/hosts and the "
         "gateway's DNS server (an IP address needs no DNS)",
     ),
+    (
+        "has not dialled in",
+        "the DTU has not connected to the agent: check the server address and port set in the DTU (dtu_listener), "
+        "that its registration packet equals the bus's registration, and its SIM, APN and signal",
+    ),
+    (
+        "no such data item",
+        "the meter does not have this DL/T 645 data identifier: remove the point or use a profile for this meter "
+        "model (energy-agent reference dlt645 lists the identifiers)",
+    ),
+    (
+        "reply from address",
+        "another meter answered: check the device's address (the 12 digits on its nameplate) and that no two meters "
+        "on the line share one",
+    ),
+    (
+        "password wrong",
+        "the meter refuses to be read without authorisation: some meters lock their RS-485 port; ask the utility",
+    ),
+    (
+        "garbled bytes",
+        "bytes arrive but no valid frame: check baud rate (DL/T 645 meters: often 2400, also 1200, 4800 or 9600) "
+        "and parity (8E1 is their standard) against the meter's settings, and the A/B wiring",
+    ),
+    ("invalid BCD", "the reply's digits are not decimal: check the point's format against the meter's manual"),
     ("refused", _CONNECT),
     ("cannot connect", _CONNECT),
     ("no route", _CONNECT),

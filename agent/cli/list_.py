@@ -15,7 +15,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from agent.config.load import load_profile_checked, load_site, shipped_profile_dir
+from agent.config.load import load_any_profile_checked, load_site, shipped_profile_dir
 from agent.config.refuse import refuse
 from agent.errors import ConfigError, ConfigIssue
 from agent.model import COUNTER_ROLES, Role
@@ -80,13 +80,14 @@ def _profiles(site: Path | None) -> int:
         rows = []
         for path in sorted(p for p in folder.glob("*.y*ml") if p.suffix in (".yaml", ".yml")):
             try:
-                profile, _ = load_profile_checked(path)
+                profile, _ = load_any_profile_checked(path)
             except ConfigError as exc:
                 issues += exc.issues
                 continue
             made = " ".join(x for x in (profile.vendor, profile.model) if x) or "-"
             made = made if len(made) <= 32 else made[:31] + "…"
-            rows.append([profile.profile, profile.category, made, str(len(profile.points)), profile.description])
+            category = profile.category if profile.protocol == "modbus" else f"{profile.category} (dlt645)"
+            rows.append([profile.profile, category, made, str(len(profile.points)), profile.description])
         print(f"{folder} ({len(rows)} profiles):")
         print(_table(["profile", "category", "vendor/model", "points", "description"], rows, indent="  "))
     if issues:

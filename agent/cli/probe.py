@@ -6,6 +6,9 @@ port, wiring; OPC UA BadUserAccessDenied: the user or password file; ...), then 
 raw registers (hex) and the reason when no error line gives it already. ``--json`` prints one JSON object per
 sample as the wire does (device, point, value, unit, quality, ts, and reason/raw when present).
 
+``--scan-units BUS`` lists which Modbus unit ids answer on a bus, gateway or Modbus TCP device (``agent.cli._scan``;
+one read-only request per unit id, ``--units 1-247``, ``--timeout-ms 200``).
+
 ``--orders`` adds, for each multi-register point, its registers decoded in all four byte orders, most likely
 first: gauges by plausibility, counters (a counter role, or a total's unit such as kWh) by continuity between two
 polls one interval apart (see ``_orders``). ``--watch`` polls again every interval (``--interval``, default the
@@ -31,18 +34,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agent.cli._dlt645 import meter_json, meter_lines, other_edition, run_read_address
 from agent.cli._hints import hints
 from agent.cli._orders import describe, is_counter, rank_orders
+from agent.cli._scan import scan_units
 from agent.config.load import LoadedSite
 from agent.config.opcua import OpcuaDeviceConfig
 from agent.config.profile import DataType
 from agent.config.refuse import refuse
 from agent.errors import ConfigError, SourceError
 from agent.model import PollResult, Quality, Sample
+from agent.runtime.buses import build_bus_sources
 from agent.runtime.compile import compile_site
+from agent.sources.dlt645.device import Dlt645Poller
+from agent.sources.dtu import DtuListener
 from agent.sources.modbus.codec import bytes_to_registers
 from agent.sources.modbus.device import DevicePoller
-from agent.sources.modbus.source import ModbusSource, build_modbus_sources
+from agent.sources.modbus.source import ModbusSource
 from agent.wire import sample_dict
 
 NAME = "probe"
@@ -65,6 +73,18 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--watch", action="store_true", help="poll again every interval until Ctrl-C")
     parser.add_argument("--interval", type=float, default=None, metavar="S", help="--watch: seconds between frames")
     parser.add_argument("--count", type=int, default=None, metavar="N", help="--watch: stop after N frames")
+    parser.add_argument(
+        "--scan-units",
+        metavar="BUS",
+        help="list the Modbus unit ids that answer on this bus, gateway or TCP device (read-only requests)",
+    )
+    parser.add_argument("--units", default="1-247", help="--scan-units: the unit ids to try, e.g. 1-32 or 1,5,9-12")
+    parser.add_argument("--timeout-ms", type=int, default=200, help="--scan-units: wait per unit id (200)")
+    parser.add_argument(
+        "--read-address",
+        metavar="BUS",
+        help="DL/T 645: ask the one meter on this bus (a point-to-point link) for its address and print it",
+    )
     parser.epilog = (
         "exit status: 0 every point read; 3 some points bad; 1 a device gave no value (no reply, or every point "
         "bad); 2 no such device; 78 a bad config"
@@ -77,9 +97,16 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         return refuse(exc)
     loaded = compiled.loaded
-    sources = build_modbus_sources(loaded, plans=compiled.modbus_plans)
+    if args.scan_units:
+        with _quiet("agent.sources"):
+            return scan_units(loaded, args)
+    if args.read_address:
+        return run_read_address(loaded, args.read_address, args.json)
+    every = build_bus_sources(loaded, compiled.modbus_plans)
+    sources = [s for s in every if isinstance(s, ModbusSource)]
+    listener = next((s for s in every if isinstance(s, DtuListener)), None)
     opcua = [d for d in loaded.site.devices if isinstance(d, OpcuaDeviceConfig) and d.enabled]
-    known = {name for s in sources for name in s.devices} | {d.name for d in opcua}
+    known = {name for s in sources for name in s.devices} | {d.name for d in opcua}  # with DL/T 645 meters
     unknown = sorted(set(args.device) - known)
     if unknown:
         print(f"energy-agent probe: no enabled device named {', '.join(unknown)}", file=sys.stderr)
@@ -89,6 +116,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     only = set(args.device)
     probe = _Probe(loaded, sources, [d for d in opcua if not only or d.name in only], only, args)
+    probe.listener = listener
     with _quiet("agent.sources", "asyncua"):  # probe prints each fault once; the agent's state-change log repeats it
         if not args.watch:
             return asyncio.run(probe.once())
@@ -142,11 +170,17 @@ class _Probe:
         self.loaded = loaded
         self.sources = sources
         self.pollers = [(s, p) for s in sources for p in s.pollers if not only or p.name in only]
+        self.meters = [
+            (s, p) for s in sources for p in s.others if isinstance(p, Dlt645Poller) and (not only or p.name in only)
+        ]
+        self.listener: DtuListener | None = None
+        self._serving: asyncio.Task[None] | None = None
         self.opcua = opcua
         self.as_json: bool = args.json
         self.orders: bool = args.orders
         self.count: int | None = args.count
         intervals = [p.interval_s for _, p in self.pollers] + [d.interval_s for d in opcua]
+        intervals += [p.interval_s for _, p in self.meters]
         self.interval_s: float = args.interval or min(intervals, default=1.0)
         self.before: dict[str, dict[str, bytes]] = {}  # device -> point -> raw bytes of the previous poll
         for _, poller in self.pollers:
@@ -201,8 +235,42 @@ class _Probe:
             out.append((poller, result))
         return out
 
+    async def _dial_ins(self) -> None:
+        """With DTU buses: listen, and give the DTUs up to their registration timeout to dial in."""
+        listener = self.listener
+        if listener is None or self._serving is not None:
+            return
+        self._serving = asyncio.create_task(listener.run())
+        await listener.listening.wait()
+        wanted = {getattr(s, "name", "") for s, _ in self.meters} | {getattr(s, "name", "") for s, _ in self.pollers}
+        wanted &= {d.bus for d in listener.dtus}
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(listener.config.registration_timeout_s):
+                while not wanted <= set(listener.live):  # noqa: ASYNC110  # reason: registration has no event
+                    await asyncio.sleep(0.05)
+
+    async def _meter_lines(self) -> tuple[list[str], int]:
+        lines: list[str] = []
+        code = EXIT_OK
+        for source, poller in self.meters:
+            result = await source.poll_once(poller)
+            extra = []
+            silent = poller.consecutive_failures and result.errors and "timeout" in result.errors[0]
+            if silent and source.link is not None:
+                other = await other_edition(source.link, poller)
+                extra = [other] if other else []
+            if self.as_json:
+                lines += meter_json(result)
+            else:
+                lines += meter_lines(poller, result, extra)
+            code = max(code, _code(result.samples), key=_SEVERITY.__getitem__)
+        return lines, code
+
     async def frame(self) -> _Frame:
         frame = _Frame()
+        await self._dial_ins()
+        if self.meters:
+            frame.add(*await self._meter_lines())
         for poller, result in await self._poll_modbus():
             before = self.before.get(poller.name) if self.orders else None
             if self.as_json:
@@ -240,6 +308,10 @@ class _Probe:
     async def _close(self) -> None:
         for source in self.sources:
             await source.aclose()
+        if self._serving is not None:
+            self._serving.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._serving
 
 
 def _code(samples: tuple[Sample, ...]) -> int:

@@ -40,10 +40,19 @@ def _sections() -> dict[str, tuple[str, type[BaseModel], frozenset[str]]]:
 
 
 def register(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("section", choices=["kpi", "site", "profile"], help="what to document")
+    parser.add_argument(
+        "section",
+        choices=["kpi", "site", "profile", "dlt645"],
+        help="what to document (dlt645: the DL/T 645 profile keys and data identifiers)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.section == "dlt645":
+        from agent.cli._dlt645 import catalogue_markdown
+
+        print(catalogue_markdown(), end="")
+        return 0
     print(markdown(args.section), end="")
     return 0
 
@@ -53,6 +62,13 @@ def markdown(section: str) -> str:
     title = (
         f"`{path}:` section of the site file" if path else {"site": "Site file", "profile": "Device profile"}[section]
     )
+    return markdown_of(model, title, section, path, elsewhere)
+
+
+def markdown_of(
+    model: type[BaseModel], title: str, section: str, path: str = "", elsewhere: frozenset[str] = frozenset()
+) -> str:
+    """Every key of ``model`` and the models under it, as Markdown tables."""
     out = [
         f"# {title}: every key",
         "",

@@ -106,10 +106,15 @@ def shipped_profiles() -> list[str]:
 
 
 def _offer_profiles(site: dict[str, Any], names: list[str]) -> None:
-    """A Modbus device's ``profile``: the shipped names for completion, or any other (a site's own profile)."""
-    prop = site["$defs"]["ModbusDeviceConfig"]["properties"]["profile"]
-    prop["examples"] = names
-    prop["anyOf"] = [
-        {"enum": names, "description": "a profile shipped with the agent"},
-        {"type": "string", "description": "a profile in one of the site's profile_dirs"},
-    ]
+    """A device's ``profile``: the shipped names for completion, or any other (a site's own profile). DL/T 645
+    profiles are named dlt645-* in the library."""
+    for model, offered in (
+        ("ModbusDeviceConfig", [n for n in names if not n.startswith("dlt645-")]),
+        ("Dlt645DeviceConfig", [n for n in names if n.startswith("dlt645-")]),
+    ):
+        prop = site["$defs"][model]["properties"]["profile"]
+        prop["examples"] = offered
+        prop["anyOf"] = [
+            {"enum": offered, "description": "a profile shipped with the agent"},
+            {"type": "string", "description": "a profile in one of the site's profile_dirs"},
+        ]

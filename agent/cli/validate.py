@@ -14,7 +14,9 @@ import sys
 from pathlib import Path
 
 from agent.cli._resolve import unresolved_hosts
-from agent.config.load import LoadedSite, load_profile_checked
+from agent.config.dlt645 import Dlt645DeviceConfig
+from agent.config.dtu import DtuBusConfig
+from agent.config.load import LoadedSite, load_any_profile_checked
 from agent.config.site import ModbusDeviceConfig, SerialBusConfig, TcpGatewayConfig
 from agent.errors import EX_CONFIG, ConfigError, ConfigIssue
 from agent.runtime.compile import compile_site
@@ -40,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     summary: list[str] = []
     for path in args.profile:
         try:
-            profile, warnings = load_profile_checked(path)
+            profile, warnings = load_any_profile_checked(path)
         except ConfigError as e:
             issues += e.issues
             continue
@@ -75,7 +77,30 @@ def _report(issues: list[ConfigIssue], summary: list[str], *, quiet: bool) -> in
     return EX_OK
 
 
+def _bus_text(bus: object) -> str:
+    if isinstance(bus, SerialBusConfig):
+        return f"rtu {bus.name} {bus.port} {bus.baudrate} {bus.bytesize}{bus.parity}{bus.stopbits}"
+    if isinstance(bus, TcpGatewayConfig):
+        return f"gateway {bus.name} {bus.host}:{bus.port} ({bus.framing} framing)"
+    if isinstance(bus, DtuBusConfig):
+        return f"dial-in DTU {bus.name}"
+    return "?"
+
+
 def _describe(loaded: LoadedSite, device: object, requests: int | None) -> str:
+    if isinstance(device, Dlt645DeviceConfig):
+        bus = next((b for b in loaded.site.buses if b.name == device.bus), None)
+        profile = loaded.dlt645_profiles[device.profile]
+        dis = len({p.di for p in device.points})
+        ratios = (
+            f", CT {device.ct_ratio:g} PT {device.pt_ratio:g}" if (device.ct_ratio, device.pt_ratio) != (1, 1) else ""
+        )
+        state = "" if device.enabled else " (disabled)"
+        return (
+            f"{device.name}: dlt645-{device.effective_version(profile)} profile {device.profile}, {_bus_text(bus)} "
+            f"address {device.address}, {len(device.points)} points, {dis} requests{ratios}, "
+            f"every {device.interval_s:g} s{state}"
+        )
     if not isinstance(device, ModbusDeviceConfig):  # OPC UA: read only what every version of its model has
         name, endpoint = getattr(device, "name", "?"), getattr(device, "endpoint", "")
         mode, points = getattr(device, "mode", ""), len(getattr(device, "points", ()))
@@ -84,12 +109,7 @@ def _describe(loaded: LoadedSite, device: object, requests: int | None) -> str:
         state = "" if getattr(device, "enabled", True) else " (disabled)"
         return f"{name}: opcua {endpoint}{f' ({mode})' if mode else ''}, {points} points{every}{state}"
     bus = next((b for b in loaded.site.buses if b.name == device.bus), None)
-    if isinstance(bus, SerialBusConfig):
-        transport = f"rtu {bus.name} {bus.port} {bus.baudrate} {bus.bytesize}{bus.parity}{bus.stopbits}"
-    elif isinstance(bus, TcpGatewayConfig):
-        transport = f"gateway {bus.name} {bus.host}:{bus.port} ({bus.framing} framing)"
-    else:
-        transport = f"tcp {device.host}:{device.port}"
+    transport = _bus_text(bus) if bus is not None else f"tcp {device.host}:{device.port}"
     points = len(loaded.profiles[device.profile].points)
     plan = f", {requests} request{'s' if requests != 1 else ''}" if requests is not None else ""
     state = "" if device.enabled else " (disabled)"

@@ -13,6 +13,7 @@ a timeout not shorter than the polling interval (a warning; the default timeout 
 from __future__ import annotations
 
 from agent.config.diagnostics import did_you_mean
+from agent.config.dlt645_site import check_dlt645_site
 from agent.config.profile import DataType, PointConfig, ProfileConfig, RegisterKind
 from agent.config.site import ModbusDeviceConfig, SerialBusConfig, SiteConfig, TcpGatewayConfig
 from agent.config.yaml_source import YamlDocument
@@ -128,7 +129,7 @@ def _may_share(a: PointConfig, b: PointConfig) -> bool:
 
 
 def check_site(site: SiteConfig, doc: YamlDocument) -> list[ConfigIssue]:
-    issues = _unique_names(site, doc)
+    issues = _unique_names(site, doc) + check_dlt645_site(site, doc)
     buses = {bus.name: bus for bus in site.buses}
     line_of_unit: dict[tuple[str, ...], tuple[int, str]] = {}
     for i, device in enumerate(site.devices):
@@ -159,7 +160,11 @@ def check_site(site: SiteConfig, doc: YamlDocument) -> list[ConfigIssue]:
             )
         else:
             line_of_unit[key] = (doc.value_position(("devices", i, "name"))[0], device.name)
-        serial = isinstance(bus, SerialBusConfig) or (isinstance(bus, TcpGatewayConfig) and bus.framing == "rtu")
+        serial = (
+            isinstance(bus, SerialBusConfig)
+            or (isinstance(bus, TcpGatewayConfig) and bus.framing == "rtu")
+            or getattr(bus, "transport", "") == "dtu"
+        )
         if serial and not 1 <= device.unit_id <= 247:
             issues.append(
                 doc.issue(

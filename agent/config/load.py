@@ -54,6 +54,7 @@ import agent
 from agent.config.base import document_json
 from agent.config.checks import check_profile, check_site
 from agent.config.diagnostics import did_you_mean, issues_from_validation
+from agent.config.dlt645 import Dlt645DeviceConfig, Dlt645ProfileConfig
 from agent.config.profile import ProfileConfig
 from agent.config.secret_files import readable_secret_files
 from agent.config.site import SiteConfig
@@ -76,12 +77,13 @@ class LoadedSite:
 
     path: Path
     site: SiteConfig
-    profiles: Mapping[str, ProfileConfig]  # by profile name: those the site uses
+    profiles: Mapping[str, ProfileConfig]  # by profile name: the Modbus profiles the site uses
     profile_paths: Mapping[str, Path]
     warnings: tuple[ConfigIssue, ...]
     config_hash: str  # sha256 hex over the site file and the used profiles, stable across runs
     _site_doc: YamlDocument = field(repr=False, compare=False)
     _profile_docs: Mapping[str, YamlDocument] = field(repr=False, compare=False)
+    dlt645_profiles: Mapping[str, Dlt645ProfileConfig] = field(default_factory=dict)  # protocol: dlt645 ones
 
     def position(self, path: PathKey) -> tuple[str, int, int]:
         """(file, line, col) of the value at ``path`` in the site file, or of its nearest written ancestor."""
@@ -124,7 +126,15 @@ def load_profile(path: Path) -> ProfileConfig:
 
 
 def load_profile_checked(path: Path) -> tuple[ProfileConfig, tuple[ConfigIssue, ...]]:
-    """Like ``load_profile``, also returning the warnings of a valid profile."""
+    """Like ``load_profile``, also returning the warnings of a valid profile (Modbus only)."""
+    profile, issues = load_any_profile_checked(path)
+    if not isinstance(profile, ProfileConfig):
+        raise ConfigError([ConfigIssue(str(path), 1, 1, "protocol", "a DL/T 645 profile, not a Modbus one")])
+    return profile, issues
+
+
+def load_any_profile_checked(path: Path) -> tuple[ProfileConfig | Dlt645ProfileConfig, tuple[ConfigIssue, ...]]:
+    """A Modbus or DL/T 645 profile (by its ``protocol:`` key) and its warnings; ConfigError with every issue."""
     profile, _doc, issues = _read_profile(path, str(path))
     if profile is None or _has_errors(issues):
         raise ConfigError(issues)
@@ -140,9 +150,12 @@ def load_site(path: Path) -> LoadedSite:
         site = SiteConfig.from_document(doc.data)
     except ValidationError as e:
         issues += issues_from_validation(e, doc, SiteConfig)
-    profiles, profile_docs, profile_paths = _load_used_profiles(path, doc, issues)
+    every, profile_docs, profile_paths = _load_used_profiles(path, doc, issues)
+    profiles = {n: p for n, p in every.items() if isinstance(p, ProfileConfig)}
+    dlt645 = {n: p for n, p in every.items() if isinstance(p, Dlt645ProfileConfig)}
     if site is not None:
         issues += check_site(site, doc)
+        issues += _bind_dlt645(site, profiles, dlt645, doc)
         issues += [
             doc.issue(at, message, severity="warning") for at, message in readable_secret_files(site, path.parent)
         ]
@@ -159,7 +172,52 @@ def load_site(path: Path) -> LoadedSite:
         config_hash=_hash(doc, profile_docs),
         _site_doc=doc,
         _profile_docs=profile_docs,
+        dlt645_profiles=dlt645,
     )
+
+
+def _bind_dlt645(
+    site: SiteConfig,
+    profiles: Mapping[str, ProfileConfig],
+    dlt645: Mapping[str, Dlt645ProfileConfig],
+    doc: YamlDocument,
+) -> list[ConfigIssue]:
+    """Each DL/T 645 device gets its profile's points (ratios applied); a Modbus profile named by a DL/T 645 device
+    or the other way round, and a version that differs from the profile's, are errors."""
+    issues: list[ConfigIssue] = []
+    for i, device in enumerate(site.devices):
+        name = str(getattr(device, "profile", "") or "")
+        if isinstance(device, Dlt645DeviceConfig):
+            profile = dlt645.get(name)
+            if profile is None:
+                if name in profiles:
+                    issues.append(
+                        doc.issue(
+                            ("devices", i, "profile"),
+                            f"profile '{name}' is a Modbus profile; a DL/T 645 "
+                            "meter needs a protocol: dlt645 profile (energy-agent list profiles)",
+                        )
+                    )
+                continue
+            if device.version is not None and device.version != profile.version:
+                issues.append(
+                    doc.issue(
+                        ("devices", i, "version"),
+                        f"version {device.version} does not match profile '{name}', which lists DL/T 645-"
+                        f"{profile.version} identifiers; pick a {device.version} profile or remove version",
+                    )
+                )
+                continue
+            device.bind(profile)
+        elif name in dlt645:
+            issues.append(
+                doc.issue(
+                    ("devices", i, "profile"),
+                    f"profile '{name}' is a DL/T 645 profile; add protocol: dlt645 "
+                    "and the meter's address to this device",
+                )
+            )
+    return issues
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,9 +230,9 @@ class _Found:
 
 def _load_used_profiles(
     site_path: Path, doc: YamlDocument, issues: list[ConfigIssue]
-) -> tuple[dict[str, ProfileConfig], dict[str, YamlDocument], dict[str, Path]]:
+) -> tuple[dict[str, ProfileConfig | Dlt645ProfileConfig], dict[str, YamlDocument], dict[str, Path]]:
     index = _index_profiles(_profile_folders(site_path, doc, issues))
-    profiles: dict[str, ProfileConfig] = {}
+    profiles: dict[str, ProfileConfig | Dlt645ProfileConfig] = {}
     docs: dict[str, YamlDocument] = {}
     paths: dict[str, Path] = {}
     for i, name in _used_profile_names(doc.data):
@@ -261,18 +319,25 @@ def _used_profile_names(data: Any) -> list[tuple[int, str]]:
     devices = data.get("devices") if isinstance(data, dict) else None
     out: list[tuple[int, str]] = []
     for i, device in enumerate(devices if isinstance(devices, list) else []):
-        if isinstance(device, dict) and device.get("protocol", "modbus") == "modbus":
+        if isinstance(device, dict) and device.get("protocol", "modbus") in ("modbus", "dlt645"):
             name = device.get("profile")
             if isinstance(name, str):
                 out.append((i, name))
     return out
 
 
-def _read_profile(path: Path, display: str) -> tuple[ProfileConfig | None, YamlDocument | None, list[ConfigIssue]]:
+def _read_profile(
+    path: Path, display: str
+) -> tuple[ProfileConfig | Dlt645ProfileConfig | None, YamlDocument | None, list[ConfigIssue]]:
     try:
         doc = load_yaml(path, display)
     except ConfigError as e:
         return None, None, list(e.issues)
+    if isinstance(doc.data, dict) and doc.data.get("protocol") == "dlt645":
+        try:
+            return Dlt645ProfileConfig.from_document(doc.data), doc, []
+        except ValidationError as e:
+            return None, doc, issues_from_validation(e, doc, Dlt645ProfileConfig)
     # A profile may hold 100,000 points: the models are built from its JSON text with the raw data already
     # gone (only positions are needed from here on), and the data comes back from the text for diagnostics.
     text = document_json(doc.data)

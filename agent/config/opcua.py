@@ -196,7 +196,13 @@ class OpcuaPointConfig(StrictModel):
     sampling_interval_ms: float | None = Field(
         default=None, ge=0, le=3_600_000, description="Server sampling; defaults to the device interval"
     )
-    queue_size: int = Field(default=1, ge=1, le=10_000, description="Server-side queue of the monitored item")
+    queue_size: int | None = Field(
+        default=None,
+        ge=1,
+        le=10_000,
+        description="Server-side queue of the monitored item; default: room for the changes of two publishing "
+        "intervals, so no data change is dropped between two publish responses",
+    )
     deadband: DeadbandConfig | None = Field(
         None, description="Subscriptions: report only changes larger than this; unset: every change"
     )

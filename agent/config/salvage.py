@@ -97,7 +97,8 @@ def salvage_site(path: Path) -> Salvaged | None:
             if not removed:
                 return None  # an error that pruning cannot take away
             continue
-        profiles, _docs, _paths = _load_used_profiles(path, doc, [])
+        every, _docs, _paths = _load_used_profiles(path, doc, [])
+        profiles = {n: p for n, p in every.items() if isinstance(p, ProfileConfig)}
         return Salvaged(site, profiles, doc, tuple(pruned), kept)
     return None
 

@@ -16,6 +16,8 @@ from pydantic import ConfigDict, Discriminator, Field, Tag, field_validator, mod
 
 from agent.config.base import NOT_BOOL, StrictModel, exactly_one
 from agent.config.diagnostics import did_you_mean
+from agent.config.dlt645 import Dlt645DeviceConfig
+from agent.config.dtu import DtuBusConfig, DtuListenerConfig
 from agent.config.kpi import KpiSectionConfig
 from agent.config.mqtt import MqttConfig
 from agent.config.opcua import OpcuaDeviceConfig
@@ -37,7 +39,11 @@ class SerialBusConfig(StrictModel):
     baudrate: int = Field(
         9600, ge=300, le=921600, description="Line speed in bit/s, as set on the devices, e.g. 9600 or 19200"
     )
-    parity: Literal["N", "E", "O"] = Field("N", description="N (none), E (even) or O (odd), as set on the devices")
+    parity: Literal["N", "E", "O"] = Field(
+        "N",
+        description="N (none), E (even) or O (odd), as set on the devices; unset: N, or E on a bus of DL/T 645 "
+        "meters only (8E1 is their standard setting)",
+    )
     stopbits: Annotated[Literal[1, 2], NOT_BOOL] = Field(1, description="Stop bits, 1 or 2, as set on the devices")
     bytesize: Literal[7, 8] = Field(8, description="Data bits per character, 8 for Modbus RTU (7 only for odd devices)")
     pause_ms: float = Field(20.0, ge=0, le=10000, description="Pause between two requests on this bus")
@@ -82,7 +88,9 @@ def _tag_or_default(field: str, default: str) -> Callable[[Any], Any]:
 
 
 BusConfig = Annotated[
-    Annotated[SerialBusConfig, Tag("rtu")] | Annotated[TcpGatewayConfig, Tag("tcp_gateway")],
+    Annotated[SerialBusConfig, Tag("rtu")]
+    | Annotated[TcpGatewayConfig, Tag("tcp_gateway")]
+    | Annotated[DtuBusConfig, Tag("dtu")],
     Discriminator(_tag_or_default("transport", "rtu")),
 ]
 
@@ -130,6 +138,12 @@ class ModbusDeviceConfig(StrictModel):
         le=124,
         description="Unused registers one read may span to join points; overrides the profile's value",
     )
+    ct_ratio: float = Field(
+        1.0, gt=0, le=100000, description="Current transformer ratio: points in A x CT, power and energy x CT x PT"
+    )
+    pt_ratio: float = Field(
+        1.0, gt=0, le=100000, description="Voltage transformer ratio: points in V x PT, power and energy x CT x PT"
+    )
     enabled: bool = Field(True, description="false: keep the device in the file but do not poll it")
     renewable: bool = Field(False, description="This meter measures renewable supply (PV, wind, green power)")
     tags: dict[str, str] = Field(
@@ -155,7 +169,9 @@ class ModbusDeviceConfig(StrictModel):
 
 
 DeviceConfig = Annotated[
-    Annotated[ModbusDeviceConfig, Tag("modbus")] | Annotated[OpcuaDeviceConfig, Tag("opcua")],
+    Annotated[ModbusDeviceConfig, Tag("modbus")]
+    | Annotated[OpcuaDeviceConfig, Tag("opcua")]
+    | Annotated[Dlt645DeviceConfig, Tag("dlt645")],
     Discriminator(_tag_or_default("protocol", "modbus")),
 ]
 
@@ -221,12 +237,28 @@ class SiteConfig(StrictModel):
     kpi: KpiSectionConfig | None = Field(
         None, description="Energy KPIs computed on the gateway (see energy-agent reference kpi); unset: no KPIs"
     )
+    poll_phase: Literal["spread", "aligned"] = Field(
+        "spread",
+        description="spread: each Modbus device polls at its own stable offset within its interval (a hash of its "
+        "name, in steps of poll_phase_step_ms), so replies do not queue behind each other at the top of the "
+        "second; sample timestamps stay the read times; aligned: every device at the multiples of its interval",
+    )
+    poll_phase_step_ms: float = Field(
+        100.0,
+        ge=0,
+        le=60000,
+        description="spread: devices whose offsets fall in one step are polled together in one wake-up; smaller: "
+        "fewer devices per burst (lower latency), more wake-ups (more CPU); 0: every device its own offset",
+    )
     monitoring: MonitoringConfig = Field(
         default_factory=lambda: MonitoringConfig(),
         description="Self-monitoring: health on the status topic and optional Prometheus metrics",
     )
     web: WebConfig | None = Field(
         None, description="The agent's local read-only web page for technicians (off unless web.enabled)"
+    )
+    dtu_listener: DtuListenerConfig | None = Field(
+        None, description="The TCP port 4G DTUs dial in to (needed by buses with transport: dtu)"
     )
 
     @field_validator("timezone")
@@ -235,3 +267,21 @@ class SiteConfig(StrictModel):
         if (why := timezone_problem(value)) is not None:
             raise ValueError(why)
         return value
+
+    @model_validator(mode="after")
+    def _dlt645_parity(self) -> SiteConfig:
+        """A serial bus whose parity is unset and that carries only DL/T 645 meters runs 8E1, their standard
+        setting; with any Modbus device on it the Modbus default (N) stays."""
+        protocols: dict[str, set[str]] = {}
+        for d in self.devices:
+            bus = getattr(d, "bus", None)
+            if bus is not None:
+                protocols.setdefault(bus, set()).add(d.protocol)
+        for i, bus in enumerate(self.buses):
+            if (
+                isinstance(bus, SerialBusConfig)
+                and "parity" not in bus.model_fields_set
+                and protocols.get(bus.name) == {"dlt645"}
+            ):
+                self.buses[i] = bus.model_copy(update={"parity": "E"})
+        return self

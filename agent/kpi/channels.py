@@ -94,6 +94,7 @@ class Channel:
             "tracker": self.tracker.dump(self.frame.shift),
             "sums": {ws.spec.name: ws.dump() for ws in self._sum_list},
             "months": ledger.dump() if ledger is not None else [],
+            "seeded": sorted(ledger.seeded) if ledger is not None else [],
         }
 
     def load(self, data: dict[str, object], windows: bool = True) -> list[str]:
@@ -115,7 +116,7 @@ class Channel:
                 ws.load(state)
                 restored.append(name)
                 if ws.ledger is not None:
-                    ws.ledger.load(data["months"])
+                    ws.ledger.load(data["months"], data.get("seeded") or [])
         return restored
 
     @property
@@ -141,6 +142,7 @@ class TermValue:
     present: bool  # False when no input had any data in the period
     bridged_s: float = 0.0  # calendar windows: outage time a counter's readings bracket (counted in covered_s)
     bridge: tuple[float, float] | None = None  # the first and last such outage's bounds
+    seeded: int = 0  # calendar windows: months of the period seeded from a history file (the most of any input)
 
 
 @dataclass(slots=True)
@@ -155,6 +157,7 @@ class Term:
         covered = float("inf")
         present = False
         bridged = 0.0
+        seeded = 0
         t0, t1 = float("inf"), float("-inf")
         for ch, weight in self.parts:
             b: Bucket | None = ch.sums[window].get(start)
@@ -163,6 +166,7 @@ class Term:
                 continue
             present = present or b.covered_s > 0 or b.amount != 0.0
             covered = min(covered, b.covered_s)
+            seeded = max(seeded, b.seeded)
             if b.bridged_s > 0:
                 bridged = max(bridged, b.bridged_s)
                 t0, t1 = min(t0, b.bridge_t0), max(t1, b.bridge_t1)
@@ -172,7 +176,7 @@ class Term:
             else:
                 total += weight * b.amount
         bridge = (t0, t1) if bridged > 0 else None
-        return TermValue(total, 0.0 if covered == float("inf") else covered, present, bridged, bridge)
+        return TermValue(total, 0.0 if covered == float("inf") else covered, present, bridged, bridge, seeded)
 
     def short_months(self, window: str, start: float, share: float) -> list[float]:
         """Calendar windows: starts of the months any input covers less than ``share`` of (see CalendarSum)."""

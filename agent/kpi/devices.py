@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from agent.config.ratios import unit_ratio
 from agent.model import Role
 
 if TYPE_CHECKING:
@@ -38,14 +39,19 @@ class DeviceInfo:
             role = getattr(p, "role", None)
             if isinstance(role, Role):
                 roles[str(p.name)] = role
+            wrap = getattr(p, "counter_modulus", None)  # DL/T 645: where its BCD counter wraps, ratios applied
+            if isinstance(wrap, float):
+                modulus[str(p.name)] = wrap
         if profile is not None:
+            ct, pt = getattr(device, "ct_ratio", 1.0), getattr(device, "pt_ratio", 1.0)
             for p in profile.points:
-                scales[p.name] = p.scale
+                scale = p.scale * unit_ratio(p.unit, ct, pt)  # a Modbus meter's CT/PT ratios, by the point's unit
+                scales[p.name] = scale
                 if p.role is not None:
                     roles[p.name] = p.role
                 bits = _WIDTH_BITS.get(p.type.value)
                 if bits is not None and bits < 64:
-                    modulus[p.name] = float(2**bits) * abs(p.scale)
+                    modulus[p.name] = float(2**bits) * abs(scale)
         return cls(
             name=str(getattr(device, "name", "")),
             tags=dict(getattr(device, "tags", {}) or {}),

@@ -20,7 +20,9 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
+from datetime import datetime
 from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
 
 from agent.config.kpi import KpiSectionConfig, PointRefConfig
 from agent.kpi.baseline import BaselineKpi
@@ -34,11 +36,12 @@ from agent.kpi.devices import DeviceInfo as DeviceInfo
 from agent.kpi.devices import counter_modulus
 from agent.kpi.electrical import balance_kpis, power_factor_kpi, renewable_kpi
 from agent.kpi.equipment import equipment_kpis
+from agent.kpi.history import HistoryError, MonthRow, seed_line
 from agent.kpi.indicators import Context, Indicator, TermKpi, make_context
 from agent.kpi.lines import line_kpis
 from agent.kpi.park import park_kpis
 from agent.kpi.state import capture, restore
-from agent.kpi.windows import WindowSpec, parse_hhmm
+from agent.kpi.windows import WindowedSum, WindowSpec, parse_hhmm
 from agent.model import KpiValue, Quality, Role, Sample
 
 if TYPE_CHECKING:
@@ -363,6 +366,26 @@ class KpiEngine:
         """Take over a snapshot (parts that fit this configuration); returns one line saying what was kept.
         Raises ``agent.kpi.state.StateError`` for data that is not a snapshot of this format."""
         return restore(self, data, now)
+
+    def seed_history(self, line: str, rows: Sequence[MonthRow], where: str = "history") -> str:
+        """Seed the calendar months of a line's inputs from its history rows (agent.kpi.history): only months that
+        ended before the engine started, never a month measured. One line for the log; HistoryError on a misfit."""
+        cfg = next((x for x in self.config.lines if x.name == line), None)
+        if cfg is None:
+            raise HistoryError(f"{where}: no line '{line}'")
+        month = WindowSpec("month", self.tz, self._shifts)
+
+        def seed(ref: PointRefConfig, year: int, mon: int, amount: float) -> bool:
+            start = month.anchor(datetime(year, mon, 15, tzinfo=ZoneInfo(self.tz)).timestamp())
+            if month.bounds(start)[1] > self._t0:
+                raise HistoryError(f"{where}: month {year}-{mon:02d} has not ended before the agent started")
+            days = self.channel(ref, ()).sums.get("day")
+            if not isinstance(days, WindowedSum) or days.ledger is None:
+                raise HistoryError(f"{where}: line '{line}' has no month, year or 12mo window to seed")
+            return days.ledger.seed(start, amount)
+
+        done, skipped = seed_line(cfg, rows, seed, where)
+        return f"kpi: line {line}: {done} month(s) seeded from {where}, {skipped} kept as measured"
 
     def hold(self, channels: Mapping[str, float], until: float) -> None:
         """Restored channels do not close periods until their next reading (the delta across the downtime) or

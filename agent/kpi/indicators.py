@@ -121,6 +121,10 @@ class TermKpi:
                 f"exact totals, outage {_local(min(b[0] for b in bridges), spec.tz)}-"
                 f"{_local(max(b[1] for b in bridges), spec.tz)}"
             )
+        seeded = max((v.seeded for v in at.values()), default=0)
+        if seeded:
+            detail["seeded_months"] = float(seeded)
+            notes.append(f"{seeded} month(s) seeded from the line's history file, not measured by this agent")
         short = self._short_period(spec, start, coverage)
         if short:
             notes.append(short)

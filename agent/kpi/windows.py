@@ -133,6 +133,7 @@ class Bucket:
     bridged_s: float = 0.0
     bridge_t0: float = math.inf
     bridge_t1: float = -math.inf
+    seeded: int = 0  # calendar sums: months in it seeded from a history file (agent.kpi.history), not measured
 
     def bridge(self, t0: float, t1: float, seconds: float) -> None:
         self.bridged_s += seconds
@@ -142,6 +143,7 @@ class Bucket:
     def merge(self, other: Bucket) -> None:
         self.amount += other.amount
         self.covered_s += other.covered_s
+        self.seeded += other.seeded
         if other.bridged_s > 0:
             self.bridge(other.bridge_t0, other.bridge_t1, other.bridged_s)
 
@@ -246,6 +248,21 @@ class MonthLedger:
 
     months: WindowSpec  # a "month" spec in the engine's zone
     buckets: dict[float, Bucket] = field(default_factory=dict)
+    seeded: set[float] = field(default_factory=set)  # starts of the months seeded from a history file
+
+    def seed(self, start: float, amount: float) -> bool:
+        """The month starting at ``start`` holds ``amount``, seeded (not measured; whole month covered). A month
+        this input measured is kept, and False returned; seeding it again replaces the seeded amount."""
+        start, end = self.months.bounds(start)
+        if start in self.buckets and start not in self.seeded:
+            return False
+        self.buckets[start] = Bucket(start, end, amount, end - start, seeded=1)
+        self.seeded.add(start)
+        while len(self.buckets) > LEDGER_MONTHS:
+            oldest = min(self.buckets)
+            del self.buckets[oldest]
+            self.seeded.discard(oldest)
+        return True
 
     def fold(self, day: Bucket) -> None:
         start, end = self.months.bounds(day.start)
@@ -259,8 +276,11 @@ class MonthLedger:
     def dump(self) -> list[list[float]]:
         return [_bucket(b) for b in self.buckets.values()]
 
-    def load(self, rows: object) -> None:
+    def load(self, rows: object, seeded: object = ()) -> None:
         self.buckets = {b.start: b for b in map(_unbucket, _rows(rows))}
+        self.seeded = {float(s) for s in seeded if float(s) in self.buckets}  # type: ignore[attr-defined]  # reason: checked by float()
+        for s in self.seeded:
+            self.buckets[s].seeded = 1
 
 
 @dataclass(slots=True)
@@ -336,4 +356,7 @@ def _unbucket(row: list[float]) -> Bucket:
     nums = [float(x) for x in row]
     if not all(math.isfinite(x) for x in nums) or nums[1] <= nums[0]:
         raise ValueError(f"bad bucket {row!r}")
-    return Bucket(*nums)
+    b = Bucket(nums[0], nums[1], nums[2], nums[3])
+    if len(nums) == 7:
+        b.bridged_s, b.bridge_t0, b.bridge_t1 = nums[4], nums[5], nums[6]
+    return b

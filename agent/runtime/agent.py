@@ -6,8 +6,9 @@ A device's fault stays inside its source's task (sources never raise for device 
 propagates, the group cancels the rest, the process exits non-zero and systemd restarts it.
 
 Order of work for one poll (all on the event loop, no queue between): allocate the next ``seq``, encode the
-payload, append it to the spool (committed before anything is published), offer it to the sink (published at
-once when the session is up and nothing is queued ahead of it), feed the KPI engine.
+payload, append it to the spool (group commit: the polls that finish in one loop turn share one transaction,
+committed before anything is published), offer it to the sink (published at once when the session is up and
+nothing is queued ahead of it), feed the KPI engine.
 Back-pressure: a source awaits ``emit``; nothing is buffered in memory outside the spool.
 
 Signals: SIGTERM/SIGINT stop polling, evaluate and spool the KPIs once more, give the sink ``flush_timeout_s`` to
@@ -50,6 +51,7 @@ from agent.runtime.webview import Hints, web_page
 from agent.sources.base import Source
 from agent.sources.modbus.device import DevicePoller
 from agent.sources.modbus.source import ModbusSource
+from agent.spool.base import NewRecord
 from agent.systemd.notify import SystemdNotifier
 from agent.web.live import LiveState
 from agent.wire import encode_kpis, encode_samples
@@ -90,6 +92,7 @@ class Agent:
         self.jitter = Ring()
         self.spool_latency = Ring()
         self.polls = 0
+        self._turn: list[NewRecord] = []  # polls of this loop turn, not yet spooled (``_commit_turn``)
         self._stopping = asyncio.Event()
         self._reload_requested = asyncio.Event()
         self._source_tasks: dict[str, tuple[Source, asyncio.Task[None]]] = {}
@@ -169,6 +172,7 @@ class Agent:
         for _, task in self._source_tasks.values():
             task.cancel()
         await asyncio.gather(*(t for _, t in self._source_tasks.values()), return_exceptions=True)
+        self._commit_turn()
         self._spool_kpis(self.clock())
         if self._kpi_snapshot is not None and self._kpi_state is not None:
             self._kpi_state.save(self._kpi_snapshot)
@@ -205,9 +209,12 @@ class Agent:
             samples=result.samples,
         )
         topic = parts.topics.samples(result.device)
-        record_id = parts.spool.append(topic, payload, "samples", self.seq, result.ts)
-        if parts.sink is not None and record_id is not None:  # None: the disk refused it (counted by the spool)
-            parts.sink.offer(record_id, topic, payload)
+        self._turn.append((topic, payload, "samples", self.seq, result.ts))
+        if len(self._turn) == 1:  # the first poll of this loop turn commits the turn's polls in one transaction
+            try:
+                await asyncio.sleep(0)
+            finally:
+                self._commit_turn()
         if parts.kpi is not None:
             parts.kpi.ingest(result.samples)
         # PollResult.ts is when the poll started (its slot); the last reply came duration_s later.
@@ -218,6 +225,20 @@ class Agent:
         self.polls += 1
         if self.live is not None:
             self.live.on_poll(result)
+
+    def _commit_turn(self) -> None:
+        """Group commit: spool the polls of this loop turn in one transaction, then offer them to the sink (durable
+        first: nothing is offered before its commit)."""
+        parts = self.parts
+        assert parts is not None
+        turn, self._turn = self._turn, []
+        if not turn:
+            return
+        ids = parts.spool.append_many(turn)
+        if parts.sink is not None:
+            for (topic, payload, *_), record_id in zip(turn, ids, strict=True):
+                if record_id is not None:  # None: the disk refused it (counted by the spool)
+                    parts.sink.offer(record_id, topic, payload)
 
     def _alive(self) -> str | None:
         """For the watchdog: None while the loop, the spool and the publisher are alive (devices may all be down)."""
@@ -255,6 +276,7 @@ class Agent:
         self.seq += 1
         payload = encode_kpis(site=site.site, gateway=site.gateway, boot=self.boot, seq=self.seq, ts=now, kpis=values)
         topic = parts.topics.kpi()
+        self._commit_turn()  # ids in seq order
         record_id = parts.spool.append(topic, payload, "kpi", self.seq, now)
         if parts.sink is not None and record_id is not None:
             parts.sink.offer(record_id, topic, payload)

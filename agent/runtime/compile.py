@@ -5,8 +5,10 @@
 1. ``agent.config.load.load_site``: YAML, models, the site's and profiles' own checks, section hooks;
 2. every Modbus device's read plan (``agent.sources.modbus.plan``), enabled or not, errors positioned at the
    profile's point;
-3. every OPC UA device's plan (``agent.sources.opcua.plan``; asyncua is imported only when the site has one);
-4. what needs the plans or other packages: the serial bus cycle estimate (``agent.config.bus_time``, from the
+3. every DL/T 645 meter got its profile's points when loading (``agent.config.load``): its requests are one per
+   data identifier and join the bus cycle estimate below;
+4. every OPC UA device's plan (``agent.sources.opcua.plan``; asyncua is imported only when the site has one);
+5. what needs the plans or other packages: the serial bus cycle estimate (``agent.config.bus_time``, from the
    plans' real requests) and the KPI section against devices, profiles, level and factor tables
    (``agent.kpi.check``). A site the loader refuses still gets its KPI references checked, on the part of it that
    validates (``agent.config.salvage``), so one run reports every KPI mistake with the other errors.
@@ -27,14 +29,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from agent.config.bus_time import RequestSize, check_bus_times
+from agent.config.bus_time import RequestSize, check_bus_times, dlt645_requests
 from agent.config.checks import point_width
+from agent.config.dlt645 import Dlt645DeviceConfig
 from agent.config.load import LoadedSite, load_site
 from agent.config.opcua import OpcuaDeviceConfig
 from agent.config.salvage import salvage_site
 from agent.config.site import ModbusDeviceConfig
 from agent.errors import ConfigError, ConfigIssue
 from agent.kpi.check import check_section
+from agent.kpi.history import HistoryError, history_refs, parse_history
 from agent.sources.modbus.plan import ReadPlan, build_read_plan
 
 if TYPE_CHECKING:
@@ -64,16 +68,39 @@ def compile_site(path: Path) -> CompiledSite:
     opcua = _opcua_plans(loaded, issues)
     if not issues:
         requests = {name: [RequestSize(r.count, r.is_bits) for r in plan.requests] for name, plan in modbus.items()}
+        for device in loaded.site.devices:
+            if isinstance(device, Dlt645DeviceConfig) and device.profile in loaded.dlt645_profiles:
+                version = device.effective_version(loaded.dlt645_profiles[device.profile])
+                requests[device.name] = dlt645_requests(device, version)
         issues += check_bus_times(loaded.site, requests, loaded)
     if loaded.site.kpi is not None:
         issues += [
             loaded.issue(tuple(at), message)
             for at, message in check_section(loaded.site, loaded.site.kpi, loaded.profiles)
         ]
+        issues += _history_issues(loaded)
     every = [*loaded.warnings, *issues]
     if any(i.severity == "error" for i in issues):
         raise ConfigError(every)
     return CompiledSite(loaded, modbus, opcua, tuple(ConfigError(every).issues))
+
+
+def _history_issues(loaded: LoadedSite) -> list[ConfigIssue]:
+    """Each line's history_csv must exist, parse and name only the line's inputs (agent.kpi.history)."""
+    assert loaded.site.kpi is not None
+    issues: list[ConfigIssue] = []
+    for i, line in enumerate(loaded.site.kpi.lines):
+        if line.history_csv is None:
+            continue
+        path = loaded.path.parent / line.history_csv
+        try:
+            rows = parse_history(path.read_text("utf-8"), line.history_csv)
+            history_refs(line, sorted({c for r in rows for c in r.values}), line.history_csv)
+        except OSError as exc:
+            issues.append(loaded.issue(("kpi", "lines", i, "history_csv"), f"cannot read {path}: {exc.strerror}"))
+        except HistoryError as exc:
+            issues.append(loaded.issue(("kpi", "lines", i, "history_csv"), str(exc)))
+    return issues
 
 
 def _kpi_issues_of_refused(path: Path, found: list[ConfigIssue]) -> list[ConfigIssue]:

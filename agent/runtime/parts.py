@@ -16,13 +16,14 @@ from agent.config.load import LoadedSite, state_dir
 from agent.config.mqtt import MqttConfig
 from agent.config.opcua import OpcuaDeviceConfig
 from agent.kpi.engine import KpiEngine
+from agent.kpi.history import HistoryError, parse_history
 from agent.kpi.state import StateError
+from agent.runtime.buses import build_bus_sources
 from agent.runtime.compile import CompiledSite
 from agent.runtime.kpistate import STATE_FILE, KpiStateFile
 from agent.sinks.mqtt import MqttSink
 from agent.sinks.topics import kpi_topic, samples_topic
 from agent.sources.base import Source
-from agent.sources.modbus.source import build_modbus_sources
 from agent.spool.lock import StateDirLock
 from agent.spool.sqlite import SqliteSpool
 from agent.spool.storage import RESERVE_BYTES
@@ -67,7 +68,7 @@ def build_sources(compiled: CompiledSite, clock: Callable[[], float] | None = No
     """Every source of the site, Modbus and OPC UA, in file order of their first device, from the compiled plans.
     No I/O."""
     loaded = compiled.loaded
-    sources: list[Source] = [*build_modbus_sources(loaded, plans=compiled.modbus_plans)]
+    sources: list[Source] = build_bus_sources(loaded, compiled.modbus_plans)
     base_dir = loaded.path.parent
     opcua = [d for d in loaded.site.devices if isinstance(d, OpcuaDeviceConfig) and getattr(d, "enabled", True)]
     if opcua:
@@ -108,7 +109,22 @@ def build_kpi_engine(
         except StateError as exc:  # a bug, or a snapshot this engine cannot read: start afresh rather than stop
             log.error("reload: the KPI state could not be carried over (%s); KPI windows start afresh", exc)
             engine = KpiEngine.from_site(loaded.site, loaded.profiles, clock, monotonic)
+    seed_histories(loaded, engine)
     return engine
+
+
+def seed_histories(loaded: LoadedSite, engine: KpiEngine) -> None:
+    """Seed each line's calendar months from its ``history_csv`` (agent.kpi.history); a file that no longer fits
+    is logged and left out (the compile step refuses one at validate and start)."""
+    assert loaded.site.kpi is not None
+    for line in loaded.site.kpi.lines:
+        if line.history_csv is None:
+            continue
+        path = loaded.path.parent / line.history_csv
+        try:
+            log.info("%s", engine.seed_history(line.name, parse_history(path.read_text("utf-8"), str(path)), str(path)))
+        except (OSError, HistoryError) as exc:
+            log.error("kpi: line %s: history not seeded: %s", line.name, exc)
 
 
 def kpi_state_file(loaded: LoadedSite) -> KpiStateFile:

@@ -89,6 +89,10 @@ class Forwarder:
     def replaying(self) -> bool:
         return self._backlog_cursor < self._backlog_end
 
+    def wants_more(self) -> bool:
+        """Whether records wait that only :meth:`forward` sends (backlog, or live ones not taken by ``offer``)."""
+        return self.replaying or self._spool.last_id() > self._live_cursor
+
     def session_up(self, receive_maximum: int | None = None) -> None:
         """A session started: everything appended while down is backlog now. An MQTT 5 broker's Receive Maximum
         (from its CONNACK) caps the window, since paho does not enforce it."""

@@ -1,7 +1,12 @@
 """paho-mqtt's network loop on the asyncio event loop: paho's ``on_socket_*`` callbacks register its socket with
-``add_reader``/``add_writer``, so every paho callback (and every spool call made from one) runs on the event-loop
-thread. The only blocking paho call, ``connect()``, runs in a worker thread; while it runs (``connecting``) the
-socket is not registered, and ``watch_after_connect`` registers it once ``connect()`` returned.
+``add_reader``, so every paho callback (and every spool call made from one) runs on the event-loop thread. The only
+blocking paho call, ``connect()``, runs in a worker thread; while it runs (``connecting``) the socket is not
+registered, and ``watch_after_connect`` registers it once ``connect()`` returned.
+
+Writes, fewest syscalls: a packet paho queues does not wait for the socket to be reported writable; the writing
+is done once at the end of the event-loop turn (``call_soon``), and ``CoalescingClient`` sends every whole packet
+queued by then with one ``send()`` (a burst of polls: one syscall, not one per PUBLISH). Only when the socket
+buffer is full does the socket go to ``add_writer``.
 """
 
 from __future__ import annotations
@@ -13,6 +18,65 @@ import threading
 from typing import Any
 
 import paho.mqtt.client as paho
+from paho.mqtt.enums import MQTTErrorCode
+
+_PUBLISH = 0x30
+_DISCONNECT = 0xE0
+
+
+class CoalescingClient(paho.Client):
+    """paho's client, sending the whole packets queued in one event-loop turn in one ``send()``. Packets with work
+    to do after their write (a QoS 0 PUBLISH: its on_publish; DISCONNECT: the close) are sent as paho sends them.
+    Reads go through a buffer: paho asks for a packet's fixed header a byte at a time (three ``recv()`` for one
+    PUBACK); here one ``recv()`` takes what the socket holds and paho's reads are served from it."""
+
+    _rbuf = b""
+    _rpos = 0
+    _rsock: object = None
+
+    def _sock_recv(self, bufsize: int) -> bytes:
+        if self._rsock is not self._sock:  # a new connection: nothing buffered from the old one is valid
+            self._rsock, self._rbuf, self._rpos = self._sock, b"", 0
+        if self._rpos >= len(self._rbuf):
+            data = super()._sock_recv(65536)
+            if not data:
+                return data
+            self._rbuf, self._rpos = data, 0
+        start = self._rpos
+        self._rpos = min(len(self._rbuf), start + bufsize)
+        return self._rbuf[start : self._rpos]
+
+    def buffered(self) -> bool:
+        """Bytes received and not yet handed to paho (the socket will not report them readable again)."""
+        return self._rsock is self._sock and self._rpos < len(self._rbuf)
+
+    def _packet_write(self) -> MQTTErrorCode:
+        out = self._out_packet
+        if len(out) > 1 and out[0]["pos"] == 0:
+            merged = []
+            while out and out[0]["pos"] == 0 and _plain(out[0]["command"], out[0]["qos"]):
+                merged.append(out.popleft())
+            if len(merged) > 1:
+                data = b"".join(p["packet"] for p in merged)
+                out.appendleft(
+                    {
+                        "command": _PUBLISH,
+                        "mid": 0,
+                        "qos": 1,
+                        "pos": 0,
+                        "to_process": len(data),
+                        "packet": data,
+                        "info": None,
+                    }
+                )
+            else:
+                out.extendleft(merged)
+        return super()._packet_write()
+
+
+def _plain(command: int, qos: int) -> bool:
+    kind = command & 0xF0
+    return kind != _DISCONNECT and not (kind == _PUBLISH and qos == 0)
 
 
 class LoopIo:
@@ -23,6 +87,7 @@ class LoopIo:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread = 0
         self.connecting = False
+        self._write_soon = False
 
     def attach(self, client: paho.Client) -> None:
         """Install the socket callbacks on ``client``; call on the event-loop thread."""
@@ -66,7 +131,19 @@ class LoopIo:
             self.unwatch(sock)
 
     def _on_register_write(self, _c: paho.Client, _u: Any, sock: Any) -> None:
-        if self._on_loop_thread() and not self.connecting and self._loop is not None:
+        if self._on_loop_thread() and not self.connecting and self._loop is not None and not self._write_soon:
+            self._write_soon = True
+            self._loop.call_soon(self._write_turn)
+
+    def _write_turn(self) -> None:
+        """End of the turn: write what paho queued; wait for the socket only if it could not take it all."""
+        self._write_soon = False
+        client = self._client
+        if client is None or self._loop is None:
+            return
+        client.loop_write()
+        sock = client.socket()
+        if client.want_write() and sock is not None:
             self._loop.add_writer(sock, self._writable)
 
     def _on_unregister_write(self, _c: paho.Client, _u: Any, sock: Any) -> None:
@@ -74,8 +151,13 @@ class LoopIo:
             self._loop.remove_writer(sock)
 
     def _readable(self) -> None:
-        assert self._client is not None
-        self._client.loop_read()
+        client = self._client
+        assert client is not None
+        client.loop_read()
+        for _ in range(1000):  # paho reads at most one packet per message in flight; the rest is in our buffer
+            if not (isinstance(client, CoalescingClient) and client.buffered()) or client.socket() is None:
+                break
+            client.loop_read()
 
     def _writable(self) -> None:
         assert self._client is not None

@@ -47,7 +47,7 @@ from agent.config.mqtt import MqttConfig
 from agent.errors import SinkError
 from agent.sinks.connect import ClosingContext, backoff_s, describe, tls_context
 from agent.sinks.forward import Forwarder, LiveRecord, OutgoingRecord, SpoolReader
-from agent.sinks.loopio import LoopIo
+from agent.sinks.loopio import CoalescingClient, LoopIo
 from agent.sinks.topics import check_level, status_topic
 from agent.wire import StatusMessage, encode_status
 
@@ -198,7 +198,7 @@ class MqttSink:
     def _make_client(self) -> paho.Client:
         cfg = self._config
         v5 = cfg.protocol == "5"
-        client = paho.Client(
+        client = CoalescingClient(
             CallbackAPIVersion.VERSION2,
             client_id=cfg.client_id or f"{self._site}-{self._gateway}",
             protocol=MQTTProtocolVersion.MQTTv5 if v5 else MQTTProtocolVersion.MQTTv311,
@@ -310,7 +310,9 @@ class MqttSink:
                 log.error("%s; the message is dropped and counted as refused (check the broker's ACL)", self.last_error)
         else:
             self._counts["acked"] += 1
-        self._wake.set()
+        self._forward.flush_acks()  # cheap: the spool writes the deletions with its next transaction
+        if self._forward.wants_more():  # else the forwarding task has nothing to do: no wake-up per PUBACK
+            self._wake.set()
 
     async def _tick_loop(self) -> None:
         while True:

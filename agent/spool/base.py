@@ -6,7 +6,9 @@ Concurrency: one event-loop thread; calls are synchronous and short (one SQLite 
 Contract:
 - ``append`` stores topic and payload bytes as given and returns the record id; ids grow strictly, so reading by
   id is reading oldest first. A record is readable as soon as ``append`` returned.
-- ``ack`` deletes records (after their PUBACK). Acking an id that is gone (dropped, already acked) is a no-op.
+- ``append_many`` is the group commit: the messages of one event-loop turn in one transaction.
+- ``ack`` deletes records (after their PUBACK), written with the next transaction or at the latest by ``flush``
+  (once a second). Acking an id that is gone (dropped, already acked) is a no-op.
 - The store is bounded by bytes and by age. When an append does not fit, the oldest ``status`` records go first,
   then the oldest ``samples``, then the oldest ``kpi``; every drop is counted (persisted with the deletion, in
   the same transaction) and each episode is logged once.
@@ -16,7 +18,7 @@ Contract:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -24,6 +26,9 @@ Kind = Literal["samples", "kpi", "status"]
 KINDS: tuple[Kind, ...] = ("samples", "kpi", "status")
 DROP_ORDER: tuple[Kind, ...] = ("status", "samples", "kpi")  # first dropped first
 RECORD_OVERHEAD_BYTES = 64  # accounted per record on top of topic and payload (row, index entries)
+
+
+NewRecord = tuple[str, bytes, Kind, "int | None", "float | None"]  # topic, payload, kind, seq, ts (None: now)
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +94,10 @@ class Spool(Protocol):
         to store it (counted in ``dropped_unwritable``)."""
         ...
 
+    def append_many(self, items: Sequence[NewRecord]) -> list[int | None]:
+        """Group commit: store these messages, in order, in one transaction; their ids as ``append`` gives them."""
+        ...
+
     def read(self, after_id: int, limit: int, upto_id: int | None = None) -> list[SpooledRecord]:
         """Up to ``limit`` records with ``after_id < id <= upto_id``, oldest first."""
         ...
@@ -98,11 +107,13 @@ class Spool(Protocol):
         ...
 
     def ack(self, ids: Iterable[int]) -> None:
-        """Delete these records: the broker has acknowledged them."""
+        """Delete these records: the broker has acknowledged them. The deletion may be written with the next
+        transaction (batched); ``read`` never returns an acked record."""
         ...
 
     def flush(self) -> None:
-        """A durability point: fsync what was committed since the last one (no-op under ``fsync: always``)."""
+        """A durability point: write the queued acks and fsync what was committed since the last one (no fsync
+        under ``fsync: always``)."""
         ...
 
     def stats(self) -> SpoolStats: ...

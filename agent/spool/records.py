@@ -94,6 +94,16 @@ class RecordStore:
         self._bytes += size
         self._depth[kind] += 1
 
+    def _insert(self, topic: str, payload: bytes, kind: str, seq: int | None, ts: float, size: int) -> int:
+        """Inside a transaction: one row; returns its id."""
+        cur = self._db.execute(
+            "INSERT INTO records (kind, topic, payload, seq, ts, size) VALUES (?, ?, ?, ?, ?, ?)",
+            (kind, topic, payload, seq, ts, size),
+        )
+        rid = cur.lastrowid
+        assert rid is not None
+        return rid
+
     def _make_room(self, size: int, limit: int, freed: int = 0) -> Gone:
         """Inside a transaction: delete the oldest records per DROP_ORDER until ``size`` more bytes fit under
         ``limit`` (``freed`` bytes are already deleted in this transaction)."""

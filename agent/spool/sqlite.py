@@ -28,12 +28,12 @@ import logging
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from agent.config.spool import SpoolConfig
 from agent.errors import SpoolError
-from agent.spool.base import KINDS, RECORD_OVERHEAD_BYTES, Kind, SpooledRecord, SpoolStats
+from agent.spool.base import KINDS, RECORD_OVERHEAD_BYTES, Kind, NewRecord, SpooledRecord, SpoolStats
 from agent.spool.episodes import BoundEpisodes, DiskEpisode, Gone
 from agent.spool.lock import StateDirLock
 from agent.spool.records import RecordStore, StorageFault, Txn
@@ -45,7 +45,8 @@ log = logging.getLogger(__name__)
 
 _EXPIRE_EVERY_S = 1.0
 _RETRY_S = 1.0  # on a disk that refuses everything, one more try per second (other appends are counted at once)
-_PROBE_S = 5.0  # while keeping to its space, how often the spool looks whether the filesystem has room again
+_PROBE_S = 5.0
+_ACK_BATCH = 4096  # queued acks written at once without waiting for the next transaction  # while keeping to its space, how often the spool looks whether the filesystem has room again
 
 
 class SqliteSpool(RecordStore):
@@ -65,7 +66,7 @@ class SqliteSpool(RecordStore):
         self._last_expire: float | None = None  # injected-clock time of the last expiry pass
         self._bounds = BoundEpisodes(path, config.max_bytes, config.max_age_s)
         self._disk: DiskEpisode | None = None
-        self._unacked: list[int] = []  # acked ids whose deletion the disk refused; deleted with a later write
+        self._unacked: set[int] = set()  # acked ids not deleted yet: written with the next transaction
         self._last_look = clock()  # when the spool last looked that its file is still there
         self._recreate_failing = False
         self._load()
@@ -125,32 +126,58 @@ class SqliteSpool(RecordStore):
     def append(
         self, topic: str, payload: bytes, kind: Kind, seq: int | None = None, ts: float | None = None
     ) -> int | None:
-        if kind not in KINDS:
-            raise ValueError(f"spool: unknown kind {kind!r}")
-        size = len(topic.encode()) + len(payload) + RECORD_OVERHEAD_BYTES
-        if size > self._config.max_bytes:
-            raise SpoolError(f"spool {self.path}: a {size} B message is larger than max_bytes")
-        ts = self._clock() if ts is None else ts
-        if self._disk is not None:
-            return self._append_on_full_disk(topic, payload, kind, seq, ts, size)
+        return self.append_many([(topic, payload, kind, seq, ts)])[0]
+
+    def append_many(self, items: Sequence[NewRecord]) -> list[int | None]:
+        """Group commit: store every item in one transaction (with the acks queued since the last write), in order;
+        returns their ids (None for one the disk refused, counted). One fsync window covers them all."""
+        now = self._clock()
+        sized = []
+        for topic, payload, kind, seq, ts in items:
+            if kind not in KINDS:
+                raise ValueError(f"spool: unknown kind {kind!r}")
+            size = len(topic.encode()) + len(payload) + RECORD_OVERHEAD_BYTES
+            if size > self._config.max_bytes:
+                raise SpoolError(f"spool {self.path}: a {size} B message is larger than max_bytes")
+            sized.append((topic, payload, kind, seq, now if ts is None else ts, size))
+        total = sum(r[5] for r in sized)
+        if self._disk is not None or (len(sized) > 1 and total > self._config.max_bytes):
+            return [self._append_one(*r) for r in sized]
         try:
             with self._transaction("append") as txn:
-                dropped = self._make_room(size, self._config.max_bytes)
-                cur = self._db.execute(
-                    "INSERT INTO records (kind, topic, payload, seq, ts, size) VALUES (?, ?, ?, ?, ?, ?)",
-                    (kind, topic, payload, seq, ts, size),
-                )
+                acked = self._save_pending(txn)
+                dropped = self._make_room(total, self._config.max_bytes, sum(g[2] for g in acked))
+                rids = [self._insert(*r) for r in sized]
                 self._bump_counters(txn, dropped, "full")
         except StorageFault as fault:
             self._disk_refused(fault)
-            return self._append_on_full_disk(topic, payload, kind, seq, ts, size)
-        rid = cur.lastrowid
-        assert rid is not None
-        self._appended(rid, kind, size)
+            return [self._append_one(*r) for r in sized]
+        self._pending_saved(acked)
+        for rid, r in zip(rids, sized, strict=True):
+            self._appended(rid, r[2], r[5])
         self._forget(dropped)
         self._bounds.note_full(dropped, self._bytes)
         self._housekeeping()
-        return rid
+        return list(rids)
+
+    def _append_one(self, topic: str, payload: bytes, kind: Kind, seq: int | None, ts: float, size: int) -> int | None:
+        if self._disk is None:
+            try:
+                with self._transaction("append") as txn:
+                    acked = self._save_pending(txn)
+                    dropped = self._make_room(size, self._config.max_bytes, sum(g[2] for g in acked))
+                    rid = self._insert(topic, payload, kind, seq, ts, size)
+                    self._bump_counters(txn, dropped, "full")
+            except StorageFault as fault:
+                self._disk_refused(fault)
+            else:
+                self._pending_saved(acked)
+                self._appended(rid, kind, size)
+                self._forget(dropped)
+                self._bounds.note_full(dropped, self._bytes)
+                self._housekeeping()
+                return rid
+        return self._append_on_full_disk(topic, payload, kind, seq, ts, size)
 
     def read(self, after_id: int, limit: int, upto_id: int | None = None) -> list[SpooledRecord]:
         self._housekeeping()
@@ -158,31 +185,44 @@ class SqliteSpool(RecordStore):
         try:
             rows = self._db.execute(
                 "SELECT id, topic, payload, kind, seq, ts FROM records WHERE id > ? AND id <= ? ORDER BY id LIMIT ?",
-                (after_id, upto, limit),
+                (after_id, upto, limit + len(self._unacked)),
             ).fetchall()
         except sqlite3.Error as exc:
             raise SpoolError(f"spool {self.path}: read failed: {exc}") from exc
-        return [SpooledRecord(r[0], r[1], bytes(r[2]), r[3], r[4], r[5]) for r in rows]
+        acked = self._unacked
+        return [SpooledRecord(r[0], r[1], bytes(r[2]), r[3], r[4], r[5]) for r in rows if r[0] not in acked][:limit]
 
     def last_id(self) -> int:
         return self._last_id
 
     def ack(self, ids: Iterable[int]) -> None:
-        id_list = self._unacked + list(ids) if self._unacked else list(ids)
-        if not id_list:
+        """Queue the deletion: it is written with the next transaction (an append, the once-a-second ``flush``,
+        ``stats``, ``close``), so acks cost no commit of their own; ``read`` never returns a queued id. After kill -9
+        the queued records are published again (the same seq: the centre keeps the first)."""
+        self._unacked.update(ids)
+        if len(self._unacked) >= _ACK_BATCH:
+            self._commit_acks()
+
+    def _commit_acks(self) -> None:
+        if not self._unacked and not self._unsaved:
             return
         try:
-            with self._transaction("ack"):
-                gone = self._delete(id_list)
+            with self._transaction("ack") as txn:
+                gone = self._save_pending(txn)
         except StorageFault as fault:
-            self._unacked = id_list  # the records stay until a write succeeds; a restart would resend them
-            self._disk_refused(fault)
+            self._disk_refused(fault)  # the records stay until a write succeeds; a restart would resend them
             return
-        self._unacked = []
-        self._forget(gone)
+        self._pending_saved(gone)
         self._housekeeping()
 
+    def _pending_saved(self, acked: Gone) -> None:
+        """After a commit that ran ``_save_pending``: the queued acks and counts are on disk now."""
+        self._unsaved = {}
+        self._unacked = set()
+        self._forget(acked)
+
     def stats(self) -> SpoolStats:
+        self._commit_acks()
         try:
             oldest = self._db.execute("SELECT min(ts) FROM records").fetchone()[0]
         except sqlite3.Error:
@@ -209,6 +249,7 @@ class SqliteSpool(RecordStore):
     def flush(self) -> None:
         """Start an fsync of the WAL if anything was committed since the last one (on the helper thread). The
         publisher calls it once a second, which bounds the power-cut window when appends stop."""
+        self._commit_acks()
         if self._config.fsync == "interval":
             self._sync.soon()
 
@@ -219,13 +260,15 @@ class SqliteSpool(RecordStore):
         cutoff = now - self._config.max_age_s
         try:
             with self._transaction("expiry") as txn:
+                acked = self._save_pending(txn)  # acked records are deleted as acked, not counted as expired
                 rows = self._db.execute("SELECT id, kind, size FROM records WHERE ts < ?", (cutoff,)).fetchall()
                 gone = self._delete([r[0] for r in rows])
                 self._bump_counters(txn, gone, "expired")
-                txn.changed = bool(gone)  # an idle spool's expiry pass must not cause an fsync every second
+                txn.changed = bool(gone or acked)  # an idle spool's expiry pass must not cause an fsync every second
         except StorageFault as fault:
             self._disk_refused(fault)
             return 0  # tried again in a second
+        self._pending_saved(acked)
         self._forget(gone)
         self._bounds.note_expired(gone)
         return len(gone)
@@ -306,26 +349,19 @@ class SqliteSpool(RecordStore):
         with self._transaction("append") as txn:
             acked = self._save_pending(txn)
             dropped = self._make_room(size, limit, sum(g[2] for g in acked))
-            cur = self._db.execute(
-                "INSERT INTO records (kind, topic, payload, seq, ts, size) VALUES (?, ?, ?, ?, ?, ?)",
-                (kind, topic, payload, seq, ts, size),
-            )
+            rid = self._insert(topic, payload, kind, seq, ts, size)
             self._bump_counters(txn, dropped, "full")
-        self._unsaved = {}
-        self._unacked = []
-        self._forget(acked)
+        self._pending_saved(acked)
         self._forget(dropped)
         for _, k, _ in dropped:
             disk.dropped[k] = disk.dropped.get(k, 0) + 1
-        rid = cur.lastrowid
-        assert rid is not None
         self._appended(rid, kind, size)
         return rid
 
     def _save_pending(self, txn: Txn) -> Gone:
         """Inside a transaction: store the counts and delete the acked records the disk refused before."""
         self._add_counters(txn, self._unsaved)
-        return self._delete(self._unacked)
+        return self._delete(sorted(self._unacked))
 
     def _probe_disk(self, disk: DiskEpisode) -> None:
         """Every few seconds: when the filesystem has room for the reserve and as much again, make the reserve and

@@ -64,6 +64,17 @@ def _proc_kb(pid: int, key: str) -> int:
     return 0
 
 
+def _profiler(pid: int, seconds: float, out: Path | None) -> subprocess.Popen[bytes] | None:
+    """py-spy (not a project dependency: PY_SPY names its binary) sampling the agent over the window."""
+    if out is None:
+        return None
+    spy = os.environ.get("PY_SPY", "py-spy")
+    cmd = [spy, "record", "-p", str(pid), "-d", str(int(seconds)), "-o", str(out), "-r", "200", "--nonblocking"]
+    if out.suffix != ".svg":
+        cmd += ["-f", "raw"]
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 class Arrivals:
     def __init__(self, port: int) -> None:
         self.lock = threading.Lock()
@@ -88,7 +99,7 @@ class Arrivals:
             self.messages += 1
             self.points += len(doc["samples"])
             self.latency.append(now - doc["samples"][0]["ts"])
-            self.poll_ts[doc["device"]].append(doc["ts"])
+            self.poll_ts[doc["device"]].append(doc["samples"][0]["ts"])  # acquisition time of the read
 
     def stop(self) -> None:
         self.client.loop_stop()
@@ -112,7 +123,17 @@ def pct(values: list[float], q: float) -> float | None:
     return ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))]
 
 
-def run(devices: int, points: int, interval: float, seconds: float, warmup: float) -> dict[str, Any]:
+def run(
+    devices: int,
+    points: int,
+    interval: float,
+    seconds: float,
+    warmup: float,
+    *,
+    kpi: bool = True,
+    profile_to: Path | None = None,
+    extra_site: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     from agent.config.load import load_profile
     from agent.config.site import ModbusDeviceConfig
     from agent.sources.modbus.plan import build_read_plan
@@ -127,6 +148,14 @@ def run(devices: int, points: int, interval: float, seconds: float, warmup: floa
         sim_port, metrics_port = free_port(), free_port()
         with mosquitto(root / "broker") as broker:
             site = root / "site.yaml"
+            kpi_section = {
+                "windows": ["15m"],
+                "publish_interval_s": 10,
+                "demand": [
+                    {"name": f"dev{i:03d}", "meters": [{"device": f"dev{i:03d}", "role": "energy_import_kwh"}]}
+                    for i in range(devices)
+                ],
+            }
             _dump(
                 {
                     "site": "bench",
@@ -146,14 +175,8 @@ def run(devices: int, points: int, interval: float, seconds: float, warmup: floa
                     ],
                     "mqtt": {"host": "127.0.0.1", "port": broker.port},
                     "monitoring": {"prometheus_port": metrics_port, "status_interval_s": 10},
-                    "kpi": {
-                        "windows": ["15m"],
-                        "publish_interval_s": 10,
-                        "demand": [
-                            {"name": f"dev{i:03d}", "meters": [{"device": f"dev{i:03d}", "role": "energy_import_kwh"}]}
-                            for i in range(devices)
-                        ],
-                    },
+                    **({"kpi": kpi_section} if kpi else {}),
+                    **(extra_site or {}),
                 },
                 site,
             )
@@ -187,7 +210,10 @@ def run(devices: int, points: int, interval: float, seconds: float, warmup: floa
                 cpu0, sim_cpu0, wall0 = _proc_cpu_s(agent.pid), _proc_cpu_s(sim.pid), time.monotonic()
                 with arrivals.lock:
                     arrivals.counting = True
+                spy = _profiler(agent.pid, seconds, profile_to)
                 time.sleep(seconds)
+                if spy is not None:
+                    spy.wait(30)
                 with arrivals.lock:
                     arrivals.counting = False
                 cpu, wall = _proc_cpu_s(agent.pid) - cpu0, time.monotonic() - wall0
@@ -207,6 +233,9 @@ def run(devices: int, points: int, interval: float, seconds: float, warmup: floa
     cpu_ms_per_1000 = 1e6 * cpu / arrivals.points if arrivals.points else None
     return {
         "benchmark": "agent_e2e",
+        "kpi_line": kpi,
+        **(extra_site or {}),
+        "load_avg_1m": os.getloadavg()[0],
         "devices": devices,
         "points_per_device": points,
         "interval_s": interval,
@@ -238,8 +267,20 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--interval", type=float, default=1.0)
     ap.add_argument("--seconds", type=float, default=30.0)
     ap.add_argument("--warmup", type=float, default=8.0)
+    ap.add_argument("--no-kpi", action="store_true", help="no kpi section (the agent without its KPI line)")
+    ap.add_argument("--poll-phase", choices=["spread", "aligned"], default="spread", help="the site's poll_phase")
+    ap.add_argument("--profile", type=Path, help="write a py-spy flame graph of the window here (PY_SPY=path)")
     args = ap.parse_args(argv)
-    result = run(args.devices, args.points, args.interval, args.seconds, args.warmup)
+    result = run(
+        args.devices,
+        args.points,
+        args.interval,
+        args.seconds,
+        args.warmup,
+        kpi=not args.no_kpi,
+        profile_to=args.profile,
+        extra_site={"poll_phase": args.poll_phase},
+    )
     print(json.dumps(result))
     print()
     for key, value in result.items():

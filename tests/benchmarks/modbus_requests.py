@@ -22,6 +22,8 @@ from agent.sources.modbus.plan import build_read_plan
 def main(argv: list[str]) -> int:
     rows = []
     for path in sorted(Path(shipped_profile_dir()).glob("*.yaml")):
+        if path.stem.startswith("dlt645-"):  # DL/T 645 meters: one request per identifier, see dlt645_codec.py
+            continue
         profile = load_profile(path)
         if profile.protocol != "modbus":
             continue

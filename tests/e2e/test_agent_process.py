@@ -34,6 +34,7 @@ KPI = {
             "indicator": "cement_clinker",
             "production": [{"device": "kiln1", "role": "production_t"}],
             "electricity": [{"device": "kiln1-meter", "role": "energy_import_kwh"}],
+            "fuels": [{"device": "kiln1", "role": "coal_t", "carrier": "raw_coal", "lhv_gj_per_unit": 22.0}],
         }
     ],
 }

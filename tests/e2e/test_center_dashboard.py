@@ -53,8 +53,9 @@ def dashboard_queries() -> list[tuple[str, str]]:
     return out
 
 
-def expand(query: str, now: float) -> str:
-    """As Grafana would over the dashboard's default range (``now-24h`` .. ``now``), with "All" selected."""
+def expand(query: str, now: float, kpi: str = ".*") -> str:
+    """As Grafana would over the dashboard's default range (``now-24h`` .. ``now``), with "All" selected (or, for
+    the trend's KPI selector, the KPI names matching ``kpi``)."""
     assert dashboard()["time"] == {"from": "now-24h", "to": "now"}
     lo, hi = int((now - 86400) * 1000), int(now * 1000)
     return (
@@ -62,6 +63,7 @@ def expand(query: str, now: float) -> str:
         .replace("$__interval", "1m")
         .replace("/^$site$/", "/^.*$/")
         .replace("/^$window$/", "/^.*$/")
+        .replace("/^$kpi$/", f"/^{kpi}$/")
     )
 
 
@@ -117,10 +119,10 @@ def agent_health() -> dict[str, Any]:
     }
 
 
-def rows(db: InfluxServer, query: str, now: float) -> list[dict[str, Any]]:
+def rows(db: InfluxServer, query: str, now: float, kpi: str = ".*") -> list[dict[str, Any]]:
     """Every row of every series, as dicts with the series' tags merged in."""
     out = []
-    for series in db.query(expand(query, now), "energy"):
+    for series in db.query(expand(query, now, kpi), "energy"):
         for values in series["values"]:
             out.append(dict(series.get("tags", {})) | dict(zip(series["columns"], values, strict=True)))
     return out
@@ -189,7 +191,19 @@ def test_dashboard_on_real_influxdb_shows_now_today_and_only_devices(tmp_path: P
             # the "now" table looks back over the longest window, not the dashboard's last 24 hours
             assert table[("sec_clinker", "12mo")]["value"] == 103.0
 
+            # every KPI, not only the graded ones (issue 17): an ungraded KPI has a row, with no grade
+            assert (
+                table[("max_demand_kw", "15m")]["value"] == 540.0 and table[("max_demand_kw", "15m")]["grade"] is None
+            )
+            assert table[("renewable_share", "15m")]["value"] == 0.58
+
             trend = panels[_title("KPI trend")]
+            # the trend's KPI selector: one KPI chosen, only its series
+            assert {r["name"] for r in rows(db, trend["A"], now, kpi="sec_clinker")} == {"sec_clinker"}
+            assert {r["name"] for r in rows(db, trend["A"], now)} == {"sec_clinker", "max_demand_kw", "renewable_share"}
+            (kpi_var,) = [v for v in dashboard()["templating"]["list"] if v["name"] == "kpi"]
+            names = [r["value"] for r in rows(db, kpi_var["query"], now)]
+            assert sorted(names) == ["max_demand_kw", "renewable_share", "sec_clinker"]
             provisional = {(r["name"], r["window"]): r for r in rows(db, trend["B"], now)}
             assert provisional[("sec_clinker", "day")]["time"] == int(midnight) * 10**9
             assert provisional[("sec_clinker", "15m")]["time"] == int(block) * 10**9
@@ -252,6 +266,15 @@ def unquoted(query: str) -> set[str]:
     bare = re.sub(r"\$\w+|\$\{\w+\}", " ", bare)  # Grafana variables and macros
     bare = re.sub(r"\b\d+(?:\.\d+)?[a-z]*\b", " ", bare)  # numbers and durations (15m)
     return {w.lower() for w in re.findall(r"[A-Za-z_][A-Za-z_0-9]*", bare)} - _BARE_OK
+
+
+def test_panels_where_no_data_means_zero_say_0() -> None:
+    """A panel with no rows shows "No data"; where that means zero (no readings were bad, no message was lost), it
+    says 0 (issue 17)."""
+    defaults = {p["title"]: p.get("fieldConfig", {}).get("defaults", {}) for p in dashboard()["panels"]}
+    assert defaults[_title("Readings not good")]["noValue"] == "0"
+    assert defaults[_title("Messages lost")]["noValue"].startswith("0")
+    assert "noValue" not in defaults[_title("Renewable share")]  # unknown is not 0 %
 
 
 def test_every_identifier_in_the_queries_is_quoted() -> None:

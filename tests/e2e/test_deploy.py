@@ -118,6 +118,7 @@ def test_systemd_verifies_the_unit(tmp_path: Path) -> None:
     assert done.returncode == 0 and "energy-agent.service" not in done.stderr, done.stderr
 
 
+@pytest.mark.long  # two installs into a fresh virtualenv
 def test_install_grants_the_site_serial_ports_refuses_bad_sites_and_uninstall_keeps_config(tmp_path: Path) -> None:
     root = tmp_path / "root"
     site = REPO / "deploy" / "site.example.yaml"

@@ -49,6 +49,7 @@ def test_readme_gives_exactly_the_two_commands() -> None:
     assert "bash deploy/test.sh" in (REPO / ".ci" / "run").read_text()
 
 
+@pytest.mark.long  # a fresh virtualenv, then a 150 s demo
 def test_both_commands_work_in_a_fresh_virtualenv(tmp_path: Path) -> None:
     repo = copy_of_repo(tmp_path / "repo")
     assert not (repo / ".venv").exists()
@@ -79,6 +80,7 @@ def test_both_commands_work_in_a_fresh_virtualenv(tmp_path: Path) -> None:
     assert "BENCHMARK" in demo.stdout or "between" in demo.stdout or "BELOW BASELINE" in demo.stdout
 
 
+@pytest.mark.long  # a 35 s demo
 def test_demo_falls_back_to_the_embedded_broker(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Without mosquitto the demo runs on the embedded broker (MQTT 3.1.1), the agent speaking 3.1.1 to it.
     ``--keep`` keeps its temporary work folder and says where it is."""

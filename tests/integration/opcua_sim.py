@@ -83,6 +83,7 @@ def start_sim(
     seed: int = 1,
     client_trust_dir: Path | None = None,
     client_trust_at: str = "session",
+    step_s: float = 1.0,
 ) -> Sim:
     workdir.mkdir(parents=True, exist_ok=True)
     port = free_port()
@@ -90,7 +91,8 @@ def start_sim(
     argv = [
         sys.executable, "-m", "simulators.opcua_server", "--port", str(port), "--seed", str(seed),
         "--start", str(start), "--status-file", str(workdir / "status.json"), "--pki-dir", str(workdir / "pki"),
-        "--fault-down-s", str(fault_down_s), "--extra-items", str(extra_items), "--policies", *policies,
+        "--fault-down-s", str(fault_down_s), "--extra-items", str(extra_items), "--step-s", str(step_s),
+        "--policies", *policies,
     ]  # fmt: skip
     if users:
         (workdir / "users").write_text("".join(f"{u}:{p}\n" for u, p in users.items()))

@@ -5,6 +5,7 @@ receiver refusing with 4xx does not hold up one that accepts, a restart loses no
 from __future__ import annotations
 
 import datetime as dt
+import json
 from pathlib import Path
 from typing import Any
 
@@ -147,8 +148,6 @@ def test_generic_adapter_answers() -> None:
 
 
 def test_records_follow_the_documented_schema(tmp_path: Path) -> None:
-    import json
-
     import jsonschema
 
     from tests.e2e.test_center_harness import REPO
@@ -158,11 +157,29 @@ def test_records_follow_the_documented_schema(tmp_path: Path) -> None:
     svc = AccountsService(cfg, CounterSource(), clock=lambda: NOV1 + 29 * DAY)
     run(svc, NOV1 + 29 * DAY + 60, NOV1 + 30 * DAY + 120, step_s=900)
     box = svc.outboxes[0]
+    made = {r["record_id"]: r["created_at"] for r in box.list()}
+    assert 0 < made["cement-1/month/2026-11/r0"] - (NOV1 + 30 * DAY) <= 60  # on the 1st, within a minute
     bodies = [json.loads(r[0]) for r in svc.store.db.execute("SELECT body FROM outbox")]
     assert {b["kind"] for b in bodies} == {"15m", "day", "month"}
     for body in bodies:
         jsonschema.validate(body, schema)
+        # the service started on November 30th: quarters and days are complete, the month is not (and says so)
+        flagged = body["kind"] == "month"
+        assert body["quality"]["flagged"] is flagged and (body["quality"]["completeness"] == 1.0) is not flagged
     rev, figures = box.ledger.restate("2026-11", "raw_coal", "quantity", 1.0, "Li", "lab", NOV1 + 31 * DAY)
     restated = json.loads(json.dumps(record(cfg.units[0], figures, rev, NOV1 + 31 * DAY)))
     jsonschema.validate(restated, schema)
     assert restated["restates"] == "cement-1/month/2026-11/r0" and restated["id"] == "cement-1/month/2026-11/r1"
+
+
+def test_a_unit_declared_with_produce_from_back_fills_its_records(tmp_path: Path) -> None:
+    cfg = accounts_config(str(tmp_path / "state"), produce_from="2026-11-01")
+    svc = AccountsService(cfg, CounterSource(), clock=lambda: NOV1 + 2 * DAY + 100)
+    svc.tick(NOV1 + 2 * DAY + 100)
+    box = svc.outboxes[0]
+    assert len(box.list(kind="15m")) == 192 and {r["period"] for r in box.list(kind="day")} == {
+        "2026-11-01",
+        "2026-11-02",
+    }
+    day1 = next(r for r in svc.store.db.execute("SELECT body FROM outbox WHERE record_id LIKE '%/day/2026-11-01/%'"))
+    assert json.loads(day1[0])["quality"]["completeness"] == 1.0  # the back-fill read the stored counters

@@ -21,6 +21,8 @@ from agent.config.site import ModbusDeviceConfig
 from agent.sources.modbus.plan import build_read_plan
 from tests.servers.process import ServerProcess, free_port
 
+pytestmark = pytest.mark.e2e  # starts the plant simulator and the CLI as processes
+
 
 @pytest.fixture(scope="module")
 def plant(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
@@ -103,7 +105,7 @@ def test_a_point_no_request_can_read_is_reported_at_its_line(
 
 
 def sim_port(site: Path) -> int:
-    port = load_site(site).site.buses[0].port
+    port = getattr(load_site(site).site.buses[0], "port", None)
     assert isinstance(port, int)
     return port
 
@@ -228,3 +230,23 @@ def test_probe_watch_redraws_in_place_on_a_terminal(plant: Path) -> None:
     assert proc.returncode == 0
     frames = seen.split(b"\x1b[H\x1b[2J")  # cursor home, clear screen before each frame
     assert frames[0] == b"" and len(frames) == 3 and all(b"kiln1-meter (" in f for f in frames[1:])
+
+
+def test_scan_units_lists_the_unit_ids_that_answer_and_the_configured_one_that_does_not(
+    plant: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 17: ``probe --scan-units`` on a gateway lists which unit ids answer, with read-only requests only (the
+    suite's read-only check sees every function code the simulator served). Units 1-10 answer, 11 is silent."""
+    assert main(["probe", str(plant), "--scan-units", "plant-gateway", "--units", "1-13", "--timeout-ms", "150"]) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("scanning unit ids 1..13 on plant-gateway (127.0.0.1:")
+    assert "one read of holding register 0 each (read-only)" in out[0]
+    answered = [int(line.split()[1]) for line in out if line.startswith("  unit ")]
+    assert answered == list(range(1, 11))
+    assert "10 of 13 unit ids answer: 1, 2, 3, 4, 5, 6, 7, 8, 9, 10" in out
+    assert out[-1] == (
+        f"  {silent_device(plant)} (unit_id 11) did not answer: check its unit_id, wiring and the bus settings"
+    )
+    assert main(["probe", str(plant), "--scan-units", "nope"]) == 2
+    assert "no bus, gateway or Modbus TCP device of that name (buses: plant-gateway" in capsys.readouterr().err
+    assert main(["probe", str(plant), "--scan-units", "plant-gateway", "--units", "5-300"]) == 2

@@ -21,6 +21,7 @@ from agent.model import PollResult, Quality
 from agent.runtime.monitor import status_line
 from agent.sources.base import Source
 from agent.sources.modbus import ModbusSource, build_modbus_sources
+from agent.sources.modbus.schedule import device_phase_s
 from simulators.faults import FaultPlan
 from simulators.modbus_server import ModbusSimulator, SimUnit
 from simulators.plant import PlantModel
@@ -77,8 +78,17 @@ async def collect(
     return results
 
 
-def write_site(tmp_path: Path, devices: list[dict[str, Any]], buses: Sequence[dict[str, Any]] = ()) -> LoadedSite:
-    doc = {"site": "test-plant", "gateway": "gw1", "state_dir": str(tmp_path / "state"), "devices": devices}
+def write_site(
+    tmp_path: Path, devices: list[dict[str, Any]], buses: Sequence[dict[str, Any]] = (), poll_phase: str = "aligned"
+) -> LoadedSite:
+    """A site file; ``aligned`` by default, since most tests here check the slot arithmetic at whole seconds."""
+    doc: dict[str, Any] = {
+        "site": "test-plant",
+        "gateway": "gw1",
+        "state_dir": str(tmp_path / "state"),
+        "devices": devices,
+        "poll_phase": poll_phase,
+    }
     if buses:
         doc["buses"] = list(buses)
     path = tmp_path / "site.yaml"
@@ -154,6 +164,32 @@ async def test_tcp_device_polls_every_point_with_the_models_values_on_aligned_sl
     [health] = source.health()
     assert (health.state, health.consecutive_failures, health.requests) == ("ok", 0, 20)
     assert health.last_success_ts == START + 105
+
+
+async def test_spread_phase_polls_each_device_at_its_own_stable_offset_with_real_read_times(
+    tmp_path: Path, clock: VirtualClock
+) -> None:
+    """The default ``poll_phase: spread``: each device's slots are k * interval + its phase (a hash of its name in
+    100 ms steps, the same on every start), the phases differ between devices, and samples carry the read time."""
+    model = PlantModel(start=START)
+    names = ("kiln1-meter", "main-meter")
+    units = [SimUnit(n, METER, i + 1) for i, n in enumerate(names)]
+    async with ModbusSimulator(model, units, clock=clock.now) as sim:
+        loaded = write_site(
+            tmp_path,
+            [meter_device(n, host="127.0.0.1", port=sim.port, unit_id=i + 1) for i, n in enumerate(names)],
+            poll_phase="spread",
+        )
+        sources = build_modbus_sources(loaded, clock=clock)
+        results = {s.name: await collect(s, 3) for s in sources}
+    phases = {n: device_phase_s(n, 1.0, 0.1) for n in names}  # the default step: 100 ms
+    assert phases == {"kiln1-meter": pytest.approx(0.8), "main-meter": pytest.approx(0.0)}  # a function of the name
+    for name in names:
+        got = [r.ts for r in results[name]]
+        assert [t - got[0] for t in got] == pytest.approx([0.0, 1.0, 2.0], abs=1e-6)
+        assert got[0] % 1.0 == pytest.approx(phases[name], abs=1e-6)
+        for r in results[name]:
+            assert all(s.ts >= r.ts for s in r.samples)  # read times, never before the slot
 
 
 async def test_rtu_over_tcp_gateway_with_a_silent_unit_does_not_starve_the_others(

@@ -9,12 +9,16 @@ import signal
 import time
 from pathlib import Path
 
+import pytest
+
 from agent.config.spool import SpoolConfig
 from agent.spool.sqlite import SqliteSpool
 from tests.e2e.publisher_driver import Producer
 from tests.integration.test_mqtt_publish import fast, make_sink, running
 from tests.servers.mosquitto import mosquitto
 from tests.servers.mqtt_count import CountingSubscriber, Key
+
+pytestmark = pytest.mark.e2e  # starts mosquitto
 
 KEEPALIVE_S = 5
 

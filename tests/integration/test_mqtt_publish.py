@@ -22,6 +22,8 @@ from tests.servers.mosquitto import mosquitto
 from tests.servers.mqtt_count import CountingSubscriber, Key
 from tests.servers.mqtt_tls import persistent_mosquitto
 
+pytestmark = pytest.mark.e2e  # starts mosquitto
+
 
 class FakeClock:
     def __init__(self, now: float = 1_790_000_000.0) -> None:
@@ -100,6 +102,7 @@ async def test_birth_delivery_and_offline_on_exit(tmp_path: Path, protocol: str)
         spool.close()
 
 
+@pytest.mark.long  # 60,000 messages through a real broker
 async def test_broker_down_ten_minutes_of_polls(tmp_path: Path) -> None:
     """100 devices x 20 points polled every second for ten minutes (of data) while the broker is down: after it
     returns every message arrives, exactly once after dedup on (gateway, boot, seq), with one content per key."""

@@ -22,6 +22,8 @@ from tests.servers.mqtt_count import CountingSubscriber
 from tests.servers.mqtt_tls import acl_file, auth_conf, make_pki, password_file, tls_listener_conf
 from tests.servers.process import free_port
 
+pytestmark = pytest.mark.e2e  # starts mosquitto with TLS and passwords
+
 
 def _warnings_with(caplog: pytest.LogCaptureFixture, text: str) -> list[str]:
     return [r.getMessage() for r in caplog.records if text in r.getMessage() and r.levelno >= logging.WARNING]

@@ -28,6 +28,8 @@ from tests.integration.opcua_sim import (
     start_sim,
 )
 
+pytestmark = pytest.mark.e2e  # starts the OPC UA simulator as a process
+
 PASSWORD = "s3cret-Kiln!"
 
 

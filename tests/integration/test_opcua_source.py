@@ -14,6 +14,8 @@ from agent.sources.opcua.source import OpcuaSource, read_once
 from simulators.plant import PlantModel
 from tests.integration.opcua_sim import NAMESPACE, Sim, all_good, device_config, point, running, start_sim
 
+pytestmark = pytest.mark.e2e  # starts the OPC UA simulator as a process
+
 KILN = ["coal_feed_tph", "production_rate_tph", "temperature_c", "active_power_kw", "coal_t"]
 BOILER = ["steam_flow_tph", "steam_pressure_mpa", "steam_temperature_c", "feedwater_temperature_c", "gas_flow_m3h"]
 

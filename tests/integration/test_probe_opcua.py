@@ -11,6 +11,8 @@ import pytest
 from agent.cli import main
 from tests.integration.opcua_sim import NAMESPACE, Sim, client_pki, start_sim
 
+pytestmark = pytest.mark.e2e  # starts the OPC UA simulator as a process
+
 PASSWORD = "kiln-pw-42"
 
 

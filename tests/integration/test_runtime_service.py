@@ -31,6 +31,8 @@ from tests.servers.mosquitto import mosquitto
 from tests.servers.mqtt_count import CountingSubscriber, Received
 from tests.servers.process import ServerProcess
 
+pytestmark = pytest.mark.e2e  # starts mosquitto and the plant simulator
+
 METER = shipped_profile_dir() / "generic-3ph-meter.yaml"
 WATCHDOG_S = 1.0
 

@@ -68,6 +68,7 @@ async def test_the_session_hook_fails_the_run_when_a_simulator_served_a_write(
     ]
 
 
+@pytest.mark.e2e  # the simulator as a process
 async def test_cli_serves_the_plant_writes_a_loadable_site_and_reports_writes_from_its_process(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

@@ -15,6 +15,8 @@ from agent.spool.sqlite import SqliteSpool
 from agent.spool.storage import RESERVE_BYTES
 from tests.fsmount import fill, resize, tmpfs
 
+pytestmark = pytest.mark.e2e  # mounts real tmpfs filesystems
+
 TOPIC = "plant/s1/gw1/m1/samples"
 KPI_TOPIC = "plant/s1/gw1/kpi"
 MiB = 1 << 20

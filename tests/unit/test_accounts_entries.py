@@ -127,3 +127,24 @@ def test_a_centre_without_accounts_loads_as_before(tmp_path: Path) -> None:
     center = tmp_path / "center.yaml"
     center.write_text(json.dumps({"influx": {"database": "e"}, "dead_letter": {"file": "d"}}))
     assert load(center).accounts is None
+
+
+def test_the_shipped_example_csv_imports(tmp_path: Path) -> None:
+    from tests.e2e.test_center_harness import REPO
+
+    cfg = accounts_config(str(tmp_path))
+    n = import_csv(REPO / "deploy/center/entries.example.csv", cfg.units[0], open_store(tmp_path), NOV1 + 35 * 86400.0)
+    assert n == 6
+
+
+def test_the_documented_example_section_validates(tmp_path: Path) -> None:
+    import agent.center.accounts.config as accounts_config_module
+
+    doc = accounts_config_module.__doc__ or ""
+    example = doc[doc.index("    accounts:") : doc.index("Carrier ``factor``")]
+    center = tmp_path / "center.yaml"
+    center.write_text(
+        "influx: {database: e}\ndead_letter: {file: d}\n" + "\n".join(line[4:] for line in example.splitlines())
+    )
+    cfg = load(center).accounts
+    assert cfg is not None and cfg.units[0].receivers[0].adapter == "generic"

@@ -187,3 +187,44 @@ def test_the_store_refuses_a_newer_schema(tmp_path: Path) -> None:
     s.close()
     with pytest.raises(StoreError, match="newer"):
         Store(tmp_path / "a.sqlite")
+
+
+def test_a_product_takes_the_energy_of_its_meters_exports_subtracted(tmp_path: Path) -> None:
+    zone = ZoneInfo("Asia/Shanghai")
+    products = [
+        {
+            "name": "clinker",
+            "indicator": "cement_clinker",
+            "output": {"device": "kiln1"},
+            "meters": ["E-GRID", "E-EXP", "C-KILN"],
+        }
+    ]
+    cfg = accounts_config(str(tmp_path), products=products)
+    led = Ledger(cfg.units[0], open_store(tmp_path))
+    d = day("2026-11-02", zone)
+    led.refresh(CounterSource(), d.start, d.end)
+    (prod,) = led.figures(d)["products"]
+    want = (RATES["E-GRID"] - RATES["E-EXP"]) * DAY * 0.1229 + RATES["C-KILN"] * DAY * 714.3
+    assert prod["energy_kgce"] == pytest.approx(want, rel=1e-9)
+    assert prod["kgce_per_unit"] == pytest.approx(want / (RATES["output:clinker"] * DAY), rel=1e-9)
+
+
+def test_a_laboratory_heating_value_restates_the_coefficient_not_the_quantity(tmp_path: Path) -> None:
+    zone = ZoneInfo("Asia/Shanghai")
+    nov = month("2026-11", zone)
+    led = ledger_for(tmp_path, CounterSource(), nov.end)
+    led.close(nov, nov.end + 60)
+    before = next(c for c in led.figures(nov)["carriers"] if c["carrier"] == "raw_coal")
+    rev, _f = led.restate("2026-11", "raw_coal", "lhv_gj_per_unit", 23.0, "Lab", "late laboratory result", nov.end)
+    f = led.figures(nov)
+    after = next(c for c in f["carriers"] if c["carrier"] == "raw_coal")
+    assert rev == 1 and after["quantity"] == before["quantity"]
+    assert after["kgce_per_unit"] == pytest.approx(23.0 * 1e6 / 29307.6)
+    assert after["kgce_equivalent"] == pytest.approx(before["kgce_equivalent"] * 23.0 / (714.3 / (1e6 / 29307.6)))
+    assert after["co2_t"] == pytest.approx(before["co2_t"] * 23.0 / (714.3 / (1e6 / 29307.6)))
+    assert "restated LHV 23" in after["coefficient_source"]
+    (r,) = led.restatements("2026-11")
+    assert r["field"] == "lhv_gj_per_unit" and r["old"] == pytest.approx(714.3 / (1e6 / 29307.6)) and r["new"] == 23.0
+    have = led.latest("month", "2026-11")
+    assert have is not None  # the restated month keeps its restated coefficient with it
+    assert have[2].carriers["raw_coal"].kgce_per_unit == pytest.approx(after["kgce_per_unit"])

@@ -97,3 +97,39 @@ def test_report_without_accounts_section_says_what_to_do(tmp_path: Path, capsys:
     center.write_text(json.dumps({"influx": {"database": "e"}, "dead_letter": {"file": "d"}}))
     assert main(["report", "month", "2026-11", "-c", str(center)]) == 78
     assert "no 'accounts' section" in capsys.readouterr().err
+
+
+def test_same_month_last_year_gives_the_trend(tmp_path: Path) -> None:
+    from agent.center.accounts.account import Ledger
+    from agent.center.accounts.report import build
+    from agent.center.accounts.store import open_store
+
+    nov25 = dt.datetime(2025, 11, 1, tzinfo=dt.timezone(dt.timedelta(hours=8))).timestamp()
+    cfg = accounts_config(str(tmp_path))
+    led = Ledger(cfg.units[0], open_store(tmp_path))
+    led.refresh(CounterSource(start=nov25 - 3600), nov25, nov25 + 30 * DAY)
+    led.refresh(CounterSource(start=nov25 - 3600), NOV1, NOV1 + 30 * DAY)
+    rep = build(led, "2026-11", NOV1 + 31 * DAY)
+    assert rep.last_year is not None
+    this, last = rep.figures["products"][0]["kgce_per_unit"], rep.last_year["products"][0]["kgce_per_unit"]
+    assert this == pytest.approx(last)  # the same rates both years
+    row = next(r for r in rep.rows if r[0] == "products" and r[2] == "same_month_last_year_kgce_per_unit")
+    assert row[3] == pytest.approx(last)
+    assert build(led, "2026-10", NOV1 + 31 * DAY).last_year is None  # no October 2025 data: no trend shown
+
+
+def test_records_are_kept_six_months_and_pending_ones_forever(tmp_path: Path) -> None:
+    from agent.center.accounts.config import AccountsConfig
+    from agent.center.accounts.outbox import Outbox
+
+    doc = unit_doc(str(tmp_path), receivers=[{"name": "p", "url": "https://127.0.0.1:9/u"}]) | {"keep_days": 183}
+    cfg = AccountsConfig.model_validate(doc)
+    svc = AccountsService(cfg, CounterSource(), clock=lambda: NOV1)
+    for t in (NOV1 + 3660, NOV1 + 7260):
+        svc.outboxes[0].produce(t)
+    box: Outbox = svc.outboxes[0]
+    svc.store.db.execute("UPDATE deliveries SET state='acked' WHERE record_id LIKE '%T00:%'")
+    assert box.purge(NOV1 + 182 * DAY) == 0  # younger than six months: kept, queryable
+    assert len(box.list(kind="15m")) == 8
+    assert box.purge(NOV1 + 184 * DAY) == 4  # the acknowledged hour goes, the pending one stays
+    assert {r["state"] for r in box.list()} == {"pending"}

@@ -223,13 +223,21 @@ def test_load_profile(tmp_path: Path) -> None:
 
 def test_shipped_library_profiles_load_by_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(ENV_PROFILES, raising=False)
-    names = sorted(p.stem for p in shipped_profile_dir().glob("*.yaml"))
+    every = sorted(p.stem for p in shipped_profile_dir().glob("*.yaml"))
+    names = [n for n in every if not n.startswith("dlt645-")]
+    meters = [n for n in every if n.startswith("dlt645-")]
     if not names:
         pytest.skip("no shipped profiles in this checkout")
     devices = "".join(f"  - {{name: d{i}, profile: {n}, host: 127.0.0.{i + 1}}}\n" for i, n in enumerate(names))
-    loaded = load_site(_write(tmp_path / "site.yaml", "site: s\ngateway: g\ndevices:\n" + devices))
+    devices += "".join(
+        f"  - {{name: m{i}, protocol: dlt645, profile: {n}, bus: b, address: '{i:012d}'}}\n"
+        for i, n in enumerate(meters)
+    )
+    text = "site: s\ngateway: g\nbuses:\n  - {name: b, port: /dev/null}\ndevices:\n" + devices
+    loaded = load_site(_write(tmp_path / "site.yaml", text))
     assert sorted(loaded.profiles) == sorted(loaded.profiles[n].profile for n in names)
-    assert all(loaded.profile_paths[n].parent == shipped_profile_dir() for n in names)
+    assert sorted(loaded.dlt645_profiles) == meters
+    assert all(loaded.profile_paths[n].parent == shipped_profile_dir() for n in every)
 
 
 def test_empty_site_file(tmp_path: Path, shipped: Path) -> None:

@@ -243,9 +243,12 @@ def test_a_device_profile_offers_the_shipped_names_and_takes_any_other() -> None
     names = shipped_profiles()
     assert {"generic-3ph-meter", "chint-dtsu666", "siemens-pac3200"} <= set(names)
     assert names == sorted(p.stem for p in (REPO / "device_profiles").glob("*.yaml"))
+    modbus = [n for n in names if not n.startswith("dlt645-")]
     prop = schemas()["site"]["$defs"]["ModbusDeviceConfig"]["properties"]["profile"]
-    assert prop["examples"] == names
-    assert {"enum": names, "description": "a profile shipped with the agent"} in prop["anyOf"]
+    assert prop["examples"] == modbus
+    assert {"enum": modbus, "description": "a profile shipped with the agent"} in prop["anyOf"]
+    meters = schemas()["site"]["$defs"]["Dlt645DeviceConfig"]["properties"]["profile"]
+    assert meters["examples"] == [n for n in names if n.startswith("dlt645-")] != []
     own = {"site": "s", "gateway": "g", "devices": [{"name": "d", "profile": "acme-own-meter", "host": "h"}]}
     assert VALIDATORS["site"].is_valid(own)
 

@@ -111,3 +111,51 @@ def test_a_month_with_a_bracketed_four_day_outage_keeps_its_exact_totals_and_its
         v for v in out if v.name == "energy_kgce_per_t" and v.window == "day" and v.window_start == at(2026, 1, 11)
     )
     assert day.coverage == 0.0
+
+
+# --- history seeding ------------------------------------------------------------------------------------------------
+
+HISTORY = """\
+# past monthly totals of the kiln line, from the plant's monthly energy report
+month,production,electricity_kwh,raw_coal
+""" + "".join(
+    f"2025-{m:02d},{100.0 * h:.1f},{5000.0 * h:.1f},{14.0 * h:.1f}\n"
+    for m, h in ((m, (at(2025 + m // 12, m % 12 + 1, 1) - at(2025, m, 1)) / HOUR) for m in range(1, 13))
+)
+
+
+def test_a_seeded_history_gives_12mo_and_year_grades_from_the_first_month_marked_as_seeded() -> None:
+    """The agent starts on 1 January 2026 with the line's 2025 monthly totals seeded from a CSV (each month at the
+    same 100 t/h, 14 t/h of coal and 5,000 kWh/h, e.g. January 744 h: 74,400 t, 3,720,000 kWh, 10,416 t of coal).
+    After January 2026 (measured) the rolling 12 months Feb 2025 - Jan 2026 are 11 seeded months and one measured:
+    106.147 kgce/t, covered, graded between, ``detail.seeded_months`` 11 and the reason saying so. The old code had
+    no history (the 12mo value covered 1 month of 12). The calendar month of January 2026 is measured: not marked.
+    Seeding again (a restart) keeps the months, and a measured month is never overwritten."""
+    from agent.kpi.history import parse_history
+
+    eng = clinker(["month", "12mo"])
+    line = eng.seed_history("kiln", parse_history(HISTORY, "history.csv"), "history.csv")
+    assert line == "kpi: line kiln: 12 month(s) seeded from history.csv, 0 kept as measured"
+    out = run(eng, hourly(at(2026, 1, 1), at(2026, 2, 1, 1)), at(2026, 2, 2))
+    twelve = graded(out, "12mo")
+    assert twelve.window_start == at(2025, 2, 1)
+    assert twelve.value == pytest.approx(PER_T, rel=1e-6) and twelve.coverage == pytest.approx(1.0, abs=1e-3)
+    assert twelve.grade is Grade.BETWEEN
+    assert twelve.detail["seeded_months"] == 11.0
+    assert "11 month(s) seeded from the line's history file, not measured by this agent" in twelve.reason
+    month = graded(out, "month")
+    assert "seeded_months" not in month.detail and "seeded" not in month.reason
+    again = eng.seed_history("kiln", parse_history(HISTORY, "history.csv"), "history.csv")
+    assert again == "kpi: line kiln: 12 month(s) seeded from history.csv, 0 kept as measured"
+
+
+def test_a_history_file_that_does_not_fit_the_line_is_refused_with_row_and_column() -> None:
+    from agent.kpi.history import HistoryError, parse_history
+
+    eng = clinker(["12mo"])
+    with pytest.raises(HistoryError, match=r"h.csv: row 3, column raw_coal: 'x' is not a number"):
+        parse_history("month,production,raw_coal\n2025-01,1,2\n2025-02,1,x\n", "h.csv")
+    with pytest.raises(HistoryError, match=r"column 'natural_gas': line 'kiln' has no such input"):
+        eng.seed_history("kiln", parse_history("month,natural_gas\n2025-01,5\n", "h.csv"), "h.csv")
+    with pytest.raises(HistoryError, match=r"month 2026-01 has not ended before the agent started"):
+        eng.seed_history("kiln", parse_history("month,production\n2026-01,5\n", "h.csv"), "h.csv")

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import hypothesis.strategies as st
+import pytest
 from hypothesis import settings
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
@@ -146,4 +147,4 @@ def rid_hint(last_id: int) -> int:
 
 
 SpoolMachine.TestCase.settings = settings(max_examples=40, stateful_step_count=60, deadline=None)
-TestSpoolMachine = SpoolMachine.TestCase
+TestSpoolMachine = pytest.mark.long(SpoolMachine.TestCase)  # long: a stateful property run of half a minute

@@ -27,13 +27,15 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from agent.center.accounts.coefficients import Coefficients, coefficients
+from agent.center.accounts.coefficients import Coefficients, carrier_coefficient, coefficients
 from agent.center.accounts.config import UnitConfig
 from agent.center.accounts.figures import FIELDS, corrected, derive, empty, flag, sum_known, year_to_date_figures
 from agent.center.accounts.metered import SeriesReader, SeriesRef, series_quarters
 from agent.center.accounts.periods import Period, day, days_of, month, months_of_year, year_to_date
 from agent.center.accounts.store import Store
+from agent.center.accounts.tables import kj_per_kgce
 
+LHV = "lhv_gj_per_unit"  # restating a closed month's laboratory heating value of a carrier
 DELIVERED_COVERAGE = 0.9  # a 15-minute value counts as delivered when readings cover this much of it
 
 
@@ -240,7 +242,8 @@ class Ledger:
             shares: dict[str, float] = defaultdict(float)
             for m in self.unit.meters:
                 if m.id in prod.meters and m.device is not None:
-                    shares[m.carrier] += metered.get(m.id, (0.0, 0, 0))[0]
+                    sign = -1.0 if m.flow == "exported" else 1.0
+                    shares[m.carrier] += sign * metered.get(m.id, (0.0, 0, 0))[0]
             lv = coeffs.levels.get(prod.name)
             out.append(
                 {
@@ -290,7 +293,7 @@ class Ledger:
         figures = self.compute(p, coeffs)
         if p.kind == "month":
             figures["quality"]["consistency"] = self._consistency(p, figures)
-            figures["quality"] = flag(figures["quality"], self.unit)
+        figures["quality"] = flag(figures["quality"], self.unit)
         with self.store.transaction() as db:
             db.execute(
                 "INSERT INTO closed VALUES (?, ?, ?, 0, ?, ?, ?, 'energy-center', 'period closed')",
@@ -341,8 +344,8 @@ class Ledger:
     ) -> tuple[int, dict[str, Any]]:
         """A correction of a closed month: a new revision with ``field`` of ``carrier`` set to ``value``, derived
         figures recomputed with the month's own coefficients; the previous value is kept in restatements."""
-        if field not in FIELDS:
-            raise ValueError(f"field {field!r}: restate one of {', '.join(FIELDS)}")
+        if field not in (*FIELDS, LHV):
+            raise ValueError(f"field {field!r}: restate one of {', '.join((*FIELDS, LHV))}")
         if not who.strip() or not why.strip():
             raise ValueError("a restatement needs who and why")
         have = self.latest("month", label)
@@ -352,8 +355,20 @@ class Ledger:
         row = next((c for c in figures["carriers"] if c["carrier"] == carrier), None)
         if row is None:
             raise ValueError(f"carrier {carrier!r} is not in the account of {self.unit.name}")
-        consumed = any(m.carrier == carrier and m.flow == "consumed" for m in self.unit.meters)
-        old = corrected(figures, coeffs, row, field, value, consumed)
+        if field == LHV:  # a laboratory heating value: the carrier's coefficients change, its quantity does not
+            before = coeffs.carriers[carrier]
+            old = before.kgce_per_unit / (1e6 / kj_per_kgce())
+            after = carrier_coefficient(self.unit, self.unit.carrier(carrier), value, f"restated LHV {value:g} GJ/unit")
+            coeffs.carriers[carrier] = after
+            row["kgce_per_unit"], row["tco2_per_unit"] = after.kgce_per_unit, after.tco2_per_unit
+            row["kgce_per_unit_equal_value"] = (
+                after.kgce_per_unit if before.kgce_per_unit_equal is None else (row["kgce_per_unit_equal_value"])
+            )
+            row["coefficient_source"] = after.source
+            corrected(figures, coeffs, row, "quantity", row["quantity"], True)
+        else:
+            consumed = any(m.carrier == carrier and m.flow == "consumed" for m in self.unit.meters)
+            old = corrected(figures, coeffs, row, field, value, consumed)
         figures["quality"] = flag(figures["quality"], self.unit)
         with self.store.transaction() as db:
             db.execute(

@@ -116,7 +116,8 @@ class ProductConfig(_Strict):
 
     output: OutputRef | None = Field(None, description="Production counter; without it output comes from entries")
     meters: list[str] = Field(
-        default_factory=list, description="Meters whose energy is this product's; empty: the whole unit's"
+        default_factory=list,
+        description="Meters whose energy is this product's (exported ones subtract); empty: the whole unit's",
     )
 
 
@@ -163,6 +164,9 @@ class UnitConfig(_Strict):
     receivers: list[ReceiverConfig] = Field(default_factory=list)
     max_sample_gap_s: float = Field(
         300.0, gt=0, description="A longer silence between two counter readings is a gap in the quality section"
+    )
+    produce_from: dt.date | None = Field(
+        None, description="First start only: produce upload records from this local date on (back-fill); default now"
     )
     completeness_min: float = Field(0.9, gt=0, le=1, description="Delivered/required below it: flagged")
     consistency_max: float = Field(0.05, gt=0, le=1, description="Daily sum vs monthly value deviation allowed")

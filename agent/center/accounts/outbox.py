@@ -135,8 +135,11 @@ class Outbox:
         return default if row is None else float(row[0])
 
     def start_at(self, ts: float) -> None:
-        """Produce from the quarter/day/month containing ``ts`` on (a fresh outbox starts where it is told)."""
+        """Produce from the quarter/day/month containing ``ts`` on, or from the unit's ``produce_from`` date (a
+        back-fill); only the first start sets this, later starts go on where production stopped."""
         zone = self.unit.zone()
+        if self.unit.produce_from is not None:
+            ts = min(ts, day(self.unit.produce_from.isoformat(), zone).start)
         d = local_date(ts, zone)
         with self.store.transaction() as db:
             for kind, since in (

@@ -340,6 +340,8 @@ def write_pdf(rep: Report, path: Path, font_file: str | None = None) -> None:
         new_y=YPos.NEXT,
     )
 
+    if pdf.get_y() > pdf.h - pdf.b_margin - 50:  # the signature block stays on one page
+        pdf.add_page()
     heading("7. Sign-off 审核签字")
     pdf.set_font("cjk", size=9)
     for role in ("Prepared by 填报人", "Reviewed by 审核人", "Energy manager 能源管理负责人"):

@@ -71,6 +71,12 @@ class LineConfig(StrictModel):
         description="Calcination CO2 of a clinker or lime line, published as co2_process_t beside the energy CO2 "
         "(co2_t) and their sum co2_total_t",
     )
+    history_csv: str | None = Field(
+        None,
+        description="CSV of the line's past monthly totals (month, production, electricity_kwh, fuel carriers), "
+        "relative to the site file: seeds the month, year and 12mo windows from day one (see agent.kpi.history); "
+        "seeded months are marked on the wire",
+    )
     no_fuel: bool = Field(
         False,
         description="true: the line burns no fuel (e.g. an all-electric furnace), so an indicator of comprehensive "

@@ -82,12 +82,14 @@ class DevicePoller:
         endpoint: str,
         now: Callable[[], float],
         failure_threshold: int = 3,
+        phase_s: float = 0.0,
     ) -> None:
         self.config = device
         self.name = device.name
         self.plan = plan
         self.endpoint = endpoint
         self.interval_s = device.interval_s
+        self.phase_s = phase_s  # offset of this device's slots within the interval (schedule.device_phase_s)
         self.timeout_s = device.timeout_ms / 1000.0
         self._now = now
         self.failure_threshold = failure_threshold  # consecutive failed polls before health says "failed"

@@ -1,3 +1,4 @@
+# size: one connection and its one-request-in-flight state (TCP, RTU, and the raw exchange other protocols on the line use); split, the invariant would span modules
 """One Modbus connection (TCP socket or serial port) carrying one request at a time: our own thin client.
 
 Why not pymodbus' async clients (3.16): checked against its source and issue tracker before writing this.
@@ -20,6 +21,11 @@ Why not pymodbus' async clients (3.16): checked against its source and issue tra
 So the same small core serves Modbus TCP, RTU-over-TCP (``framing="rtu"`` on a socket) and RTU on a serial port
 (pyserial only opens and configures the port; reading goes through the event loop's ``add_reader``).
 
+Other protocols on the same line: ``exchange(frame, cut, timeout)`` sends a frame built elsewhere and returns the
+first reply ``cut`` takes from the received bytes (DL/T 645 meters sharing an RS-485 bus, a serial device server
+or a DTU with Modbus RTU devices). It keeps the one-request-at-a-time rule and ``idle_since`` for the bus pause;
+this module knows nothing of the other protocol.
+
 Known limits: a Modbus TCP device that does not echo the transaction id gets every reply discarded (counted as
 late) and times out; RS-485 adapters that echo our own request back are not supported (no local-echo filter).
 
@@ -38,7 +44,7 @@ import contextlib
 import os
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -46,6 +52,10 @@ from agent.errors import ConnectionLost, DeviceTimeout, FrameError, SourceError
 from agent.sources.modbus import frames
 
 Framing = Literal["tcp", "rtu"]
+StreamOpener = Callable[
+    [Callable[[bytes], None], Callable[[BaseException | None], None]],
+    Awaitable[tuple[Callable[[bytes], None], Callable[[], None]]],
+]
 
 
 @dataclass(slots=True)
@@ -93,6 +103,7 @@ class ModbusLink:
         self._drop_unnoticed = False  # the connection was lost; the next (or current) request counts it
         self.idle_since = 0.0  # time.monotonic() when the last request finished (bus pause counts from here)
         self._quarantine: dict[int, tuple[float, asyncio.Future[None]]] = {}  # RTU unit -> (until, late reply seen)
+        self._cut: Callable[[bytearray], bytes | None] | None = None  # set while an ``exchange`` waits
 
     @classmethod
     def tcp(cls, host: str, port: int, framing: Framing = "tcp") -> ModbusLink:
@@ -101,6 +112,27 @@ class ModbusLink:
     @classmethod
     def serial(cls, port: str, baudrate: int, parity: str, stopbits: int, bytesize: int) -> ModbusLink:
         return cls(port, "rtu", lambda link: link._open_serial(port, baudrate, parity, stopbits, bytesize))
+
+    @classmethod
+    def over(cls, endpoint: str, framing: Framing, open_stream: StreamOpener) -> ModbusLink:
+        """A link over a byte stream that exists elsewhere (a 4G DTU that dialled in to the agent):
+        ``open_stream(on_data, on_lost)`` returns ``(write, close)`` or raises ConnectionLost."""
+
+        async def opener(link: ModbusLink) -> None:
+            link._generation += 1
+            generation = link._generation
+
+            def on_data(data: bytes) -> None:
+                if generation == link._generation:
+                    link._received(data)
+
+            def on_lost(exc: BaseException | None) -> None:
+                if generation == link._generation and link._connected:
+                    link._lost(exc)
+
+            link._writer, link._closer = await open_stream(on_data, on_lost)
+
+        return cls(endpoint, framing, opener)
 
     @property
     def connected(self) -> bool:
@@ -221,6 +253,42 @@ class ModbusLink:
             self._notice_drop()
             self._busy = False
 
+    async def exchange(self, frame: bytes, cut: Callable[[bytearray], bytes | None], timeout_s: float) -> bytes:
+        """Send ``frame`` (another protocol's request) and return the first reply ``cut`` takes off the received
+        bytes; ``cut`` drops what it skips. Bytes already waiting are discarded first (counted as stray). Raises
+        DeviceTimeout or ConnectionLost; reconnects on demand like ``read``."""
+        if self._busy:
+            raise RuntimeError(f"{self.endpoint}: concurrent requests on one link")
+        self._busy = True
+        self._notice_drop()
+        try:
+            await self.connect(timeout_s)
+            if self._buffer:
+                self.stats.stray_bytes += len(self._buffer)
+                self._buffer.clear()
+            loop = asyncio.get_running_loop()
+            future: asyncio.Future[bytes] = loop.create_future()
+            self._pending = _Pending(future, 0, -1, -1)
+            self._cut = cut
+            assert self._writer is not None
+            self.stats.requests += 1
+            timer = loop.call_later(timeout_s, _expire, future, timeout_s)
+            try:
+                try:
+                    self._writer(frame)
+                except OSError as exc:
+                    self._lost(exc)
+                return await future
+            finally:
+                timer.cancel()
+                self._pending = None
+                self._cut = None
+                self._buffer.clear()
+                self.idle_since = time.monotonic()
+        finally:
+            self._notice_drop()
+            self._busy = False
+
     def _notice_drop(self) -> None:
         if self._drop_unnoticed:
             self._drop_unnoticed = False
@@ -274,6 +342,12 @@ class ModbusLink:
 
     def _received(self, data: bytes) -> None:
         self._buffer += data
+        if self._cut is not None:
+            pending = self._pending
+            reply = self._cut(self._buffer)
+            if reply is not None and pending is not None and not pending.future.done():
+                pending.future.set_result(reply)
+            return
         if self.framing == "tcp":
             self._received_tcp()
         else:

@@ -22,6 +22,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from agent.config.profile import PointConfig, ProfileConfig, RegisterKind
+from agent.config.ratios import unit_ratio
 from agent.config.site import ModbusDeviceConfig
 from agent.errors import ConfigError, ConfigIssue
 from agent.sources.modbus.codec import PointCodec, compile_point
@@ -157,7 +158,8 @@ def build_read_plan(profile: ProfileConfig, device: ModbusDeviceConfig) -> ReadP
     max_gap = device.max_gap if device.max_gap is not None else profile.max_gap
     issues: list[ConfigIssue] = []
     by_function: dict[int, list[tuple[int, int, PointConfig, PointCodec]]] = {}
-    for index, point in enumerate(profile.points):
+    for index, profiled in enumerate(profile.points):
+        point = _with_ratio(profiled, device)
         codec = compile_point(point, profile.byte_order)
         address = point.address - profile.address_base
         function = FUNCTION_CODE[point.kind]
@@ -193,6 +195,15 @@ def build_read_plan(profile: ProfileConfig, device: ModbusDeviceConfig) -> ReadP
         for group in sweep(spans, limits):
             requests.append(make_request(function, [(entries[i][2], entries[i][3], entries[i][0]) for i in group]))
     return ReadPlan(device.name, tuple(requests), minimum, tuple(p.name for p in profile.points))
+
+
+def _with_ratio(point: PointConfig, device: ModbusDeviceConfig) -> PointConfig:
+    """The point as read from this device: scale, offset and range times its CT/PT ratio (by the point's unit)."""
+    r = unit_ratio(point.unit, device.ct_ratio, device.pt_ratio)
+    if r == 1.0 or point.kind.is_bit:
+        return point
+    scaled = (point.range[0] * r, point.range[1] * r) if point.range is not None else None
+    return point.model_copy(update={"scale": point.scale * r, "offset": point.offset * r, "range": scaled})
 
 
 def make_request(function: int, members: Iterable[tuple[PointConfig, PointCodec, int]]) -> ReadRequest:

@@ -1,8 +1,12 @@
 """When each device is polled: wall-clock aligned slots, skipped (and counted) slots, capped exponential backoff.
 
-Slots: a device with ``interval_s = i`` is polled at the multiples of ``i`` in UNIX time (next = ceil(now / i) * i),
-so devices with equal intervals poll together and readings line up across gateways. A poll that overruns one or
-more slots does not cause a burst of catch-up polls: the missed slots are skipped and counted.
+Slots: a device with ``interval_s = i`` and phase ``p`` is polled at ``k * i + p`` in UNIX time
+(next = ceil((now - p) / i) * i + p). The phase is stable per device (``device_phase_s``: a hash of its name, in
+[0, i)), so a hundred devices with equal intervals are read spread over the interval instead of all at once
+(``poll_phase: spread``, the default): no burst of replies queues behind another on the one event-loop thread.
+``poll_phase: aligned`` gives every device phase 0 (the multiples of ``i``: readings line up across gateways).
+Sample timestamps are the real read times either way. A poll that overruns one or more slots does not cause a
+burst of catch-up polls: the missed slots are skipped and counted.
 
 Backoff: after ``BACKOFF_AFTER`` consecutive failed polls (no reply at all) the device is polled only every
 ``2**k`` slots (k = 1, 2, ...), capped at ``BACKOFF_CAP_S`` (or one interval, if longer), so a dead device on a
@@ -19,6 +23,7 @@ The clock is injected (``Clock``): tests use a virtual clock whose ``sleep_until
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import math
 import time
 from dataclasses import dataclass
@@ -43,17 +48,28 @@ class SystemClock:
     wrong at boot) is noticed within a second instead of oversleeping."""
 
     MAX_SLEEP_S = 1.0
+    EARLY_S = 0.001  # timers have millisecond resolution (uvloop): closer than this is "now", not a spin of wake-ups
 
     def now(self) -> float:
         return time.time()
 
     async def sleep_until(self, t: float) -> None:
-        while (delay := t - time.time()) > 0:  # noqa: ASYNC110  # reason: waiting on the wall clock, no event signals it
+        while (delay := t - time.time()) > self.EARLY_S:  # noqa: ASYNC110  # reason: the wall clock, no event signals it
             await asyncio.sleep(min(delay, self.MAX_SLEEP_S))
 
 
-def first_slot(now: float, interval_s: float) -> float:
-    return math.ceil(now / interval_s) * interval_s
+def device_phase_s(name: str, interval_s: float, step_s: float = 0.0) -> float:
+    """The device's stable offset in [0, interval_s): the same for the same name on every start and gateway; a
+    multiple of ``step_s`` when that is > 0 (devices that share a step are polled together, in one wake-up)."""
+    h = int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "big")
+    phase = h / 2.0**64 * interval_s
+    if 0 < step_s < interval_s:
+        phase = math.floor(phase / step_s) * step_s
+    return phase
+
+
+def first_slot(now: float, interval_s: float, phase_s: float = 0.0) -> float:
+    return math.ceil((now - phase_s) / interval_s) * interval_s + phase_s
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,25 +79,27 @@ class NextSlot:
     backoff_skipped: int  # slots deliberately left out by backoff
 
 
-def next_slot(previous: float, now: float, interval_s: float, consecutive_failures: int) -> NextSlot:
+def next_slot(
+    previous: float, now: float, interval_s: float, consecutive_failures: int, phase_s: float = 0.0
+) -> NextSlot:
     """The slot after ``previous`` (the slot just polled) given the poll finished at ``now``."""
-    earliest = first_slot(now, interval_s)
+    earliest = first_slot(now, interval_s, phase_s)
     if earliest <= previous:
         earliest = previous + interval_s
     missed = max(0, round((earliest - previous) / interval_s) - 1)
     if consecutive_failures < BACKOFF_AFTER:
         return NextSlot(earliest, missed, 0)
     delay = min(interval_s * 2 ** (consecutive_failures - BACKOFF_AFTER + 1), max(BACKOFF_CAP_S, interval_s))
-    at = max(earliest, first_slot(previous + delay, interval_s))
+    at = max(earliest, first_slot(previous + delay, interval_s, phase_s))
     skipped = max(0, round((at - earliest) / interval_s))
     return NextSlot(at, missed, skipped)
 
 
-def realign(slot: float, now: float, interval_s: float, consecutive_failures: int) -> float:
+def realign(slot: float, now: float, interval_s: float, consecutive_failures: int, phase_s: float = 0.0) -> float:
     """The slot to wait for: ``slot``, unless it is further from now than the device's schedule can put it (one
     interval, or its current backoff period plus one): then the clock was set back, and the first slot from now
     is taken instead of waiting out the step."""
     horizon = interval_s
     if consecutive_failures >= BACKOFF_AFTER:
         horizon += min(interval_s * 2 ** (consecutive_failures - BACKOFF_AFTER + 1), max(BACKOFF_CAP_S, interval_s))
-    return slot if slot - now <= horizon else first_slot(now, interval_s)
+    return slot if slot - now <= horizon else first_slot(now, interval_s, phase_s)

@@ -19,18 +19,19 @@ import asyncio
 import hashlib
 import re
 import time
-from collections.abc import Callable, Mapping, Sequence
-from typing import Protocol
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Protocol, TypeVar
 
+from agent.config.dtu import DtuBusConfig
 from agent.config.profile import ProfileConfig
 from agent.config.site import ModbusDeviceConfig, SerialBusConfig, SiteConfig, TcpGatewayConfig
 from agent.errors import ConfigError
 from agent.model import DeviceHealth, PollResult
 from agent.sources.base import Emit
-from agent.sources.modbus.device import DevicePoller
+from agent.sources.modbus.device import DevicePoller, Wait
 from agent.sources.modbus.link import ModbusLink
 from agent.sources.modbus.plan import ReadPlan, build_read_plan
-from agent.sources.modbus.schedule import Clock, SystemClock, first_slot, next_slot, realign
+from agent.sources.modbus.schedule import Clock, SystemClock, device_phase_s, first_slot, next_slot, realign
 
 
 class LoadedSiteLike(Protocol):
@@ -41,6 +42,33 @@ class LoadedSiteLike(Protocol):
 
     @property
     def profiles(self) -> Mapping[str, ProfileConfig]: ...
+
+
+class BusPoller(Protocol):
+    """One device of a bus source: a Modbus ``DevicePoller``, or another protocol's poller that speaks through
+    ``ModbusLink.exchange`` (DL/T 645 meters sharing the bus, built by the runtime)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def interval_s(self) -> float: ...
+
+    @property
+    def consecutive_failures(self) -> int: ...
+
+    phase_s: float  # offset of its slots within the interval (schedule.device_phase_s); set by the builder
+
+    def count(self, kind: str, n: int = 1) -> None: ...
+
+    def poll(self, link: ModbusLink, before_request: Wait) -> Awaitable[PollResult]: ...
+
+    def backing_off(self, ts: float) -> PollResult: ...
+
+    def health(self) -> DeviceHealth: ...
+
+
+_P = TypeVar("_P", bound=BusPoller)
 
 
 class ModbusSource:
@@ -56,9 +84,11 @@ class ModbusSource:
         fingerprint: str,
         link_fingerprint: str = "",
         device_fingerprints: Mapping[str, str] | None = None,
+        others: Sequence[BusPoller] = (),
     ) -> None:
         self._name = name
-        self.pollers = list(pollers)
+        self.pollers = list(pollers)  # the Modbus devices
+        self.others: list[BusPoller] = list(others)  # other protocols' devices on this bus (DL/T 645)
         self.link_fingerprint = link_fingerprint or fingerprint  # the link's own config (bus or gateway)
         self.device_fingerprints = dict(device_fingerprints or {})
         self._link_factory = link_factory
@@ -76,15 +106,20 @@ class ModbusSource:
         return self._fingerprint
 
     @property
+    def every(self) -> list[BusPoller]:
+        """Every device of the source, Modbus first (the tie-break when two are due at once)."""
+        return [*self.pollers, *self.others]
+
+    @property
     def devices(self) -> tuple[str, ...]:
-        return tuple(p.name for p in self.pollers)
+        return tuple(p.name for p in self.every)
 
     def health(self) -> list[DeviceHealth]:
         result = []
         late = self.link.stats.late_by_unit if self.link is not None else {}
-        for poller in self.pollers:
+        for poller in self.every:
             h = poller.health()
-            n = late.get(poller.config.unit_id, 0)
+            n = late.get(poller.config.unit_id, 0) if isinstance(poller, DevicePoller) else 0
             if n:  # a late reply carries the unit id of the device that answered too late
                 h.errors_by_kind["late_reply"] = n
             result.append(h)
@@ -106,34 +141,41 @@ class ModbusSource:
         or None when the link itself changed (the caller restarts the whole source)."""
         if fresh.link_fingerprint != self.link_fingerprint or not fresh.device_fingerprints:
             return None
-        mine = {p.name: p for p in self.pollers}
         restarted: list[str] = []
         started: list[str] = []
-        pollers = []
-        for p in fresh.pollers:
-            old = mine.get(p.name)
-            if old is not None and self.device_fingerprints.get(p.name) == fresh.device_fingerprints.get(p.name):
-                pollers.append(old)  # unchanged: same poller, same schedule, same health
-            else:
-                pollers.append(p)
-                (restarted if old is not None else started).append(p.name)
-        kept = {p.name for p in fresh.pollers}
-        stopped = [name for name in mine if name not in kept]
-        self.pollers = pollers
+        pollers = self._adopted(self.pollers, fresh.pollers, fresh, restarted, started)
+        others = self._adopted(self.others, fresh.others, fresh, restarted, started)
+        kept = {p.name for p in fresh.every}
+        stopped = [p.name for p in self.every if p.name not in kept]
+        self.pollers, self.others = pollers, others
         self.device_fingerprints = dict(fresh.device_fingerprints)
         self._fingerprint = fresh.fingerprint
         return restarted, started, stopped
+
+    def _adopted(
+        self, mine: list[_P], theirs: list[_P], fresh: ModbusSource, restarted: list[str], started: list[str]
+    ) -> list[_P]:
+        by_name = {p.name: p for p in mine}
+        out = []
+        for p in theirs:
+            old = by_name.get(p.name)
+            if old is not None and self.device_fingerprints.get(p.name) == fresh.device_fingerprints.get(p.name):
+                out.append(old)  # unchanged: same poller, same schedule, same health
+            else:
+                out.append(p)
+                (restarted if old is not None else started).append(p.name)
+        return out
 
     async def aclose(self) -> None:
         """Close the link (``run`` does this itself on the way out)."""
         if self.link is not None:
             await self.link.close()
 
-    async def poll_once(self, poller: DevicePoller) -> PollResult:
+    async def poll_once(self, poller: BusPoller) -> PollResult:
         """Poll one device now (the probe command, tests)."""
         return await self._link_poll(poller)
 
-    async def _link_poll(self, poller: DevicePoller) -> PollResult:
+    async def _link_poll(self, poller: BusPoller) -> PollResult:
         return await poller.poll(self._link(), self._before_request)
 
     async def run(self, emit: Emit) -> None:
@@ -141,31 +183,34 @@ class ModbusSource:
         every point bad with "backing off: <why>" (no request is sent), so a gap is visible as it happens."""
         link = self._link()
         # by poller object: a poller adopted on a reload starts its own schedule, a removed one is never polled
-        due: dict[DevicePoller, float] = {}  # the device's next slot
-        poll_at: dict[DevicePoller, float] = {}  # the next slot that sends requests (later while backing off)
+        due: dict[BusPoller, float] = {}  # the device's next slot
+        poll_at: dict[BusPoller, float] = {}  # the next slot that sends requests (later while backing off)
         try:
             while True:
                 now = self.clock.now()
-                for p in self.pollers:
+                every = self.every
+                for p in every:
                     if p not in due:
-                        due[p] = poll_at[p] = first_slot(now, p.interval_s)
+                        due[p] = poll_at[p] = first_slot(now, p.interval_s, p.phase_s)
                     # a clock set back leaves slots far ahead: start again from now
-                    due[p] = realign(due[p], now, p.interval_s, 0)
-                    poll_at[p] = realign(poll_at[p], now, p.interval_s, p.consecutive_failures)
-                order = {p: i for i, p in enumerate(self.pollers)}
-                poller = min(self.pollers, key=lambda p: (due[p], order[p]))
+                    due[p] = realign(due[p], now, p.interval_s, 0, p.phase_s)
+                    poll_at[p] = realign(poll_at[p], now, p.interval_s, p.consecutive_failures, p.phase_s)
+                order = {p: i for i, p in enumerate(every)}
+                poller = min(every, key=lambda p: (due[p], order[p]))
                 slot = due[poller]
                 await self.clock.sleep_until(slot)
-                if poller not in self.pollers:  # removed by a reload while we slept
+                if poller not in self.every:  # removed by a reload while we slept
                     continue
                 if slot < poll_at[poller]:
                     poller.count("backoff_skipped")
                     await emit(poller.backing_off(slot))
-                    step = next_slot(slot, self.clock.now(), poller.interval_s, 0)
+                    step = next_slot(slot, self.clock.now(), poller.interval_s, 0, poller.phase_s)
                 else:
                     result = await poller.poll(link, self._before_request)
                     await emit(result)
-                    step = next_slot(slot, self.clock.now(), poller.interval_s, poller.consecutive_failures)
+                    step = next_slot(
+                        slot, self.clock.now(), poller.interval_s, poller.consecutive_failures, poller.phase_s
+                    )
                     poll_at[poller] = step.at
                 if step.missed:
                     poller.count("missed_slot", step.missed)
@@ -208,12 +253,30 @@ def _rtu_silence_s(bus: SerialBusConfig) -> float:
     return 3.5 * bits / bus.baudrate if bus.baudrate <= 19200 else 0.00175
 
 
+class DtuLinks(Protocol):
+    """Links of buses behind dial-in DTUs (the runtime's, over its DTU listener)."""
+
+    @property
+    def fingerprint(self) -> str:
+        """Changes when the listener does; the DTU buses' sources restart with it."""
+        ...
+
+    def link_factory(self, bus: DtuBusConfig) -> Callable[[], ModbusLink]: ...
+
+
 def build_modbus_sources(
-    loaded: LoadedSiteLike, clock: Clock | None = None, *, plans: Mapping[str, ReadPlan] | None = None
+    loaded: LoadedSiteLike,
+    clock: Clock | None = None,
+    *,
+    plans: Mapping[str, ReadPlan] | None = None,
+    others: Mapping[str, Sequence[BusPoller]] | None = None,
+    dtu_links: DtuLinks | None = None,
 ) -> list[ModbusSource]:
     """One source per Modbus TCP device (``host``) and one per bus or gateway (``bus``) with its enabled devices.
     ``plans`` are the read plans by device name from the compile step (``agent.runtime.compile``); without them
-    each is built here, raising ConfigError when one cannot be."""
+    each is built here, raising ConfigError when one cannot be. ``others`` are pollers of other protocols by bus
+    name (DL/T 645 meters), polled in the same queue; ``dtu_links`` makes the link of a bus behind a dial-in DTU
+    (without it such buses are left out)."""
     clock = clock or SystemClock()
 
     def plan_of(device: ModbusDeviceConfig) -> ReadPlan:
@@ -221,6 +284,14 @@ def build_modbus_sources(
 
     site = loaded.site
     threshold = site.monitoring.failure_threshold
+
+    def phase_of(device: ModbusDeviceConfig) -> float:
+        if site.poll_phase == "aligned":
+            return 0.0
+        return device_phase_s(device.name, device.interval_s, site.poll_phase_step_ms / 1000.0)
+
+    phase_key = f"{site.poll_phase}/{site.poll_phase_step_ms:g}"  # a change restarts the sources on reload
+
     buses = {b.name: b for b in site.buses}
     sources: list[ModbusSource] = []
     by_bus: dict[str, list[ModbusDeviceConfig]] = {}
@@ -230,7 +301,7 @@ def build_modbus_sources(
         if device.host is not None:
             profile = loaded.profiles[device.profile]
             endpoint = f"{device.host}:{device.port}"
-            poller = DevicePoller(device, plan_of(device), endpoint, clock.now, threshold)
+            poller = DevicePoller(device, plan_of(device), endpoint, clock.now, threshold, phase_of(device))
             host, port = device.host, device.port
             sources.append(
                 ModbusSource(
@@ -239,40 +310,69 @@ def build_modbus_sources(
                     lambda host=host, port=port: ModbusLink.tcp(host, port),  # type: ignore[misc]
                     0.0,
                     clock,
-                    _fingerprint(device.model_dump_json(), profile.model_dump_json()),
+                    _fingerprint(device.model_dump_json(), profile.model_dump_json(), phase_key),
                 )
             )
         else:
             assert device.bus is not None
             by_bus.setdefault(device.bus, []).append(device)
-    for bus_name, devices in by_bus.items():
+    others = others or {}
+    for bus_name in [*by_bus, *(b for b in others if b not in by_bus)]:
         bus = buses[bus_name]
-        parts = [bus.model_dump_json()]
+        devices = by_bus.get(bus_name, [])
+        extra = list(others.get(bus_name, ()))
+        parts = [bus.model_dump_json(), phase_key]
         pollers = []
         device_fingerprints = {}
+        endpoint = _endpoint(bus)
         for device in devices:
             profile = loaded.profiles[device.profile]
             parts += [device.model_dump_json(), profile.model_dump_json()]
-            device_fingerprints[device.name] = _fingerprint(device.model_dump_json(), profile.model_dump_json())
-            endpoint = bus.port if isinstance(bus, SerialBusConfig) else f"{bus.host}:{bus.port}"
-            pollers.append(DevicePoller(device, plan_of(device), endpoint, clock.now, threshold))
+            device_fingerprints[device.name] = _fingerprint(
+                device.model_dump_json(), profile.model_dump_json(), phase_key
+            )
+            pollers.append(DevicePoller(device, plan_of(device), endpoint, clock.now, threshold, phase_of(device)))
+        for other in extra:  # a DL/T 645 meter: its config with the profile's points bound to it
+            if site.poll_phase != "aligned":  # the same stable per-device phase as the Modbus devices
+                other.phase_s = device_phase_s(other.name, other.interval_s, site.poll_phase_step_ms / 1000.0)
+            config = getattr(other, "config", None)
+            own = [config.model_dump_json() if config is not None else other.name, repr(getattr(config, "points", ()))]
+            parts += own
+            device_fingerprints[other.name] = _fingerprint(*own, phase_key)
         link = _fingerprint(bus.model_dump_json(), str(threshold))
+        if isinstance(bus, DtuBusConfig):
+            if dtu_links is None:
+                continue
+            factory = dtu_links.link_factory(bus)
+            link = _fingerprint(link, dtu_links.fingerprint)  # the listener's: restarted with it
+            parts.append(dtu_links.fingerprint)
+        else:
+            factory = _bus_link_factory(bus)
         sources.append(
             ModbusSource(
                 bus_name,
                 pollers,
-                _bus_link_factory(bus),
+                factory,
                 _bus_pause_s(bus),
                 clock,
                 _fingerprint(*parts),
                 link,
                 device_fingerprints,
+                others=extra,
             )
         )
     return sources
 
 
-def _bus_pause_s(bus: SerialBusConfig | TcpGatewayConfig) -> float:
+def _endpoint(bus: SerialBusConfig | TcpGatewayConfig | DtuBusConfig) -> str:
+    if isinstance(bus, SerialBusConfig):
+        return bus.port
+    if isinstance(bus, DtuBusConfig):
+        return f"DTU {bus.name}"
+    return f"{bus.host}:{bus.port}"
+
+
+def _bus_pause_s(bus: SerialBusConfig | TcpGatewayConfig | DtuBusConfig) -> float:
     if isinstance(bus, SerialBusConfig):
         return max(bus.pause_ms / 1000.0, _rtu_silence_s(bus))
     return bus.pause_ms / 1000.0

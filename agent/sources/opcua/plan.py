@@ -8,6 +8,7 @@ unless written ``0:Name``.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ from agent.config.opcua import (
     AnonymousAuthConfig,
     CertificateAuthConfig,
     OpcuaDeviceConfig,
+    OpcuaPointConfig,
     SecurityMode,
     SecurityPolicy,
     UsernameAuthConfig,
@@ -158,7 +160,7 @@ def compile_device(config: OpcuaDeviceConfig, base_dir: Path) -> DevicePlan:
                 sampling_interval_ms=p.sampling_interval_ms
                 if p.sampling_interval_ms is not None
                 else config.interval_s * 1000.0,
-                queue_size=p.queue_size,
+                queue_size=p.queue_size if p.queue_size is not None else default_queue_size(config, p),
                 deadband=(p.deadband.type, p.deadband.value) if p.deadband is not None else None,
             )
         )
@@ -187,6 +189,14 @@ def compile_device(config: OpcuaDeviceConfig, base_dir: Path) -> DevicePlan:
         subscribe=config.mode == "subscribe",
         points=tuple(points),
     )
+
+
+def default_queue_size(config: OpcuaDeviceConfig, point: OpcuaPointConfig) -> int:
+    """Room on the server for the data changes of two publishing intervals (at least 4, at most 1000): with a
+    queue of 1 a change that comes just before the next is discarded when both fall between two publishes."""
+    sampling_ms = point.sampling_interval_ms if point.sampling_interval_ms is not None else config.interval_s * 1000.0
+    per_publish = config.interval_s * 1000.0 / sampling_ms if sampling_ms > 0 else 100.0
+    return max(4, min(1000, math.ceil(2 * per_publish) + 2))
 
 
 def namespace_uris(plan: DevicePlan) -> set[str]:

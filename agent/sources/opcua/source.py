@@ -28,6 +28,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import math
 import tempfile
 import time
 from collections.abc import Callable
@@ -39,11 +40,12 @@ from agent.config.opcua import OpcuaDeviceConfig
 from agent.errors import ConnectionLost, DeviceException, DeviceTimeout, SecurityError, SourceError
 from agent.model import DeviceHealth, PollResult, Quality, Sample
 from agent.sources.base import Emit
-from agent.sources.opcua.plan import DevicePlan, compile_device
+from agent.sources.opcua.plan import DevicePlan, PointPlan, compile_device
 from agent.sources.opcua.session import OpcuaSession
-from agent.sources.opcua.status import Reading, reading_of
+from agent.sources.opcua.status import Reading, change_time, reading_of
 
 log = logging.getLogger("agent.sources.opcua")
+MAX_CHANGES_PER_POINT = 10_000  # data changes kept per point between two ticks (a stalled emit cannot grow memory)
 
 RETRY_INITIAL_S = 0.5
 RETRY_CAP_S = 2.0
@@ -106,6 +108,11 @@ class OpcuaSource:
         self._security_retry = security_retry or Backoff(SECURITY_RETRY_S, SECURITY_RETRY_CAP_S)
         n = len(self.plan.points)
         self._latest: list[Reading | None] = [None] * n
+        # subscribe mode: every data change received since the last tick, with the wall time it came (each one
+        # becomes a sample exactly once), and the last sample time per point (sample times only move forward)
+        self._changes: list[list[tuple[float, Reading]]] = [[] for _ in range(n)]
+        self._last_ts: list[float] = [-math.inf] * n
+        self.changes_dropped = 0  # changes beyond MAX_CHANGES_PER_POINT between two ticks (oldest dropped)
         self._session: OpcuaSession | None = None
         self._down_reason = "not connected yet"
         self._failed = False
@@ -206,7 +213,13 @@ class OpcuaSource:
             async for index, dv in session.notifications(sub):
                 self.notifications += 1
                 if 0 <= index < len(points):
-                    self._latest[index] = reading_of(dv, points[index].value_range)
+                    reading = reading_of(dv, points[index].value_range)
+                    self._latest[index] = reading
+                    queue = self._changes[index]
+                    queue.append((self._clock(), reading))
+                    if len(queue) > MAX_CHANGES_PER_POINT:
+                        del queue[0]
+                        self.changes_dropped += 1
         except Exception as exc:  # asyncua's failure is this session's end; a bug of ours propagates from fail()
             session.mark_lost(_short(session.fail(exc), self.plan.device))
             return
@@ -277,6 +290,21 @@ class OpcuaSource:
             self._latest[index] = reading_of(dv, points[index].value_range)
         return ()
 
+    def _change_sample(self, i: int, point: PointPlan, change: Reading, received: float, now: float) -> Sample:
+        self._last_ts[i] = ts = change_time(change, received, self._last_ts[i], now)
+        source = change.source_ts if change.source_ts is not None else change.server_ts
+        return Sample(
+            self.plan.device,
+            point.name,
+            change.value,
+            point.unit,
+            change.quality,
+            ts,
+            change.reason,
+            point.role,
+            source,
+        )
+
     def build_result(self, now: float, errors: tuple[str, ...] = ()) -> PollResult:
         """Every point once, from the current state: latest readings, point errors, or the connection gap."""
         session = self._session
@@ -289,6 +317,12 @@ class OpcuaSource:
             quiet = f"no publish response for {silence:.1f} s"
         for i, point in enumerate(self.plan.points):
             reading = self._latest[i]
+            changes, self._changes[i] = self._changes[i], []
+            for received, change in changes:  # each data change once, in the order the server sent them
+                samples.append(self._change_sample(i, point, change, received, now))
+            if changes and connected and not quiet and i not in point_errors:
+                continue  # the changes are this tick's samples of the point
+            self._last_ts[i] = max(self._last_ts[i], now)
             if quiet and connected and i not in point_errors:
                 samples.append(
                     Sample(self.plan.device, point.name, None, point.unit, Quality.STALE, now, quiet, point.role)

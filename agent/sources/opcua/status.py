@@ -97,3 +97,12 @@ def reading_of(data: ua.DataValue, value_range: tuple[float, float] | None = Non
         if value > high:
             return Reading(value, Quality.UNCERTAIN, f"out of range: {value} > {high}", source_ts, server_ts)
     return Reading(value, quality, reason, source_ts, server_ts)
+
+
+def change_time(change: Reading, received: float, last: float, now: float) -> float:
+    """The sample time of a data change: its source (or server) time when that is after the point's last sample
+    and not ahead of our clock (the server's clock agrees with ours), else when it was received; always later than
+    the point's previous sample, so no two samples of a point share a time."""
+    source = change.source_ts if change.source_ts is not None else change.server_ts
+    ts = source if source is not None and last < source <= now + 1.0 else received
+    return ts if ts > last else last + 0.001
