@@ -5,7 +5,8 @@ The site file holds only an scrypt hash of the password (``scrypt$n$r$p$salt$has
 (scrypt costs ~50 ms of CPU on purpose; one verification at a time, so a flood of logins cannot eat the CPU the
 pollers need; a wrong password holds that turn for a second, so guesses go one a second at most, however many
 arrive at once) and, when it matches, hands out a random session token (a cookie). Sessions live in memory, are
-bounded in number and expire; a restart logs everybody out.
+bounded in number and expire; a restart logs everybody out. :func:`load_password_hash` and :func:`tls_context`
+read what the ``web:`` section points at (relative paths from the site file's folder).
 """
 
 from __future__ import annotations
@@ -15,9 +16,13 @@ import base64
 import hashlib
 import hmac
 import secrets
+import ssl
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from pathlib import Path
+
+from agent.config.web import WebConfig
 
 SCRYPT_N = 2**14
 SCRYPT_R = 8
@@ -95,3 +100,35 @@ class Sessions:
     def logout(self, token: str | None) -> None:
         if token:
             self._tokens.pop(token, None)
+
+
+def load_password_hash(config: WebConfig, site_dir: Path) -> str | None:
+    """The configured hash: ``password_hash``, or the first line of ``password_file`` (relative to the site file)."""
+    if config.password_hash is not None:
+        return config.password_hash
+    if config.password_file is None:
+        return None
+    path = Path(config.password_file).expanduser()
+    path = path if path.is_absolute() else site_dir / path
+    text = path.read_text(encoding="utf-8").strip().splitlines()
+    if not text or not text[0].startswith("scrypt$"):
+        raise ValueError(f"{path}: holds no scrypt$... hash; write the line energy-agent web-password prints")
+    return text[0].strip()
+
+
+def tls_context(config: WebConfig, site_dir: Path) -> ssl.SSLContext | None:
+    tls = config.tls
+    if tls is None:
+        return None
+
+    def where(p: str) -> str:
+        path = Path(p).expanduser()
+        return str(path if path.is_absolute() else site_dir / path)
+
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_cert_chain(where(tls.cert_file), where(tls.key_file))
+    if tls.client_ca is not None:
+        ctx.load_verify_locations(where(tls.client_ca))
+        ctx.verify_mode = ssl.CERT_REQUIRED
+    return ctx

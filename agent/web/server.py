@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import ssl
+import math
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -33,7 +33,7 @@ from aiohttp import WSMsgType, web
 
 from agent.config.web import WebConfig
 from agent.web.actions import ACTIONS, Actions
-from agent.web.auth import Sessions
+from agent.web.auth import Sessions, load_password_hash, tls_context
 from agent.web.live import LiveState, LogRing
 from agent.web.mask import mask_secrets
 from agent.web.view import AgentView, kpi_frame, live_frame
@@ -66,38 +66,6 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 def _static(name: str) -> bytes:
     return resources.files("agent.web").joinpath("static", name).read_bytes()
-
-
-def load_password_hash(config: WebConfig, site_dir: Path) -> str | None:
-    """The configured hash: ``password_hash``, or the first line of ``password_file`` (relative to the site file)."""
-    if config.password_hash is not None:
-        return config.password_hash
-    if config.password_file is None:
-        return None
-    path = Path(config.password_file).expanduser()
-    path = path if path.is_absolute() else site_dir / path
-    text = path.read_text(encoding="utf-8").strip().splitlines()
-    if not text or not text[0].startswith("scrypt$"):
-        raise ValueError(f"{path}: holds no scrypt$... hash; write the line energy-agent web-password prints")
-    return text[0].strip()
-
-
-def tls_context(config: WebConfig, site_dir: Path) -> ssl.SSLContext | None:
-    tls = config.tls
-    if tls is None:
-        return None
-
-    def where(p: str) -> str:
-        path = Path(p).expanduser()
-        return str(path if path.is_absolute() else site_dir / path)
-
-    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    ctx.load_cert_chain(where(tls.cert_file), where(tls.key_file))
-    if tls.client_ca is not None:
-        ctx.load_verify_locations(where(tls.client_ca))
-        ctx.verify_mode = ssl.CERT_REQUIRED
-    return ctx
 
 
 class _Refuse(asyncio.Protocol):
@@ -162,6 +130,8 @@ class WebServer:
         self._kpi_sent = -1
         self.frames_sent = 0
         self.push_s: deque[float] = deque(maxlen=60)  # how long building and encoding the last pushes took
+        self._failed_logins = 0
+        self._failed_logged_at = -math.inf
 
     # ---- lifecycle -------------------------------------------------------------------------------------------
 
@@ -298,7 +268,7 @@ class WebServer:
             await self.sessions.login(password, self.password_hash) if isinstance(password, str) and password else None
         )
         if token is None:
-            log.warning("web: failed login from %s", request.remote)
+            self._note_failed_login(request.remote)
             raise web.HTTPSeeOther("/login?failed=1")
         response = web.HTTPSeeOther("/")
         response.set_cookie(
@@ -311,6 +281,14 @@ class WebServer:
             path="/",
         )
         raise response
+
+    def _note_failed_login(self, remote: str | None) -> None:
+        """Logged once per minute at most, with the count since the last line: a guesser cannot flood the journal."""
+        self._failed_logins += 1
+        now = time.monotonic()
+        if now - self._failed_logged_at >= 60.0:
+            log.warning("web: %d failed login(s), the last from %s", self._failed_logins, remote)
+            self._failed_logins, self._failed_logged_at = 0, now
 
     async def _logout(self, request: web.Request) -> web.StreamResponse:
         self.sessions.logout(request.cookies.get(COOKIE))

@@ -135,6 +135,18 @@ async def test_with_a_password_nothing_but_the_login_is_served_without_the_sessi
             assert r.status == 401
 
 
+async def test_failed_logins_are_logged_once_a_minute_with_their_count(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with serving(tmp_path, password_hash=FAST_HASH) as server, aiohttp.ClientSession() as http:
+        server.sessions.failure_delay_s = 0.0
+        for guess in ("a", "b", "c"):
+            async with http.post(url(server, "/login"), data={"password": guess}, allow_redirects=False) as r:
+                assert r.status == 303
+    lines = [r.getMessage() for r in caplog.records if "failed login" in r.getMessage()]
+    assert lines == ["web: 1 failed login(s), the last from 127.0.0.1"]  # the next two wait for the next minute
+
+
 async def test_every_route_refuses_methods_that_could_change_anything(tmp_path: Path) -> None:
     paths = [
         "/",

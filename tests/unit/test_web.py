@@ -319,7 +319,7 @@ def test_web_password_prints_a_hash_the_page_accepts(
 
 def test_password_file_holds_the_hash_and_a_readable_one_is_warned_about(tmp_path: Path) -> None:
     from agent.config.secret_files import readable_secret_files
-    from agent.web.server import load_password_hash
+    from agent.web.auth import load_password_hash
 
     stored = hash_password("correct horse", **FAST)
     (tmp_path / "web.hash").write_text(stored + "\n")
