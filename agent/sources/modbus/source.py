@@ -130,6 +130,10 @@ class ModbusSource:
             wait = self.link.idle_since + self.pause_s - time.monotonic()
             if wait > 0:
                 await asyncio.sleep(wait)
+                # the pause is a floor (an RTU device needs the silence), and uvloop's timers have millisecond
+                # granularity: one that woke a little early sleeps out the rest
+                if (rest := self.link.idle_since + self.pause_s - time.monotonic()) > 0:
+                    await asyncio.sleep(rest + 0.001)
 
     def _link(self) -> ModbusLink:
         if self.link is None:
