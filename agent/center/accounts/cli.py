@@ -24,9 +24,7 @@ Exit codes: 0 done, 78 bad config or bad entries (every problem listed, nothing 
 from __future__ import annotations
 
 import argparse
-import csv
 import datetime as dt
-import io
 import json
 import os
 import sys
@@ -36,6 +34,7 @@ from typing import Any
 
 from agent.center.accounts.account import Ledger
 from agent.center.accounts.config import AccountsConfig, UnitConfig
+from agent.center.accounts.csvtable import command_line_table
 from agent.center.accounts.entries import COLUMNS, import_csv, parse, store_entries
 from agent.center.accounts.outbox import Outbox
 from agent.center.accounts.store import open_store
@@ -214,24 +213,10 @@ def _entries(args: argparse.Namespace, unit: UnitConfig, ledger: Ledger, now: fl
         print(f"{n} entries stored for {unit.name}")
         return 0
     if args.action == "add":
-        buf = io.StringIO()
-        w = csv.writer(buf)
-        w.writerow(COLUMNS)
-        w.writerow(
-            [
-                args.kind,
-                args.date,
-                args.carrier,
-                args.product,
-                args.quantity,
-                args.qty_unit,
-                args.amount_cny,
-                args.who,
-                args.note,
-            ]
-        )
+        given = [args.kind, args.date, args.carrier, args.product, args.quantity, args.qty_unit, args.amount_cny]
+        table = command_line_table(COLUMNS, [*given, args.who, args.note])
         today = dt.datetime.fromtimestamp(now, unit.zone()).date()
-        entries = parse(buf.getvalue(), "<command line>", unit, store, today)
+        entries = parse(table, "<command line>", unit, store, today)
         store_entries(store, unit, entries, now)
         print(
             f"stored: {entries[0].kind} {entries[0].day} {entries[0].carrier or entries[0].product} "
@@ -261,16 +246,12 @@ def _meters(args: argparse.Namespace, unit: UnitConfig, ledger: Ledger, now: flo
         print(f"{register.import_csv(args.file, unit, store, now)} meter(s) stored in the register of {unit.name}")
         return 0
     if args.action in ("add", "update"):
-        cols = ("id", "carrier", "flow", "accuracy_class", "calibration_due", "measures", "who", "note")
-        buf = io.StringIO()
-        w = csv.writer(buf)
-        w.writerow(cols)
-        w.writerow([getattr(args, c) for c in cols])
+        table = command_line_table(register.COLUMNS, [getattr(args, c) for c in register.COLUMNS])
         exists = args.id in {m.id for m, _ in register.effective(unit, store)}
         if exists != (args.action == "update"):
             what = "is already in the register: use meters update" if exists else "is not in the register: meters add"
             raise ValueError(f"meter {args.id} {what}")
-        rows = register.parse(buf.getvalue(), "<command line>", unit, store)
+        rows = register.parse(table, "<command line>", unit, store)
         register.store_rows(store, unit, rows, now)
         print(f"meter {args.id} stored in the register of {unit.name}")
         return 0

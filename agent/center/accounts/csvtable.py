@@ -55,3 +55,12 @@ def open_table(
     if issues:
         raise ConfigError(issues)
     return lines, header, reader
+
+
+def command_line_table(columns: Sequence[str], values: Sequence[object]) -> str:
+    """A one-row CSV of what a command was given, so that it is checked by the same parser as an imported file."""
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(columns)
+    writer.writerow(values)
+    return buf.getvalue()
