@@ -12,6 +12,11 @@ Fsync policies (the promise each makes is measured by ``tests/benchmarks/spool_a
 ``always``
     ``synchronous=FULL``: every append is fsynced before it returns. Nothing is lost on a power cut; appends
     cost one fsync each (see the benchmark for the rate on your disk).
+
+Group commit (``group_commit_ms``, default 2 ms): the first poll that reaches the spool opens a window; the polls
+that finish within it are stored in one transaction, and only then offered to the sink (durable first). The
+window delays a message by at most that long; it changes neither fsync policy (a commit is still a commit) nor
+what a crash can lose (nothing is offered before its commit). On stop, what a window holds is committed.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from pydantic import Field
 from agent.config.base import StrictModel
 
 SPOOL_FILE = "spool.sqlite"
+GROUP_COMMIT_MS = 2.0
 
 
 class SpoolConfig(StrictModel):
@@ -47,6 +53,14 @@ class SpoolConfig(StrictModel):
         ge=0,
         le=60000,
         description="With fsync: interval, the longest time between two fsyncs of the WAL, in milliseconds",
+    )
+    group_commit_ms: float = Field(
+        default=GROUP_COMMIT_MS,
+        ge=0,
+        le=100,
+        description="Polls that finish within this many milliseconds of the first share one spool transaction and "
+        "are published together (fewer commits and wake-ups; each message waits at most this long before it is "
+        "stored and published); 0: only the polls of one event-loop turn",
     )
 
     def resolve_path(self, state_dir: str | Path) -> Path:

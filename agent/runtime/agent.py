@@ -7,8 +7,8 @@ A device's fault stays inside its source's task (sources never raise for device 
 propagates, the group cancels the rest, the process exits non-zero and systemd restarts it.
 
 Order of work for one poll (all on the event loop, no queue between): allocate the next ``seq``, encode the
-payload, append it to the spool (group commit: the polls that finish in one loop turn share one transaction,
-committed before anything is published), offer it to the sink (published at once when the session is up and
+payload, append it to the spool (group commit: the polls that finish within ``spool.group_commit_ms`` of the
+first share one transaction, committed before anything is published), offer it to the sink (published at once when the session is up and
 nothing is queued ahead of it), feed the KPI engine.
 Back-pressure: a source awaits ``emit``; nothing is buffered in memory outside the spool.
 
@@ -215,11 +215,10 @@ class Agent:
         for payload in payloads:
             self.seq += 1
             self._turn.items.append((topic, payload, "samples", self.seq, result.ts))
-        if len(self._turn.items) == len(
-            payloads
-        ):  # the first poll of this loop turn commits the turn's polls in one transaction
+        if len(self._turn.items) == len(payloads):
+            # the first poll of a group commits the polls that finish within spool.group_commit_ms in one transaction
             try:
-                await asyncio.sleep(0)
+                await asyncio.sleep(site.spool.group_commit_ms / 1000.0)
             finally:
                 self._commit_turn()
         if parts.kpi is not None:

@@ -269,6 +269,7 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--warmup", type=float, default=8.0)
     ap.add_argument("--no-kpi", action="store_true", help="no kpi section (the agent without its KPI line)")
     ap.add_argument("--poll-phase", choices=["spread", "aligned"], default="spread", help="the site's poll_phase")
+    ap.add_argument("--group-commit-ms", type=float, help="the site's spool.group_commit_ms (default: the agent's)")
     ap.add_argument("--profile", type=Path, help="write a py-spy flame graph of the window here (PY_SPY=path)")
     args = ap.parse_args(argv)
     result = run(
@@ -279,7 +280,10 @@ def main(argv: list[str]) -> int:
         args.warmup,
         kpi=not args.no_kpi,
         profile_to=args.profile,
-        extra_site={"poll_phase": args.poll_phase},
+        extra_site={
+            "poll_phase": args.poll_phase,
+            **({"spool": {"group_commit_ms": args.group_commit_ms}} if args.group_commit_ms is not None else {}),
+        },
     )
     print(json.dumps(result))
     print()
