@@ -7,6 +7,11 @@ Writes, fewest syscalls: a packet paho queues does not wait for the socket to be
 is done once at the end of the event-loop turn (``call_soon``), and ``CoalescingClient`` sends every whole packet
 queued by then with one ``send()`` (a burst of polls: one syscall, not one per PUBLISH). Only when the socket
 buffer is full does the socket go to ``add_writer``.
+
+Acks, fewest objects: a successful PUBACK without properties (two bytes, or three with reason 0: what a broker sends
+for every message it took) is handled by ``CoalescingClient`` with one shared success ReasonCode and one shared empty
+Properties instead of two new objects per ack; paho's state changes exactly as in its own handler (on_publish, the
+message out of ``_out_messages``, its info published, the in-flight window moved on). Any other PUBACK goes to paho.
 """
 
 from __future__ import annotations
@@ -15,13 +20,19 @@ import asyncio
 import contextlib
 import socket
 import threading
-from typing import Any
+from typing import Any, cast
 
 import paho.mqtt.client as paho
-from paho.mqtt.enums import MQTTErrorCode
+from paho.mqtt.client import CallbackOnPublish_v1, CallbackOnPublish_v2
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
 
 _PUBLISH = 0x30
 _DISCONNECT = 0xE0
+_PUBACK_OK = ReasonCode(PacketTypes.PUBACK)  # 0 Success; shared by every plain PUBACK (on_publish only reads it)
+_NO_PROPERTIES = Properties(PacketTypes.PUBACK)  # type: ignore[no-untyped-call]  # paho's Properties is untyped
 
 
 class CoalescingClient(paho.Client):
@@ -45,6 +56,37 @@ class CoalescingClient(paho.Client):
         start = self._rpos
         self._rpos = min(len(self._rbuf), start + bufsize)
         return self._rbuf[start : self._rpos]
+
+    def _handle_pubackcomp(self, cmd: Any) -> MQTTErrorCode:
+        packet = self._in_packet["packet"]
+        if cmd != "PUBACK" or not (len(packet) == 2 or (len(packet) == 3 and packet[2] == 0)):
+            return super()._handle_pubackcomp(cmd)
+        mid = (packet[0] << 8) | packet[1]
+        with self._out_message_mutex:
+            if mid not in self._out_messages:
+                return MQTTErrorCode.MQTT_ERR_SUCCESS
+            with self._callback_mutex:
+                on_publish = self.on_publish
+            if on_publish is not None:
+                with self._in_callback_mutex:
+                    try:
+                        if self._callback_api_version == CallbackAPIVersion.VERSION2:
+                            cast("CallbackOnPublish_v2", on_publish)(
+                                self, self._userdata, mid, _PUBACK_OK, _NO_PROPERTIES
+                            )
+                        else:
+                            cast("CallbackOnPublish_v1", on_publish)(self, self._userdata, mid)
+                    except Exception as err:  # as paho's own handler does
+                        self._easy_log(paho.MQTT_LOG_ERR, "Caught exception in on_publish: %s", err)
+                        if not self.suppress_exceptions:
+                            raise
+            msg = self._out_messages.pop(mid)
+            msg.info._set_as_published()
+            if msg.qos > 0:
+                self._inflight_messages -= 1
+                if self._max_inflight_messages > 0:
+                    return self._update_inflight()
+        return MQTTErrorCode.MQTT_ERR_SUCCESS
 
     def forget_message(self, mid: int) -> None:
         """Never send (or resend after a reconnect) the QoS 1 message ``mid`` again."""
