@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from agent.config.site import ModbusDeviceConfig
 from agent.errors import ConnectionLost, DeviceException, DeviceTimeout, FrameError, SourceError
 from agent.model import DeviceHealth, PollResult, Quality, Role, Sample
-from agent.sources.modbus.codec import swap_bytes
+from agent.sources.modbus.codec import Decoded, swap_bytes
 from agent.sources.modbus.link import ModbusLink
 from agent.sources.modbus.plan import ReadPlan, ReadRequest, split_request
 
@@ -33,6 +33,8 @@ log = logging.getLogger("agent.sources.modbus")
 
 RETRY_ILLEGAL_EVERY = 10
 ILLEGAL_DATA_ADDRESS = 2
+# a point as _decode needs it: name, its codec's decode, its offset in the reply, unit, role
+_Row = tuple[str, Callable[[bytes, bytes | None, int], Decoded], int, str, Role | None]
 _UNREACHABLE_CODES = frozenset({0x0A, 0x0B})  # the gateway says the device behind it did not answer
 
 
@@ -98,6 +100,8 @@ class DevicePoller:
         for request in plan.requests:
             for p in request.points:
                 self._meta[p.name] = (p.config.unit, p.config.role)
+        # per request (by identity; split requests get theirs on first use): what decoding each point needs
+        self._rows: dict[int, tuple[ReadRequest, tuple[_Row, ...]]] = {}
         self.consecutive_failures = 0
         self.last_success_ts: float | None = None
         self.last_duration_s: float | None = None
@@ -282,11 +286,16 @@ class DevicePoller:
     def _decode(self, samples: dict[str, Sample], request: ReadRequest, data: bytes, ts: float) -> None:
         swapped = swap_bytes(data) if request.needs_swapped else None
         name = self.name
-        meta = self._meta
-        for p in request.points:
-            quality, value, reason = p.codec.decode(data, swapped, p.offset)
-            unit, role = meta[p.name]
-            samples[p.name] = Sample(name, p.name, value, unit, quality, ts, reason, role)
+        entry = self._rows.get(id(request))
+        if entry is None or entry[0] is not request:
+            if len(self._rows) > 4 * len(self.plan.requests) + 64:  # split requests come and go: keep it small
+                self._rows.clear()
+            meta = self._meta
+            entry = (request, tuple((p.name, p.codec.decode, p.offset, *meta[p.name]) for p in request.points))
+            self._rows[id(request)] = entry
+        for point, decode, offset, unit, role in entry[1]:
+            quality, value, reason = decode(data, swapped, offset)
+            samples[point] = Sample(name, point, value, unit, quality, ts, reason, role)
         if self.capture_raw:
             for p in request.points:
                 if request.is_bits:
