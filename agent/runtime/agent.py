@@ -100,7 +100,7 @@ class Agent:
         self.jitter = Ring()
         self.spool_latency = Ring()
         self.polls = 0
-        self._turn = Turn()  # polls of this loop turn, not yet spooled (group commit)
+        self._turn = Turn()  # polls of the open group commit window, not yet spooled
         self._stopping = asyncio.Event()
         self._reload_requested = asyncio.Event()
         self._source_tasks: dict[str, tuple[Source, asyncio.Task[None]]] = {}

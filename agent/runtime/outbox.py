@@ -1,6 +1,6 @@
 """From a poll to spooled messages: encoding (split into messages that fit ``mqtt.max_message_bytes``) and the
-group commit of one event-loop turn (``Turn``): the polls that finish in one turn go to the spool in one
-transaction, and only then to the sink (durable first)."""
+group commit (``Turn``): the polls that finish within ``spool.group_commit_ms`` of the first (0: in one event-loop
+turn) go to the spool in one transaction, and only then to the sink (durable first)."""
 
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ def encode_poll(
 
 
 class Turn:
-    """The messages of the current event-loop turn, not yet spooled."""
+    """The messages of the open group commit window, not yet spooled."""
 
     def __init__(self) -> None:
         self.items: list[NewRecord] = []

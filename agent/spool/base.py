@@ -6,7 +6,7 @@ Concurrency: one event-loop thread; calls are synchronous and short (one SQLite 
 Contract:
 - ``append`` stores topic and payload bytes as given and returns the record id; ids grow strictly, so reading by
   id is reading oldest first. A record is readable as soon as ``append`` returned.
-- ``append_many`` is the group commit: the messages of one event-loop turn in one transaction.
+- ``append_many`` is the group commit: the messages of one window (``spool.group_commit_ms``) in one transaction.
 - ``ack`` deletes records (after their PUBACK), written with the next transaction or at the latest by ``flush``
   (once a second). Acking an id that is gone (dropped, already acked) is a no-op.
 - The store is bounded by bytes and by age. When an append does not fit, the oldest ``status`` records go first,

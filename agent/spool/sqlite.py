@@ -1,8 +1,8 @@
 """SqliteSpool: the Spool protocol on one SQLite database in WAL mode.
 
-Durability (see ``agent.config.spool`` for the two fsync policies): the appends of one event-loop turn are one
-transaction (``append_many``, the group commit), acks are written with the next transaction (at the latest by the
-once-a-second ``flush``), and every drop is counted in the transaction that makes it; after kill -9 the spool holds
+Durability (see ``agent.config.spool`` for the two fsync policies): the appends of one group commit window
+(``group_commit_ms``) are one transaction (``append_many``, the group commit), acks are written with the next
+transaction (at the latest by the once-a-second ``flush``), and every drop is counted in the transaction that makes it; after kill -9 the spool holds
 what was appended and not yet written as acked (those few are published again, with the same seq). ``synchronous=NORMAL`` in WAL mode cannot corrupt the database on a power cut; it can only roll back
 the last commits that were not fsynced yet, which the ``interval`` policy bounds (its fsync runs on a helper
 thread: ``agent.spool.walsync``).

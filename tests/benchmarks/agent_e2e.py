@@ -218,6 +218,7 @@ def run(
     extra_site: dict[str, Any] | None = None,
     sim: str = "python",
     timeout_ms: float | None = None,
+    mqtt: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     from agent.config.load import load_profile
     from agent.config.site import ModbusDeviceConfig
@@ -265,7 +266,7 @@ def run(
                     }
                     for i, (port, unit) in enumerate(where)
                 ],
-                "mqtt": {"host": "127.0.0.1", "port": broker.port},
+                "mqtt": {"host": "127.0.0.1", "port": broker.port, **(mqtt or {})},
                 "monitoring": {"prometheus_port": metrics_port, "status_interval_s": 10},
                 **({"kpi": kpi_section} if kpi else {}),
                 **(extra_site or {}),
@@ -301,6 +302,8 @@ def run(
             agent.wait(30)
             arrivals.stop()
     requests = m1["energy_agent_device_requests_total"] - m0["energy_agent_device_requests_total"]
+    # the agent's own view: PUBACKs it got and what waits in its spool (a slow subscriber is not the agent behind)
+    acked = m1["energy_agent_mqtt_acked_messages_total"] - m0["energy_agent_mqtt_acked_messages_total"]
     polls = m1["energy_agent_polls_total"] - m0["energy_agent_polls_total"]
     intervals = [b - a for ts in arrivals.poll_ts.values() for a, b in itertools.pairwise(ts)]
     cpu_ms_per_1000 = 1e6 * cpu / arrivals.points if arrivals.points else None
@@ -308,6 +311,7 @@ def run(
         "benchmark": "agent_e2e",
         "kpi_line": kpi,
         "simulator": sim,
+        **({"mqtt": mqtt} if mqtt else {}),
         **(extra_site or {}),
         "load_avg_1m": os.getloadavg()[0],
         "devices": devices,
@@ -317,6 +321,9 @@ def run(
         "points_offered_per_s": devices * points / interval,
         "points_delivered_per_s": arrivals.points / wall,
         "messages": arrivals.messages,
+        "agent_acked_msgs_per_s": acked / wall,
+        "agent_polls_per_s": polls / wall,
+        "spool_messages_at_end": m1["energy_agent_spool_messages"],
         "agent_cpu_pct_of_one_core": 100 * cpu / wall,
         "cpu_ms_per_1000_points": cpu_ms_per_1000,
         "points_per_agent_cpu_s": arrivals.points / cpu if cpu else None,
@@ -346,6 +353,7 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--group-commit-ms", type=float, help="the site's spool.group_commit_ms (default: the agent's)")
     ap.add_argument("--sim", choices=["python", "c"], default="python", help="the Modbus simulator (c: mb_sim)")
     ap.add_argument("--timeout-ms", type=float, help="the devices' timeout_ms (default: the agent's)")
+    ap.add_argument("--max-inflight", type=int, help="the site's mqtt.max_inflight (default: the agent's)")
     ap.add_argument("--profile", type=Path, help="write a py-spy flame graph of the window here (PY_SPY=path)")
     args = ap.parse_args(argv)
     if args.sim == "c" and mb_sim_binary() is None:
@@ -364,6 +372,7 @@ def main(argv: list[str]) -> int:
         profile_to=args.profile,
         sim=args.sim,
         timeout_ms=args.timeout_ms,
+        mqtt={"max_inflight": args.max_inflight} if args.max_inflight is not None else None,
         extra_site={
             "poll_phase": args.poll_phase,
             **({"spool": {"group_commit_ms": args.group_commit_ms}} if args.group_commit_ms is not None else {}),
