@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.servers.process import ctrl_c_reaches_it
+
 REPO = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.e2e
@@ -49,7 +51,14 @@ def run_interruptibly(argv: list[str], cwd: Path, timeout_s: float) -> subproces
     """``subprocess.run`` with output captured, except that a test stopped early (a failure, its timeout) stops
     the command as Ctrl-C would: the demo then stops the simulator, broker, agent and database it started (each in
     a session of its own) instead of leaving them running, with their CPU, under the tests that come next."""
-    proc = subprocess.Popen(argv, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        argv,
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=ctrl_c_reaches_it,  # resets one signal before exec
+    )
     try:
         out, err = proc.communicate(timeout=timeout_s)
     except BaseException:

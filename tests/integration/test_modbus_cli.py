@@ -19,7 +19,7 @@ from agent.cli import main
 from agent.config.load import load_site
 from agent.config.site import ModbusDeviceConfig
 from agent.sources.modbus.plan import build_read_plan
-from tests.servers.process import ServerProcess, free_port
+from tests.servers.process import ServerProcess, ctrl_c_reaches_it, free_port
 
 pytestmark = pytest.mark.e2e  # starts the plant simulator and the CLI as processes
 
@@ -195,7 +195,11 @@ def test_probe_watch_prints_frames_without_a_terminal(plant: Path) -> None:
 def test_probe_watch_ends_on_ctrl_c(plant: Path) -> None:
     argv = [sys.executable, "-m", "agent", "probe", str(plant), "--device", "kiln1-meter", "--watch"]
     with subprocess.Popen(
-        [*argv, "--interval", "0.2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [*argv, "--interval", "0.2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=ctrl_c_reaches_it,  # resets one signal before exec
     ) as proc:
         try:
             assert proc.stdout is not None and proc.stderr is not None

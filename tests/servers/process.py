@@ -21,6 +21,14 @@ def free_port(host: str = "127.0.0.1") -> int:
         return port
 
 
+def ctrl_c_reaches_it() -> None:
+    """``preexec_fn`` for a command a test stops with SIGINT, as Ctrl-C at a terminal would: the child starts with
+    SIGINT at its default. A shell starts background jobs with SIGINT ignored and that is inherited (a suite run
+    as ``bash deploy/test.sh &``): Python then leaves it ignored, and bash cannot trap it, so the command would
+    never see the test's Ctrl-C."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def wait_port(host: str, port: int, timeout_s: float = 10.0, proc: subprocess.Popen[bytes] | None = None) -> None:
     """Block until ``host:port`` accepts a TCP connection; raise if the process died or time ran out."""
     deadline = time.monotonic() + timeout_s
