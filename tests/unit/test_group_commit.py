@@ -77,12 +77,13 @@ async def test_polls_within_the_window_share_one_transaction_and_are_offered_aft
         spool.close()
 
 
-async def test_window_zero_commits_each_loop_turn_on_its_own(tmp_path: Path) -> None:
+async def test_window_zero_commits_the_polls_of_one_loop_turn_together_and_no_more(tmp_path: Path) -> None:
     agent, spool, sink = _agent(tmp_path, group_commit_ms=0)
     try:
-        await _emit_staggered(agent, ["a", "b", "c"], gap_s=0.005)
-        assert spool.transactions == [1, 1, 1]
-        assert [n for _, n in sink.offers] == [1, 2, 3]
+        await asyncio.gather(agent._emit(_poll("a")), agent._emit(_poll("b")))  # both finish in one turn
+        await agent._emit(_poll("c"))  # after that turn's commit
+        assert spool.transactions == [2, 1]
+        assert [n for _, n in sink.offers] == [1, 1, 2]
     finally:
         spool.close()
 
