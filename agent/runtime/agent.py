@@ -2,15 +2,16 @@
 """The agent process: compiled site -> sources -> samples -> KPI engine -> spool -> MQTT sink.
 
 Structured concurrency: one TaskGroup holds a task per source (a Modbus TCP device, a serial bus or TCP gateway,
-an OPC UA endpoint), the sink, the KPI timer, the status publisher, the loop-lag monitor and the systemd watchdog.
+an OPC UA endpoint), the group commit, the sink, the KPI timer, the status publisher, the loop-lag monitor and the systemd watchdog.
 A device's fault stays inside its source's task (sources never raise for device faults); a bug in any task
 propagates, the group cancels the rest, the process exits non-zero and systemd restarts it.
 
-Order of work for one poll (all on the event loop, no queue between): allocate the next ``seq``, encode the
-payload, append it to the spool (group commit: the polls that finish within ``spool.group_commit_ms`` of the
-first share one transaction, committed before anything is published), offer it to the sink (published at once when the session is up and
-nothing is queued ahead of it), feed the KPI engine.
-Back-pressure: a source awaits ``emit``; nothing is buffered in memory outside the spool.
+Order of work for one poll (all on the event loop): allocate the next ``seq``, encode the payload, append it to
+the spool (group commit: the polls that finish within ``spool.group_commit_ms`` of the first share one
+transaction, committed before anything is published), offer it to the sink (published at once when the session is
+up and nothing is queued ahead of it); the KPI engine is fed as the poll arrives.
+Back-pressure: a source awaits ``emit``; nothing is buffered in memory outside the spool but the polls of the open
+group commit window (``spool.group_commit_ms``, committed by a task of their own).
 
 Signals: SIGTERM/SIGINT stop polling, evaluate and spool the KPIs once more, give the sink ``flush_timeout_s`` to
 publish what is spooled, and close the spool. SIGHUP reloads the site file: sources whose fingerprint is
@@ -101,6 +102,7 @@ class Agent:
         self.spool_latency = Ring()
         self.polls = 0
         self._turn = Turn()  # polls of the open group commit window, not yet spooled
+        self._commit_due = asyncio.Event()  # set by the first poll of a window; _commit_loop commits the window
         self._stopping = asyncio.Event()
         self._reload_requested = asyncio.Event()
         self._source_tasks: dict[str, tuple[Source, asyncio.Task[None]]] = {}
@@ -162,6 +164,7 @@ class Agent:
             self._tg = tg
             for source in build_sources(self.compiled, self.clock, self.poll_clock):
                 self._start_source(source)
+            self._other_tasks.append(tg.create_task(self._commit_loop(), name="group-commit"))
             if self.parts.sink is not None:
                 self._other_tasks.append(tg.create_task(self.parts.sink.run(), name="sink"))
             self._other_tasks.append(tg.create_task(self._kpi_loop(), name="kpi"))
@@ -215,12 +218,8 @@ class Agent:
         for payload in payloads:
             self.seq += 1
             self._turn.items.append((topic, payload, "samples", self.seq, result.ts))
-        if len(self._turn.items) == len(payloads):
-            # the first poll of a group commits the polls that finish within spool.group_commit_ms in one transaction
-            try:
-                await asyncio.sleep(site.spool.group_commit_ms / 1000.0)
-            finally:
-                self._commit_turn()
+        if len(self._turn.items) == len(payloads):  # the first poll of a window: commit it in group_commit_ms
+            self._commit_due.set()
         if parts.kpi is not None:
             parts.kpi.ingest(result.samples)
         # PollResult.ts is when the poll started (its slot); the last reply came duration_s later.
@@ -231,6 +230,18 @@ class Agent:
         self.polls += 1
         if self.live is not None:
             self.live.on_poll(result)
+
+    async def _commit_loop(self) -> None:
+        """Group commit: the polls that reach ``_emit`` within ``spool.group_commit_ms`` of the first go to the spool
+        in one transaction, then to the sink. A task of its own, so no source waits for the window (a serial bus
+        polls its next device at once) and a failing commit propagates like any bug. Stopping commits what is left
+        (``_shutdown``)."""
+        window_s = self.loaded.site.spool.group_commit_ms / 1000.0  # a spool setting: applied on restart
+        while True:
+            await self._commit_due.wait()
+            self._commit_due.clear()
+            await asyncio.sleep(window_s)  # 0: the polls that finish in this loop turn
+            self._commit_turn()
 
     def _commit_turn(self) -> None:
         parts = self.parts
