@@ -56,14 +56,12 @@ if ! satisfied; then
     wheels="$(mktemp -d)"
     trap 'rm -rf "$wheels"' EXIT
     tar -C "$wheels" -xzf "$ENERGY_AGENT_BUNDLE" energy-agent-bundle/wheels
-    PIP_NO_INDEX=1 .venv/bin/python -m pip install -q --no-compile --no-index \
-      --find-links "$wheels/energy-agent-bundle/wheels" -e .
+    PIP_NO_INDEX=1 .venv/bin/python -m pip install -q --no-index --find-links "$wheels/energy-agent-bundle/wheels" -e .
   else
     # pip 21.3 or later installs a pyproject project editable (PEP 660); an older one is upgraded first
     .venv/bin/python -c 'import pip, sys; sys.exit(tuple(map(int, pip.__version__.split(".")[:2])) < (21, 3))' \
       || .venv/bin/python -m pip install -q --upgrade pip >/dev/null
-    # --no-compile: the demo compiles what it imports, on first import, not every file of every package
-    .venv/bin/python -m pip install -q --no-compile -e '.[demo]'
+    .venv/bin/python -m pip install -q -e '.[demo]'
   fi
 fi
 exec .venv/bin/energy-agent demo "$@"
