@@ -8,6 +8,7 @@ samples from all eleven plant devices and graded KPIs.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import signal
@@ -48,7 +49,9 @@ def copy_of_repo(dest: Path) -> Path:
     return dest
 
 
-def run_interruptibly(argv: list[str], cwd: Path, timeout_s: float) -> subprocess.CompletedProcess[str]:
+def run_interruptibly(
+    argv: list[str], cwd: Path, timeout_s: float, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """``subprocess.run`` with output captured, except that a test stopped early (a failure, its timeout) stops
     the command as Ctrl-C would: the demo then stops the simulator, broker, agent and database it started (each in
     a session of its own) instead of leaving them running, with their CPU, under the tests that come next."""
@@ -58,6 +61,7 @@ def run_interruptibly(argv: list[str], cwd: Path, timeout_s: float) -> subproces
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        env=None if env is None else os.environ | env,
         preexec_fn=ctrl_c_reaches_it,  # resets one signal before exec
     )
     try:
@@ -84,7 +88,10 @@ def test_the_test_command_works_in_a_fresh_virtualenv(tmp_path: Path) -> None:
     repo = copy_of_repo(tmp_path / "repo")
     assert not (repo / ".venv").exists()
     tests = run_interruptibly(
-        ["bash", "deploy/test.sh", "-q", "-p", "no:cacheprovider", "tests/unit/test_runtime_prometheus.py"], repo, 900
+        ["bash", "deploy/test.sh", "-q", "-p", "no:cacheprovider", "tests/unit/test_runtime_prometheus.py"],
+        repo,
+        900,
+        env={"TEST_WORKERS": "2"},  # parallel as the whole suite runs, without four workers for one small file
     )
     assert tests.returncode == 0, tests.stdout[-3000:] + tests.stderr[-3000:]
     assert re.search(r"\b\d+ passed\b", tests.stdout) and " failed" not in tests.stdout, tests.stdout[-2000:]
