@@ -58,7 +58,9 @@ if ! satisfied; then
     tar -C "$wheels" -xzf "$ENERGY_AGENT_BUNDLE" energy-agent-bundle/wheels
     PIP_NO_INDEX=1 .venv/bin/python -m pip install -q --no-index --find-links "$wheels/energy-agent-bundle/wheels" -e .
   else
-    .venv/bin/python -m pip install -q --upgrade pip >/dev/null
+    # pip 21.3 or later installs a pyproject project editable (PEP 660); an older one is upgraded first
+    .venv/bin/python -c 'import pip, sys; sys.exit(tuple(map(int, pip.__version__.split(".")[:2])) < (21, 3))' \
+      || .venv/bin/python -m pip install -q --upgrade pip >/dev/null
     .venv/bin/python -m pip install -q -e '.[demo]'
   fi
 fi

@@ -92,7 +92,7 @@ def agent_site(path: Path, sim_port: int, broker_port: int) -> Path:
     return site
 
 
-@pytest.mark.long  # an hour of plant time through the real agent
+@pytest.mark.long(seconds=18)  # an hour of plant time through the real agent
 async def test_an_hour_through_the_real_agent_matches_ground_truth(tmp_path: Path) -> None:
     model = PlantModel(seed=3, start=T0 - 60, step_s=1.0)
     clock = SimClock(

@@ -85,6 +85,7 @@ def finals_stored(db: InfluxServer, gateway: str | None = None) -> dict[Key, flo
     return out
 
 
+@pytest.mark.long(seconds=40)  # an outage, then the replay of its backlog
 def test_after_a_broker_outage_live_first_replay_never_leaves_a_provisional_value_in_place_of_a_final(
     tmp_path: Path,
 ) -> None:

@@ -118,7 +118,7 @@ def test_systemd_verifies_the_unit(tmp_path: Path) -> None:
     assert done.returncode == 0 and "energy-agent.service" not in done.stderr, done.stderr
 
 
-@pytest.mark.long  # two installs into a fresh virtualenv
+@pytest.mark.long(seconds=75)  # two installs into a fresh virtualenv
 @pytest.mark.timeout(900)  # its own steps are bounded (600 s each); on a loaded machine installing takes minutes
 def test_install_grants_the_site_serial_ports_refuses_bad_sites_and_uninstall_keeps_config(tmp_path: Path) -> None:
     root = tmp_path / "root"

@@ -69,7 +69,7 @@ def put_credentials(root: Path) -> None:
         (credentials / name).write_text("secret\n")
 
 
-@pytest.mark.long  # builds a bundle of every wheel, then installs it
+@pytest.mark.long(seconds=85)  # builds a bundle of every wheel, then installs it
 def test_a_bundle_installs_with_no_network_and_puts_the_commands_on_path(bundle: Path, tmp_path: Path) -> None:
     root = tmp_path / "root"
     put_credentials(root)
@@ -105,7 +105,7 @@ def test_a_bundle_installs_with_no_network_and_puts_the_commands_on_path(bundle:
     assert (root / "etc/energy-agent/site.yaml").is_file()
 
 
-@pytest.mark.long  # installs the previous version, then upgrades it
+@pytest.mark.long(seconds=50)  # installs the previous version, then upgrades it
 def test_an_offline_upgrade_from_the_previous_version_keeps_config_spool_and_kpi_state(
     bundle: Path, tmp_path: Path
 ) -> None:
@@ -179,6 +179,7 @@ def test_the_demo_starts_offline_when_its_venv_already_holds_the_project() -> No
     assert done.stderr == ""
 
 
+@pytest.mark.long(seconds=21)  # a venv from the bundle, then a short demo
 def test_the_demo_on_a_fresh_clone_installs_from_a_bundle_with_no_network(bundle: Path, tmp_path: Path) -> None:
     """A fresh clone has no .venv; offline, ENERGY_AGENT_BUNDLE=FILE gives it one from the bundle's wheels."""
     from tests.e2e.test_readme_commands import copy_of_repo

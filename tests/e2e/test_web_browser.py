@@ -72,6 +72,7 @@ async def shoot(page: Page, tmp_path: Path, name: str, full_page: bool = True) -
         save(Path(out) / name, path.read_bytes())
 
 
+@pytest.mark.long(seconds=24)  # a headless Chromium session against the live page
 async def test_the_page_in_a_real_browser(tmp_path: Path) -> None:
     start = math.floor(time.time())
     model = PlantModel(seed=1, start=start)

@@ -17,6 +17,7 @@ pytestmark = pytest.mark.e2e
 VIEWERS = 50
 
 
+@pytest.mark.long(seconds=37)  # 50 viewers, then none, for the same span each
 async def test_fifty_viewers_leave_the_event_loop_lag_unchanged(tmp_path: Path) -> None:
     result = await measure(tmp_path, VIEWERS, seconds=15.0, warmup=5.0)
     idle, loaded = result["idle"], result["loaded"]

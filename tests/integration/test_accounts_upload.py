@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from agent.center.accounts.adapters import get_adapter
-from agent.center.accounts.outbox import record
+from agent.center.accounts.outbox import HttpsPoster, record
 from agent.center.accounts.service import AccountsService
 from agent.center.accounts.store import open_store
 from tests.servers.https_receiver import HttpsReceiver, write_token
@@ -102,6 +103,49 @@ def test_one_receiver_refusing_does_not_hold_up_the_other(tmp_path: Path) -> Non
     refused = {r["record_id"] for r in box.list(state="refused") if r["receiver"] == "refusing"}
     assert refused == want and all(r["answer"].startswith("422") for r in box.list(state="refused"))
     assert box.retry_refused("refusing") == len(want)
+
+
+def test_a_backlog_goes_out_on_one_kept_connection_and_a_closing_platform_gets_a_new_one_per_record(
+    tmp_path: Path,
+) -> None:
+    """A day of records held back by an outage goes out in one round over one TLS connection (HTTP/1.1 keep-alive),
+    not one handshake per record; a platform that closes after each answer (HTTP/1.0) gets a connection per record,
+    and either way every record arrives exactly once."""
+    pki = make_pki(tmp_path / "pki")
+    for keep_alive in (True, False):
+        rec = HttpsReceiver(pki, keep_alive=keep_alive)  # down while the day's records are produced
+        cfg = accounts_config(str(tmp_path / f"state-{keep_alive}"), [receiver_doc("province", rec, pki.ca)])
+        svc = AccountsService(cfg, CounterSource(), clock=lambda: NOV1)
+        run(svc, NOV1, NOV1 + DAY, step_s=3600)
+        backlog = {r["record_id"] for r in svc.outboxes[0].list(state="pending")}
+        assert len(backlog) > 90
+        with rec:
+            svc.outboxes[0].store.db.execute("UPDATE receivers SET next_attempt=0")  # its backoff is over
+            sent = svc.tick(NOV1 + DAY)
+            assert sent["acked"] == len(backlog)
+        assert set(rec.ids()) == backlog and max(rec.ids().values()) == 1
+        assert rec.connections == (1 if keep_alive else len(backlog)), keep_alive
+
+
+def test_a_kept_connection_the_platform_closed_while_idle_is_opened_again_before_the_next_record(
+    tmp_path: Path,
+) -> None:
+    pki = make_pki(tmp_path / "pki")
+    with HttpsReceiver(pki, idle_timeout_s=0.2) as rec:
+        cfg = accounts_config(str(tmp_path / "state"), [receiver_doc("province", rec, pki.ca)])
+        receiver = cfg.units[0].receivers[0]
+        poster = HttpsPoster()
+        try:
+            first = poster(receiver, b'{"id": "r1"}', {"Idempotency-Key": "r1", "Content-Type": "application/json"})
+            deadline = time.monotonic() + 10
+            while rec.closed < 1:  # the platform ends the idle connection
+                assert time.monotonic() < deadline, "the receiver never closed the idle connection"
+                time.sleep(0.01)
+            second = poster(receiver, b'{"id": "r2"}', {"Idempotency-Key": "r2", "Content-Type": "application/json"})
+        finally:
+            poster.close()
+    assert first[0] == second[0] == 200
+    assert rec.ids() == {"r1": 1, "r2": 1} and rec.connections == 2
 
 
 def test_a_server_with_an_unknown_ca_is_never_sent_to(tmp_path: Path) -> None:

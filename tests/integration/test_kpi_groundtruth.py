@@ -340,7 +340,7 @@ class Enough(Exception):
     pass
 
 
-@pytest.mark.long  # minutes of plant time polled over Modbus
+@pytest.mark.long(seconds=25)  # minutes of plant time polled over Modbus
 @pytest.mark.parametrize("poll_phase", ["aligned", "spread"])
 async def test_kpis_from_the_real_modbus_source_polling_the_simulator(tmp_path: Path, poll_phase: str) -> None:
     """The same KPIs, with samples from the agent's Modbus source polling the simulator over loopback (one TCP

@@ -102,7 +102,7 @@ async def test_birth_delivery_and_offline_on_exit(tmp_path: Path, protocol: str)
         spool.close()
 
 
-@pytest.mark.long  # 60,000 messages through a real broker
+@pytest.mark.long(seconds=25)  # 60,000 messages through a real broker
 async def test_broker_down_ten_minutes_of_polls(tmp_path: Path) -> None:
     """100 devices x 20 points polled every second for ten minutes (of data) while the broker is down: after it
     returns every message arrives, exactly once after dedup on (gateway, boot, seq), with one content per key."""

@@ -124,6 +124,7 @@ async def run_for(site: Path, seconds: float) -> None:
     await asyncio.wait_for(task, 30)
 
 
+@pytest.mark.long(seconds=25)  # every generated site runs for seconds
 def test_every_site_validate_accepts_runs_without_a_traceback(
     plant: tuple[dict[str, Any], int, str], tmp_path_factory: pytest.TempPathFactory
 ) -> None:

@@ -30,6 +30,8 @@ class HttpsReceiver:
         client_cert: bool = False,
         delay_s: float = 0.0,
         port: int | None = None,
+        keep_alive: bool = True,
+        idle_timeout_s: float | None = None,
     ) -> None:
         self.pki = pki
         self.delay_s = delay_s
@@ -39,6 +41,10 @@ class HttpsReceiver:
         self.client_cert = client_cert
         self.posts: list[tuple[str, dict[str, Any]]] = []  # (Idempotency-Key, body), every POST answered
         self.unauthorised = 0
+        self.keep_alive = keep_alive  # HTTP/1.1 keeps the connection for the next POST; HTTP/1.0 closes it
+        self.idle_timeout_s = idle_timeout_s  # a kept connection idle this long is closed by the platform
+        self.connections = 0  # TLS connections accepted
+        self.closed = 0  # connections ended (by either side)
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -51,12 +57,29 @@ class HttpsReceiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1" if self.keep_alive else "HTTP/1.0"
+            timeout = self.idle_timeout_s
+            # headers and body are two writes: on a kept connection Nagle would hold the body for the client's
+            # delayed ACK (40 ms an answer); servers made for keep-alive (nginx's tcp_nodelay) send at once
+            disable_nagle_algorithm = True
+
+            def setup(self) -> None:
+                super().setup()
+                with receiver._lock:
+                    receiver.connections += 1
+
+            def finish(self) -> None:
+                super().finish()
+                with receiver._lock:
+                    receiver.closed += 1
+
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 if receiver.token is not None and self.headers.get("Authorization") != f"Bearer {receiver.token}":
                     with receiver._lock:
                         receiver.unauthorised += 1
                     self.send_response(401)
+                    self.send_header("Content-Length", "0")
                     self.end_headers()
                     return
                 key = self.headers.get("Idempotency-Key", "")
@@ -65,11 +88,12 @@ class HttpsReceiver:
                 if receiver.status < 300:
                     with receiver._lock:
                         receiver.posts.append((key, json.loads(body)))
-                answer = json.dumps({"id": key, "status": "accepted" if receiver.status < 300 else "refused"})
+                answer = json.dumps({"id": key, "status": "accepted" if receiver.status < 300 else "refused"}).encode()
                 self.send_response(receiver.status)
                 self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(answer)))
                 self.end_headers()
-                self.wfile.write(answer.encode())
+                self.wfile.write(answer)
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass

@@ -126,5 +126,8 @@ class CounterSource:
     def problems(self, ref: SeriesRef, t0: float, t1: float) -> list[tuple[float, str]]:
         return [(t, c) for t, c in self.problems_at if t0 <= t <= t1]
 
+    def close(self) -> None:
+        """Nothing is kept from one round to the next."""
+
     def true_total(self, key: str, t0: float, t1: float) -> float:
         return (min(t1, 1e18) - max(t0, self.start)) * RATES[key]

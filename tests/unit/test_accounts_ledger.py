@@ -117,7 +117,7 @@ def test_entries_make_purchases_and_stock_change_of_an_unmetered_carrier(tmp_pat
     assert diesel["co2_t"] == pytest.approx(35.0 * 1.4571 * 29.3076 * 0.0202 * 0.98 * 44 / 12, rel=1e-3)
 
 
-@pytest.mark.long  # months of 15-minute accounts computed twice
+@pytest.mark.long(seconds=11)  # months of 15-minute accounts computed twice
 def test_a_closed_month_keeps_its_coefficients_and_a_restatement_changes_that_month_and_ytd_only(
     tmp_path: Path,
 ) -> None:

@@ -147,4 +147,4 @@ def rid_hint(last_id: int) -> int:
 
 
 SpoolMachine.TestCase.settings = settings(max_examples=40, stateful_step_count=60, deadline=None)
-TestSpoolMachine = pytest.mark.long(SpoolMachine.TestCase)  # long: a stateful property run of half a minute
+TestSpoolMachine = pytest.mark.long(seconds=6)(SpoolMachine.TestCase)  # long: a stateful property run of half a minute

@@ -173,7 +173,11 @@ def _run(args: argparse.Namespace, cfg: AccountsConfig, now: float) -> int:
             from agent.center.config import load
 
             p = ledger.period(args.kind, args.label)
-            n = ledger.refresh(InfluxReader(load(args.config).influx), p.start, p.end)
+            reader = InfluxReader(load(args.config).influx)
+            try:
+                n = ledger.refresh(reader, p.start, p.end)
+            finally:
+                reader.close()
             late = ledger.figures(p)["quality"].get("late_data", [])
             print(f"{n} quarter values re-read for {p.label}; late data after closing: {len(late)} series")
             for x in late:

@@ -15,10 +15,11 @@ silence, because counters are cumulative; but a quarter whose time is not covere
 
 from __future__ import annotations
 
+import http.client
 import itertools
 import json
+import threading
 import urllib.parse
-import urllib.request
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -54,19 +55,30 @@ class SeriesReader(Protocol):
         """(ts, cause) of what went wrong in [t0, t1): gateway offline, bad or uncertain readings."""
         ...
 
+    def close(self) -> None:
+        """The round is over: let go of what was kept for it (a connection)."""
+        ...
+
 
 def _q(text: str) -> str:
     return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 class InfluxReader:
-    """InfluxQL over HTTP, blocking (run it in a worker thread)."""
+    """InfluxQL over HTTP, blocking (run it in a worker thread). One connection is kept open from one query to the
+    next (a month's round is thousands of queries); a kept connection that InfluxDB closed meanwhile is opened again
+    and the query (a GET, safe to repeat) asked once more."""
 
     def __init__(self, config: InfluxConfig) -> None:
-        self._url = config.url.rstrip("/") + "/query"
+        url = urllib.parse.urlsplit(config.url.rstrip("/") + "/query")
+        self._https = url.scheme == "https"
+        self._host, self._port = url.hostname or "localhost", url.port
+        self._path = url.path
         self._db = config.database or config.bucket or ""
         self._timeout = config.timeout_ms / 1000
         self._headers: dict[str, str] = {}
+        self._conn: http.client.HTTPConnection | None = None
+        self._lock = threading.Lock()
         secret = config.secret()
         if config.kind == "v2" and secret:
             self._headers["Authorization"] = f"Token {secret}"
@@ -78,14 +90,46 @@ class InfluxReader:
 
     def query(self, q: str) -> list[dict[str, Any]]:
         data = urllib.parse.urlencode({"q": q, "db": self._db, "epoch": "ms"})
-        req = urllib.request.Request(f"{self._url}?{data}", headers=self._headers)
-        with urllib.request.urlopen(req, timeout=self._timeout) as resp:
-            body = json.loads(resp.read())
-        result = body["results"][0]
+        with self._lock:
+            status, raw = self._get(f"{self._path}?{data}")
+        if status != 200:
+            raise RuntimeError(f"InfluxDB answered {status} to {q[:80]!r}: {raw[:300].decode(errors='replace')}")
+        result = json.loads(raw)["results"][0]
         if "error" in result:
             raise RuntimeError(f"InfluxDB refused {q[:80]!r}: {result['error']}")
         series: list[dict[str, Any]] = result.get("series", [])
         return series
+
+    def _get(self, path: str) -> tuple[int, bytes]:
+        for kept in (self._conn is not None, False):
+            if self._conn is None:
+                self._conn = (
+                    http.client.HTTPSConnection(self._host, self._port, timeout=self._timeout)
+                    if self._https
+                    else http.client.HTTPConnection(self._host, self._port, timeout=self._timeout)
+                )
+            conn = self._conn
+            try:
+                conn.request("GET", path, headers=self._headers)
+                resp = conn.getresponse()
+                raw = resp.read()
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+                self.close()
+                if kept:
+                    continue  # InfluxDB closed the idle connection: ask again on a new one
+                raise
+            except BaseException:
+                self.close()
+                raise
+            if resp.will_close:
+                self.close()
+            return resp.status, raw
+        raise AssertionError("unreachable")  # the second pass returns or raises
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
 
     def _where(self, ref: SeriesRef, t0: float, t1: float) -> str:
         return (

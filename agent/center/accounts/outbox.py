@@ -6,8 +6,8 @@ after midnight on the 1st. Periods missed while the centre was down are produced
 A record's ID is ``<unit>/<kind>/<period>/r<revision>``; it is written once (INSERT, never replaced), so one ID
 always carries one content; a restated month is a new revision with a new ID and ``restates`` naming the old one.
 
-Sending (:meth:`Outbox.send`): per receiver, pending records oldest first, one POST each; acknowledged is stored
-before the next is sent. A failure that may pass (network, TLS, 408/425/429/5xx) stops that receiver for now and
+Sending (:meth:`Outbox.send`): per receiver, pending records oldest first, one POST each (on one kept-alive TLS
+connection per receiver and round: :class:`HttpsPoster`); acknowledged is stored before the next is sent. A failure that may pass (network, TLS, 408/425/429/5xx) stops that receiver for now and
 doubles its backoff (retry_initial_s .. retry_max_s), stored, so a restart keeps it; other 4xx refuse that record
 (kept as refused with the answer) and the next goes. A crash between the receiver's answer and our commit resends
 that one record under the same ID (Idempotency-Key), which a receiver keeping IDs takes as the same record: at most
@@ -21,6 +21,8 @@ import datetime as dt
 import http.client
 import json
 import logging
+import select
+import socket
 import ssl
 import urllib.parse
 from collections.abc import Callable
@@ -99,23 +101,85 @@ def record(unit: UnitConfig, figures: dict[str, Any], revision: int, now: float)
     }
 
 
-def https_post(receiver: ReceiverConfig, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
-    """One POST over verified TLS (CA file or system CAs; client certificate; bearer token). Raises OSError."""
-    ctx = ssl.create_default_context(cafile=receiver.ca_file)
-    if receiver.cert_file:
-        ctx.load_cert_chain(receiver.cert_file, receiver.key_file)
-    url = urllib.parse.urlsplit(receiver.url)
-    headers = dict(headers)
-    if receiver.token_file:
-        headers["Authorization"] = "Bearer " + Path(receiver.token_file).read_text().strip()
-    conn = http.client.HTTPSConnection(url.hostname or "", url.port or 443, timeout=receiver.timeout_s, context=ctx)
+class HttpsPoster:
+    """POSTs over verified TLS (CA file or system CAs; client certificate; bearer token), as a :data:`Post`. One
+    TLS context per receiver, and its connection kept open from one record to the next (HTTP/1.1 keep-alive): a
+    month's close is thousands of records, not thousands of handshakes. A kept connection that the platform closed
+    while idle (or that holds unexpected bytes) is opened afresh before a POST, never retried after one was sent, so
+    a record goes out at most once per call. Raises OSError, ssl.SSLError or http.client.HTTPException. Use one per
+    sending round and :meth:`close` it (certificate files are read again by the next round's)."""
+
+    MAX_ANSWER = 4096  # of an answer, kept for the record
+    MAX_DRAINED = 65536  # read to the end to reuse the connection; a longer answer closes it instead
+
+    def __init__(self) -> None:
+        self._contexts: dict[str, ssl.SSLContext] = {}
+        self._conns: dict[str, http.client.HTTPSConnection] = {}
+
+    def __call__(self, receiver: ReceiverConfig, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
+        url = urllib.parse.urlsplit(receiver.url)
+        headers = dict(headers)
+        if receiver.token_file:
+            headers["Authorization"] = "Bearer " + Path(receiver.token_file).read_text().strip()
+        conn = self._connection(receiver, url)
+        try:
+            path = url.path or "/"
+            conn.request("POST", path + (f"?{url.query}" if url.query else ""), body=body, headers=headers)
+            resp = conn.getresponse()
+            answer = resp.read(self.MAX_DRAINED)
+        except BaseException:
+            self._drop(receiver.name)
+            raise
+        if resp.will_close or not resp.isclosed():  # the platform closes it, or the answer was not read to its end
+            self._drop(receiver.name)
+        return resp.status, answer[: self.MAX_ANSWER]
+
+    def _connection(self, receiver: ReceiverConfig, url: urllib.parse.SplitResult) -> http.client.HTTPSConnection:
+        conn = self._conns.get(receiver.name)
+        if conn is not None and (conn.sock is None or _idle_closed(conn.sock)):
+            self._drop(receiver.name)
+            conn = None
+        if conn is None:
+            ctx = self._contexts.get(receiver.name)
+            if ctx is None:
+                ctx = ssl.create_default_context(cafile=receiver.ca_file)
+                if receiver.cert_file:
+                    ctx.load_cert_chain(receiver.cert_file, receiver.key_file)
+                self._contexts[receiver.name] = ctx
+            host, port = url.hostname or "", url.port or 443
+            conn = http.client.HTTPSConnection(host, port, timeout=receiver.timeout_s, context=ctx)
+            self._conns[receiver.name] = conn
+        return conn
+
+    def _drop(self, name: str) -> None:
+        conn = self._conns.pop(name, None)
+        if conn is not None:
+            conn.close()
+
+    def close(self) -> None:
+        for name in list(self._conns):
+            self._drop(name)
+
+
+def _idle_closed(sock: socket.socket) -> bool:
+    """Whether an idle kept-alive connection has something to read: the platform's close (or bytes nobody asked
+    for). Either way it cannot carry the next request."""
+    if isinstance(sock, ssl.SSLSocket) and sock.pending():
+        return True
     try:
-        path = url.path or "/"
-        conn.request("POST", path + (f"?{url.query}" if url.query else ""), body=body, headers=headers)
-        resp = conn.getresponse()
-        return resp.status, resp.read(4096)
+        readable, _, _ = select.select([sock], [], [], 0)
+    except (OSError, ValueError):
+        return True
+    return bool(readable)
+
+
+def https_post(receiver: ReceiverConfig, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
+    """One POST on a connection of its own (for a single record; a round uses :class:`HttpsPoster`)."""
+    poster = HttpsPoster()
+    try:
+        return poster(receiver, body, headers)
     finally:
-        conn.close()
+        poster.close()
 
 
 class Outbox:
@@ -222,8 +286,15 @@ class Outbox:
 
     # --- sending ----------------------------------------------------------------------------------------------
 
-    def send(self, now: float, post: Post = https_post, limit: int = 500) -> dict[str, int]:
-        """Send what is pending and due; returns counts (acked, refused, failed attempts)."""
+    def send(self, now: float, post: Post | None = None, limit: int = 500) -> dict[str, int]:
+        """Send what is pending and due; returns counts (acked, refused, failed attempts). ``post`` defaults to an
+        :class:`HttpsPoster` for this round."""
+        if post is None:
+            poster = HttpsPoster()
+            try:
+                return self.send(now, poster, limit)
+            finally:
+                poster.close()
         counts = {"acked": 0, "refused": 0, "failed": 0}
         for r in self.unit.receivers:
             state = self.store.db.execute(

@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 from agent.center.accounts.config import AccountsConfig
 from agent.center.accounts.metered import InfluxReader, SeriesReader
-from agent.center.accounts.outbox import Outbox, Post, https_post
+from agent.center.accounts.outbox import Outbox, Post
 from agent.center.accounts.periods import QUARTER_S
 from agent.center.accounts.store import Store, open_store
 from agent.center.config import InfluxConfig
@@ -36,7 +36,7 @@ class AccountsService:
         reader: SeriesReader,
         *,
         store: Store | None = None,
-        post: Post = https_post,
+        post: Post | None = None,  # None: an HttpsPoster per sending round
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.config = config
@@ -56,7 +56,12 @@ class AccountsService:
         return AccountsService(config, InfluxReader(influx))
 
     def tick(self, now: float | None = None) -> dict[str, int]:
-        now = self.clock() if now is None else now
+        try:
+            return self._round(self.clock() if now is None else now)
+        finally:
+            self.reader.close()  # a connection is kept within a round, not for the idle time between rounds
+
+    def _round(self, now: float) -> dict[str, int]:
         totals = {"records": 0, "acked": 0, "refused": 0, "failed": 0}
         for box in self.outboxes:
             due = box.due_until(now)
