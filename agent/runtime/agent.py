@@ -205,7 +205,8 @@ class Agent:
         self._source_tasks[source.name] = (source, task)
 
     async def _emit(self, result: PollResult) -> None:
-        """Durable first: the poll is in the spool before anything else sees it."""
+        """Durable first: the poll reaches the sink only once the spool committed it (the commit task, within
+        ``spool.group_commit_ms``); the KPI engine takes its samples at once (in memory only)."""
         parts = self.parts
         assert parts is not None
         site = self.loaded.site
