@@ -54,7 +54,7 @@ top="$work/energy-agent-bundle"
 mkdir -p "$top/wheels" "$top/deploy"
 tools="$work/tools"
 "$python" -m venv "$tools"
-"$tools/bin/python" -m pip install -q --upgrade pip wheel setuptools >/dev/null
+"$tools/bin/python" -m pip install -q --no-compile --upgrade pip wheel setuptools >/dev/null  # a throw-away venv: no bytecode
 
 echo "building the agent's wheel and collecting its dependencies for Python $target_py ($arch)"
 "$tools/bin/python" -m pip wheel -q --no-deps -w "$top/wheels" "$here"

@@ -21,11 +21,15 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 # pip only when .venv does not already hold this checkout with every dependency (offline, pip would retry for a
 # minute before the demo shows anything).
+# the embedded broker (amqtt, the demo extra): only where there is no mosquitto, or when asked for
+embedded=0
+{ command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ]; } || embedded=1
+case " $* " in *" --broker embedded "*|*" --broker=embedded "*) embedded=1 ;; esac
 satisfied() {
-  [ -x .venv/bin/python ] && .venv/bin/python - <<'PY' 2>/dev/null
+  [ -x .venv/bin/python ] && DEMO_EMBEDDED="$embedded" .venv/bin/python - <<'PY' 2>/dev/null
 import importlib.metadata as md
+import os
 import pathlib
-import shutil
 import sys
 import tomllib
 
@@ -41,8 +45,7 @@ import agent  # noqa: E402  # the installed agent must be this checkout's (an ed
 
 if pathlib.Path(agent.__file__).resolve().parent.parent != pathlib.Path.cwd().resolve():
     sys.exit(1)
-broker = shutil.which("mosquitto") or pathlib.Path("/usr/sbin/mosquitto").exists()
-embedded = [] if broker else project["optional-dependencies"]["demo"]
+embedded = project["optional-dependencies"]["demo"] if os.environ.get("DEMO_EMBEDDED") == "1" else []
 for text in project["dependencies"] + embedded:  # amqtt (the demo extra) only where mosquitto is missing
     req = Requirement(text)
     if req.marker is None or req.marker.evaluate():
@@ -61,7 +64,8 @@ if ! satisfied; then
     # pip 21.3 or later installs a pyproject project editable (PEP 660); an older one is upgraded first
     .venv/bin/python -c 'import pip, sys; sys.exit(tuple(map(int, pip.__version__.split(".")[:2])) < (21, 3))' \
       || .venv/bin/python -m pip install -q --upgrade pip >/dev/null
-    .venv/bin/python -m pip install -q -e '.[demo]'
+    extra=""; [ "$embedded" = 1 ] && extra="[demo]"
+    .venv/bin/python -m pip install -q -e ".$extra"
   fi
 fi
 exec .venv/bin/energy-agent demo "$@"

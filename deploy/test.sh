@@ -39,8 +39,4 @@ fi
 # third of a fresh install's CPU)
 .venv/bin/python -m pip install -q --no-compile -e '.[dev]'
 workers="${TEST_WORKERS:-$(( $(nproc) * 2 ))}"
-# The suite starts hundreds of Python processes (workers, agents, simulators, centres): each should load the
-# bytecode the first one compiled (__pycache__, git-ignored), not compile every module again, so bytecode is
-# written even where the environment says not to (PYTHONDONTWRITEBYTECODE: it doubled each worker's collection).
-unset PYTHONDONTWRITEBYTECODE
 exec .venv/bin/python -m pytest -n "$workers" "$@"

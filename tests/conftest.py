@@ -23,6 +23,7 @@ import functools
 import json
 import os
 import re
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,12 @@ import pytest
 from hypothesis import settings
 
 from simulators.registry import SERVED_FILE_ENV
+
+# The suite starts hundreds of Python processes (workers, agents, simulators, centres): each loads the bytecode the
+# first one compiled (__pycache__, git-ignored) instead of compiling every module again, even where the environment
+# says not to write it (PYTHONDONTWRITEBYTECODE is set on these machines: it doubled each worker's collection).
+sys.dont_write_bytecode = False
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 
 # Property tests assert behaviour, not speed: a busy 2-core CI machine must not turn a slow example into a failure.
 settings.register_profile("project", deadline=None)

@@ -8,47 +8,25 @@ import json
 import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from http.server import ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
 from agent.center.accounts.metered import InfluxReader
 from agent.center.config import InfluxConfig
-
-
-class Counts:
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.connections = 0
-        self.closed = 0
-        self.queries: list[str] = []
+from tests.servers.http_connections import ConnectionCounts, counting_handler
 
 
 @pytest.fixture
-def server() -> Iterator[tuple[str, Counts]]:
-    counts = Counts()
+def server() -> Iterator[tuple[str, ConnectionCounts, list[str]]]:
+    counts, queries = ConnectionCounts(), []
 
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        timeout = 0.2  # idle this long, the connection is closed
-        disable_nagle_algorithm = True
-
-        def setup(self) -> None:
-            super().setup()
-            with counts.lock:
-                counts.connections += 1
-
-        def finish(self) -> None:
-            super().finish()
-            with counts.lock:
-                counts.closed += 1
-
+    class Handler(counting_handler(counts, idle_timeout_s=0.2)):  # type: ignore[misc]  # a class made at run time
         def do_GET(self) -> None:
             q = parse_qs(urlsplit(self.path).query)["q"][0]
             with counts.lock:
-                counts.queries.append(q)
+                queries.append(q)
             body = json.dumps(
                 {"results": [{"statement_id": 0, "series": [{"name": "sample", "values": [[1000, 1.5]]}]}]}
             ).encode()
@@ -58,15 +36,12 @@ def server() -> Iterator[tuple[str, Counts]]:
             self.end_headers()
             self.wfile.write(body)
 
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     httpd.daemon_threads = True
     thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}", counts
+        yield f"http://127.0.0.1:{httpd.server_address[1]}", counts, queries
     finally:
         httpd.shutdown()
         httpd.server_close()
@@ -74,14 +49,14 @@ def server() -> Iterator[tuple[str, Counts]]:
 
 
 def test_a_round_of_queries_shares_one_connection_and_a_closed_idle_one_is_replaced(
-    server: tuple[str, Counts],
+    server: tuple[str, ConnectionCounts, list[str]],
 ) -> None:
-    url, counts = server
+    url, counts, queries = server
     reader = InfluxReader(InfluxConfig(url=url, database="plant"))
     try:
         for i in range(20):
             assert reader.query(f"SELECT value FROM sample WHERE n={i}")[0]["values"] == [[1000, 1.5]]
-        assert counts.connections == 1
+        assert counts.opened == 1
         deadline = time.monotonic() + 10
         while counts.closed < 1:  # the server ends the idle connection
             assert time.monotonic() < deadline, "the server never closed the idle connection"
@@ -89,5 +64,5 @@ def test_a_round_of_queries_shares_one_connection_and_a_closed_idle_one_is_repla
         assert reader.query("SELECT value FROM sample WHERE n=20")[0]["values"] == [[1000, 1.5]]
     finally:
         reader.close()
-    assert counts.connections == 2
-    assert counts.queries == [f"SELECT value FROM sample WHERE n={i}" for i in range(21)]  # each asked once
+    assert counts.opened == 2
+    assert queries == [f"SELECT value FROM sample WHERE n={i}" for i in range(21)]  # each asked once

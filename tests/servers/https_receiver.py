@@ -12,10 +12,11 @@ import ssl
 import threading
 import time
 from collections import Counter
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from tests.servers.http_connections import ConnectionCounts, counting_handler
 from tests.servers.mqtt_tls import Pki
 from tests.servers.process import free_port
 
@@ -43,11 +44,18 @@ class HttpsReceiver:
         self.unauthorised = 0
         self.keep_alive = keep_alive  # HTTP/1.1 keeps the connection for the next POST; HTTP/1.0 closes it
         self.idle_timeout_s = idle_timeout_s  # a kept connection idle this long is closed by the platform
-        self.connections = 0  # TLS connections accepted
-        self.closed = 0  # connections ended (by either side)
+        self.counts = ConnectionCounts()
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+
+    @property
+    def connections(self) -> int:
+        return self.counts.opened
+
+    @property
+    def closed(self) -> int:
+        return self.counts.closed
 
     @property
     def url(self) -> str:
@@ -56,23 +64,7 @@ class HttpsReceiver:
     def start(self) -> HttpsReceiver:
         receiver = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1" if self.keep_alive else "HTTP/1.0"
-            timeout = self.idle_timeout_s
-            # headers and body are two writes: on a kept connection Nagle would hold the body for the client's
-            # delayed ACK (40 ms an answer); servers made for keep-alive (nginx's tcp_nodelay) send at once
-            disable_nagle_algorithm = True
-
-            def setup(self) -> None:
-                super().setup()
-                with receiver._lock:
-                    receiver.connections += 1
-
-            def finish(self) -> None:
-                super().finish()
-                with receiver._lock:
-                    receiver.closed += 1
-
+        class Handler(counting_handler(self.counts, keep_alive=self.keep_alive, idle_timeout_s=self.idle_timeout_s)):  # type: ignore[misc]  # a class made at run time
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 if receiver.token is not None and self.headers.get("Authorization") != f"Bearer {receiver.token}":
@@ -94,9 +86,6 @@ class HttpsReceiver:
                 self.send_header("Content-Length", str(len(answer)))
                 self.end_headers()
                 self.wfile.write(answer)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
 
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(self.pki.server_cert, self.pki.server_key)
