@@ -117,7 +117,6 @@ def test_entries_make_purchases_and_stock_change_of_an_unmetered_carrier(tmp_pat
     assert diesel["co2_t"] == pytest.approx(35.0 * 1.4571 * 29.3076 * 0.0202 * 0.98 * 44 / 12, rel=1e-3)
 
 
-@pytest.mark.long(seconds=11)  # months of 15-minute accounts computed twice
 def test_a_closed_month_keeps_its_coefficients_and_a_restatement_changes_that_month_and_ytd_only(
     tmp_path: Path,
 ) -> None:
@@ -229,3 +228,21 @@ def test_a_laboratory_heating_value_restates_the_coefficient_not_the_quantity(tm
     have = led.latest("month", "2026-11")
     assert have is not None  # the restated month keeps its restated coefficient with it
     assert have[2].carriers["raw_coal"].kgce_per_unit == pytest.approx(after["kgce_per_unit"])
+
+
+def test_a_periods_figures_read_only_its_own_quarters_not_the_units_history(tmp_path: Path) -> None:
+    """Every 15-minute record reads its period's quarters: a read that scanned the unit's whole history (the
+    primary key starts with the series) made each record cost more as the months piled up (a month's test took
+    15 s, now 3 s). Each query on the quarter table must search by the period's time range."""
+    led = ledger_for(tmp_path, CounterSource(), NOV1 + 2 * DAY)
+    statements: list[str] = []
+    led.store.db.set_trace_callback(statements.append)
+    try:
+        led.figures(day("2026-11-02", led.unit.zone()))
+    finally:
+        led.store.db.set_trace_callback(None)
+    reads = [s for s in statements if " FROM quarter " in s]
+    assert reads
+    for sql in reads:
+        plan = " | ".join(row[3] for row in led.store.db.execute("EXPLAIN QUERY PLAN " + sql))
+        assert "start_ts>" in plan, (sql, plan)  # a range search on the period's start times

@@ -26,7 +26,7 @@ def pdf_text(path: Path) -> str:
     return subprocess.run(["pdftotext", "-layout", str(path), "-"], capture_output=True, text=True, check=True).stdout
 
 
-@pytest.mark.long(seconds=12)  # a month of accounts rendered as PDF, CSV and XLSX
+@pytest.mark.long(seconds=6)  # a month of accounts rendered as PDF, CSV and XLSX
 def test_restated_and_flagged_month_in_every_output(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     state = tmp_path / "state"
     # the grid meter is silent for eight days: electricity is below 90 % complete for the month

@@ -87,7 +87,7 @@ class Ledger:
         stored = {
             r[0]
             for r in self.store.db.execute(
-                "SELECT DISTINCT series FROM quarter WHERE unit=? AND start_ts >= ? AND start_ts < ?",
+                "SELECT DISTINCT series FROM quarter INDEXED BY quarter_time WHERE unit=? AND start_ts >= ? AND start_ts < ?",
                 (self.unit.name, p.start, p.end),
             )
         }

@@ -35,6 +35,8 @@ CREATE TABLE IF NOT EXISTS quarter (
     unit TEXT NOT NULL, series TEXT NOT NULL, start_ts REAL NOT NULL,
     quantity REAL NOT NULL, coverage REAL NOT NULL, cause TEXT NOT NULL DEFAULT '',
     PRIMARY KEY (unit, series, start_ts));
+-- a period's quarters of every series (figures, gaps): without it each period read scans the unit's whole history
+CREATE INDEX IF NOT EXISTS quarter_time ON quarter (unit, start_ts);
 CREATE TABLE IF NOT EXISTS entries (
     id INTEGER PRIMARY KEY, unit TEXT NOT NULL, kind TEXT NOT NULL, day TEXT NOT NULL,
     carrier TEXT NOT NULL DEFAULT '', product TEXT NOT NULL DEFAULT '', quantity REAL NOT NULL,
