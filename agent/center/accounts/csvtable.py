@@ -8,8 +8,17 @@ import difflib
 import io
 from _csv import Reader
 from collections.abc import Sequence
+from pathlib import Path
 
 from agent.errors import ConfigError, ConfigIssue
+
+
+def read_csv_file(path: str | Path) -> str:
+    """The text of an import file (UTF-8, with or without a BOM); a file that cannot be read is a ConfigError."""
+    try:
+        return Path(path).read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError([ConfigIssue(str(path), 1, 1, "", f"cannot read it: {exc}")]) from None
 
 
 def near(value: str, known: list[str]) -> str:

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from agent.center.accounts.coefficients import carrier_coefficient
 from agent.center.accounts.config import UnitConfig
-from agent.center.accounts.csvtable import column_of, near, open_table
+from agent.center.accounts.csvtable import column_of, near, open_table, read_csv_file
 from agent.center.accounts.store import Store
 from agent.errors import ConfigError, ConfigIssue
 
@@ -191,11 +191,7 @@ def store_entries(store: Store, unit: UnitConfig, entries: list[Entry], now: flo
 
 def import_csv(path: str | Path, unit: UnitConfig, store: Store, now: float) -> int:
     """Check every row, then store all of them in one transaction (or none, raising ConfigError)."""
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError([ConfigIssue(str(path), 1, 1, "", f"cannot read it: {exc}")]) from None
+    text = read_csv_file(path)
     today = dt.datetime.fromtimestamp(now, unit.zone()).date()
     entries = parse(text, str(path), unit, store, today)
     return store_entries(store, unit, entries, now)

@@ -101,30 +101,28 @@ class InfluxReader:
         return series
 
     def _get(self, path: str) -> tuple[int, bytes]:
-        for kept in (self._conn is not None, False):
-            if self._conn is None:
-                self._conn = (
-                    http.client.HTTPSConnection(self._host, self._port, timeout=self._timeout)
-                    if self._https
-                    else http.client.HTTPConnection(self._host, self._port, timeout=self._timeout)
-                )
-            conn = self._conn
-            try:
-                conn.request("GET", path, headers=self._headers)
-                resp = conn.getresponse()
-                raw = resp.read()
-            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
-                self.close()
-                if kept:
-                    continue  # InfluxDB closed the idle connection: ask again on a new one
+        kept = self._conn is not None
+        try:
+            return self._send(path)
+        except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+            if not kept:
                 raise
-            except BaseException:
-                self.close()
-                raise
-            if resp.will_close:
-                self.close()
-            return resp.status, raw
-        raise AssertionError("unreachable")  # the second pass returns or raises
+        return self._send(path)  # InfluxDB closed the idle kept connection: ask again on a new one
+
+    def _send(self, path: str) -> tuple[int, bytes]:
+        if self._conn is None:
+            cls = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
+            self._conn = cls(self._host, self._port, timeout=self._timeout)
+        try:
+            self._conn.request("GET", path, headers=self._headers)
+            resp = self._conn.getresponse()
+            raw = resp.read()
+        except BaseException:
+            self.close()
+            raise
+        if resp.will_close:
+            self.close()
+        return resp.status, raw
 
     def close(self) -> None:
         if self._conn is not None:

@@ -173,15 +173,6 @@ def _idle_closed(sock: socket.socket) -> bool:
     return bool(readable)
 
 
-def https_post(receiver: ReceiverConfig, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
-    """One POST on a connection of its own (for a single record; a round uses :class:`HttpsPoster`)."""
-    poster = HttpsPoster()
-    try:
-        return poster(receiver, body, headers)
-    finally:
-        poster.close()
-
-
 class Outbox:
     def __init__(self, unit: UnitConfig, store: Store, settle_s: float = 30.0, keep_days: float = 400.0) -> None:
         self.unit = unit

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.center.accounts.config import MeterConfig, UnitConfig
-from agent.center.accounts.csvtable import column_of, near, open_table
+from agent.center.accounts.csvtable import column_of, near, open_table, read_csv_file
 from agent.center.accounts.store import Store
 from agent.errors import ConfigError, ConfigIssue
 
@@ -199,11 +199,7 @@ def store_rows(store: Store, unit: UnitConfig, rows: list[MeterRow], now: float)
 
 
 def import_csv(path: str | Path, unit: UnitConfig, store: Store, now: float) -> int:
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError([ConfigIssue(str(path), 1, 1, "", f"cannot read it: {exc}")]) from None
+    text = read_csv_file(path)
     return store_rows(store, unit, parse(text, str(path), unit, store), now)
 
 
