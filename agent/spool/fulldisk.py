@@ -32,6 +32,7 @@ class FullDiskStore(RecordStore):
         self._disk: DiskEpisode | None = None
         self._reserve_released = False  # in the current disk episode
         self._unacked: set[int] = set()  # acked ids not deleted yet: written with the next transaction
+        self._closed = False  # close() ran: nothing is written any more
 
     def _housekeeping(self) -> None:
         raise NotImplementedError  # SqliteSpool's

@@ -230,8 +230,8 @@ class SqliteSpool(FullDiskStore):
         self._forget(gone)
 
     def _commit_acks(self) -> None:
-        if not self._unacked and not self._unsaved:
-            return
+        if self._closed or (not self._unacked and not self._unsaved):
+            return  # closed: a late ack stays unwritten (the record is sent again after the restart, same seq)
         try:
             with self._transaction("ack") as txn:
                 gone = self._save_pending(txn)
@@ -298,9 +298,10 @@ class SqliteSpool(FullDiskStore):
         try:
             if self._unsaved or self._unacked:
                 with contextlib.suppress(StorageFault), self._transaction("close") as txn:
-                    self._save_pending(txn)
+                    self._pending_saved(self._save_pending(txn))
             self._sync.close()
         finally:
+            self._closed = True
             self._db.close()
             if self._lock is not None:
                 self._lock.release()

@@ -200,3 +200,20 @@ def test_group_commit_stores_a_turn_in_one_transaction_and_acks_ride_on_the_next
     reopened = SqliteSpool.open(path, SpoolConfig(), Clock())
     assert reopened.stats().depth == 21 and reopened.stats().dropped_total == 0, "close writes the queued acks"
     reopened.close()
+
+
+def test_acks_queued_at_close_are_written_by_it_and_the_closed_spool_still_answers_stats(tmp_path: Path) -> None:
+    """A stopped agent's health (a status after stop, a test reading the final figures) asks the closed spool
+    for its stats: the acks close() wrote must not be written again into the closed file, and a PUBACK that
+    arrives after close stays unwritten (that record is sent again after the restart, as after kill -9)."""
+    spool = SqliteSpool.open(tmp_path / "s.sqlite", SpoolConfig(), Clock())
+    ids = [i for i in (spool.append(TOPIC, b"x", "samples", seq=n) for n in range(3)) if i is not None]
+    assert len(ids) == 3
+    spool.ack(ids[:2])  # queued, not yet written
+    spool.close()
+    spool.stats()
+    spool.ack(ids[2:])  # after close
+    spool.stats()
+    reopened = SqliteSpool.open(tmp_path / "s.sqlite", SpoolConfig(), Clock())
+    assert [r.id for r in reopened.read(0, 10)] == ids[2:]
+    reopened.close()
