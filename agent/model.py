@@ -5,6 +5,7 @@ Frozen, slotted dataclasses; standard library only. Timestamps are UNIX seconds 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -112,6 +113,37 @@ class Sample:
     reason: str = ""
     role: Role | None = None
     source_ts: float | None = None
+
+
+def _sample_factory() -> Callable[[str, str, Value, str, Quality, float, str, Role | None], Sample]:
+    """``new_sample``: a Sample as ``Sample(...)`` builds it (no source_ts), in about half the time: the slots are
+    set through their descriptors, not through the frozen class's ``object.__setattr__`` by name. For the hot
+    path of the sources (20 points a poll, 100 polls a second)."""
+    new = object.__new__
+    slots = Sample.__dict__
+    set_device, set_point, set_value, set_unit = (slots[n].__set__ for n in ("device", "point", "value", "unit"))
+    set_quality, set_ts, set_reason, set_role = (slots[n].__set__ for n in ("quality", "ts", "reason", "role"))
+    set_source_ts = slots["source_ts"].__set__
+
+    def new_sample(
+        device: str, point: str, value: Value, unit: str, quality: Quality, ts: float, reason: str, role: Role | None
+    ) -> Sample:
+        s: Sample = new(Sample)
+        set_device(s, device)
+        set_point(s, point)
+        set_value(s, value)
+        set_unit(s, unit)
+        set_quality(s, quality)
+        set_ts(s, ts)
+        set_reason(s, reason)
+        set_role(s, role)
+        set_source_ts(s, None)
+        return s
+
+    return new_sample
+
+
+new_sample = _sample_factory()
 
 
 @dataclass(frozen=True, slots=True)

@@ -139,6 +139,25 @@ class PointCodec:
             return self._ranged(round(raw * self.scale + self.offset, self.ndigits))
         return self._checked(raw * self.scale + self.offset)
 
+    @property
+    def plain_float(self) -> bool:
+        """A float read as it is: no scale, offset or range (``finish`` is then ``raw + 0.0`` and a finite check)."""
+        return (
+            self.mode == _M_SCALED
+            and self.ndigits is None
+            and self.scale == 1.0
+            and self.offset == 0.0
+            and (self.low is None and self.high is None and self.data_type in (DataType.FLOAT32, DataType.FLOAT64))
+        )
+
+    def finish(self, raw: int | float) -> Decoded:
+        """``decode`` after the unpack, for a number read by ``bulk_struct`` (mode int or scaled)."""
+        if self.mode == _M_INT:
+            return self._ranged(raw)
+        if self.ndigits is not None:
+            return self._ranged(round(raw * self.scale + self.offset, self.ndigits))
+        return self._checked(raw * self.scale + self.offset)
+
     def decode_registers(self, registers: Sequence[int]) -> Decoded:
         """Decode from the point's own registers (or bits, 0/1 each, for bool)."""
         if self.is_bool:
@@ -162,6 +181,28 @@ class PointCodec:
         """Registers (or one bit 0/1, for bool) holding ``value``: the inverse of ``decode``. For 8-bit and bit
         types only that byte or bit is set; callers sharing a register OR the results."""
         return encode(self, value)
+
+
+def bulk_struct(points: Sequence[tuple[PointCodec, int]]) -> struct.Struct | None:
+    """One Struct that unpacks the raw numbers of every ``(codec, register offset)`` of a read in one call (each
+    codec's own format, pad bytes between), when each is an int or scaled number read from the unswapped payload,
+    all of one byte order, in increasing non-overlapping register order; None otherwise (each point then decodes on
+    its own). The values are those ``decode`` unpacks; ``PointCodec.finish`` does the rest."""
+    parts: list[str] = []
+    endian = ""
+    at = 0
+    for codec, offset in points:
+        if codec.mode not in (_M_INT, _M_SCALED) or codec.swapped or codec.unpack is None or offset < at:
+            return None
+        fmt = codec.unpack.format
+        if endian and fmt[0] != endian:
+            return None
+        endian = fmt[0]
+        if offset > at:
+            parts.append(f"{(offset - at) * 2}x")
+        parts.append(fmt[1:])
+        at = offset + codec.width
+    return struct.Struct(endian + "".join(parts)) if parts else None
 
 
 def _byte_of(dt: DataType, reg: int) -> int:

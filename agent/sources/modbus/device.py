@@ -18,14 +18,15 @@ A poll *fails* when no request got any reply. State changes are logged once: "<d
 from __future__ import annotations
 
 import logging
+import struct
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from agent.config.site import ModbusDeviceConfig
 from agent.errors import ConnectionLost, DeviceException, DeviceTimeout, FrameError, SourceError
-from agent.model import DeviceHealth, PollResult, Quality, Role, Sample
-from agent.sources.modbus.codec import Decoded, swap_bytes
+from agent.model import DeviceHealth, PollResult, Quality, Role, Sample, new_sample
+from agent.sources.modbus.codec import NOT_A_NUMBER, Decoded, bulk_struct, swap_bytes
 from agent.sources.modbus.link import ModbusLink
 from agent.sources.modbus.plan import ReadPlan, ReadRequest, split_request
 
@@ -35,6 +36,21 @@ RETRY_ILLEGAL_EVERY = 10
 ILLEGAL_DATA_ADDRESS = 2
 # a point as _decode needs it: name, its codec's decode, its offset in the reply, unit, role
 _Row = tuple[str, Callable[[bytes, bytes | None, int], Decoded], int, str, Role | None]
+# the same for a read unpacked at once (codec.bulk_struct): name, plain float (no scale/range), finish, unit, role
+_BulkRow = tuple[str, bool, Callable[[int | float], Decoded], str, Role | None]
+
+
+@dataclass(frozen=True, slots=True)
+class _Decoding:
+    """How to decode one request's reply, built on its first reply: one unpack for the whole read where the codec
+    allows (``bulk``), else each point on its own (``rows``)."""
+
+    request: ReadRequest
+    rows: tuple[_Row, ...]
+    bulk: struct.Struct | None
+    bulk_rows: tuple[_BulkRow, ...]
+
+
 _UNREACHABLE_CODES = frozenset({0x0A, 0x0B})  # the gateway says the device behind it did not answer
 
 
@@ -101,7 +117,7 @@ class DevicePoller:
             for p in request.points:
                 self._meta[p.name] = (p.config.unit, p.config.role)
         # per request (by identity; split requests get theirs on first use): what decoding each point needs
-        self._rows: dict[int, tuple[ReadRequest, tuple[_Row, ...]]] = {}
+        self._rows: dict[int, _Decoding] = {}
         self.consecutive_failures = 0
         self.last_success_ts: float | None = None
         self.last_duration_s: float | None = None
@@ -274,28 +290,49 @@ class DevicePoller:
         samples = []
         for name in self.plan.point_names:
             unit, role = self._meta[name]
-            samples.append(Sample(self.name, name, None, unit, Quality.BAD, ts, reason, role))
+            samples.append(new_sample(self.name, name, None, unit, Quality.BAD, ts, reason, role))
         return PollResult(self.name, ts, 0.0, tuple(samples), 0, (reason,))
+
+    def _decoding(self, request: ReadRequest) -> _Decoding:
+        if len(self._rows) > 4 * len(self.plan.requests) + 64:  # split requests come and go: keep it small
+            self._rows.clear()
+        meta = self._meta
+        rows = tuple((p.name, p.codec.decode, p.offset, *meta[p.name]) for p in request.points)
+        bulk = None if request.is_bits else bulk_struct([(p.codec, p.offset) for p in request.points])
+        bulk_rows = tuple((p.name, p.codec.plain_float, p.codec.finish, *meta[p.name]) for p in request.points)
+        entry = _Decoding(request, rows, bulk, bulk_rows if bulk is not None else ())
+        self._rows[id(request)] = entry
+        return entry
 
     def _bad(self, samples: dict[str, Sample], request: ReadRequest, reason: str, ts: float) -> None:
         name = self.name
         for p in request.points:
             unit, role = self._meta[p.name]
-            samples[p.name] = Sample(name, p.name, None, unit, Quality.BAD, ts, reason, role)
+            samples[p.name] = new_sample(name, p.name, None, unit, Quality.BAD, ts, reason, role)
 
     def _decode(self, samples: dict[str, Sample], request: ReadRequest, data: bytes, ts: float) -> None:
-        swapped = swap_bytes(data) if request.needs_swapped else None
         name = self.name
         entry = self._rows.get(id(request))
-        if entry is None or entry[0] is not request:
-            if len(self._rows) > 4 * len(self.plan.requests) + 64:  # split requests come and go: keep it small
-                self._rows.clear()
-            meta = self._meta
-            entry = (request, tuple((p.name, p.codec.decode, p.offset, *meta[p.name]) for p in request.points))
-            self._rows[id(request)] = entry
-        for point, decode, offset, unit, role in entry[1]:
-            quality, value, reason = decode(data, swapped, offset)
-            samples[point] = Sample(name, point, value, unit, quality, ts, reason, role)
+        if entry is None or entry.request is not request:
+            entry = self._decoding(request)
+        bulk = entry.bulk
+        if bulk is not None and len(data) >= bulk.size:
+            good = Quality.GOOD
+            for (point, plain, finish, unit, role), raw in zip(entry.bulk_rows, bulk.unpack_from(data), strict=True):
+                if plain:  # what finish does for a float without scale or range
+                    value = raw + 0.0
+                    if value - value == 0.0:  # finite
+                        samples[point] = new_sample(name, point, value, unit, good, ts, "", role)
+                        continue
+                    quality, value, reason = Quality.BAD, None, NOT_A_NUMBER
+                else:
+                    quality, value, reason = finish(raw)
+                samples[point] = new_sample(name, point, value, unit, quality, ts, reason, role)
+        else:
+            swapped = swap_bytes(data) if request.needs_swapped else None
+            for point, decode, offset, unit, role in entry.rows:
+                quality, value, reason = decode(data, swapped, offset)
+                samples[point] = new_sample(name, point, value, unit, quality, ts, reason, role)
         if self.capture_raw:
             for p in request.points:
                 if request.is_bits:
