@@ -350,6 +350,7 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--warmup", type=float, default=8.0)
     ap.add_argument("--no-kpi", action="store_true", help="no kpi section (the agent without its KPI line)")
     ap.add_argument("--poll-phase", choices=["spread", "aligned"], default="spread", help="the site's poll_phase")
+    ap.add_argument("--poll-phase-step-ms", type=float, help="the site's poll_phase_step_ms (default: the agent's)")
     ap.add_argument("--group-commit-ms", type=float, help="the site's spool.group_commit_ms (default: the agent's)")
     ap.add_argument("--sim", choices=["python", "c"], default="python", help="the Modbus simulator (c: mb_sim)")
     ap.add_argument("--timeout-ms", type=float, help="the devices' timeout_ms (default: the agent's)")
@@ -375,6 +376,7 @@ def main(argv: list[str]) -> int:
         mqtt={"max_inflight": args.max_inflight} if args.max_inflight is not None else None,
         extra_site={
             "poll_phase": args.poll_phase,
+            **({"poll_phase_step_ms": args.poll_phase_step_ms} if args.poll_phase_step_ms is not None else {}),
             **({"spool": {"group_commit_ms": args.group_commit_ms}} if args.group_commit_ms is not None else {}),
         },
     )
