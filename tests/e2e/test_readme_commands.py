@@ -82,7 +82,7 @@ def test_readme_gives_exactly_the_two_commands() -> None:
     assert "bash deploy/test.sh" in (REPO / ".ci" / "run").read_text()
 
 
-@pytest.mark.long(seconds=60)  # a fresh virtualenv with the dev tools
+@pytest.mark.long(seconds=20)  # a fresh virtualenv with the dev tools
 @pytest.mark.timeout(900)  # its own step is bounded (900 s); on a loaded machine installing takes minutes
 def test_the_test_command_works_in_a_fresh_virtualenv(tmp_path: Path) -> None:
     repo = copy_of_repo(tmp_path / "repo")
@@ -97,7 +97,7 @@ def test_the_test_command_works_in_a_fresh_virtualenv(tmp_path: Path) -> None:
     assert re.search(r"\b\d+ passed\b", tests.stdout) and " failed" not in tests.stdout, tests.stdout[-2000:]
 
 
-@pytest.mark.long(seconds=200)  # a fresh virtualenv with the demo's packages, then a 150 s demo
+@pytest.mark.long(seconds=175)  # a fresh virtualenv with the demo's packages, then a 150 s demo
 @pytest.mark.timeout(900)  # its own step is bounded (900 s); on a loaded machine installing takes minutes
 def test_the_demo_command_works_in_a_fresh_virtualenv(tmp_path: Path) -> None:
     """A user's first command on a fresh clone: the demo makes its own virtualenv (the project and the demo
