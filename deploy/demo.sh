@@ -59,13 +59,11 @@ if ! satisfied; then
     wheels="$(mktemp -d)"
     trap 'rm -rf "$wheels"' EXIT
     tar -C "$wheels" -xzf "$ENERGY_AGENT_BUNDLE" energy-agent-bundle/wheels
-    PIP_NO_INDEX=1 .venv/bin/python -m pip install -q --no-index --find-links "$wheels/energy-agent-bundle/wheels" -e .
+    PIP_NO_INDEX=1 .venv/bin/python -m pip install -q --no-compile --no-index --find-links "$wheels/energy-agent-bundle/wheels" -e .
   else
-    # pip 21.3 or later installs a pyproject project editable (PEP 660); an older one is upgraded first
-    .venv/bin/python -c 'import pip, sys; sys.exit(tuple(map(int, pip.__version__.split(".")[:2])) < (21, 3))' \
-      || .venv/bin/python -m pip install -q --upgrade pip >/dev/null
     extra=""; [ "$embedded" = 1 ] && extra="[demo]"
-    .venv/bin/python -m pip install -q -e ".$extra"
+    source deploy/venv-install.sh
+    venv_install -e ".$extra"
   fi
 fi
 exec .venv/bin/energy-agent demo "$@"

@@ -32,11 +32,7 @@ fi
 if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
-# pip 21.3 or later installs a pyproject project editable (PEP 660); an older one is upgraded first
-.venv/bin/python -c 'import pip, sys; sys.exit(tuple(map(int, pip.__version__.split(".")[:2])) < (21, 3))' \
-  || .venv/bin/python -m pip install -q --upgrade pip >/dev/null
-# --no-compile: Python compiles what the tests import, on first import, not every file of every package (about a
-# third of a fresh install's CPU)
-.venv/bin/python -m pip install -q --no-compile -e '.[dev]'
+source deploy/venv-install.sh
+venv_install -e '.[dev]'
 workers="${TEST_WORKERS:-$(( $(nproc) * 2 ))}"
 exec .venv/bin/python -m pytest -n "$workers" "$@"

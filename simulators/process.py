@@ -36,8 +36,6 @@ from __future__ import annotations
 import math
 import random
 
-from iapws import IAPWS97
-
 LOCAL_OFFSET_S = 8 * 3600.0  # Asia/Shanghai: UTC+8, no daylight saving since 1991
 GAS_LHV_GJ_M3 = 0.035588  # 1.2143 kgce/m3 x 29.3076 MJ/kgce
 SUB_METERS = ("kiln1-meter", "raw-mill-vfd", "transformer1", "compressor1", "pump1")
@@ -95,8 +93,20 @@ def window(hour: float, start_h: float, end_h: float, ramp_h: float) -> float:
     return smoothstep((hour - start_h + ramp_h) / ramp_h) * smoothstep((end_h + ramp_h - hour) / ramp_h)
 
 
-def _enthalpy(p_mpa: float, t_c: float) -> tuple[float, float, float]:
+# IAPWS-IF97 enthalpies (kJ/kg) of the boiler's nominal steam (1.25 MPa, 220 °C) and feedwater (1.35 MPa, 104 °C),
+# with their partial derivatives by pressure (per MPa) and temperature (per K): what ``iapws_enthalpy`` gives at
+# those points (tests/unit/test_plant.py holds them to it). Kept as figures because importing iapws pulls in scipy,
+# a third of a simulator process's start-up CPU, and the suite starts dozens of simulators.
+STEAM_NOMINAL = (1.25, 220.0)
+FEEDWATER_NOMINAL = (1.35, 104.0)
+H_STEAM = (2863.2084839519466, -50.72916085309771, 2.428648220778541)
+H_FEEDWATER = (436.9025373209146, 0.7421973525651993, 4.219661694800379)
+
+
+def iapws_enthalpy(p_mpa: float, t_c: float) -> tuple[float, float, float]:
     """h (kJ/kg) and its partial derivatives by pressure (per MPa) and temperature (per K), IAPWS-97."""
+    from iapws import IAPWS97
+
     h0 = float(IAPWS97(P=p_mpa, T=t_c + 273.15).h)
     dp = float(IAPWS97(P=p_mpa + 0.01, T=t_c + 273.15).h) - h0
     dt = float(IAPWS97(P=p_mpa, T=t_c + 274.15).h) - h0
@@ -140,8 +150,8 @@ class PlantProcess:
             stops.append((t, t + length))
             t += length + rng.uniform(50.0, 90.0) * 3600.0
         self.kiln_stops: tuple[tuple[float, float], ...] = tuple(stops)
-        self._h_steam = _enthalpy(1.25, 220.0)
-        self._h_fw = _enthalpy(1.35, 104.0)
+        self._h_steam = H_STEAM
+        self._h_fw = H_FEEDWATER
 
     def _w(self, name: str, tau: float, periods_s: tuple[float, ...] = (420.0, 1900.0, 7300.0)) -> float:
         wave = self._waves.get(name)
@@ -271,12 +281,13 @@ class PlantProcess:
         """The gas-fired steam boiler."""
         w = self._w
         steam = 18.0 + 3.0 * w("boiler.steam", tau, (1200.0, 5400.0))
-        p = 1.25 + 0.02 * w("boiler.p", tau)
-        ts = 220.0 + 2.0 * w("boiler.ts", tau)
-        tfw = 104.0 + 1.0 * w("boiler.tfw", tau)
+        (p0, ts0), tfw0 = STEAM_NOMINAL, FEEDWATER_NOMINAL[1]
+        p = p0 + 0.02 * w("boiler.p", tau)
+        ts = ts0 + 2.0 * w("boiler.ts", tau)
+        tfw = tfw0 + 1.0 * w("boiler.tfw", tau)
         h0, dhdp, dhdt = self._h_steam
-        hs = h0 + dhdp * (p - 1.25) + dhdt * (ts - 220.0)
-        hw = self._h_fw[0] + self._h_fw[2] * (tfw - 104.0)
+        hs = h0 + dhdp * (p - p0) + dhdt * (ts - ts0)
+        hw = self._h_fw[0] + self._h_fw[2] * (tfw - tfw0)
         heat_gjh = steam * (hs - hw) / 1000.0
         b_eff = 0.915 + 0.01 * w("boiler.eff", tau, (3600.0, 14400.0))
         out["boiler1"] = {

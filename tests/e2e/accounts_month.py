@@ -265,8 +265,9 @@ def run_month(out: Path, poll_s: float = 300.0) -> dict[str, Any]:
         accounts = AccountsConfig.model_validate(cfg["accounts"])
         clock = [NOV1]
         service = AccountsService(accounts, InfluxReader(InfluxConfig.model_validate(influx)), clock=lambda: clock[0])
-        while clock[0] <= DEC1 + 900:
-            clock[0] += 900
+        # a round every hour of the month (the service catching up: in operation it runs every 10 s), then the
+        # rounds at 00:15 and 00:30 on December 1st: November closed, December's first quarter due and sent
+        for clock[0] in [*range(int(NOV1) + 3600, int(DEC1) + 1, 3600), DEC1 + 900, DEC1 + 1800]:
             service.tick(clock[0])
     ledger = Ledger(accounts.units[0], service.store)
     rep = build(ledger, "2026-11", DEC1 + 3600)

@@ -19,7 +19,7 @@ from tests.e2e.accounts_month import run_month
 pytestmark = pytest.mark.e2e
 
 
-@pytest.mark.long(seconds=55)  # a simulated month through MQTT, the centre and InfluxDB
+@pytest.mark.long(seconds=25)  # a simulated month through MQTT, the centre and InfluxDB
 def test_a_simulated_month_matches_ground_truth_and_is_reported_and_uploaded(tmp_path: Path) -> None:
     result = run_month(tmp_path, poll_s=300.0)
     assert main(["validate", str(tmp_path / "center.yaml")]) == 0  # the README's follow-on commands take it

@@ -19,6 +19,10 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 PREVIOUS = "e232fba"  # main before the bundle: the last install.sh that only installed online
 BARE = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
+# The installs here skip pip's bytecode step (PIP_NO_COMPILE=0 is pip's inverted spelling of --no-compile): compiling
+# the ~4,000 modules of numpy, scipy and the rest is pip's own work, not install.sh's, and cost 10 of the 13
+# CPU-seconds of each install (a gateway's install compiles them: the service's /opt is read-only to it).
+INSTALL_ENV = os.environ | {"PIP_NO_COMPILE": "0"}
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1800)]
 
@@ -59,7 +63,7 @@ def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def install(prefix: list[str], *args: str) -> subprocess.CompletedProcess[str]:
     argv = [*prefix, "bash", str(REPO / "deploy" / "install.sh"), *args]
-    return subprocess.run(argv, capture_output=True, text=True, check=False, timeout=900)
+    return subprocess.run(argv, capture_output=True, text=True, check=False, timeout=900, env=INSTALL_ENV)
 
 
 def put_credentials(root: Path) -> None:
@@ -69,7 +73,7 @@ def put_credentials(root: Path) -> None:
         (credentials / name).write_text("secret\n")
 
 
-@pytest.mark.long(seconds=85)  # builds a bundle of every wheel, then installs it
+@pytest.mark.long(seconds=50)  # builds a bundle of every wheel, then installs it
 def test_a_bundle_installs_with_no_network_and_puts_the_commands_on_path(bundle: Path, tmp_path: Path) -> None:
     root = tmp_path / "root"
     put_credentials(root)
@@ -105,7 +109,7 @@ def test_a_bundle_installs_with_no_network_and_puts_the_commands_on_path(bundle:
     assert (root / "etc/energy-agent/site.yaml").is_file()
 
 
-@pytest.mark.long(seconds=50)  # installs the previous version, then upgrades it
+@pytest.mark.long(seconds=25)  # installs the previous version, then upgrades it
 def test_an_offline_upgrade_from_the_previous_version_keeps_config_spool_and_kpi_state(
     bundle: Path, tmp_path: Path
 ) -> None:
@@ -126,6 +130,7 @@ def test_an_offline_upgrade_from_the_previous_version_keeps_config_spool_and_kpi
         text=True,
         check=False,
         timeout=900,
+        env=INSTALL_ENV,
     )
     assert old.returncode == 0, old.stderr[-3000:]
     state = root / "var/lib/energy-agent"
@@ -179,7 +184,7 @@ def test_the_demo_starts_offline_when_its_venv_already_holds_the_project() -> No
     assert done.stderr == ""
 
 
-@pytest.mark.long(seconds=21)  # a venv from the bundle, then a short demo
+@pytest.mark.long(seconds=12)  # a venv from the bundle, then a short demo
 def test_the_demo_on_a_fresh_clone_installs_from_a_bundle_with_no_network(bundle: Path, tmp_path: Path) -> None:
     """A fresh clone has no .venv; offline, ENERGY_AGENT_BUNDLE=FILE gives it one from the bundle's wheels."""
     from tests.e2e.test_readme_commands import copy_of_repo

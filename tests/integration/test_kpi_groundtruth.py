@@ -271,6 +271,7 @@ def run() -> tuple[list[KpiValue], Truth, KpiEngine]:
     return out, truth, engine
 
 
+@pytest.mark.long(seconds=3)  # with the module's plant run (~8 s of CPU, its fixture) the fast loop skips
 def test_the_faults_happened_and_were_handled(run: tuple[list[KpiValue], Truth, KpiEngine]) -> None:
     _, _, engine = run
     stats: dict[str, Any] = engine.counter_stats()
@@ -280,6 +281,7 @@ def test_the_faults_happened_and_were_handled(run: tuple[list[KpiValue], Truth, 
     assert main_meter.resets == 1 and main_meter.wraps == 0
 
 
+@pytest.mark.long(seconds=3)  # with the module's plant run (~8 s of CPU, its fixture) the fast loop skips
 def test_every_final_kpi_matches_ground_truth(run: tuple[list[KpiValue], Truth, KpiEngine]) -> None:
     values, truth, engine = run
     finals = [v for v in values if v.detail.get("final") == 1.0 and v.window_start >= START]
@@ -299,6 +301,7 @@ def test_every_final_kpi_matches_ground_truth(run: tuple[list[KpiValue], Truth, 
     assert compared == set(engine.kpi_names())
 
 
+@pytest.mark.long(seconds=3)  # with the module's plant run (~8 s of CPU, its fixture) the fast loop skips
 def test_windows_are_complete_and_graded(run: tuple[list[KpiValue], Truth, KpiEngine]) -> None:
     values, _, _ = run
     hour = [v for v in values if v.window == "1h" and v.detail.get("final") == 1.0 and v.window_start >= START]

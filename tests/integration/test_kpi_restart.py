@@ -50,6 +50,7 @@ async def run_for(site: Path, seconds: float) -> None:
     await asyncio.wait_for(task, 30)
 
 
+@pytest.mark.long(seconds=6)  # an agent run, stopped, run again
 async def test_the_kpi_state_is_saved_at_stop_restored_at_start_and_an_unusable_one_moved_aside(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

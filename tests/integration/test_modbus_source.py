@@ -554,6 +554,7 @@ async def test_drops_and_resends_on_a_gateway_are_counted_on_the_device_whose_re
     assert health == {"kiln1-meter": (0, 0, {}), "main-meter": (drops, drops, {}), "pv-meter": (0, 0, {})}
 
 
+@pytest.mark.long(seconds=9)  # every other request on a serial line waits out its timeout
 async def test_timeouts_retried_are_counted_as_retries_not_errors(tmp_path: Path, clock: VirtualClock) -> None:
     model = PlantModel(start=START)
     faults = FaultPlan(drop_every=2)  # on a serial line a drop is a request never answered: a timeout

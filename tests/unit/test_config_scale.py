@@ -28,6 +28,7 @@ def _peak_bytes(folder: Path, points: int) -> int:
     return peak
 
 
+@pytest.mark.long(seconds=7)  # compiles a profile of 10,000s of points, traced
 def test_compiling_a_large_profile_costs_little_memory_per_point(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -11,7 +11,14 @@ import pytest
 from agent.model import Role
 from simulators.groundtruth import GroundTruth
 from simulators.plant import COUNTERS, PlantModel
-from simulators.process import SUB_METERS
+from simulators.process import (
+    FEEDWATER_NOMINAL,
+    H_FEEDWATER,
+    H_STEAM,
+    STEAM_NOMINAL,
+    SUB_METERS,
+    iapws_enthalpy,
+)
 
 HOUR = 3600.0
 
@@ -224,3 +231,9 @@ def test_the_simulated_kiln_is_a_typical_chinese_line_between_benchmark_and_base
     assert 105.0 <= kgce_per_t <= 110.0
     row = load_levels().find("cement_clinker")
     assert row is not None and grade(kgce_per_t, row).grade is Grade.BETWEEN
+
+
+def test_the_boilers_nominal_enthalpies_are_iapws_97() -> None:
+    """The simulator keeps the enthalpies of its nominal steam and feedwater as figures; they are IAPWS-IF97's."""
+    assert iapws_enthalpy(*STEAM_NOMINAL) == pytest.approx(H_STEAM, rel=1e-12)
+    assert iapws_enthalpy(*FEEDWATER_NOMINAL) == pytest.approx(H_FEEDWATER, rel=1e-12)
