@@ -23,7 +23,7 @@ from typing import Annotated, Any, Literal
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
 
-from agent.model import Grade, KpiValue, Quality, Sample, Value
+from agent.model import Grade, KpiValue, Quality, Role, Sample, Value
 
 WIRE_VERSION = 1
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
@@ -169,6 +169,25 @@ def sample_dict(s: Sample) -> dict[str, Value | float]:
     return d
 
 
+def _wire_sample(s: Sample) -> dict[str, Value | float | Quality | Role]:
+    """``sample_dict`` for orjson, which writes a StrEnum member as its value: the same bytes without the enum's
+    ``.value`` lookups (the slow part of building the dicts, two per sample)."""
+    d: dict[str, Value | float | Quality | Role] = {
+        "point": s.point,
+        "value": s.value,
+        "unit": s.unit,
+        "quality": s.quality,
+        "ts": s.ts,
+    }
+    if s.reason:
+        d["reason"] = s.reason
+    if s.role is not None:
+        d["role"] = s.role
+    if s.source_ts is not None:
+        d["source_ts"] = s.source_ts
+    return d
+
+
 def encode_samples(
     *,
     site: str,
@@ -193,7 +212,7 @@ def encode_samples(
         "device": device,
         "ts": ts,
         "tags": tags,
-        "samples": [sample_dict(s) for s in samples],
+        "samples": [_wire_sample(s) for s in samples],
     }
     return orjson.dumps(msg)
 

@@ -6,13 +6,14 @@ import json
 import math
 from collections.abc import Callable
 
+import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from agent.model import Grade, KpiValue, Quality, Role, Sample, Value
-from agent.wire import KpiMessage, SamplesMessage, decode, encode_kpis, encode_samples
+from agent.wire import KpiMessage, SamplesMessage, decode, encode_kpis, encode_samples, sample_dict
 
 values = st.one_of(
     st.none(), st.booleans(), st.integers(-(2**63), 2**64 - 1), st.floats(allow_nan=False, allow_infinity=False),
@@ -43,6 +44,33 @@ def test_samples_round_trip(points: list[tuple[str, Value, Quality]], seq: int) 
     assert [(w.point, w.value, w.quality, w.reason, w.role) for w in msg.samples] == [
         (s.point, s.value, s.quality, s.reason, "energy_import_kwh") for s in samples
     ]
+
+
+@given(
+    st.lists(
+        st.tuples(
+            values,
+            st.sampled_from(list(Quality)),
+            st.sampled_from([None, *Role]),
+            st.sampled_from(["", "timeout"]),
+            st.sampled_from([None, 1_767_225_599.5]),
+        ),
+        max_size=10,
+    )
+)
+def test_the_payload_holds_each_sample_as_sample_dict_gives_it(
+    points: list[tuple[Value, Quality, Role | None, str, float | None]],
+) -> None:
+    samples = tuple(
+        Sample("d", f"p{i}", v, "kW", q, 1_767_225_600.25, r, role, src)
+        for i, (v, q, role, r, src) in enumerate(points)
+    )
+    payload = encode_samples(site="s", gateway="g", boot="b", seq=1, device="d", ts=1.0, tags={}, samples=samples)
+    assert orjson.loads(payload)["samples"] == [sample_dict(s) for s in samples]  # the probe's --json lines: same keys
+    assert payload == orjson.dumps(
+        {"v": 1, "type": "samples", "site": "s", "gateway": "g", "boot": "b", "seq": 1, "device": "d", "ts": 1.0,
+         "tags": {}, "samples": [sample_dict(s) for s in samples]}
+    )  # fmt: skip
 
 
 def test_kpi_non_finite_numbers_become_null_and_grades_survive() -> None:
