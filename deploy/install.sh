@@ -4,8 +4,10 @@
 #
 #   sudo deploy/install.sh [--site SITE.yaml] [--bundle FILE] [--root DIR] [--no-start]
 #
-# --site FILE    the gateway's site file (validated before anything is installed); without it an example is
-#                copied (or, on an upgrade, the installed one is kept) and a new install is not started.
+# --site FILE    the gateway's site file, validated by the newly installed agent before it is copied: a refused
+#                site (exit 78) leaves the installed site file, the unit and a running service as they were (the
+#                venv is already the new one). Without it an example is copied (or, on an upgrade, the installed
+#                one is kept) and a new install is not started.
 # --bundle FILE  install from an offline bundle made by deploy/bundle.sh on a connected machine: nothing is
 #                downloaded (checksums are verified first: FILE.sha256 beside it when present, and the bundle's own).
 # --root DIR     install below DIR instead of / (packaging and tests); implies --no-start.

@@ -11,7 +11,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from ruamel.yaml import YAML
 
@@ -55,8 +55,10 @@ def agent_site(sim_site: Path, broker_port: int, **sections: Any) -> Path:
 
 class AgentProcess:
     runs = 0
+    started: ClassVar[list[AgentProcess]] = []  # stopped by tests/e2e/conftest.py after each test: see stop_leftovers
 
     def __init__(self, site: Path, env: dict[str, str] | None = None) -> None:
+        AgentProcess.started.append(self)
         self.site = site
         self.workdir = site.parent
         AgentProcess.runs += 1
@@ -93,6 +95,14 @@ class AgentProcess:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+    @classmethod
+    def stop_leftovers(cls) -> None:
+        """Kill the agents a test left running (it failed before stopping them): otherwise each polls and spools
+        on, under the tests that come next, until its Popen is collected in one of them with a ResourceWarning."""
+        while cls.started:
+            agent = cls.started.pop()
+            agent.kill9()
 
 
 def spool_depth(site: Path) -> int:

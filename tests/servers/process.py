@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -12,13 +13,43 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
+# Ports for the servers tests start come from below the kernel's ephemeral range (32768-60999 by default), one slice
+# per xdist worker: a port taken there "free" (bound and closed) could otherwise become the local port of some
+# outgoing connection (a test's MQTT or Modbus client, anyone's) before the server bound it. The agent then failed
+# with EADDRINUSE while its test waited on a port another process answered.
+_PORTS = range(20000, 32768)
+_SLICES = 8  # more than the workers of a run (deploy/test.sh: two per core); a nested pytest run shares slices
+_port_cursor: list[int] = []
+
+
+def _port_slice() -> range:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw")
+    index = int(worker[2:]) if worker[2:].isdigit() else _SLICES - 1
+    size = len(_PORTS) // _SLICES
+    start = _PORTS.start + (index % _SLICES) * size
+    return range(start, start + size)
+
 
 def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port nobody listens on right now (the kernel's choice)."""
+    """A TCP port nobody uses right now, from this worker's slice below the ephemeral range (above), taken in turn
+    from a random start (a nested run of the suite, sharing the slice, starts elsewhere); the kernel's choice when
+    the slice is exhausted."""
+    ports = _port_slice()
+    if not _port_cursor:
+        _port_cursor.append(random.randrange(len(ports)))
+    for _ in range(len(ports)):
+        port = ports[_port_cursor[0] % len(ports)]
+        _port_cursor[0] += 1
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind((host, port))  # without SO_REUSEADDR: a port in TIME_WAIT is passed over too
+            except OSError:
+                continue
+            return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
-        port: int = s.getsockname()[1]
-        return port
+        kernel: int = s.getsockname()[1]
+        return kernel
 
 
 def ctrl_c_reaches_it() -> None:
