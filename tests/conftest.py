@@ -9,8 +9,7 @@ the controller, at the end).
 Markers: ``e2e`` for tests that start real servers, processes or filesystems; every test under tests/e2e/ gets
 it here. ``long`` for a test that takes five seconds or more, its module fixture's share included (a fresh
 virtualenv, a live demo, minutes of plant time, a long property run). The fast loop skips both:
-``pytest -n 4 -m "not e2e and not long"`` (two workers per core, as ``deploy/test.sh``: most tests wait on sockets
-and timers).
+``pytest -n 4 -m "not e2e and not long"`` (two workers per core: most tests wait on sockets and timers).
 
 Order in a parallel run: ``long`` tests first, longest first (``@pytest.mark.long(seconds=N)``: what it takes on a
 quiet 2-core machine), then ``e2e``, then the rest, so the longest work starts at once and the many short tests
