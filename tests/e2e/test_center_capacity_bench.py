@@ -19,5 +19,7 @@ def test_two_ingestors_share_the_queued_messages_and_every_figure_is_reported(tm
     assert result["messages"] == 200 and result["points"] == 1000
     shares = result["acked_per_ingestor"]
     assert sum(shares) == 200 and min(shares) > 0  # both members drained their own session queue
-    assert result["points_per_s"] > 0 and result["ingestor_cpu_ms_per_1000_points"] > 0
+    # the CPU is asserted with the start-up: a run this small drains within a clock tick or two of CPU time (10 ms),
+    # so its per-1000-points figure may be 0 (it failed a CI run so); that figure is reported (COLUMNS, below)
+    assert result["points_per_s"] > 0 and result["ingestor_cpu_s_incl_startup"] > 0
     assert {key for key, _ in COLUMNS} <= result.keys()
