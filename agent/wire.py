@@ -151,27 +151,10 @@ def json_schema() -> dict[str, Any]:
     return schema
 
 
-def sample_dict(s: Sample) -> dict[str, Value | float]:
-    """One sample as it goes on the wire (also what ``energy-agent probe --json`` prints, with the device)."""
-    d: dict[str, Value | float] = {
-        "point": s.point,
-        "value": s.value,
-        "unit": s.unit,
-        "quality": s.quality.value,
-        "ts": s.ts,
-    }
-    if s.reason:
-        d["reason"] = s.reason
-    if s.role is not None:
-        d["role"] = s.role.value
-    if s.source_ts is not None:
-        d["source_ts"] = s.source_ts
-    return d
-
-
-def _wire_sample(s: Sample) -> dict[str, Value | float | Quality | Role]:
-    """``sample_dict`` for orjson, which writes a StrEnum member as its value: the same bytes without the enum's
-    ``.value`` lookups (the slow part of building the dicts, two per sample)."""
+def sample_dict(s: Sample) -> dict[str, Value | float | Quality | Role]:
+    """One sample as it goes on the wire (also what ``energy-agent probe --json`` prints, with the device). Quality
+    and role stay StrEnum members: orjson and json write them as their values, and skipping the two ``.value``
+    lookups per sample halves the cost of building a poll's dicts."""
     d: dict[str, Value | float | Quality | Role] = {
         "point": s.point,
         "value": s.value,
@@ -212,7 +195,7 @@ def encode_samples(
         "device": device,
         "ts": ts,
         "tags": tags,
-        "samples": [_wire_sample(s) for s in samples],
+        "samples": [sample_dict(s) for s in samples],
     }
     return orjson.dumps(msg)
 

@@ -299,8 +299,12 @@ class DevicePoller:
         meta = self._meta
         rows = tuple((p.name, p.codec.decode, p.offset, *meta[p.name]) for p in request.points)
         bulk = None if request.is_bits else bulk_struct([(p.codec, p.offset) for p in request.points])
-        bulk_rows = tuple((p.name, p.codec.plain_float, p.codec.finish, *meta[p.name]) for p in request.points)
-        entry = _Decoding(request, rows, bulk, bulk_rows if bulk is not None else ())
+        bulk_rows = (
+            tuple((p.name, p.codec.plain_float, p.codec.finish, *meta[p.name]) for p in request.points)
+            if bulk is not None
+            else ()
+        )
+        entry = _Decoding(request, rows, bulk, bulk_rows)
         self._rows[id(request)] = entry
         return entry
 
