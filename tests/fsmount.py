@@ -34,10 +34,18 @@ def resize(path: Path, size_bytes: int) -> None:
 
 
 def fill(path: Path, leave_bytes: int = 0) -> Path:
-    """Take the free space of the filesystem at ``path``, leaving about ``leave_bytes``; returns the filler file."""
+    """Take the free space of the filesystem at ``path``, leaving about ``leave_bytes``; returns the filler file.
+
+    A tmpfs undoes a whole ``fallocate`` that does not fit: when a running agent writes between the look at the free
+    space and the request, nothing at all is taken (the disk stayed empty and a test waited in vain for the agent to
+    meet a full one). So the rest is asked for again, from the file's end, until nothing is left to take."""
     filler = path / "filler"
-    st = os.statvfs(path)
-    free = st.f_bavail * st.f_frsize
-    with filler.open("ab") as f, contextlib.suppress(OSError):
-        os.posix_fallocate(f.fileno(), 0, max(0, free - leave_bytes))
+    with filler.open("ab") as f:
+        for _ in range(1000):
+            st = os.statvfs(path)
+            want = st.f_bavail * st.f_frsize - leave_bytes
+            if want <= 0:
+                break
+            with contextlib.suppress(OSError):  # ENOSPC: the space shrank meanwhile; look again
+                os.posix_fallocate(f.fileno(), os.fstat(f.fileno()).st_size, want)
     return filler
