@@ -96,11 +96,18 @@ def next_slot(
     return NextSlot(at, missed, skipped)
 
 
+# A wake-up may come this much before its slot (SystemClock.EARLY_S: 1 ms): a poll that finished before the slot it
+# was for puts the next slot up to one interval *and this* ahead, which is no clock step. A clock set back by less
+# than this is waited out.
+WAKE_MARGIN_S = 0.05
+
+
 def realign(slot: float, now: float, interval_s: float, consecutive_failures: int, phase_s: float = 0.0) -> float:
     """The slot to wait for: ``slot``, unless it is further from now than the device's schedule can put it (one
-    interval, or its current backoff period plus one): then the clock was set back, and the first slot from now
-    is taken instead of waiting out the step."""
-    horizon = interval_s
+    interval, or its current backoff period plus one, plus ``WAKE_MARGIN_S``): then the clock was set back, and the
+    first slot from now is taken instead of waiting out the step. Without the margin, a device woken a fraction of
+    a millisecond early and polled at once was polled a second time in the same slot."""
+    horizon = interval_s + WAKE_MARGIN_S
     if consecutive_failures >= BACKOFF_AFTER:
         horizon += min(interval_s * 2 ** (consecutive_failures - BACKOFF_AFTER + 1), max(BACKOFF_CAP_S, interval_s))
     return slot if slot - now <= horizon else first_slot(now, interval_s, phase_s)
