@@ -11,7 +11,9 @@ buffer is full does the socket go to ``add_writer``.
 Acks, fewest objects: a successful PUBACK without properties (two bytes, or three with reason 0: what a broker sends
 for every message it took) is handled by ``CoalescingClient`` with one shared success ReasonCode and one shared empty
 Properties instead of two new objects per ack; paho's state changes exactly as in its own handler (on_publish, the
-message out of ``_out_messages``, its info published, the in-flight window moved on). Any other PUBACK goes to paho.
+message out of ``_out_messages``, its info published, the in-flight window moved on). Any other PUBACK goes to paho. The plain PUBACKs that arrive together (a burst's) are taken from the read buffer in
+one pass rather than through paho's byte-at-a-time packet reader, and a spooled record's publish builds no
+threading.Condition (paho makes one per message for ``wait_for_publish``, never called here).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 _PUBLISH = 0x30
+_PUBACK = 0x40
 _DISCONNECT = 0xE0
 _PUBACK_OK = ReasonCode(PacketTypes.PUBACK)  # 0 Success; shared by every plain PUBACK (on_publish only reads it)
 _NO_PROPERTIES = Properties(PacketTypes.PUBACK)  # type: ignore[no-untyped-call]  # paho's Properties is untyped
@@ -61,7 +64,10 @@ class CoalescingClient(paho.Client):
         packet = self._in_packet["packet"]
         if cmd != "PUBACK" or not (len(packet) == 2 or (len(packet) == 3 and packet[2] == 0)):
             return super()._handle_pubackcomp(cmd)
-        mid = (packet[0] << 8) | packet[1]
+        return self._plain_puback((packet[0] << 8) | packet[1])
+
+    def _plain_puback(self, mid: int) -> MQTTErrorCode:
+        """What paho's handler does for a successful PUBACK of ``mid``, with the shared success code."""
         with self._out_message_mutex:
             if mid not in self._out_messages:
                 return MQTTErrorCode.MQTT_ERR_SUCCESS
@@ -87,6 +93,68 @@ class CoalescingClient(paho.Client):
                 if self._max_inflight_messages > 0:
                     return self._update_inflight()
         return MQTTErrorCode.MQTT_ERR_SUCCESS
+
+    def _packet_read(self) -> MQTTErrorCode:
+        """Plain PUBACKs waiting whole in the read buffer are handled in one pass (a burst's acks come together),
+        without paho's byte-at-a-time packet reader; anything else, or a packet split across reads, is paho's."""
+        if self._in_packet["command"] == 0 and self._rsock is self._sock:
+            buf, pos, end = self._rbuf, self._rpos, len(self._rbuf)
+            taken, rc = 0, MQTTErrorCode.MQTT_ERR_SUCCESS
+            while pos + 4 <= end and buf[pos] == _PUBACK:
+                if buf[pos + 1] == 2:
+                    size = 4
+                elif buf[pos + 1] == 3 and pos + 5 <= end and buf[pos + 4] == 0:
+                    size = 5
+                else:
+                    break
+                self._rpos = pos + size
+                taken += 1
+                rc = self._plain_puback((buf[pos + 2] << 8) | buf[pos + 3])
+                pos += size
+                if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                    break
+            if taken:
+                with self._msgtime_mutex:
+                    self._last_bytes_received = paho.time_func()
+                return rc
+        return super()._packet_read()
+
+    def publish(
+        self,
+        topic: str,
+        payload: paho.PayloadType = None,
+        qos: int = 0,
+        retain: bool = False,
+        properties: Properties | None = None,
+    ) -> paho.MQTTMessageInfo:
+        """paho's publish; a QoS 1 or 2 message of bytes without properties (every spooled record) gets a
+        ``_LeanInfo`` (paho builds a threading.Condition per message for ``wait_for_publish``, which the agent never
+        calls) and skips paho's payload conversions. The client's state changes exactly as in paho's."""
+        if qos not in (1, 2) or properties is not None or type(payload) is not bytes or not topic:
+            return super().publish(topic, payload, qos, retain, properties)
+        topic_bytes = topic.encode()
+        self._raise_for_invalid_topic(topic_bytes)
+        if len(payload) > 268435455:
+            raise ValueError("Payload too large.")
+        mid = self._mid_generate()
+        info = _LeanInfo(mid)
+        message = _new_message(mid, topic_bytes, payload, qos, retain, info)
+        with self._out_message_mutex:
+            if (0 < self._max_queued_messages <= len(self._out_messages)) or mid in self._out_messages:
+                info.rc = MQTTErrorCode.MQTT_ERR_QUEUE_SIZE
+                return info
+            self._out_messages[mid] = message
+            if self._max_inflight_messages == 0 or self._inflight_messages < self._max_inflight_messages:
+                self._inflight_messages += 1
+                message.state = paho.mqtt_ms_wait_for_puback if qos == 1 else paho.mqtt_ms_wait_for_pubrec
+                rc = self._send_publish(mid, topic_bytes, payload, qos, retain, False, info, None)
+                if rc == MQTTErrorCode.MQTT_ERR_NO_CONN:
+                    self._inflight_messages -= 1
+                    message.state = paho.mqtt_ms_publish
+                info.rc = rc
+            else:
+                message.state = paho.mqtt_ms_queued
+        return info
 
     def forget_message(self, mid: int) -> None:
         """Never send (or resend after a reconnect) the QoS 1 message ``mid`` again."""
@@ -119,6 +187,45 @@ class CoalescingClient(paho.Client):
             else:
                 out.extendleft(merged)
         return super()._packet_write()
+
+
+class _LeanInfo(paho.MQTTMessageInfo):
+    """paho's MQTTMessageInfo with one Condition shared by all (notified for all) instead of one per message."""
+
+    __slots__ = ()
+
+    def __init__(self, mid: int) -> None:  # paho's fields, without a Condition of its own
+        self.mid = mid
+        self._published = False
+        self._condition = _PUBLISHED
+        self.rc = MQTTErrorCode.MQTT_ERR_SUCCESS
+        self._iterpos = 0
+
+    def _set_as_published(self) -> None:
+        self._published = True
+        with _PUBLISHED:
+            _PUBLISHED.notify_all()
+
+
+_PUBLISHED = threading.Condition()
+
+
+def _new_message(
+    mid: int, topic: bytes, payload: bytes, qos: int, retain: bool, info: paho.MQTTMessageInfo
+) -> paho.MQTTMessage:
+    """An outgoing paho MQTTMessage with the fields paho's publish sets (its __init__ would build another info)."""
+    message = paho.MQTTMessage.__new__(paho.MQTTMessage)
+    message.timestamp = paho.time_func()
+    message.state = paho.mqtt_ms_invalid
+    message.dup = False
+    message.mid = mid
+    message._topic = topic
+    message.payload = payload
+    message.qos = qos
+    message.retain = retain
+    message.info = info
+    message.properties = None
+    return message
 
 
 def _plain(command: int, qos: int) -> bool:
