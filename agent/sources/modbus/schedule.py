@@ -45,17 +45,38 @@ class Clock(Protocol):
 
 class SystemClock:
     """The wall clock. Sleeps in steps of at most ``MAX_SLEEP_S`` so a clock step (NTP, a gateway whose RTC was
-    wrong at boot) is noticed within a second instead of oversleeping."""
+    wrong at boot) is noticed within a second instead of oversleeping. The sources that share a clock and sleep
+    until the same instant share one timer, so they wake in the same event-loop turn: a poll step's devices send
+    their requests together and their polls reach one group commit (a timer of its own each, rounded to the
+    millisecond from a slightly different now, could wake them a millisecond apart, in two wake-ups)."""
 
     MAX_SLEEP_S = 1.0
     EARLY_S = 0.001  # timers have millisecond resolution (uvloop): closer than this is "now", not a spin of wake-ups
+
+    def __init__(self) -> None:
+        self._sleepers: dict[float, list[asyncio.Future[None]]] = {}  # by the instant they wait for
 
     def now(self) -> float:
         return time.time()
 
     async def sleep_until(self, t: float) -> None:
-        while (delay := t - time.time()) > self.EARLY_S:  # noqa: ASYNC110  # reason: the wall clock, no event signals it
-            await asyncio.sleep(min(delay, self.MAX_SLEEP_S))
+        while (delay := t - time.time()) > self.EARLY_S:  # reason: the wall clock, no event signals it
+            if delay > self.MAX_SLEEP_S:
+                await asyncio.sleep(self.MAX_SLEEP_S)
+                continue
+            loop = asyncio.get_running_loop()
+            waiter: asyncio.Future[None] = loop.create_future()
+            sleepers = self._sleepers.get(t)
+            if sleepers is None:
+                sleepers = self._sleepers[t] = []
+                loop.call_later(delay, self._wake, t)
+            sleepers.append(waiter)
+            await waiter  # one's own future: a cancelled sleeper leaves the others asleep
+
+    def _wake(self, t: float) -> None:
+        for waiter in self._sleepers.pop(t, ()):
+            if not waiter.done():
+                waiter.set_result(None)
 
 
 def device_phase_s(name: str, interval_s: float, step_s: float = 0.0) -> float:
