@@ -15,7 +15,8 @@ Fsync policies (the promise each makes is measured by ``tests/benchmarks/spool_a
 
 Group commit (``group_commit_ms``, default 2 ms): the first poll that reaches the spool opens a window; the polls
 that finish within it are stored in one transaction, and only then offered to the sink (durable first). The
-window delays a message by at most that long; it changes neither fsync policy (a commit is still a commit) nor
+window closes early once no Modbus or DL/T 645 poll is in progress (a poll step's burst is all in), so it costs no
+wake-up of its own and delays a message by at most that long; it changes neither fsync policy (a commit is still a commit) nor
 what a crash can lose (nothing is offered before its commit). On stop, what a window holds is committed.
 """
 
@@ -60,7 +61,8 @@ class SpoolConfig(StrictModel):
         le=100,
         description="Polls that finish within this many milliseconds of the first share one spool transaction and "
         "are published together (fewer commits and wake-ups; each message waits at most this long before it is "
-        "stored and published); 0: only the polls of one event-loop turn",
+        "stored and published; the window closes as soon as no Modbus or DL/T 645 poll is in progress); 0: only "
+        "the polls of one event-loop turn",
     )
 
     def resolve_path(self, state_dir: str | Path) -> Path:

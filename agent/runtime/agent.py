@@ -53,7 +53,7 @@ from agent.runtime.reload import plan_reload
 from agent.runtime.supersede import FinalisedWindows, SupersedingReader
 from agent.runtime.webview import Hints, web_page
 from agent.sinks.limits import MAX_MESSAGE_BYTES
-from agent.sources.base import Source
+from agent.sources.base import Polling, Source
 from agent.sources.modbus.device import DevicePoller
 from agent.sources.modbus.schedule import Clock
 from agent.sources.modbus.source import ModbusSource
@@ -103,6 +103,8 @@ class Agent:
         self.polls = 0
         self._turn = Turn()  # polls of the open group commit window, not yet spooled
         self._commit_due = asyncio.Event()  # set by the first poll of a window; _commit_loop commits the window
+        self._burst_done = asyncio.Event()  # set when no source is mid-poll (or the window passed): commit now
+        self.polling = Polling(self._burst_done.set)  # shared by the Modbus sources
         self._stopping = asyncio.Event()
         self._reload_requested = asyncio.Event()
         self._source_tasks: dict[str, tuple[Source, asyncio.Task[None]]] = {}
@@ -201,6 +203,8 @@ class Agent:
 
     def _start_source(self, source: Source) -> None:
         assert self._tg is not None
+        if isinstance(source, ModbusSource):
+            source.polling = self.polling
         task = self._tg.create_task(source.run(self._emit), name=f"source:{source.name}")
         self._source_tasks[source.name] = (source, task)
 
@@ -220,6 +224,7 @@ class Agent:
             self.seq += 1
             self._turn.items.append((topic, payload, "samples", self.seq, result.ts))
         if len(self._turn.items) == len(payloads):  # the first poll of a window: commit it in group_commit_ms
+            self._burst_done.clear()  # or once the sources' polls in progress are all in (Polling)
             self._commit_due.set()
         if parts.kpi is not None:
             parts.kpi.ingest(result.samples)
@@ -234,14 +239,23 @@ class Agent:
 
     async def _commit_loop(self) -> None:
         """Group commit: the polls that reach ``_emit`` within ``spool.group_commit_ms`` of the first go to the spool
-        in one transaction, then to the sink. A task of its own, so no source waits for the window (a serial bus
-        polls its next device at once) and a failing commit propagates like any bug. Stopping commits what is left
-        (``_shutdown``)."""
+        in one transaction, then to the sink; the window closes early once no source is mid-poll (``Polling``: the
+        step's burst is complete), so a burst costs no timer wake-up of its own. A task of its own, so no source
+        waits for the window (a serial bus polls its next device at once) and a failing commit propagates like any
+        bug. Stopping commits what is left (``_shutdown``)."""
         window_s = self.loaded.site.spool.group_commit_ms / 1000.0  # a spool setting: applied on restart
+        loop = asyncio.get_running_loop()
         while True:
             await self._commit_due.wait()
             self._commit_due.clear()
-            await asyncio.sleep(window_s)  # 0: the polls that finish in this loop turn
+            if window_s <= 0 or self._burst_done.is_set():
+                await asyncio.sleep(0)  # the polls that finish in this loop turn
+            else:
+                timer = loop.call_later(window_s, self._burst_done.set)
+                try:
+                    await self._burst_done.wait()
+                finally:
+                    timer.cancel()
             self._commit_turn()
 
     def _commit_turn(self) -> None:

@@ -19,6 +19,28 @@ from agent.model import DeviceHealth, PollResult
 Emit = Callable[[PollResult], Awaitable[None]]
 
 
+class Polling:
+    """How many polls, over all sources of the runtime, are between their first request and the return of their
+    ``emit``. The runtime's group commit commits its window as soon as none is (the burst of one poll step has
+    all come in: its devices wake together, agent.sources.modbus.schedule.SystemClock) instead of waiting out the
+    window: no timer wake-up per step. A source that does not report never holds a window open (the window's
+    timer still bounds the wait)."""
+
+    __slots__ = ("_on_idle", "active")
+
+    def __init__(self, on_idle: Callable[[], None] | None = None) -> None:
+        self.active = 0
+        self._on_idle = on_idle
+
+    def start(self) -> None:
+        self.active += 1
+
+    def done(self) -> None:
+        self.active -= 1
+        if self.active == 0 and self._on_idle is not None:
+            self._on_idle()
+
+
 class Source(Protocol):
     @property
     def name(self) -> str:

@@ -27,7 +27,7 @@ from agent.config.profile import ProfileConfig
 from agent.config.site import ModbusDeviceConfig, SerialBusConfig, SiteConfig, TcpGatewayConfig
 from agent.errors import ConfigError
 from agent.model import DeviceHealth, PollResult
-from agent.sources.base import Emit
+from agent.sources.base import Emit, Polling
 from agent.sources.modbus.device import DevicePoller, Wait
 from agent.sources.modbus.link import ModbusLink
 from agent.sources.modbus.plan import ReadPlan, build_read_plan
@@ -96,6 +96,7 @@ class ModbusSource:
         self.clock = clock
         self._fingerprint = fingerprint
         self.link: ModbusLink | None = None
+        self.polling = Polling()  # the runtime's, shared by its sources (the group commit's "burst complete")
 
     @property
     def name(self) -> str:
@@ -210,8 +211,13 @@ class ModbusSource:
                     await emit(poller.backing_off(slot))
                     step = next_slot(slot, self.clock.now(), poller.interval_s, 0, poller.phase_s)
                 else:
-                    result = await poller.poll(link, self._before_request)
-                    await emit(result)
+                    polling = self.polling
+                    polling.start()
+                    try:
+                        result = await poller.poll(link, self._before_request)
+                        await emit(result)
+                    finally:
+                        polling.done()
                     step = next_slot(
                         slot, self.clock.now(), poller.interval_s, poller.consecutive_failures, poller.phase_s
                     )
