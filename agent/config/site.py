@@ -244,7 +244,7 @@ class SiteConfig(StrictModel):
         "second; sample timestamps stay the read times; aligned: every device at the multiples of its interval",
     )
     poll_phase_step_ms: float = Field(
-        100.0,
+        200.0,
         ge=0,
         le=60000,
         description="spread: devices whose offsets fall in one step are polled together in one wake-up; smaller: "
