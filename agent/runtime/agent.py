@@ -55,7 +55,7 @@ from agent.runtime.webview import Hints, web_page
 from agent.sinks.limits import MAX_MESSAGE_BYTES
 from agent.sources.base import Polling, Source
 from agent.sources.modbus.device import DevicePoller
-from agent.sources.modbus.schedule import Clock
+from agent.sources.modbus.schedule import Clock, SystemClock
 from agent.sources.modbus.source import ModbusSource
 from agent.systemd.notify import SystemdNotifier
 from agent.web.live import LiveState
@@ -81,7 +81,9 @@ class Agent:
     ) -> None:
         self.site_path = site_path
         self.clock = clock
-        self.poll_clock = poll_clock  # the polls' schedule; None: the wall clock (tests inject a simulated one)
+        # the polls' schedule (tests inject a simulated one); one wall clock for every source, so the devices due at
+        # one instant share its timer, after a reload too
+        self.poll_clock: Clock = poll_clock if poll_clock is not None else SystemClock()
         # the KPI engine's clock-step handling compares the wall clock with this one (not with a simulated clock)
         self.monotonic = monotonic if monotonic is not None else time.monotonic if clock is time.time else None
         self._kpi_state: KpiStateFile | None = None
@@ -97,7 +99,9 @@ class Agent:
         self.started_ts = clock()
         self.reloaded_ts: float | None = None
         self.seq = 0
-        self.loop_lag = LoopLagMonitor()
+        # on the wall clock, the lag probe wakes with the devices polled at whole seconds: no wake-up of its own
+        wall = self.poll_clock if isinstance(self.poll_clock, SystemClock) else None
+        self.loop_lag = LoopLagMonitor(1.0, wall) if wall is not None else LoopLagMonitor()
         self.jitter = Ring()
         self.spool_latency = Ring()
         self.polls = 0

@@ -6,11 +6,12 @@ status for ``systemctl status``.
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from agent.model import DeviceHealth
 
@@ -52,20 +53,39 @@ class Percentiles:
 
 
 class LoopLagMonitor:
-    """Measures how late the event loop wakes a sleeper: a blocked loop shows as lag."""
+    """Measures how late the event loop wakes a sleeper: a blocked loop shows as lag. Given the polls' wall clock
+    (``wall``, agent.sources.modbus.schedule.SystemClock) it wakes at whole multiples of ``period_s`` on that clock,
+    on the timer of the polls due then (whole seconds: the devices of the first poll step), so it costs no wake-up
+    of its own while devices poll; otherwise every ``period_s`` on a timer of its own."""
 
-    def __init__(self, period_s: float = 0.25) -> None:
+    def __init__(self, period_s: float = 0.25, wall: WallSleeper | None = None) -> None:
         self.period_s = period_s
         self.lag = Ring()
         self.last_tick = time.monotonic()
+        self._wall = wall
 
     async def run(self) -> None:
         while True:
             start = time.monotonic()
-            await asyncio.sleep(self.period_s)
-            now = time.monotonic()
-            self.lag.add(max(0.0, now - start - self.period_s))
+            if self._wall is None:
+                await asyncio.sleep(self.period_s)
+                now = time.monotonic()
+                self.lag.add(max(0.0, now - start - self.period_s))
+            else:
+                wall0 = time.time()
+                target = (math.floor(wall0 / self.period_s) + 1) * self.period_s
+                await self._wall.sleep_until(target)
+                now = time.monotonic()
+                elapsed = now - start
+                if abs(time.time() - wall0 - elapsed) < 0.1:  # not across a step of the wall clock
+                    self.lag.add(max(0.0, elapsed - (target - wall0)))
             self.last_tick = now
+
+
+class WallSleeper(Protocol):
+    async def sleep_until(self, t: float) -> None:
+        """Return once the wall clock (time.time) reads ``t``."""
+        ...
 
 
 def poll_jitter_s(poll_start: float, interval_s: float) -> float:

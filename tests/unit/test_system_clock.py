@@ -67,3 +67,22 @@ async def test_a_later_instant_is_not_woken_by_an_earlier_one() -> None:
     assert not late.done()
     await late
     assert time.time() >= now + 0.08 - SystemClock.EARLY_S
+
+
+async def test_the_loop_lag_probe_wakes_on_the_polls_timer_at_whole_periods() -> None:
+    from agent.runtime.monitor import LoopLagMonitor
+
+    clock = SystemClock()
+    probe = LoopLagMonitor(0.05, clock)
+    task = asyncio.ensure_future(probe.run())
+    try:
+        await asyncio.sleep(0.01)
+        (instant,) = clock._sleepers  # the probe sleeps on the clock, until a whole multiple of its period
+        assert abs(instant / 0.05 - round(instant / 0.05)) < 1e-6
+        poll = asyncio.ensure_future(clock.sleep_until(instant))  # a device due then shares the timer
+        assert len(clock._sleepers) == 1
+        await poll
+        await asyncio.sleep(0.12)
+        assert len(probe.lag) >= 2 and max(probe.lag.last(len(probe.lag))) < 0.05
+    finally:
+        task.cancel()
