@@ -243,12 +243,12 @@ class SiteConfig(StrictModel):
         "name, in steps of poll_phase_step_ms), so replies do not queue behind each other at the top of the "
         "second; sample timestamps stay the read times; aligned: every device at the multiples of its interval",
     )
-    poll_phase_step_ms: float = Field(
-        200.0,
-        ge=0,
-        le=60000,
+    poll_phase_step_ms: Annotated[float, Field(ge=0, le=60000)] | Literal["auto"] = Field(
+        "auto",
         description="spread: devices whose offsets fall in one step are polled together in one wake-up; smaller: "
-        "fewer devices per burst (lower latency), more wake-ups (more CPU); 0: every device its own offset",
+        "fewer devices per burst (lower latency), more wake-ups (more CPU); 0: every device its own offset; auto: "
+        "about 20 devices a step, the interval divided by ceil(devices polled at that interval / 20) (100 devices "
+        "at 1 s: 200 ms; up to 20: one step, all together)",
     )
     monitoring: MonitoringConfig = Field(
         default_factory=lambda: MonitoringConfig(),

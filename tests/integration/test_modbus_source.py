@@ -21,7 +21,7 @@ from agent.model import PollResult, Quality
 from agent.runtime.monitor import status_line
 from agent.sources.base import Source
 from agent.sources.modbus import ModbusSource, build_modbus_sources
-from agent.sources.modbus.schedule import device_phase_s
+from agent.sources.modbus.schedule import auto_step_s, device_phase_s
 from simulators.faults import FaultPlan
 from simulators.modbus_server import ModbusSimulator, SimUnit
 from simulators.plant import PlantModel
@@ -79,7 +79,11 @@ async def collect(
 
 
 def write_site(
-    tmp_path: Path, devices: list[dict[str, Any]], buses: Sequence[dict[str, Any]] = (), poll_phase: str = "aligned"
+    tmp_path: Path,
+    devices: list[dict[str, Any]],
+    buses: Sequence[dict[str, Any]] = (),
+    poll_phase: str = "aligned",
+    **extra: Any,
 ) -> LoadedSite:
     """A site file; ``aligned`` by default, since most tests here check the slot arithmetic at whole seconds."""
     doc: dict[str, Any] = {
@@ -88,6 +92,7 @@ def write_site(
         "state_dir": str(tmp_path / "state"),
         "devices": devices,
         "poll_phase": poll_phase,
+        **extra,
     }
     if buses:
         doc["buses"] = list(buses)
@@ -169,8 +174,9 @@ async def test_tcp_device_polls_every_point_with_the_models_values_on_aligned_sl
 async def test_spread_phase_polls_each_device_at_its_own_stable_offset_with_real_read_times(
     tmp_path: Path, clock: VirtualClock
 ) -> None:
-    """The default ``poll_phase: spread``: each device's slots are k * interval + its phase (a hash of its name in
-    100 ms steps, the same on every start), the phases differ between devices, and samples carry the read time."""
+    """``poll_phase: spread`` (the default) with 100 ms steps: each device's slots are k * interval + its phase (a
+    hash of its name in those steps, the same on every start), the phases differ between devices, and samples carry
+    the read time."""
     model = PlantModel(start=START)
     names = ("kiln1-meter", "main-meter")
     units = [SimUnit(n, METER, i + 1) for i, n in enumerate(names)]
@@ -179,10 +185,11 @@ async def test_spread_phase_polls_each_device_at_its_own_stable_offset_with_real
             tmp_path,
             [meter_device(n, host="127.0.0.1", port=sim.port, unit_id=i + 1) for i, n in enumerate(names)],
             poll_phase="spread",
+            poll_phase_step_ms=100,
         )
         sources = build_modbus_sources(loaded, clock=clock)
         results = {s.name: await collect(s, 3) for s in sources}
-    phases = {n: device_phase_s(n, 1.0, 0.1) for n in names}  # the default step: 100 ms
+    phases = {n: device_phase_s(n, 1.0, 0.1) for n in names}
     assert phases == {"kiln1-meter": pytest.approx(0.8), "main-meter": pytest.approx(0.0)}  # a function of the name
     for name in names:
         got = [r.ts for r in results[name]]
@@ -570,3 +577,18 @@ async def test_timeouts_retried_are_counted_as_retries_not_errors(tmp_path: Path
     health = source.health()[0]
     assert (health.retries, health.connection_drops) == (sim.stats.faults["drop"], 0)
     assert health.retries >= 2 and health.errors_by_kind == {}
+
+
+def test_auto_steps_keep_about_twenty_devices_a_step_per_interval(tmp_path: Path) -> None:
+    """``poll_phase_step_ms: auto`` (the default): the devices polled at one interval are spread over
+    ceil(n / 20) steps of that interval; up to 20 share one step (all at the top of the interval)."""
+    devices = [meter_device(f"m{k:03d}", host="127.0.0.1", port=2000 + k, interval_s=1) for k in range(45)]
+    devices += [meter_device(f"s{k:02d}", host="127.0.0.1", port=3000 + k, interval_s=5) for k in range(12)]
+    loaded = write_site(tmp_path, devices, poll_phase="spread")
+    assert loaded.site.poll_phase_step_ms == "auto"
+    phases = {p.name: p.phase_s for s in build_modbus_sources(loaded) for p in s.pollers}
+    assert auto_step_s(1.0, 45) == pytest.approx(1 / 3) and auto_step_s(5.0, 12) == 5.0
+    fast = [phases[f"m{k:03d}"] for k in range(45)]
+    assert {round(3 * p, 9) for p in fast} == {0.0, 1.0, 2.0}  # three steps of 1/3 s, each used
+    assert all(phases[f"s{k:02d}"] == 0.0 for k in range(12))  # twelve at 5 s: one step
+    assert fast == [device_phase_s(f"m{k:03d}", 1.0, 1 / 3) for k in range(45)]  # stable: a function of the name

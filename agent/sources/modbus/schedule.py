@@ -26,6 +26,8 @@ import asyncio
 import hashlib
 import math
 import time
+from collections import Counter
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -77,6 +79,26 @@ class SystemClock:
         for waiter in self._sleepers.pop(t, ()):
             if not waiter.done():
                 waiter.set_result(None)
+
+
+AUTO_STEP_DEVICES = 20  # poll_phase_step_ms: auto keeps about this many devices in a step
+
+
+def auto_step_s(interval_s: float, devices: int, per_step: int = AUTO_STEP_DEVICES) -> float:
+    """``poll_phase_step_ms: auto``: the interval split into as many steps as keep about ``per_step`` of the
+    ``devices`` polled at that interval in each (the interval itself, one step, for up to ``per_step``). A step's
+    wake-up, transaction and publish are shared by its devices; its last device waits for the others."""
+    return interval_s / max(1, math.ceil(devices / per_step))
+
+
+def poll_steps(step_ms: float | str, intervals: Iterable[float]) -> Callable[[float], float]:
+    """The poll step in seconds of the devices at an interval: the site's ``poll_phase_step_ms``, or for ``auto``
+    (``auto_step_s``) from how many devices are polled at that interval (``intervals``: one per device)."""
+    if step_ms != "auto":
+        fixed = float(step_ms) / 1000.0
+        return lambda _interval_s: fixed
+    count = Counter(intervals)
+    return lambda interval_s: auto_step_s(interval_s, count[interval_s])
 
 
 def device_phase_s(name: str, interval_s: float, step_s: float = 0.0) -> float:

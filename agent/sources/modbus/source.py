@@ -20,6 +20,7 @@ import hashlib
 import re
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from itertools import chain
 from typing import Protocol, TypeVar
 
 from agent.config.dtu import DtuBusConfig
@@ -31,7 +32,7 @@ from agent.sources.base import Emit, Polling
 from agent.sources.modbus.device import DevicePoller, Wait
 from agent.sources.modbus.link import ModbusLink
 from agent.sources.modbus.plan import ReadPlan, build_read_plan
-from agent.sources.modbus.schedule import Clock, SystemClock, device_phase_s, first_slot, next_slot, realign
+from agent.sources.modbus.schedule import Clock, SystemClock, device_phase_s, first_slot, next_slot, poll_steps, realign
 
 
 class LoadedSiteLike(Protocol):
@@ -201,7 +202,7 @@ class ModbusSource:
                     due[p] = realign(due[p], now, p.interval_s, 0, p.phase_s)
                     poll_at[p] = realign(poll_at[p], now, p.interval_s, p.consecutive_failures, p.phase_s)
                 order = {p: i for i, p in enumerate(every)}
-                poller = min(every, key=lambda p: (due[p], order[p]))
+                poller = every[0] if len(every) == 1 else min(every, key=lambda p: (due[p], order[p]))
                 slot = due[poller]
                 await self.clock.sleep_until(slot)
                 if poller not in self.every:  # removed by a reload while we slept
@@ -295,12 +296,17 @@ def build_modbus_sources(
     site = loaded.site
     threshold = site.monitoring.failure_threshold
 
+    others = others or {}
+    polled = [d.interval_s for d in site.devices if isinstance(d, ModbusDeviceConfig) and d.enabled]
+    step_s = poll_steps(site.poll_phase_step_ms, polled + [o.interval_s for o in chain(*others.values())])
+
     def phase_of(device: ModbusDeviceConfig) -> float:
         if site.poll_phase == "aligned":
             return 0.0
-        return device_phase_s(device.name, device.interval_s, site.poll_phase_step_ms / 1000.0)
+        return device_phase_s(device.name, device.interval_s, step_s(device.interval_s))
 
-    phase_key = f"{site.poll_phase}/{site.poll_phase_step_ms:g}"  # a change restarts the sources on reload
+    def phase_key(interval_s: float) -> str:  # a change restarts the device's source on reload
+        return f"{site.poll_phase}/{step_s(interval_s):g}"
 
     buses = {b.name: b for b in site.buses}
     sources: list[ModbusSource] = []
@@ -320,35 +326,34 @@ def build_modbus_sources(
                     lambda host=host, port=port: ModbusLink.tcp(host, port),  # type: ignore[misc]
                     0.0,
                     clock,
-                    _fingerprint(device.model_dump_json(), profile.model_dump_json(), phase_key),
+                    _fingerprint(device.model_dump_json(), profile.model_dump_json(), phase_key(device.interval_s)),
                 )
             )
         else:
             assert device.bus is not None
             by_bus.setdefault(device.bus, []).append(device)
-    others = others or {}
     for bus_name in [*by_bus, *(b for b in others if b not in by_bus)]:
         bus = buses[bus_name]
         devices = by_bus.get(bus_name, [])
         extra = list(others.get(bus_name, ()))
-        parts = [bus.model_dump_json(), phase_key]
+        parts = [bus.model_dump_json()]
         pollers = []
         device_fingerprints = {}
         endpoint = _endpoint(bus)
         for device in devices:
             profile = loaded.profiles[device.profile]
-            parts += [device.model_dump_json(), profile.model_dump_json()]
+            parts += [device.model_dump_json(), profile.model_dump_json(), phase_key(device.interval_s)]
             device_fingerprints[device.name] = _fingerprint(
-                device.model_dump_json(), profile.model_dump_json(), phase_key
+                device.model_dump_json(), profile.model_dump_json(), phase_key(device.interval_s)
             )
             pollers.append(DevicePoller(device, plan_of(device), endpoint, clock.now, threshold, phase_of(device)))
         for other in extra:  # a DL/T 645 meter: its config with the profile's points bound to it
             if site.poll_phase != "aligned":  # the same stable per-device phase as the Modbus devices
-                other.phase_s = device_phase_s(other.name, other.interval_s, site.poll_phase_step_ms / 1000.0)
+                other.phase_s = device_phase_s(other.name, other.interval_s, step_s(other.interval_s))
             config = getattr(other, "config", None)
             own = [config.model_dump_json() if config is not None else other.name, repr(getattr(config, "points", ()))]
-            parts += own
-            device_fingerprints[other.name] = _fingerprint(*own, phase_key)
+            parts += [*own, phase_key(other.interval_s)]
+            device_fingerprints[other.name] = _fingerprint(*own, phase_key(other.interval_s))
         link = _fingerprint(bus.model_dump_json(), str(threshold))
         if isinstance(bus, DtuBusConfig):
             if dtu_links is None:
