@@ -49,10 +49,6 @@ def connect(path: Path, config: SpoolConfig) -> sqlite3.Connection:
         db.execute("PRAGMA journal_mode=WAL").fetchone()
         db.execute(f"PRAGMA synchronous={'FULL' if config.fsync == 'always' else 'NORMAL'}")
         db.execute("PRAGMA journal_size_limit=67108864")
-        # Debian's SQLite zeroes every freed page (SQLITE_SECURE_DELETE): each ack would write the acked records'
-        # pages once more as zeros, to the WAL and again at the checkpoint. The spool holds telemetry on its own
-        # gateway, not secrets to scrub.
-        db.execute("PRAGMA secure_delete=OFF").fetchone()
         db.executescript(_SCHEMA)
         row = db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
         if row is None:
