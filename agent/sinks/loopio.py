@@ -11,9 +11,10 @@ buffer is full does the socket go to ``add_writer``.
 Acks, fewest objects: a successful PUBACK without properties (two bytes, or three with reason 0: what a broker sends
 for every message it took) is handled by ``CoalescingClient`` with one shared success ReasonCode and one shared empty
 Properties instead of two new objects per ack; paho's state changes exactly as in its own handler (on_publish, the
-message out of ``_out_messages``, its info published, the in-flight window moved on). Any other PUBACK goes to paho. The plain PUBACKs that arrive together (a burst's) are taken from the read buffer in
-one pass rather than through paho's byte-at-a-time packet reader, and a spooled record's publish builds no
-threading.Condition (paho makes one per message for ``wait_for_publish``, never called here).
+message out of ``_out_messages``, its info published, the in-flight window moved on). Any other PUBACK goes to paho.
+The plain PUBACKs that arrive together (a burst's) are taken from the read buffer in one pass rather than through
+paho's byte-at-a-time packet reader, and a spooled record's publish builds no threading.Condition (paho makes one
+per message for ``wait_for_publish``, never called here).
 """
 
 from __future__ import annotations
