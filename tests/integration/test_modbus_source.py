@@ -592,3 +592,22 @@ def test_auto_steps_keep_about_twenty_devices_a_step_per_interval(tmp_path: Path
     assert {round(3 * p, 9) for p in fast} == {0.0, 1.0, 2.0}  # three steps of 1/3 s, each used
     assert all(phases[f"s{k:02d}"] == 0.0 for k in range(12))  # twelve at 5 s: one step
     assert fast == [device_phase_s(f"m{k:03d}", 1.0, 1 / 3) for k in range(45)]  # stable: a function of the name
+
+
+def test_a_reload_restarts_only_the_devices_whose_phase_changed(tmp_path: Path) -> None:
+    """A device's source fingerprint (what a reload compares) holds the phase its schedule uses, not the settings
+    that led to it: with ``auto`` steps, a 21st device at 1 s halves the step and moves only the devices whose
+    phase moved; on an aligned site, where every phase is 0, adding devices restarts none."""
+
+    def prints(n: int, poll_phase: str) -> dict[str, str]:
+        devices = [meter_device(f"m{k:03d}", host="127.0.0.1", port=2000 + k) for k in range(n)]
+        (tmp_path / f"{poll_phase}{n}").mkdir(exist_ok=True)
+        loaded = write_site(tmp_path / f"{poll_phase}{n}", devices, poll_phase=poll_phase)
+        return {s.name: s.fingerprint for s in build_modbus_sources(loaded)}
+
+    before, after = prints(20, "spread"), prints(21, "spread")
+    moved = {k for k in range(20) if device_phase_s(f"m{k:03d}", 1.0, 0.5) != 0.0}
+    assert moved and len(moved) < 20  # some of the twenty move to the second half-second, some stay
+    assert {n for n in before if before[n] != after[n]} == {f"m{k:03d}" for k in moved}
+    aligned = prints(20, "aligned")
+    assert all(prints(21, "aligned")[n] == aligned[n] for n in aligned)

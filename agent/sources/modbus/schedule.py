@@ -29,7 +29,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Literal, Protocol
 
 BACKOFF_AFTER = 3
 BACKOFF_CAP_S = 300.0
@@ -91,7 +91,7 @@ def auto_step_s(interval_s: float, devices: int, per_step: int = AUTO_STEP_DEVIC
     return interval_s / max(1, math.ceil(devices / per_step))
 
 
-def poll_steps(step_ms: float | str, intervals: Iterable[float]) -> Callable[[float], float]:
+def poll_steps(step_ms: float | Literal["auto"], intervals: Iterable[float]) -> Callable[[float], float]:
     """The poll step in seconds of the devices at an interval: the site's ``poll_phase_step_ms``, or for ``auto``
     (``auto_step_s``) from how many devices are polled at that interval (``intervals``: one per device)."""
     if step_ms != "auto":

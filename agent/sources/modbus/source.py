@@ -300,13 +300,8 @@ def build_modbus_sources(
     polled = [d.interval_s for d in site.devices if isinstance(d, ModbusDeviceConfig) and d.enabled]
     step_s = poll_steps(site.poll_phase_step_ms, polled + [o.interval_s for o in chain(*others.values())])
 
-    def phase_of(device: ModbusDeviceConfig) -> float:
-        if site.poll_phase == "aligned":
-            return 0.0
-        return device_phase_s(device.name, device.interval_s, step_s(device.interval_s))
-
-    def phase_key(interval_s: float) -> str:  # a change restarts the device's source on reload
-        return f"{site.poll_phase}/{step_s(interval_s):g}"
+    def phase_of(name: str, interval_s: float) -> float:  # part of the device's fingerprint: a change restarts it
+        return 0.0 if site.poll_phase == "aligned" else device_phase_s(name, interval_s, step_s(interval_s))
 
     buses = {b.name: b for b in site.buses}
     sources: list[ModbusSource] = []
@@ -317,7 +312,8 @@ def build_modbus_sources(
         if device.host is not None:
             profile = loaded.profiles[device.profile]
             endpoint = f"{device.host}:{device.port}"
-            poller = DevicePoller(device, plan_of(device), endpoint, clock.now, threshold, phase_of(device))
+            phase = phase_of(device.name, device.interval_s)
+            poller = DevicePoller(device, plan_of(device), endpoint, clock.now, threshold, phase)
             host, port = device.host, device.port
             sources.append(
                 ModbusSource(
@@ -326,7 +322,7 @@ def build_modbus_sources(
                     lambda host=host, port=port: ModbusLink.tcp(host, port),  # type: ignore[misc]
                     0.0,
                     clock,
-                    _fingerprint(device.model_dump_json(), profile.model_dump_json(), phase_key(device.interval_s)),
+                    _fingerprint(device.model_dump_json(), profile.model_dump_json(), repr(phase)),
                 )
             )
         else:
@@ -341,19 +337,18 @@ def build_modbus_sources(
         device_fingerprints = {}
         endpoint = _endpoint(bus)
         for device in devices:
-            profile = loaded.profiles[device.profile]
-            parts += [device.model_dump_json(), profile.model_dump_json(), phase_key(device.interval_s)]
-            device_fingerprints[device.name] = _fingerprint(
-                device.model_dump_json(), profile.model_dump_json(), phase_key(device.interval_s)
-            )
-            pollers.append(DevicePoller(device, plan_of(device), endpoint, clock.now, threshold, phase_of(device)))
+            phase = phase_of(device.name, device.interval_s)
+            own = [device.model_dump_json(), loaded.profiles[device.profile].model_dump_json(), repr(phase)]
+            parts += own
+            device_fingerprints[device.name] = _fingerprint(*own)
+            pollers.append(DevicePoller(device, plan_of(device), endpoint, clock.now, threshold, phase))
         for other in extra:  # a DL/T 645 meter: its config with the profile's points bound to it
-            if site.poll_phase != "aligned":  # the same stable per-device phase as the Modbus devices
-                other.phase_s = device_phase_s(other.name, other.interval_s, step_s(other.interval_s))
+            other.phase_s = phase_of(other.name, other.interval_s)  # the same stable phase as the Modbus devices
             config = getattr(other, "config", None)
             own = [config.model_dump_json() if config is not None else other.name, repr(getattr(config, "points", ()))]
-            parts += [*own, phase_key(other.interval_s)]
-            device_fingerprints[other.name] = _fingerprint(*own, phase_key(other.interval_s))
+            own.append(repr(other.phase_s))
+            parts += own
+            device_fingerprints[other.name] = _fingerprint(*own)
         link = _fingerprint(bus.model_dump_json(), str(threshold))
         if isinstance(bus, DtuBusConfig):
             if dtu_links is None:
