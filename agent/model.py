@@ -146,16 +146,65 @@ def _sample_factory() -> Callable[[str, str, Value, str, Quality, float, str, Ro
 new_sample = _sample_factory()
 
 
+@dataclass(frozen=True, slots=True, eq=False)
+class ReadLayout:
+    """The points of a device's requests as columns, built once per read plan and shared by every poll that reads
+    them all good (``GoodReads``). ``points``, ``units`` and ``roles`` run in request order (how the values come off
+    the wire); ``order`` lists their indexes in the plan's point order (how Samples and messages list them);
+    ``request_of`` gives each value's request (its reply time is that request's stamp). Compared and hashed by
+    identity: a cache keyed by a layout (the KPI engine's routes) holds it alive, so an id is never reused."""
+
+    device: str
+    points: tuple[str, ...]
+    units: tuple[str, ...]
+    roles: tuple[Role | None, ...]
+    order: tuple[int, ...]
+    request_of: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class GoodReads:
+    """A poll whose every point read good, without a Sample per point: ``values`` in ``layout.points`` order,
+    ``stamps`` the reply time of each request. The hot path of a healthy device (encoding and the KPI engine read
+    the columns); ``samples()`` builds the Samples that the same poll would have produced, in plan order."""
+
+    layout: ReadLayout
+    values: tuple[Value, ...]
+    stamps: tuple[float, ...]
+
+    def samples(self) -> tuple[Sample, ...]:
+        lay, values, stamps, good = self.layout, self.values, self.stamps, Quality.GOOD
+        return tuple(
+            new_sample(
+                lay.device, lay.points[i], values[i], lay.units[i], good, stamps[lay.request_of[i]], "", lay.roles[i]
+            )
+            for i in lay.order
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class PollResult:
-    """What one poll of one device produced: every configured point exactly once, good or not."""
+    """What one poll of one device produced: every configured point exactly once, good or not. ``reads`` holds the
+    Samples, or, for a poll that read every point good, the same as columns (``GoodReads``, built into Samples only
+    when something asks for ``samples``)."""
 
     device: str
     ts: float
     duration_s: float
-    samples: tuple[Sample, ...]
+    reads: tuple[Sample, ...] | GoodReads
     requests: int
     errors: tuple[str, ...] = ()
+
+    @property
+    def samples(self) -> tuple[Sample, ...]:
+        reads = self.reads
+        return reads if isinstance(reads, tuple) else reads.samples()
+
+    @property
+    def good(self) -> GoodReads | None:
+        """The columns of a poll that read every point good, else None."""
+        reads = self.reads
+        return None if isinstance(reads, tuple) else reads
 
 
 class Grade(StrEnum):

@@ -23,7 +23,7 @@ from typing import Annotated, Any, Literal
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
 
-from agent.model import Grade, KpiValue, Quality, Role, Sample, Value
+from agent.model import GoodReads, Grade, KpiValue, Quality, Role, Sample, Value
 
 WIRE_VERSION = 1
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
@@ -196,6 +196,41 @@ def encode_samples(
         "ts": ts,
         "tags": tags,
         "samples": [sample_dict(s) for s in samples],
+    }
+    return orjson.dumps(msg)
+
+
+def encode_good(
+    *, site: str, gateway: str, boot: str, seq: int, device: str, ts: float, tags: dict[str, str], reads: GoodReads
+) -> bytes:
+    """``encode_samples`` of a poll that read every point good, from its columns (``GoodReads``) without a Sample
+    per point: the same bytes, in a third of the time."""
+    lay, values, stamps, good = reads.layout, reads.values, reads.stamps, Quality.GOOD
+    points, units, roles, request_of = lay.points, lay.units, lay.roles, lay.request_of
+    out = []
+    for i in lay.order:
+        d: dict[str, Value | float | Quality | Role] = {
+            "point": points[i],
+            "value": values[i],
+            "unit": units[i],
+            "quality": good,
+            "ts": stamps[request_of[i]],
+        }
+        role = roles[i]
+        if role is not None:
+            d["role"] = role
+        out.append(d)
+    msg = {
+        "v": WIRE_VERSION,
+        "type": "samples",
+        "site": site,
+        "gateway": gateway,
+        "boot": boot,
+        "seq": seq,
+        "device": device,
+        "ts": ts,
+        "tags": tags,
+        "samples": out,
     }
     return orjson.dumps(msg)
 

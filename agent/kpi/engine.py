@@ -44,7 +44,7 @@ from agent.kpi.lines import line_kpis
 from agent.kpi.park import park_kpis
 from agent.kpi.state import capture, restore
 from agent.kpi.windows import WindowedSum, WindowSpec, parse_hhmm
-from agent.model import KpiValue, Quality, Role, Sample
+from agent.model import GoodReads, KpiValue, Quality, ReadLayout, Role, Sample
 
 if TYPE_CHECKING:
     from agent.config.profile import ProfileConfig
@@ -82,6 +82,9 @@ class KpiEngine:
         self._channels: dict[str, Channel] = {}
         self._selectors: dict[str, list[tuple[str, str, Feed, Channel]]] = {}  # device -> (sel kind, sel, feed, ch)
         self._routes: dict[tuple[str, str], list[Feed]] = {}
+        # per layout of a device's good polls: how many of its values are strings, and (value index, request
+        # index, feeds) for each point that feeds something (ingest_good); keyed by identity, see ReadLayout
+        self._vectors: dict[ReadLayout, tuple[int, list[tuple[int, int, list[Feed]]]]] = {}
         self._indicators: list[Indicator] = []
         self._customs: list[CustomKpi] = []
         self._reported: dict[tuple[int, str], float] = {}
@@ -256,6 +259,48 @@ class KpiEngine:
                 value, ts = float(s.value), s.ts if steady is None else steady(s.ts)
                 for feed in feeds:
                     feed(ts, value)
+
+    def ingest_good(self, reads: GoodReads) -> None:
+        """``ingest(reads.samples())`` without building the Samples: a poll that read every point good feeds the
+        routed points straight from its columns (the unrouted ones cost nothing)."""
+        steady: Callable[[float], float] | None = None
+        if self._watch is not None:
+            self._watch.check()
+            if self._frame.shift:
+                steady = self._watch.steady
+        vector = self._vectors.get(reads.layout)
+        if vector is None:
+            vector = self._vector(reads)
+        strings, entries = vector
+        self.ignored += strings
+        values, stamps = reads.values, reads.stamps
+        for i, r, feeds in entries:
+            value, ts = float(values[i]), stamps[r] if steady is None else steady(stamps[r])  # type: ignore[arg-type]
+            for feed in feeds:
+                feed(ts, value)
+
+    def _vector(self, reads: GoodReads) -> tuple[int, list[tuple[int, int, list[Feed]]]]:
+        """Route each point of the layout in plan order, as ``ingest`` would on the first good poll."""
+        if len(self._vectors) > 4096:  # layouts of split requests come and go
+            self._vectors.clear()
+        lay, routes = reads.layout, self._routes
+        strings, entries = 0, []
+        for i in lay.order:
+            if isinstance(reads.values[i], str):
+                strings += 1
+                continue
+            feeds = routes.get((lay.device, lay.points[i]))
+            if feeds is None:
+                r = lay.request_of[i]
+                feeds = self._route(
+                    Sample(lay.device, lay.points[i], reads.values[i], lay.units[i], Quality.GOOD, reads.stamps[r],
+                           role=lay.roles[i])
+                )  # fmt: skip
+            if feeds:
+                entries.append((i, lay.request_of[i], feeds))
+        vector = (strings, entries)
+        self._vectors[lay] = vector
+        return vector
 
     def _route(self, s: Sample) -> list[Feed]:
         """Which feeds read this device point; computed once per point and cached. A role selector binds to the

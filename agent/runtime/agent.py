@@ -231,7 +231,11 @@ class Agent:
             self._burst_done.clear()  # or once the sources' polls in progress are all in (Polling)
             self._commit_due.set()
         if parts.kpi is not None:
-            parts.kpi.ingest(result.samples)
+            good = result.good
+            if good is not None:
+                parts.kpi.ingest_good(good)
+            else:
+                parts.kpi.ingest(result.samples)
         # PollResult.ts is when the poll started (its slot); the last reply came duration_s later.
         self.spool_latency.add(self.clock() - (result.ts + result.duration_s))
         interval = self._intervals.get(result.device)

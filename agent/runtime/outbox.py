@@ -10,7 +10,7 @@ from typing import Protocol
 from agent.model import PollResult, Sample
 from agent.sinks.limits import packet_bytes, split_to_fit
 from agent.spool.base import NewRecord
-from agent.wire import encode_samples
+from agent.wire import encode_good, encode_samples
 
 
 class _Spool(Protocol):
@@ -28,13 +28,23 @@ def encode_poll(
     """The samples message(s) of one poll, with seqs ``first_seq``, ``first_seq + 1``, ...: one message, or, for a
     poll too big for one, several (each a complete samples message the centre takes on its own)."""
 
+    limit = max_message_bytes - packet_bytes(topic, b"")
+    good = result.good
+    if good is not None:  # a healthy poll: encoded from its columns, unless it needs cutting into several messages
+        payload = encode_good(
+            site=site, gateway=gateway, boot=boot, seq=first_seq, device=result.device, ts=result.ts, tags=tags,
+            reads=good,
+        )  # fmt: skip
+        if len(payload) <= limit or len(good.values) <= 1:
+            return [payload]
+
     def encode(samples: Sequence[Sample], seq: int = first_seq) -> bytes:
         return encode_samples(
             site=site, gateway=gateway, boot=boot, seq=seq, device=result.device, ts=result.ts, tags=tags,
             samples=tuple(samples),
         )  # fmt: skip
 
-    chunks = split_to_fit(result.samples, encode, max_message_bytes - packet_bytes(topic, b""))
+    chunks = split_to_fit(result.samples, encode, limit)
     if len(chunks) == 1:
         return [chunks[0][1]]
     return [encode(c, first_seq + k) for k, (c, _) in enumerate(chunks)]

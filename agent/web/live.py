@@ -58,9 +58,14 @@ class LiveState:
             live = self.devices[result.device] = DeviceLive()
         live.last = result
         live.polls += 1
-        bad = sum(1 for s in result.samples if s.quality in (Quality.BAD, Quality.STALE))
+        good = result.good
+        if good is not None:  # every point read good: no Sample to count
+            bad, total = 0, len(good.values)
+        else:
+            bad = sum(1 for s in result.samples if s.quality in (Quality.BAD, Quality.STALE))
+            total = len(result.samples)
         live.bad_samples += bad
-        live.good_samples += len(result.samples) - bad
+        live.good_samples += total - bad
         if bad:
             live.bad_polls += 1
         else:

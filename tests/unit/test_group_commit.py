@@ -80,7 +80,7 @@ async def running(tmp_path: Path, group_commit_ms: float) -> AsyncIterator[tuple
 def _poll(device: str) -> PollResult:
     now = time.time()
     sample = Sample(device, "p", 1.0, "kW", Quality.GOOD, now)
-    return PollResult(device=device, ts=now, duration_s=0.001, samples=(sample,), requests=1)
+    return PollResult(device=device, ts=now, duration_s=0.001, reads=(sample,), requests=1)
 
 
 async def test_polls_within_the_window_share_one_transaction_and_are_offered_after_it(tmp_path: Path) -> None:

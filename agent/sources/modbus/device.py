@@ -18,39 +18,21 @@ A poll *fails* when no request got any reply. State changes are logged once: "<d
 from __future__ import annotations
 
 import logging
-import struct
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from agent.config.site import ModbusDeviceConfig
 from agent.errors import ConnectionLost, DeviceException, DeviceTimeout, FrameError, SourceError
-from agent.model import DeviceHealth, PollResult, Quality, Role, Sample, new_sample
-from agent.sources.modbus.codec import NOT_A_NUMBER, Decoded, bulk_struct, swap_bytes
+from agent.model import DeviceHealth, GoodReads, PollResult, Quality, ReadLayout, Role, Sample, Value, new_sample
 from agent.sources.modbus.link import ModbusLink
 from agent.sources.modbus.plan import ReadPlan, ReadRequest, split_request
+from agent.sources.modbus.replies import ReplyDecoder
 
 log = logging.getLogger("agent.sources.modbus")
 
 RETRY_ILLEGAL_EVERY = 10
 ILLEGAL_DATA_ADDRESS = 2
-# a point as _decode needs it: name, its codec's decode, its offset in the reply, unit, role
-_Row = tuple[str, Callable[[bytes, bytes | None, int], Decoded], int, str, Role | None]
-# the same for a read unpacked at once (codec.bulk_struct): name, plain float (no scale/range), finish, unit, role
-_BulkRow = tuple[str, bool, Callable[[int | float], Decoded], str, Role | None]
-
-
-@dataclass(frozen=True, slots=True)
-class _Decoding:
-    """How to decode one request's reply, built on its first reply: one unpack for the whole read where the codec
-    allows (``bulk``), else each point on its own (``rows``)."""
-
-    request: ReadRequest
-    rows: tuple[_Row, ...]
-    bulk: struct.Struct | None
-    bulk_rows: tuple[_BulkRow, ...]
-
-
 _UNREACHABLE_CODES = frozenset({0x0A, 0x0B})  # the gateway says the device behind it did not answer
 
 
@@ -74,6 +56,7 @@ class _PollState:
     queue: list[_Slot]  # requests still to run (splits are pushed to the front)
     kept: list[_Slot] = field(default_factory=list)  # the device's requests after this poll
     samples: dict[str, Sample] = field(default_factory=dict)
+    good: list[tuple[ReadRequest, bytes, tuple[Value, ...], float]] = field(default_factory=list)  # all points good
     errors: list[str] = field(default_factory=list)
     unreachable: str | None = None  # set by a timeout / lost connection / gateway exception: skip the rest
     answered: bool = False  # some request got a reply (data or exception)
@@ -116,8 +99,7 @@ class DevicePoller:
         for request in plan.requests:
             for p in request.points:
                 self._meta[p.name] = (p.config.unit, p.config.role)
-        # per request (by identity; split requests get theirs on first use): what decoding each point needs
-        self._rows: dict[int, _Decoding] = {}
+        self._replies = ReplyDecoder(self.name, self._meta, len(plan.requests))
         self.consecutive_failures = 0
         self.last_success_ts: float | None = None
         self.last_duration_s: float | None = None
@@ -129,6 +111,7 @@ class DevicePoller:
         self.capture_raw = False
         self.last_failure = ""  # the reason of the last failed poll (its first point's), for backing-off slots
         self.last_answered = False  # the device replied (data or an exception) in its last poll that sent requests
+        self._layout: tuple[tuple[ReadRequest, ...], ReadLayout] | None = None  # for polls that read all good
 
     @property
     def slots(self) -> list[ReadRequest]:
@@ -187,14 +170,54 @@ class DevicePoller:
             if slot.illegal:
                 slot.illegal = False
                 st.readable.append(request.points[0].name)
-            self._decode(st.samples, request, data, self._now())
+            values = None if self.capture_raw else self._replies.good_values(request, data)
+            if values is not None:
+                st.good.append((request, data, values, self._now()))
+            else:
+                self._decode(st.samples, request, data, self._now())
         self._slots = st.kept
         self.requests += st.sent
         duration = time.perf_counter() - started
         self.last_duration_s = duration
+        reads: tuple[Sample, ...] | GoodReads
+        if st.good and not st.samples:  # every request read all its points good: columns, no Sample per point
+            good = st.good
+            values = good[0][2] if len(good) == 1 else tuple(v for g in good for v in g[2])
+            reads = GoodReads(self._layout_of(good), values, tuple(g[3] for g in good))
+        else:
+            for request, data, _, ts in st.good:
+                self._decode(st.samples, request, data, ts)
+            st.good.clear()
+            reads = tuple(st.samples[name] for name in self.plan.point_names)
         self._account(st)
-        ordered = tuple(st.samples[name] for name in self.plan.point_names)
-        return PollResult(self.name, st.ts, duration, ordered, st.sent, tuple(st.errors))
+        return PollResult(self.name, st.ts, duration, reads, st.sent, tuple(st.errors))
+
+    def _layout_of(self, good: list[tuple[ReadRequest, bytes, tuple[Value, ...], float]]) -> ReadLayout:
+        """The columns of these requests (cached while the device's requests stay the same objects)."""
+        cached = self._layout
+        if (
+            cached is not None
+            and len(cached[0]) == len(good)
+            and all(r is g[0] for r, g in zip(cached[0], good, strict=True))
+        ):
+            return cached[1]
+        requests = tuple(g[0] for g in good)
+        points: list[str] = []
+        request_of: list[int] = []
+        for k, request in enumerate(requests):
+            points += [p.name for p in request.points]
+            request_of += [k] * len(request.points)
+        index = {name: i for i, name in enumerate(points)}
+        layout = ReadLayout(
+            self.name,
+            tuple(points),
+            tuple(self._meta[n][0] for n in points),
+            tuple(self._meta[n][1] for n in points),
+            tuple(index[n] for n in self.plan.point_names),
+            tuple(request_of),
+        )
+        self._layout = (requests, layout)
+        return layout
 
     def _exception_reply(self, st: _PollState, slot: _Slot, exc: DeviceException) -> None:
         request = slot.request
@@ -253,7 +276,7 @@ class DevicePoller:
         line for the failure, one for the recovery, one per poll for the points that changed in between."""
         if st.sent:
             self.last_answered = st.answered
-        usable = st.answered and any(s.quality is not Quality.BAD for s in st.samples.values())
+        usable = st.answered and (bool(st.good) or any(s.quality is not Quality.BAD for s in st.samples.values()))
         if usable:
             if self.consecutive_failures:
                 log.warning("%s: recovered after %d failed polls", self.name, self.consecutive_failures)
@@ -293,21 +316,6 @@ class DevicePoller:
             samples.append(new_sample(self.name, name, None, unit, Quality.BAD, ts, reason, role))
         return PollResult(self.name, ts, 0.0, tuple(samples), 0, (reason,))
 
-    def _decoding(self, request: ReadRequest) -> _Decoding:
-        if len(self._rows) > 4 * len(self.plan.requests) + 64:  # split requests come and go: keep it small
-            self._rows.clear()
-        meta = self._meta
-        rows = tuple((p.name, p.codec.decode, p.offset, *meta[p.name]) for p in request.points)
-        bulk = None if request.is_bits else bulk_struct([(p.codec, p.offset) for p in request.points])
-        bulk_rows = (
-            tuple((p.name, p.codec.plain_float, p.codec.finish, *meta[p.name]) for p in request.points)
-            if bulk is not None
-            else ()
-        )
-        entry = _Decoding(request, rows, bulk, bulk_rows)
-        self._rows[id(request)] = entry
-        return entry
-
     def _bad(self, samples: dict[str, Sample], request: ReadRequest, reason: str, ts: float) -> None:
         name = self.name
         for p in request.points:
@@ -315,28 +323,7 @@ class DevicePoller:
             samples[p.name] = new_sample(name, p.name, None, unit, Quality.BAD, ts, reason, role)
 
     def _decode(self, samples: dict[str, Sample], request: ReadRequest, data: bytes, ts: float) -> None:
-        name = self.name
-        entry = self._rows.get(id(request))
-        if entry is None or entry.request is not request:
-            entry = self._decoding(request)
-        bulk = entry.bulk
-        if bulk is not None and len(data) >= bulk.size:
-            good = Quality.GOOD
-            for (point, plain, finish, unit, role), raw in zip(entry.bulk_rows, bulk.unpack_from(data), strict=True):
-                if plain:  # what finish does for a float without scale or range
-                    value = raw + 0.0
-                    if value - value == 0.0:  # finite
-                        samples[point] = new_sample(name, point, value, unit, good, ts, "", role)
-                        continue
-                    quality, value, reason = Quality.BAD, None, NOT_A_NUMBER
-                else:
-                    quality, value, reason = finish(raw)
-                samples[point] = new_sample(name, point, value, unit, quality, ts, reason, role)
-        else:
-            swapped = swap_bytes(data) if request.needs_swapped else None
-            for point, decode, offset, unit, role in entry.rows:
-                quality, value, reason = decode(data, swapped, offset)
-                samples[point] = new_sample(name, point, value, unit, quality, ts, reason, role)
+        self._replies.decode(samples, request, data, ts)
         if self.capture_raw:
             for p in request.points:
                 if request.is_bits:
