@@ -195,12 +195,12 @@ class DevicePoller:
     def _layout_of(self, good: list[tuple[ReadRequest, bytes, tuple[Value, ...], float]]) -> ReadLayout:
         """The columns of these requests (cached while the device's requests stay the same objects)."""
         cached = self._layout
-        if (
-            cached is not None
-            and len(cached[0]) == len(good)
-            and all(r is g[0] for r, g in zip(cached[0], good, strict=True))
-        ):
-            return cached[1]
+        if cached is not None:
+            known = cached[0]
+            if len(known) == len(good) and (
+                known[0] is good[0][0] if len(good) == 1 else all(r is g[0] for r, g in zip(known, good, strict=True))
+            ):
+                return cached[1]
         requests = tuple(g[0] for g in good)
         points: list[str] = []
         request_of: list[int] = []

@@ -201,8 +201,11 @@ class ModbusSource:
                     # a clock set back leaves slots far ahead: start again from now
                     due[p] = realign(due[p], now, p.interval_s, 0, p.phase_s)
                     poll_at[p] = realign(poll_at[p], now, p.interval_s, p.consecutive_failures, p.phase_s)
-                order = {p: i for i, p in enumerate(every)}
-                poller = every[0] if len(every) == 1 else min(every, key=lambda p: (due[p], order[p]))
+                if len(every) == 1:
+                    poller = every[0]
+                else:
+                    order = {p: i for i, p in enumerate(every)}
+                    poller = min(every, key=lambda p: (due[p], order[p]))
                 slot = due[poller]
                 await self.clock.sleep_until(slot)
                 if poller not in self.every:  # removed by a reload while we slept
@@ -226,8 +229,10 @@ class ModbusSource:
                 if step.missed:
                     poller.count("missed_slot", step.missed)
                 due[poller] = step.at - step.backoff_skipped * poller.interval_s
-                for gone in [p for p in due if p not in order]:
-                    del due[gone], poll_at[gone]
+                if len(due) > len(self.every):  # pollers a reload removed
+                    members = set(self.every)
+                    for gone in [p for p in due if p not in members]:
+                        del due[gone], poll_at[gone]
         finally:
             await link.close()
 
