@@ -35,7 +35,7 @@ log = logging.getLogger("agent.sources.dlt645")
 RETRY_UNSUPPORTED_EVERY = 10
 MAX_FOLLOW_UPS = 8
 
-Wait = Callable[[], Awaitable[None]]
+Wait = Callable[[], Awaitable[None]] | None  # None: nothing to wait for before a request (no bus pause)
 
 
 class RawLink(Protocol):
@@ -161,7 +161,8 @@ class Dlt645Poller:
     async def _send(self, link: RawLink, request_frame: bytes, before_request: Wait, st: _Poll) -> fr.Frame:
         retries = self.config.retries
         while True:
-            await before_request()
+            if before_request is not None:
+                await before_request()
             st.sent += 1
             self.control_codes_sent.add(request_frame[request_frame.index(fr.START) + 8])
             stats = fr.CutStats()

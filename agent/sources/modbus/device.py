@@ -45,7 +45,7 @@ class _Slot:
     skip: int = 0  # polls left before the illegal point is tried again
 
 
-Wait = Callable[[], Awaitable[None]]
+Wait = Callable[[], Awaitable[None]] | None  # None: nothing to wait for before a request (no bus pause)
 
 
 @dataclass(slots=True)
@@ -156,7 +156,8 @@ class DevicePoller:
                 slot.skip -= 1
                 self._bad(st.samples, request, "ILLEGAL DATA ADDRESS", st.ts)
                 continue
-            await before_request()
+            if before_request is not None:
+                await before_request()
             st.sent += 1
             try:
                 data = await self._read(link, request)

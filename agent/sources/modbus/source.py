@@ -137,6 +137,9 @@ class ModbusSource:
                 if (rest := self.link.idle_since + self.pause_s - time.monotonic()) > 0:
                     await asyncio.sleep(rest + 0.001)
 
+    def _pause(self) -> Wait:  # what a poll awaits before each request: the bus pause, or nothing (most TCP links)
+        return self._before_request if self.pause_s > 0 else None
+
     def _link(self) -> ModbusLink:
         if self.link is None:
             self.link = self._link_factory()
@@ -182,7 +185,7 @@ class ModbusSource:
         return await self._link_poll(poller)
 
     async def _link_poll(self, poller: BusPoller) -> PollResult:
-        return await poller.poll(self._link(), self._before_request)
+        return await poller.poll(self._link(), self._pause())
 
     async def run(self, emit: Emit) -> None:
         """Every device yields a result at each of its slots: a poll, or, in a slot that its backoff leaves out,
@@ -201,9 +204,8 @@ class ModbusSource:
                     # a clock set back leaves slots far ahead: start again from now
                     due[p] = realign(due[p], now, p.interval_s, 0, p.phase_s)
                     poll_at[p] = realign(poll_at[p], now, p.interval_s, p.consecutive_failures, p.phase_s)
-                if len(every) == 1:
-                    poller = every[0]
-                else:
+                poller = every[0]
+                if len(every) > 1:
                     order = {p: i for i, p in enumerate(every)}
                     poller = min(every, key=lambda p: (due[p], order[p]))
                 slot = due[poller]
@@ -218,7 +220,7 @@ class ModbusSource:
                     polling = self.polling
                     polling.start()
                     try:
-                        result = await poller.poll(link, self._before_request)
+                        result = await poller.poll(link, self._pause())
                         await emit(result)
                     finally:
                         polling.done()
@@ -230,8 +232,7 @@ class ModbusSource:
                     poller.count("missed_slot", step.missed)
                 due[poller] = step.at - step.backoff_skipped * poller.interval_s
                 if len(due) > len(self.every):  # pollers a reload removed
-                    members = set(self.every)
-                    for gone in [p for p in due if p not in members]:
+                    for gone in set(due).difference(self.every):
                         del due[gone], poll_at[gone]
         finally:
             await link.close()
