@@ -236,7 +236,8 @@ class ModbusLink:
             request = frames.read_pdu(function, start, count)
             for attempt in (0, 1):
                 was_connected = self._connected
-                await self.connect(timeout_s)
+                if not was_connected:  # no coroutine for the usual case, an open connection
+                    await self.connect(timeout_s)
                 try:
                     pdu = await self._transact(unit, request, function, timeout_s)
                 except ConnectionLost:
