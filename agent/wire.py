@@ -185,6 +185,12 @@ def encode_samples(
     """Encode one poll of one device. Hot path: plain dicts and orjson (about 7 µs for 20 samples, 5x faster
     than the standard library), no model validation. Sources never deliver NaN/Inf as a good value (the codec
     makes such a reading bad with value None); orjson would write one as null."""
+    return _samples_message(site, gateway, boot, seq, device, ts, tags, [sample_dict(s) for s in samples])
+
+
+def _samples_message(
+    site: str, gateway: str, boot: str, seq: int, device: str, ts: float, tags: dict[str, str], samples: list[Any]
+) -> bytes:
     msg = {
         "v": WIRE_VERSION,
         "type": "samples",
@@ -195,7 +201,7 @@ def encode_samples(
         "device": device,
         "ts": ts,
         "tags": tags,
-        "samples": [sample_dict(s) for s in samples],
+        "samples": samples,
     }
     return orjson.dumps(msg)
 
@@ -220,19 +226,7 @@ def encode_good(
         if role is not None:
             d["role"] = role
         out.append(d)
-    msg = {
-        "v": WIRE_VERSION,
-        "type": "samples",
-        "site": site,
-        "gateway": gateway,
-        "boot": boot,
-        "seq": seq,
-        "device": device,
-        "ts": ts,
-        "tags": tags,
-        "samples": out,
-    }
-    return orjson.dumps(msg)
+    return _samples_message(site, gateway, boot, seq, device, ts, tags, out)
 
 
 def encode_kpis(*, site: str, gateway: str, boot: str, seq: int, ts: float, kpis: list[KpiValue]) -> bytes:
