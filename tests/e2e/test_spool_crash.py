@@ -33,6 +33,7 @@ class Driver:
         argv += ["--rounds", str(rounds), "--devices", str(devices), "--rate", str(rate)]
         self.proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.appended: list[Key] = []
+        self.started = threading.Event()  # set at its first append: its boot is known
         self.drained = threading.Event()
         self.errors = ""
         self._reader = threading.Thread(target=self._read, daemon=True)
@@ -44,6 +45,7 @@ class Driver:
             parts = line.split()
             if parts[:1] == ["appended"]:
                 self.appended.append(("gw1", parts[1], int(parts[2])))
+                self.started.set()
             elif parts[:1] == ["drained"]:
                 self.drained.set()
 
@@ -68,8 +70,8 @@ class Driver:
         return self.errors
 
 
-def _received_at_least(n: int, received: Received) -> bool:
-    return len(received.first) >= n
+def _received_key(key: Key, received: Received) -> bool:
+    return key in received.first
 
 
 def _depth(spool_path: Path) -> int:
@@ -95,8 +97,11 @@ def test_kill9_mid_publish_then_restart_loses_nothing(tmp_path: Path) -> None:
             left: list[int] = []  # spool depth after each kill: what the next start must deliver
             for kill_after in (300, 900, 150):  # three crashes at different points of the stream
                 driver = Driver(spool_path, broker.port, rounds=200, rate=10_000)
-                target = kill_after + len(counter.received.first)
-                counter.wait_until("publishing started", partial(_received_at_least, target), 30)
+                assert driver.started.wait(30), "the driver appended nothing in 30 s"
+                # Its own seq kill_after delivered: counting all arrivals could be met by the previous boot's
+                # messages still queued at the broker for the subscriber, and kill this one before it appended.
+                key = ("gw1", driver.appended[0][1], kill_after)
+                counter.wait_until("publishing started", partial(_received_key, key), 30)
                 driver.kill9()
                 appended += driver.appended
                 boots.append(_boot_of(driver))
