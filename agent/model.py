@@ -152,7 +152,8 @@ class ReadLayout:
     them all good (``GoodReads``). ``points``, ``units`` and ``roles`` run in request order (how the values come off
     the wire); ``order`` lists their indexes in the plan's point order (how Samples and messages list them);
     ``request_of`` gives each value's request (its reply time is that request's stamp). Compared and hashed by
-    identity: a cache keyed by a layout (the KPI engine's routes) holds it alive, so an id is never reused."""
+    identity: a cache keyed by a layout (the KPI engine's per-layout routes) holds it alive, so an id is never
+    reused."""
 
     device: str
     points: tuple[str, ...]

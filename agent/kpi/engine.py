@@ -241,12 +241,15 @@ class KpiEngine:
 
     # --- ingest -------------------------------------------------------------------------------------------------
 
+    def _steady(self) -> Callable[[float], float] | None:
+        """After a wall-clock step: what makes sample times steady (None while there was none)."""
+        if self._watch is None:
+            return None
+        self._watch.check()
+        return self._watch.steady if self._frame.shift else None
+
     def ingest(self, samples: Iterable[Sample]) -> None:
-        steady: Callable[[float], float] | None = None  # after a wall-clock step: sample times made steady
-        if self._watch is not None:
-            self._watch.check()
-            if self._frame.shift:
-                steady = self._watch.steady
+        steady = self._steady()
         routes = self._routes
         for s in samples:
             if s.quality is not Quality.GOOD or s.value is None or isinstance(s.value, str):
@@ -263,11 +266,7 @@ class KpiEngine:
     def ingest_good(self, reads: GoodReads) -> None:
         """``ingest(reads.samples())`` without building the Samples: a poll that read every point good feeds the
         routed points straight from its columns (the unrouted ones cost nothing)."""
-        steady: Callable[[float], float] | None = None
-        if self._watch is not None:
-            self._watch.check()
-            if self._frame.shift:
-                steady = self._watch.steady
+        steady = self._steady()
         vector = self._vectors.get(reads.layout)
         if vector is None:
             vector = self._vector(reads)
@@ -290,14 +289,14 @@ class KpiEngine:
                 strings += 1
                 continue
             feeds = routes.get((lay.device, lay.points[i]))
+            r = lay.request_of[i]
             if feeds is None:
-                r = lay.request_of[i]
                 feeds = self._route(
                     Sample(lay.device, lay.points[i], reads.values[i], lay.units[i], Quality.GOOD, reads.stamps[r],
                            role=lay.roles[i])
                 )  # fmt: skip
             if feeds:
-                entries.append((i, lay.request_of[i], feeds))
+                entries.append((i, r, feeds))
         vector = (strings, entries)
         self._vectors[lay] = vector
         return vector

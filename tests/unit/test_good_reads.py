@@ -5,6 +5,7 @@ a poll with any point not good still produces Samples."""
 
 from __future__ import annotations
 
+import itertools
 import math
 import struct
 from typing import Any
@@ -157,8 +158,9 @@ async def test_the_kpi_engine_takes_the_same_energy_from_columns_as_from_samples
     )
     engines = [KpiEngine(cfg, {"m1": DeviceInfo("m1")}, "Asia/Shanghai", lambda: T0) for _ in range(2)]
     poller, _ = _poller()
+    ticks = itertools.count()  # every reading of the clock 0.4 s later: each read has its own reply time
+    poller._now = lambda: T0 + 0.4 * next(ticks)
     for k in range(0, 3700, 2):
-        poller._now = lambda k=k: T0 + k  # type: ignore[misc]
         kwh = 1000.0 + k * (0.5 if 450 <= k < 1350 else 0.25)  # 1800 kW, and 900 kW outside the peak
         result = await _poll(poller, _regs(12.5, 2301, -3.25, kwh, 45))
         assert result.good is not None

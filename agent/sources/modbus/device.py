@@ -18,6 +18,7 @@ A poll *fails* when no request got any reply. State changes are logged once: "<d
 from __future__ import annotations
 
 import logging
+import operator
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -195,14 +196,10 @@ class DevicePoller:
 
     def _layout_of(self, good: list[tuple[ReadRequest, bytes, tuple[Value, ...], float]]) -> ReadLayout:
         """The columns of these requests (cached while the device's requests stay the same objects)."""
-        cached = self._layout
-        if cached is not None:
-            known = cached[0]
-            if len(known) == len(good) and (
-                known[0] is good[0][0] if len(good) == 1 else all(r is g[0] for r, g in zip(known, good, strict=True))
-            ):
-                return cached[1]
         requests = tuple(g[0] for g in good)
+        cached = self._layout
+        if cached is not None and len(cached[0]) == len(requests) and all(map(operator.is_, cached[0], requests)):
+            return cached[1]
         points: list[str] = []
         request_of: list[int] = []
         for k, request in enumerate(requests):

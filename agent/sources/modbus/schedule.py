@@ -62,7 +62,7 @@ class SystemClock:
         return time.time()
 
     async def sleep_until(self, t: float) -> None:
-        while (delay := t - time.time()) > self.EARLY_S:  # reason: the wall clock, no event signals it
+        while (delay := t - time.time()) > self.EARLY_S:  # re-read after each wake: the wall clock may have stepped
             if delay > self.MAX_SLEEP_S:
                 await asyncio.sleep(self.MAX_SLEEP_S)
                 continue
